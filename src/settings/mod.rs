@@ -1,0 +1,289 @@
+//! The validated settings: what `guichet.toml` means once it has been read.
+//!
+//! Every value here has been checked by [`load`] (see `load.rs`), so the rest
+//! of the program never re-validates: a `ReopenWindow` is one of three
+//! shapes, a `Secret` is resolved and never printed, a department has an
+//! address. Key names follow SPEC.md "Settings file".
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::domain::{EmailAddress, EventKind};
+
+mod load;
+pub mod presets;
+
+pub use load::{Problem, SettingsError, load, load_str, render_masked, warnings};
+
+/// A password or key. Its `Debug` and `Display` print `********`, so that a
+/// secret cannot reach a log line by accident; [`Secret::expose`] is the one
+/// way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Where a secret came from, for `check-config` (`value`, `env NAME`,
+/// `file PATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Literal,
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file these settings were read from (for messages).
+    pub source: PathBuf,
+    pub helpdesk: HelpdeskSettings,
+    pub attachments: AttachmentSettings,
+    pub antivirus: Option<AntivirusSettings>,
+    pub imap: ImapSettings,
+    pub smtp: SmtpSettings,
+    pub database: DatabaseSettings,
+    pub trust: TrustSettings,
+    /// At least one; exactly one has `default = true` (or the only one is
+    /// the default).
+    pub departments: Vec<Department>,
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+impl Settings {
+    /// The department a message sent to `to` lands in: the one whose
+    /// address matches (plus-tags ignored), else the default one.
+    pub fn department_for(&self, to: &[EmailAddress]) -> &Department {
+        for addr in to {
+            let base = addr.without_tag();
+            if let Some(d) = self.departments.iter().find(|d| d.address == base) {
+                return d;
+            }
+        }
+        self.default_department()
+    }
+
+    pub fn default_department(&self) -> &Department {
+        self.departments
+            .iter()
+            .find(|d| d.default)
+            .unwrap_or(&self.departments[0])
+    }
+
+    pub fn department_named(&self, name: &str) -> Option<&Department> {
+        self.departments
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Every configured agent address, over all departments.
+    pub fn is_agent(&self, addr: &EmailAddress) -> bool {
+        self.departments.iter().any(|d| d.agents.contains(addr))
+    }
+
+    /// Is this one of our own support addresses (any department)?
+    pub fn is_support_address(&self, addr: &EmailAddress) -> bool {
+        let base = addr.without_tag();
+        self.departments.iter().any(|d| d.address == base) || base == self.smtp.from.address
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpdeskSettings {
+    /// `0` disables auto-close.
+    pub auto_close_days: u32,
+    pub auto_close_scope: AutoCloseScope,
+    pub reopen_days: ReopenWindow,
+    /// Contains `{id}` exactly once, e.g. `[#{id}]`.
+    pub subject_tag: String,
+    pub language: Language,
+    /// HMAC key of the reply tokens.
+    pub secret: Secret,
+    pub secret_source: SecretSource,
+    /// Automatic replies per sender and hour (robot safety). Default 5.
+    pub max_auto_replies_per_hour: u32,
+    /// Send agents' replies to the customer's Cc'd participants too. Default true.
+    pub reply_to_participants: bool,
+    /// Optional link for webhook messages, with `{id}`:
+    /// `https://desk.example.com/tickets/{id}`.
+    pub ticket_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCloseScope {
+    /// Only tickets whose last message came from an agent.
+    AwaitingCustomer,
+    /// Every open ticket.
+    Any,
+}
+
+/// `reopen_days`: `0` never, `-1` unlimited, `n` days after closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReopenWindow {
+    Never,
+    Days(u32),
+    Unlimited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    En,
+    Fr,
+}
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Fr => "fr",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AttachmentSettings {
+    pub enabled: bool,
+    /// Per file, decoded size, in MiB.
+    pub max_size_mb: u64,
+    /// Lower-case, without leading dots, deduplicated, in file order.
+    pub allowed_extensions: Vec<String>,
+    pub storage_dir: PathBuf,
+    /// `guichet cleanup` removes files of tickets closed longer ago than
+    /// this. `0` keeps files forever. Default 365.
+    pub retention_days: u32,
+}
+
+impl AttachmentSettings {
+    pub fn max_size_bytes(&self) -> u64 {
+        self.max_size_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AntivirusSettings {
+    pub clamd: ClamdAddress,
+    /// Per file. Default 30.
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdAddress {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Implicit,
+    StartTls,
+    /// Plain text: only accepted towards a loopback host.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub password_source: SecretSource,
+    pub folder: String,
+    pub poll_seconds: u64,
+    pub idle: bool,
+    /// Extra CA certificate (PEM) to trust, for a private mail server.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// `None`: submit without authentication.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_source: Option<SecretSource>,
+    /// The sender of every outgoing message.
+    pub from: MailboxName,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `Example Support <support@example.com>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxName {
+    pub name: Option<String>,
+    pub address: EmailAddress,
+}
+
+impl fmt::Display for MailboxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n} <{}>", self.address),
+            None => write!(f, "{}", self.address),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TrustSettings {
+    /// `Authentication-Results` headers from these servers are believed.
+    pub authserv_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Department {
+    pub name: String,
+    pub address: EmailAddress,
+    pub agents: Vec<EmailAddress>,
+    pub default: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub format: WebhookFormat,
+    /// Empty means every event.
+    pub events: Vec<EventKind>,
+    pub secret: Option<Secret>,
+    pub secret_source: Option<SecretSource>,
+}
+
+impl WebhookSettings {
+    pub fn wants(&self, event: EventKind) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    Auto,
+    Json,
+    Discord,
+    Slack,
+    Teams,
+}
