@@ -32,7 +32,7 @@ impl EmailAddress {
         if local.is_empty() || domain.is_empty() {
             return Err(format!("`{input}` is not an email address (empty part)"));
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) || domain.contains('@') {
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) || local.contains('@') {
             return Err(format!("`{input}` is not an email address"));
         }
         Ok(Self(s.to_ascii_lowercase()))
