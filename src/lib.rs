@@ -17,5 +17,6 @@
 
 pub mod adapters;
 pub mod domain;
+pub mod mail;
 pub mod rules;
 pub mod settings;

@@ -125,6 +125,9 @@ pub struct HelpdeskSettings {
     /// Optional link for webhook messages, with `{id}`:
     /// `https://desk.example.com/tickets/{id}`.
     pub ticket_url: Option<String>,
+    /// Directory whose `<lang>/<name>.txt` files replace the built-in
+    /// templates of outgoing mail.
+    pub templates_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

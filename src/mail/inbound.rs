@@ -1,0 +1,211 @@
+//! An inbound message as plain facts: who, to whom, which thread, what text.
+//!
+//! [`Inbound::parse`] never fails: mail that mail-parser cannot make sense of
+//! still gets a dedup key (the SHA-256 of its bytes) and a `problem`, so
+//! it is stored raw and surfaced instead of lost.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Address, HeaderValue, Message, MessageParser};
+use sha2::{Digest, Sha256};
+
+use crate::domain::EmailAddress;
+
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// Without `<>`.
+    pub message_id: Option<String>,
+    /// What makes this message "already seen": its Message-ID, or the
+    /// SHA-256 of its bytes when it has none.
+    pub dedup_key: String,
+    pub from: Option<EmailAddress>,
+    pub from_name: Option<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    /// `Delivered-To`, `X-Original-To`, `Envelope-To`: where a reply token
+    /// may hide when the visible To does not show it.
+    pub delivered_to: Vec<EmailAddress>,
+    pub reply_to: Vec<EmailAddress>,
+    pub subject: String,
+    pub date: Option<DateTime<Utc>>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The plain-text body (generated from HTML when there is none).
+    pub text: String,
+    pub html: Option<String>,
+    /// Raw `Authentication-Results` values, top first.
+    pub authentication_results: Vec<String>,
+    /// `Return-Path`: `Some("")` for the empty path `<>`.
+    pub return_path: Option<String>,
+    /// What was wrong with the message, if anything (unparseable, no
+    /// sender, no Message-ID…).
+    pub problem: Option<String>,
+}
+
+pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::default().parse(raw)
+}
+
+/// `sha256:<hex>` of the bytes.
+pub fn content_key(raw: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(raw)))
+}
+
+impl Inbound {
+    pub fn parse(raw: &[u8]) -> Inbound {
+        match parse_message(raw) {
+            Some(msg) => Self::from_message(&msg, raw),
+            None => Inbound {
+                dedup_key: content_key(raw),
+                problem: Some("mail-parser could not find any header in this message".into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn from_message(msg: &Message<'_>, raw: &[u8]) -> Inbound {
+        let message_id = msg
+            .message_id()
+            .map(|s| s.trim().trim_matches(['<', '>']).to_string())
+            .filter(|s| !s.is_empty());
+        let mut problems = Vec::new();
+        let dedup_key = match &message_id {
+            Some(id) => format!("mid:{id}"),
+            None => {
+                problems.push("no Message-ID: deduplicated by content hash".to_string());
+                content_key(raw)
+            }
+        };
+        let (from, from_name) = match msg.from().and_then(first_mailbox) {
+            Some((addr, name)) => (Some(addr), name),
+            None => {
+                problems.push("no usable From address".to_string());
+                (None, None)
+            }
+        };
+        let mut delivered_to = Vec::new();
+        for name in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+            for v in msg.header_values(name) {
+                if let Some(text) = v.as_text() {
+                    delivered_to.extend(EmailAddress::parse(text).ok());
+                }
+            }
+        }
+        let return_path = msg
+            .header_raw("Return-Path")
+            .map(|v| v.trim().trim_matches(['<', '>']).trim().to_string());
+        let html = msg.body_html(0).map(|h| h.into_owned());
+        let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+        Inbound {
+            message_id,
+            dedup_key,
+            from,
+            from_name,
+            to: addresses(msg.to()),
+            cc: addresses(msg.cc()),
+            delivered_to,
+            reply_to: addresses(msg.reply_to()),
+            subject: msg.subject().unwrap_or("").trim().to_string(),
+            date: msg
+                .date()
+                .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+            in_reply_to: id_list(msg.in_reply_to()),
+            references: id_list(msg.references()),
+            text,
+            html,
+            authentication_results: msg
+                .header_values("Authentication-Results")
+                .filter_map(|v| v.as_text().map(str::to_string))
+                .collect(),
+            return_path,
+            problem: (!problems.is_empty()).then(|| problems.join("; ")),
+        }
+    }
+
+    /// Every address this message was sent to (To, Cc, and the delivery
+    /// headers), for reply tokens and departments.
+    pub fn recipients(&self) -> impl Iterator<Item = &EmailAddress> {
+        self.to
+            .iter()
+            .chain(self.cc.iter())
+            .chain(self.delivered_to.iter())
+    }
+
+    /// In-Reply-To first, then References from the newest to the oldest:
+    /// the order in which a referenced Message-ID is most telling.
+    pub fn referenced_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.in_reply_to.clone();
+        for id in self.references.iter().rev() {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+}
+
+fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
+    v.as_text_list()
+        .map(|l| {
+            l.iter()
+                .map(|s| s.trim().trim_matches(['<', '>']).to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_mailbox(a: &Address<'_>) -> Option<(EmailAddress, Option<String>)> {
+    a.iter().find_map(|addr| {
+        let email = EmailAddress::parse(addr.address.as_deref()?).ok()?;
+        Some((email, addr.name.as_ref().map(|n| n.to_string())))
+    })
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Vec<EmailAddress> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|addr| EmailAddress::parse(addr.address.as_deref()?).ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_come_out_of_a_reply() {
+        let raw = b"From: Ann <Ann@Example.com>\r\nTo: support+t1.abc@example.test\r\n\
+Cc: bob@example.com, Carol <carol@example.com>\r\nDelivered-To: support+t9.x@example.test\r\n\
+Subject: =?utf-8?q?Re=3A_=5B=2312=5D_caf=C3=A9?=\r\nMessage-ID: <m2@example.com>\r\n\
+In-Reply-To: <m1@example.com>\r\nReferences: <m0@example.com> <m1@example.com>\r\n\
+Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
+        let m = Inbound::parse(raw);
+        assert_eq!(m.message_id.as_deref(), Some("m2@example.com"));
+        assert_eq!(m.dedup_key, "mid:m2@example.com");
+        assert_eq!(m.from.as_ref().unwrap().as_str(), "ann@example.com");
+        assert_eq!(m.from_name.as_deref(), Some("Ann"));
+        assert_eq!(m.subject, "Re: [#12] café");
+        assert_eq!(m.cc.len(), 2);
+        assert_eq!(m.delivered_to[0].as_str(), "support+t9.x@example.test");
+        assert_eq!(
+            m.referenced_ids(),
+            vec!["m1@example.com".to_string(), "m0@example.com".to_string()]
+        );
+        assert_eq!(m.date.unwrap().to_rfc3339(), "2026-11-03T09:00:00+00:00");
+        assert!(m.text.contains("Hello"));
+        assert!(m.problem.is_none());
+    }
+
+    #[test]
+    fn broken_mail_still_has_a_key_and_a_problem() {
+        let m = Inbound::parse(b"\x00\x01\x02 not a mail at all");
+        assert!(m.dedup_key.starts_with("sha256:"));
+        assert!(m.problem.is_some());
+        let m = Inbound::parse(b"Subject: hi\r\n\r\nno id, no from\r\n");
+        assert!(m.dedup_key.starts_with("sha256:"));
+        let p = m.problem.unwrap();
+        assert!(p.contains("no Message-ID") && p.contains("From"), "{p}");
+    }
+}

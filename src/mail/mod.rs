@@ -1,0 +1,7 @@
+//! Mail as data: inbound bytes → facts ([`inbound`]), outgoing facts →
+//! bytes ([`outbound`]), and the templates every outgoing text comes from
+//! ([`templates`]). No network here.
+
+pub mod inbound;
+pub mod outbound;
+pub mod templates;
