@@ -20,3 +20,4 @@ pub mod domain;
 pub mod mail;
 pub mod rules;
 pub mod settings;
+pub mod store;

@@ -1,0 +1,718 @@
+//! The database: tickets, messages, attachments' verdicts, events and the
+//! two outboxes (mail and webhooks), in SQLite (the embedded default) or
+//! PostgreSQL (several daemons).
+//!
+//! One SQL text serves both backends: placeholders are `$1…` (SQLite takes
+//! them too), ids come back with `RETURNING`, and times are chrono values
+//! (RFC 3339 text in SQLite, `timestamptz` in PostgreSQL). The two
+//! `match` arms of [`on_db!`] type-check the same body once per backend, so
+//! nothing is written twice. Rules never see this module: workers load
+//! plain rows, call the rules, and write the outcome in one transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+mod rows;
+pub use rows::*;
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction: everything one decision changes, committed at once.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same body against whichever backend `$store` is: `$c` is the
+/// pool (for [`Store`]) or the connection (for [`Tx`]).
+macro_rules! on_db {
+    (pool $store:expr, $c:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($c) => $body,
+            Store::Postgres($c) => $body,
+        }
+    };
+    (tx $tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            return Ok(Store::Postgres(pool));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .with_context(|| format!("unsupported database url `{url}`: use sqlite://PATH or postgres://…"))?;
+        if path != ":memory:" {
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .with_context(|| format!("bad SQLite path `{path}`"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a crash of the process; only a
+            // power cut may lose the last commits, and IMAP still has them.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {path}"))?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
+            Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+        }
+        .context("cannot apply the database migrations")
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A write transaction. SQLite takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write never fails half-way.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.context("cannot begin a transaction")?),
+            Store::Postgres(p) => Tx::Postgres(p.begin().await.context("cannot begin a transaction")?),
+        })
+    }
+
+    pub async fn close(&self) {
+        on_db!(pool self, p => p.close().await)
+    }
+
+    // ---- reading (CLI, workers) ----
+
+    pub async fn tickets(&self, status: Option<&str>) -> Result<Vec<TicketRow>> {
+        let rows = on_db!(pool self, p => {
+            sqlx::query_as::<_, TicketRow>(
+                "SELECT * FROM tickets WHERE ($1 IS NULL OR status = $1) ORDER BY id",
+            )
+            .bind(status)
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows)
+    }
+
+    pub async fn ticket(&self, id: i64) -> Result<Option<TicketRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })?)
+    }
+
+    pub async fn messages(&self, ticket: i64) -> Result<Vec<MessageRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, MessageRow>(
+                "SELECT id, ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note \
+                 FROM messages WHERE ticket_id = $1 ORDER BY id",
+            )
+            .bind(ticket)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    pub async fn attachments(&self, ticket: i64) -> Result<Vec<AttachmentRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, AttachmentRow>("SELECT * FROM attachments WHERE ticket_id = $1 ORDER BY id")
+                .bind(ticket)
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    pub async fn events(&self, ticket: i64) -> Result<Vec<EventRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, EventRow>("SELECT * FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+                .bind(ticket)
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    /// Tickets linked to this one, either way (continued from / continued by).
+    pub async fn linked_tickets(&self, ticket: i64) -> Result<Vec<i64>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT linked_from FROM tickets WHERE id = $1 AND linked_from IS NOT NULL \
+                 UNION SELECT id FROM tickets WHERE linked_from = $1 ORDER BY 1",
+            )
+            .bind(ticket)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    pub async fn participants(&self, ticket: i64) -> Result<Vec<ParticipantRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, ParticipantRow>("SELECT * FROM participants WHERE ticket_id = $1 ORDER BY address")
+                .bind(ticket)
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    /// Tickets not closed, for the auto-close sweep.
+    pub async fn open_tickets(&self) -> Result<Vec<TicketRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, TicketRow>(
+                "SELECT * FROM tickets WHERE status IN ('open', 'awaiting_customer') ORDER BY id",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT raw FROM raw_messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })?)
+    }
+
+    /// Raw messages that could not be placed in a ticket (unparseable…).
+    pub async fn problem_messages(&self) -> Result<Vec<(i64, String, DateTime<Utc>)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (i64, String, DateTime<Utc>)>(
+                "SELECT r.id, r.problem, r.received_at FROM raw_messages r \
+                 WHERE r.problem IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.raw_id = r.id) ORDER BY r.id",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (i64, i64)>("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
+                .bind(mailbox)
+                .fetch_optional(p)
+                .await
+        })?)
+    }
+
+    pub async fn count(&self, table: CountedTable) -> Result<i64> {
+        let sql = match table {
+            CountedTable::Tickets => "SELECT COUNT(*) FROM tickets",
+            CountedTable::RawMessages => "SELECT COUNT(*) FROM raw_messages",
+            CountedTable::Messages => "SELECT COUNT(*) FROM messages",
+            CountedTable::PendingMail => "SELECT COUNT(*) FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL",
+            CountedTable::PendingWebhooks => {
+                "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND dead_at IS NULL"
+            }
+        };
+        Ok(on_db!(pool self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
+    }
+
+    // ---- the mail outbox ----
+
+    /// Takes up to `limit` due messages and leases them until `now + lease`,
+    /// so that another daemon does not send them too.
+    pub async fn claim_due_mail(&self, now: DateTime<Utc>, lease: chrono::Duration, limit: i64) -> Result<Vec<OutboxMailRow>> {
+        const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
+               AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
+             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
+        const POSTGRES: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
+               AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
+        let until = now + lease;
+        let mut rows = match self {
+            Store::Sqlite(p) => sqlx::query_as::<_, OutboxMailRow>(SQLITE).bind(until).bind(now).bind(limit).fetch_all(p).await?,
+            Store::Postgres(p) => sqlx::query_as::<_, OutboxMailRow>(POSTGRES).bind(until).bind(now).bind(limit).fetch_all(p).await?,
+        };
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    pub async fn mail_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query("UPDATE outbox_mail SET sent_at = $1, locked_until = NULL, last_error = NULL WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// `retry_at = None`: a permanent failure, never tried again.
+    pub async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE outbox_mail SET last_error = $1, locked_until = NULL, \
+                 next_attempt_at = COALESCE($2, next_attempt_at), failed_at = CASE WHEN $2 IS NULL THEN $3 ELSE NULL END \
+                 WHERE id = $4",
+            )
+            .bind(error)
+            .bind(retry_at)
+            .bind(now)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    // ---- the webhook outbox ----
+
+    /// Due deliveries, at most one per (endpoint, ticket): the oldest one
+    /// not yet delivered, so that each endpoint hears of a ticket in order.
+    pub async fn claim_due_webhooks(&self, now: DateTime<Utc>, lease: chrono::Duration, limit: i64) -> Result<Vec<WebhookRow>> {
+        const SQL: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+               AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
+               AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
+                           AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
+               ORDER BY w.id LIMIT $3) \
+             RETURNING id, event_id, endpoint, ticket_id, payload, created_at, attempts";
+        let until = now + lease;
+        let mut rows = on_db!(pool self, p => {
+            sqlx::query_as::<_, WebhookRow>(SQL).bind(until).bind(now).bind(limit).fetch_all(p).await
+        })?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    pub async fn webhook_result(&self, id: i64, outcome: WebhookOutcome<'_>, now: DateTime<Utc>) -> Result<()> {
+        let (status, error, delivered, dead, next): (Option<i64>, Option<&str>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = match outcome {
+            WebhookOutcome::Delivered { status } => (Some(status.into()), None, Some(now), None, None),
+            WebhookOutcome::Retry { status, error, at } => (status.map(i64::from), Some(error), None, None, Some(at)),
+            WebhookOutcome::Dead { status, error } => (status.map(i64::from), Some(error), None, Some(now), None),
+        };
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE webhook_outbox SET last_status = $1, last_error = $2, delivered_at = $3, dead_at = $4, \
+                 next_attempt_at = COALESCE($5, next_attempt_at), locked_until = NULL WHERE id = $6",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(delivered)
+            .bind(dead)
+            .bind(next)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    // ---- facts for `guichet stats` and `cleanup` ----
+
+    pub async fn all_events(&self, since: Option<DateTime<Utc>>) -> Result<Vec<EventRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, EventRow>("SELECT * FROM ticket_events WHERE ($1 IS NULL OR occurred_at >= $1) ORDER BY id")
+                .bind(since)
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    pub async fn all_tickets_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<TicketRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, TicketRow>(
+                "SELECT * FROM tickets WHERE ($1 IS NULL OR created_at >= $1 OR closed_at >= $1) ORDER BY id",
+            )
+            .bind(since)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    pub async fn all_attachments(&self, since: Option<DateTime<Utc>>) -> Result<Vec<AttachmentRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, AttachmentRow>("SELECT * FROM attachments WHERE ($1 IS NULL OR created_at >= $1) ORDER BY id")
+                .bind(since)
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    pub async fn all_webhook_deliveries(&self, since: Option<DateTime<Utc>>) -> Result<Vec<WebhookStatusRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, WebhookStatusRow>(
+                "SELECT created_at, delivered_at, dead_at, attempts FROM webhook_outbox \
+                 WHERE ($1 IS NULL OR created_at >= $1) ORDER BY id",
+            )
+            .bind(since)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// Stored files (by hash) and whether any ticket that is not closed
+    /// long ago still refers to them: `(sha256, still_needed)`.
+    pub async fn stored_files(&self, closed_before: DateTime<Utc>) -> Result<Vec<(String, bool)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (String, bool)>(
+                "SELECT a.sha256, MAX(CASE WHEN t.closed_at IS NULL OR t.closed_at >= $1 THEN 1 ELSE 0 END) = 1 \
+                 FROM attachments a JOIN tickets t ON t.id = a.ticket_id \
+                 WHERE a.sha256 IS NOT NULL GROUP BY a.sha256 ORDER BY a.sha256",
+            )
+            .bind(closed_before)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+}
+
+/// What happened to one webhook delivery attempt.
+pub enum WebhookOutcome<'a> {
+    Delivered { status: u16 },
+    Retry { status: Option<u16>, error: &'a str, at: DateTime<Utc> },
+    Dead { status: Option<u16>, error: &'a str },
+}
+
+pub enum CountedTable {
+    Tickets,
+    RawMessages,
+    Messages,
+    PendingMail,
+    PendingWebhooks,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+        .context("cannot commit")
+    }
+
+    /// Stores the raw bytes under `dedup_key`; `None` when that key is
+    /// stored already (rule 1, "already seen"), even by another daemon.
+    pub async fn insert_raw(&mut self, m: &NewRaw<'_>) -> Result<Option<i64>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            )
+            .bind(m.dedup_key)
+            .bind(m.raw)
+            .bind(m.raw.len() as i64)
+            .bind(m.received_at)
+            .bind(m.mailbox)
+            .bind(m.imap_uid)
+            .bind(m.problem)
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
+    pub async fn is_known(&mut self, dedup_key: &str) -> Result<bool> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM raw_messages WHERE dedup_key = $1")
+                .bind(dedup_key)
+                .fetch_one(&mut *c)
+                .await
+        })? > 0)
+    }
+
+    pub async fn set_raw_problem(&mut self, raw_id: i64, problem: &str) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query("UPDATE raw_messages SET problem = $1 WHERE id = $2").bind(problem).bind(raw_id).execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The ticket of the first of `ids` that Guichet received or sent.
+    pub async fn ticket_of_message_ids(&mut self, ids: &[String]) -> Result<Option<(i64, String)>> {
+        for id in ids.iter().take(50) {
+            let found = on_db!(tx self, c => {
+                sqlx::query_scalar::<_, i64>("SELECT ticket_id FROM known_message_ids WHERE message_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await
+            })?;
+            if let Some(t) = found {
+                return Ok(Some((t, id.clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn ticket(&mut self, id: i64) -> Result<Option<TicketRow>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1").bind(id).fetch_optional(&mut *c).await
+        })?)
+    }
+
+    pub async fn participants(&mut self, ticket: i64) -> Result<Vec<ParticipantRow>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, ParticipantRow>("SELECT * FROM participants WHERE ticket_id = $1 ORDER BY address")
+                .bind(ticket)
+                .fetch_all(&mut *c)
+                .await
+        })?)
+    }
+
+    pub async fn create_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO tickets (subject, department, priority, client, status, language, created_at, \
+                 last_activity_at, last_message_from, linked_from) \
+                 VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING id",
+            )
+            .bind(t.subject)
+            .bind(t.department)
+            .bind(t.client)
+            .bind(t.language)
+            .bind(t.now)
+            .bind(t.linked_from)
+            .fetch_one(&mut *c)
+            .await
+        })?)
+    }
+
+    pub async fn add_participant(&mut self, ticket: i64, address: &str, role: &str) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query("INSERT INTO participants (ticket_id, address, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(ticket)
+                .bind(address)
+                .bind(role)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Adds a message and remembers its Message-ID for threading.
+    pub async fn add_message(&mut self, m: &NewMessage<'_>) -> Result<i64> {
+        let id = on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(m.ticket_id)
+            .bind(m.raw_id)
+            .bind(m.direction)
+            .bind(m.kind)
+            .bind(m.from_addr)
+            .bind(m.date)
+            .bind(m.message_id)
+            .bind(m.rule)
+            .bind(m.text)
+            .bind(m.note)
+            .fetch_one(&mut *c)
+            .await
+        })?;
+        if let Some(mid) = m.message_id {
+            self.remember_message_id(mid, m.ticket_id).await?;
+        }
+        Ok(id)
+    }
+
+    pub async fn remember_message_id(&mut self, message_id: &str, ticket: i64) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query("INSERT INTO known_message_ids (message_id, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(message_id)
+                .bind(ticket)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn add_attachment(&mut self, a: &NewAttachment<'_>) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query(
+                "INSERT INTO attachments (message_id, ticket_id, filename, extension, size, declared_type, sniffed_type, \
+                 sha256, verdict, reason_code, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(a.message_id)
+            .bind(a.ticket_id)
+            .bind(a.filename)
+            .bind(a.extension)
+            .bind(a.size)
+            .bind(a.declared_type)
+            .bind(a.sniffed_type)
+            .bind(a.sha256)
+            .bind(a.verdict)
+            .bind(a.reason_code)
+            .bind(a.reason)
+            .bind(a.created_at)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Writes back the mutable fields of a ticket.
+    pub async fn save_ticket(&mut self, t: &TicketRow) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query(
+                "UPDATE tickets SET subject = $1, department = $2, priority = $3, status = $4, last_activity_at = $5, \
+                 last_message_from = $6, first_agent_reply_at = $7, closed_at = $8, close_reason = $9 WHERE id = $10",
+            )
+            .bind(&t.subject)
+            .bind(&t.department)
+            .bind(&t.priority)
+            .bind(&t.status)
+            .bind(t.last_activity_at)
+            .bind(&t.last_message_from)
+            .bind(t.first_agent_reply_at)
+            .bind(t.closed_at)
+            .bind(&t.close_reason)
+            .bind(t.id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Records an event on its ticket and queues one delivery per endpoint
+    /// that wants it: in the same transaction as the change (outbox).
+    pub async fn record_event(&mut self, e: &NewEvent<'_>, endpoints: &[&str]) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query("INSERT INTO ticket_events (event_id, ticket_id, event, occurred_at, data) VALUES ($1, $2, $3, $4, $5)")
+                .bind(e.event_id)
+                .bind(e.ticket_id)
+                .bind(e.event)
+                .bind(e.occurred_at)
+                .bind(e.data)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        for endpoint in endpoints {
+            on_db!(tx self, c => {
+                sqlx::query(
+                    "INSERT INTO webhook_outbox (event_id, endpoint, ticket_id, payload, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(e.event_id)
+                .bind(*endpoint)
+                .bind(e.ticket_id)
+                .bind(e.payload)
+                .bind(e.occurred_at)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Queues a message for SMTP and remembers its Message-ID for threading.
+    pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query(
+                "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(m.ticket_id)
+            .bind(m.kind)
+            .bind(m.envelope_from)
+            .bind(m.recipients)
+            .bind(m.message_id)
+            .bind(m.raw)
+            .bind(m.now)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if let Some(t) = m.ticket_id {
+            self.remember_message_id(m.message_id, t).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_mailbox_state(&mut self, mailbox: &str, uidvalidity: i64, last_uid: i64) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query(
+                "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3) \
+                 ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
+                 last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity \
+                   AND mailbox_state.last_uid > excluded.last_uid THEN mailbox_state.last_uid ELSE excluded.last_uid END",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(last_uid)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn auto_replies_since(&mut self, address: &str, since: DateTime<Utc>) -> Result<i64> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM auto_replies WHERE address = $1 AND sent_at >= $2")
+                .bind(address)
+                .bind(since)
+                .fetch_one(&mut *c)
+                .await
+        })?)
+    }
+
+    pub async fn record_auto_reply(&mut self, address: &str, at: DateTime<Utc>) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query("INSERT INTO auto_replies (address, sent_at) VALUES ($1, $2)")
+                .bind(address)
+                .bind(at)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}
