@@ -13,11 +13,17 @@
 //! - [`rules`]: the decisions of SPEC.md, no I/O: threading, reply tokens,
 //!   sender trust, robots and bounces, quote stripping, agent commands,
 //!   attachment policy, lifecycle, webhook shapes and signing, retries.
+//! - [`mail`]: inbound bytes → facts, outgoing facts → bytes, templates.
 //! - [`adapters`]: IMAP in, SMTP out, clamd, attachment files, webhook HTTP.
+//! - [`store`]: SQLite or PostgreSQL: tickets, raw mail, events, outboxes.
+//! - [`workers`]: ingest, notify, deliver, sweep, and the daemon's loops.
+//! - [`cli`]: the `guichet` command line.
 
 pub mod adapters;
+pub mod cli;
 pub mod domain;
 pub mod mail;
 pub mod rules;
 pub mod settings;
 pub mod store;
+pub mod workers;

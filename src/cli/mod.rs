@@ -1,0 +1,307 @@
+//! The `guichet` command line (SPEC "Command line"): parsing with clap,
+//! then one function per subcommand. Exit codes: 0 success, 1 failure,
+//! 2 invalid settings or usage, 3 not found.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::settings::presets::Preset;
+use crate::settings::{self, Settings};
+use crate::store::Store;
+use crate::workers::daemon::{self, Clock, Runtime};
+
+mod show;
+
+#[derive(Debug, Parser)]
+#[command(name = "guichet", version, about = "Email-gateway helpdesk daemon: mail in, tickets, replies out, webhooks")]
+pub struct Cli {
+    /// Settings file [default: $GUICHET_CONFIG, else ./guichet.toml]
+    #[arg(long, global = true, env = "GUICHET_CONFIG", default_value = "guichet.toml")]
+    pub config: PathBuf,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented settings file from one of the seed's presets
+    Init {
+        #[arg(long, value_enum)]
+        preset: Preset,
+        /// Where to write it [default: the --config path]
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the settings file: every problem with its line, secrets masked
+    CheckConfig,
+    /// Run the daemon (IMAP in, SMTP out, webhooks, auto-close)
+    Run {
+        /// One pass over the mailbox, due lifecycle work and deliveries, then exit
+        #[arg(long)]
+        once: bool,
+        /// The clock for this pass (RFC 3339), for tests and dry runs
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// List or show tickets
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Dry run of one message against the current store and settings: every
+    /// decision in order, nothing changed
+    Explain {
+        /// The message file (.eml)
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Webhook endpoints
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+    /// Help-desk metrics for a period
+    Stats {
+        /// Start of the period (YYYY-MM-DD or RFC 3339) [default: everything]
+        #[arg(long, value_parser = parse_date)]
+        since: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Remove stored files of tickets closed longer than the retention
+    Cleanup {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Apply the database migrations
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    /// All tickets, oldest first
+    List {
+        /// open | awaiting_customer | closed | resolved
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One ticket with its messages, attachments' verdicts and events
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Messages stored raw that could not be placed in a ticket
+    Problems {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// POST a demonstration event to every endpoint (or --url) and show the answer
+    Test {
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time (2026-11-25T10:00:00Z): {e}"))
+}
+
+fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    parse_rfc3339(s)
+}
+
+/// A failure with its exit code.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { code: 1, error: e.into() }
+    }
+}
+
+fn fail(code: u8, error: anyhow::Error) -> Failure {
+    Failure { code, error }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GUICHET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,async_imap=warn,lettre=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub async fn main_with(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format);
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load_settings(path: &Path) -> Result<Settings, Failure> {
+    settings::load(path).map_err(|e| fail(2, anyhow::anyhow!("invalid settings:\n{e}")))
+}
+
+async fn open_store(s: &Settings) -> Result<Store, Failure> {
+    let store = Store::connect(&s.database.url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init { preset, output, force } => {
+            let path = output.unwrap_or(cli.config);
+            if path.exists() && !force {
+                return Err(fail(1, anyhow::anyhow!("{} exists already (use --force to overwrite it)", path.display())));
+            }
+            std::fs::write(&path, settings::presets::render(preset)).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {} (preset {:?}); edit the mail server placeholders, then run `guichet check-config`", path.display(), preset);
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let s = load_settings(&cli.config)?;
+            print!("{}", settings::render_masked(&s));
+            for w in settings::warnings(&s) {
+                println!("warning: {w}");
+            }
+            println!("{}: valid", cli.config.display());
+            Ok(())
+        }
+        Command::Migrate => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            println!("database up to date ({})", store.backend());
+            Ok(())
+        }
+        Command::Run { once, now } => {
+            let s = load_settings(&cli.config)?;
+            let clock = now.map(Clock::Fixed).unwrap_or(Clock::System);
+            if once {
+                let rt = Runtime::start(s, clock).await?;
+                daemon::run_once(&rt).await?;
+                rt.store.close().await;
+                Ok(())
+            } else {
+                run_daemon(&cli.config, s, clock).await
+            }
+        }
+        Command::Tickets { command } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            match command {
+                TicketsCommand::List { status, json } => show::list(&store, status.as_deref(), json).await,
+                TicketsCommand::Show { id, json } => show::show(&store, id, json).await,
+                TicketsCommand::Problems { json } => show::problems(&store, json).await,
+            }
+        }
+        Command::Explain { file, json, now } => {
+            let s = load_settings(&cli.config)?;
+            let raw = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            show::explain(&s, &raw, json, now.unwrap_or_else(Utc::now)).await
+        }
+        Command::Webhook { command: WebhookCommand::Test { url } } => {
+            let s = load_settings(&cli.config)?;
+            show::webhook_test(&s, url.as_deref()).await
+        }
+        Command::Stats { since, json, now } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            show::stats(&store, &s, since, now.unwrap_or_else(Utc::now), json).await
+        }
+        Command::Cleanup { dry_run, now } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            show::cleanup(&store, &s, now.unwrap_or_else(Utc::now), dry_run).await
+        }
+    }
+}
+
+/// The daemon under signals: SIGTERM/Ctrl-C stop it cleanly; SIGHUP loads
+/// the settings again and restarts the loops with them, or keeps the old
+/// ones (and says why) when the file is invalid.
+async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        let rt = Arc::new(Runtime::start(s.clone(), clock).await?);
+        let (stop, stopped) = watch::channel(false);
+        let mut task = tokio::spawn(daemon::run_forever(rt.clone(), stopped));
+        tracing::info!(config = %config.display(), "guichet running");
+        let reload = loop {
+            tokio::select! {
+                r = &mut task => {
+                    r.context("daemon task panicked")??;
+                    return Ok(());
+                }
+                _ = term.recv() => break None,
+                _ = tokio::signal::ctrl_c() => break None,
+                _ = hup.recv() => match settings::load(config) {
+                    Ok(new) => break Some(new),
+                    Err(e) => tracing::error!("SIGHUP: the settings file is invalid, keeping the old settings:\n{e}"),
+                },
+            }
+        };
+        let _ = stop.send(true);
+        tracing::info!("stopping: finishing the message in hand");
+        task.await.context("daemon task panicked")??;
+        rt.store.close().await;
+        match reload {
+            Some(new) => {
+                tracing::info!("SIGHUP: settings reloaded");
+                s = new;
+            }
+            None => {
+                tracing::info!("stopped");
+                return Ok(());
+            }
+        }
+    }
+}

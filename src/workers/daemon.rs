@@ -1,0 +1,243 @@
+//! `guichet run`: the IMAP loop, the outbox and sweep timers, SIGHUP reload
+//! and clean shutdown.
+//!
+//! Shutdown is a `watch` value handed to every loop (mini-redis style): a
+//! loop checks it between messages, never inside one, so the message in
+//! hand is either committed or left untouched on the server.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+use crate::adapters::imap::Mailbox;
+use crate::adapters::smtp::SmtpSender;
+use crate::adapters::webhook_http::WebhookClient;
+use crate::mail::templates::Templates;
+use crate::settings::Settings;
+use crate::store::Store;
+
+use super::ingest::{self, Options, Outcome, Source};
+use super::{Ctx, deliver, sweep};
+
+/// What a pass over the mailbox did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct PassReport {
+    pub fetched: usize,
+    pub new_tickets: usize,
+    pub appended: usize,
+    pub already_seen: usize,
+    pub unplaced: usize,
+}
+
+/// The clock: real time, or the instant `--now` gave.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Everything that lives as long as the daemon.
+pub struct Runtime {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub templates: Arc<Templates>,
+    pub smtp: SmtpSender,
+    pub webhooks: WebhookClient,
+    pub clock: Clock,
+}
+
+impl Runtime {
+    pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Runtime> {
+        let store = Store::connect(&settings.database.url).await?;
+        store.migrate().await?;
+        let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
+        let smtp = SmtpSender::new(&settings.smtp)?;
+        let webhooks = WebhookClient::new()?;
+        Ok(Runtime { settings: Arc::new(settings), store, templates: Arc::new(templates), smtp, webhooks, clock })
+    }
+
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx { settings: &self.settings, store: &self.store, templates: &self.templates, now: self.clock.now() }
+    }
+}
+
+fn mailbox_key(s: &Settings) -> String {
+    format!("{}@{}/{}", s.imap.username, s.imap.host, s.imap.folder)
+}
+
+/// One pass over the mailbox: repair flags left by a crash, then ingest
+/// every message after the last UID, flagging each batch once committed.
+pub async fn mailbox_pass(rt: &Runtime, mailbox: &mut Mailbox, shutdown: &watch::Receiver<bool>) -> anyhow::Result<PassReport> {
+    let s = &rt.settings;
+    let key = mailbox_key(s);
+    let validity = mailbox.uid_validity();
+    let last = match rt.store.mailbox_state(&key).await? {
+        Some((v, last)) if v == i64::from(validity) => last as u32,
+        Some(_) => {
+            tracing::warn!(mailbox = %key, "UIDVALIDITY changed: reading the whole mailbox again (duplicates are recognised)");
+            0
+        }
+        None => 0,
+    };
+    // committed but not flagged (a crash between the two): flag them now
+    let unmarked = mailbox.unmarked_up_to(last).await?;
+    if !unmarked.is_empty() {
+        mailbox.mark_processed(&unmarked).await?;
+    }
+    let mut report = PassReport::default();
+    let uids = mailbox.uids_after(last).await?;
+    for chunk in uids.chunks(200) {
+        let mails = mailbox.fetch(chunk).await?;
+        let mut done = Vec::with_capacity(mails.len());
+        for mail in mails {
+            if *shutdown.borrow() {
+                break;
+            }
+            let source = Source { mailbox: Some(key.clone()), uid: Some(mail.uid), uid_validity: Some(validity) };
+            let ctx = rt.ctx();
+            let outcome = match ingest::ingest(&ctx, &mail.raw, &source, Options::default()).await {
+                Ok((o, _)) => o,
+                Err(e) => {
+                    // keep the bytes and move on: a message must never block the mailbox
+                    tracing::error!(uid = mail.uid, error = format!("{e:#}"), "cannot handle message; storing it raw");
+                    ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}")).await.context("cannot even store the message raw")?
+                }
+            };
+            report.fetched += 1;
+            match outcome {
+                Outcome::AlreadySeen => report.already_seen += 1,
+                Outcome::Ticket { created: true, .. } => report.new_tickets += 1,
+                Outcome::Ticket { .. } => report.appended += 1,
+                Outcome::Unplaced { .. } => report.unplaced += 1,
+            }
+            done.push(mail.uid);
+        }
+        mailbox.mark_processed(&done).await?;
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// `run --once`: new mail, due lifecycle work, queued deliveries; then exit.
+pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
+    let (_tx, shutdown) = watch::channel(false);
+    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+    let report = mailbox_pass(rt, &mut mailbox, &shutdown).await?;
+    let _ = mailbox.logout().await;
+    tracing::info!(?report, "mailbox pass done");
+    let closed = sweep::sweep(&rt.ctx()).await?;
+    let mail = deliver::deliver_mail(&rt.ctx(), &rt.smtp).await?;
+    let hooks = deliver::deliver_webhooks(&rt.ctx(), &rt.webhooks).await?;
+    tracing::info!(closed, ?mail, ?hooks, "pass done");
+    println!("{}", serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks}));
+    Ok(())
+}
+
+/// The daemon: runs until `shutdown` turns true.
+pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let wake_delivery = Arc::new(Notify::new());
+    let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake_delivery.clone()));
+    let delivery = tokio::spawn(delivery_loop(rt.clone(), shutdown.clone(), wake_delivery.clone()));
+    let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone()));
+    let (a, b, c) = tokio::join!(imap, delivery, sweeper);
+    a??;
+    b??;
+    c??;
+    Ok(())
+}
+
+async fn sleep_or_shutdown(d: StdDuration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.changed() => true,
+    }
+}
+
+async fn imap_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> anyhow::Result<()> {
+    let mut backoff = StdDuration::from_secs(1);
+    while !*shutdown.borrow() {
+        let mut mailbox = match Mailbox::connect(&rt.settings.imap).await {
+            Ok(m) => {
+                backoff = StdDuration::from_secs(1);
+                m
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "IMAP connection failed");
+                if sleep_or_shutdown(backoff, &mut shutdown).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(StdDuration::from_secs(300));
+                continue;
+            }
+        };
+        tracing::info!(host = %rt.settings.imap.host, folder = %rt.settings.imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
+        loop {
+            match mailbox_pass(&rt, &mut mailbox, &shutdown).await {
+                Ok(report) => {
+                    if report.fetched > 0 {
+                        tracing::info!(?report, "mailbox pass");
+                        wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "mailbox pass failed; reconnecting");
+                    break;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait = StdDuration::from_secs(rt.settings.imap.poll_seconds.max(1));
+            if let Err(e) = mailbox.wait_for_news(wait, &mut shutdown.clone()).await {
+                tracing::warn!(error = format!("{e:#}"), "IMAP wait failed; reconnecting");
+                break;
+            }
+        }
+        let _ = mailbox.logout().await;
+    }
+    Ok(())
+}
+
+async fn delivery_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> anyhow::Result<()> {
+    while !*shutdown.borrow() {
+        let ctx = rt.ctx();
+        if let Err(e) = deliver::deliver_mail(&ctx, &rt.smtp).await {
+            tracing::warn!(error = format!("{e:#}"), "mail delivery pass failed");
+        }
+        if let Err(e) = deliver::deliver_webhooks(&ctx, &rt.webhooks).await {
+            tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed");
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(StdDuration::from_secs(5)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    Ok(())
+}
+
+async fn sweep_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    while !*shutdown.borrow() {
+        if let Err(e) = sweep::sweep(&rt.ctx()).await {
+            tracing::warn!(error = format!("{e:#}"), "auto-close sweep failed");
+        }
+        if sleep_or_shutdown(StdDuration::from_secs(60), &mut shutdown).await {
+            break;
+        }
+    }
+    Ok(())
+}

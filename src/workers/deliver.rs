@@ -1,0 +1,142 @@
+//! Draining the outboxes: queued mail to SMTP, queued events to webhook
+//! endpoints. Rows are leased before sending, so two daemons never send the
+//! same row at once; a crash after sending and before marking sends it
+//! again (at least once), never loses it.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::adapters::smtp::{SendError, SmtpSender};
+use crate::adapters::webhook_http::WebhookClient;
+use crate::domain::EmailAddress;
+use crate::rules::webhooks::{self, Answer};
+use crate::settings::WebhookFormat;
+use crate::store::WebhookOutcome;
+
+use super::Ctx;
+
+/// Mail that could not be sent for this long is given up (and stays
+/// visible with its last error).
+const MAIL_MAX_AGE_ATTEMPTS: i64 = 20;
+/// Webhook events older than this are dead-lettered.
+const WEBHOOK_MAX_AGE: StdDuration = StdDuration::from_secs(3 * 24 * 3600);
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Delivered {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+/// Mail retry delay: 1 min, 2, 4 … capped at 1 h.
+fn mail_backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 7) - 1;
+    Duration::minutes((1i64 << exp).min(60))
+}
+
+pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<Delivered> {
+    let mut done = Delivered::default();
+    loop {
+        let batch = ctx.store.claim_due_mail(ctx.now, Duration::minutes(5), 100).await?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        for row in batch {
+            let from = EmailAddress::parse(&row.envelope_from).map_err(anyhow::Error::msg)?;
+            let to: Vec<EmailAddress> = row.recipients.split(',').filter_map(|a| EmailAddress::parse(a).ok()).collect();
+            match smtp.send_raw(&from, &to, &row.raw).await {
+                Ok(()) => {
+                    ctx.store.mail_sent(row.id, ctx.now).await?;
+                    tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
+                    done.sent += 1;
+                }
+                Err(SendError::Permanent(e)) => {
+                    tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
+                    ctx.store.mail_failed(row.id, &e, None, ctx.now).await?;
+                    done.failed += 1;
+                }
+                Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
+                    tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
+                    ctx.store.mail_failed(row.id, &e, None, ctx.now).await?;
+                    done.failed += 1;
+                }
+                Err(SendError::Transient(e)) => {
+                    let at = ctx.now + mail_backoff(row.attempts);
+                    tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
+                    ctx.store.mail_failed(row.id, &e, Some(at), ctx.now).await?;
+                    done.retried += 1;
+                    // the server is likely down: leave the rest for later
+                    return Ok(done);
+                }
+            }
+        }
+    }
+}
+
+pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::Result<Delivered> {
+    let mut done = Delivered::default();
+    if ctx.settings.webhooks.is_empty() {
+        return Ok(done);
+    }
+    loop {
+        let batch = ctx.store.claim_due_webhooks(ctx.now, Duration::minutes(2), 100).await?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        for row in batch {
+            let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint) else {
+                ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status: None, error: "endpoint no longer in the settings" }, ctx.now).await?;
+                done.failed += 1;
+                continue;
+            };
+            let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
+            let body = match format {
+                WebhookFormat::Json | WebhookFormat::Auto => row.payload.clone().into_bytes(),
+                _ => {
+                    let event = webhooks::event_from_payload(&row.payload)?;
+                    let shaped = webhooks::render(format, &event, ctx.settings.helpdesk.ticket_url.as_deref());
+                    serde_json::to_vec(&shaped)?
+                }
+            };
+            let headers = match &endpoint.secret {
+                Some(secret) => webhooks::headers(secret.expose(), &row.event_id, ctx.now.timestamp(), &body),
+                None => vec![("webhook-id", row.event_id.clone()), ("webhook-timestamp", ctx.now.timestamp().to_string())],
+            };
+            let answer = client.post(&endpoint.url, &body, &headers).await;
+            let (status, retry_after, error) = match &answer {
+                Ok(a) => (Some(a.status), a.retry_after.clone(), format!("HTTP {}: {}", a.status, a.body_excerpt.chars().take(200).collect::<String>())),
+                Err(e) => (None, None, e.clone()),
+            };
+            match webhooks::classify(status, retry_after.as_deref(), ctx.now) {
+                Answer::Delivered => {
+                    ctx.store.webhook_result(row.id, WebhookOutcome::Delivered { status: status.unwrap_or(200) }, ctx.now).await?;
+                    tracing::info!(event = %row.event_id, endpoint = %row.endpoint, "webhook delivered");
+                    done.sent += 1;
+                }
+                Answer::Permanent { why } => {
+                    let error = format!("{why} ({error})");
+                    tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook refused for good");
+                    ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status, error: &error }, ctx.now).await?;
+                    done.failed += 1;
+                }
+                Answer::Retry { after } => {
+                    let first = row.created_at;
+                    if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
+                        tracing::error!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook dead-lettered after its maximum age");
+                        ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status, error: &error }, ctx.now).await?;
+                        done.failed += 1;
+                        continue;
+                    }
+                    let jitter: f64 = rand::random();
+                    let delay = webhooks::next_delay(row.attempts.max(1) as u32, after, jitter);
+                    let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
+                    tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, retry_at = %at, "webhook not delivered, will retry");
+                    ctx.store.webhook_result(row.id, WebhookOutcome::Retry { status, error: &error, at }, ctx.now).await?;
+                    done.retried += 1;
+                }
+            }
+        }
+    }
+}

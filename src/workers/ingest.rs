@@ -1,0 +1,842 @@
+//! One inbound message, from raw bytes to a committed ticket change.
+//!
+//! The order is the contract of SPEC.md: the raw bytes are stored first
+//! (rule 1 makes this idempotent), the message is classified (robot or
+//! bounce, sender class), placed by the threading rules, its files go
+//! through the attachment gate, and everything it causes (ticket change,
+//! outgoing mail, webhook events, the mailbox's last UID) is written in
+//! ONE transaction. A crash before the commit changes nothing; after it,
+//! the IMAP flag is set by the caller, and a restart finds the message
+//! already seen.
+//!
+//! Every decision is also written to a [`Trace`], which `guichet explain`
+//! prints after running the same code in a transaction it rolls back.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::adapters::{clamd, file_store};
+use crate::domain::{CloseReason, EmailAddress, EventKind, TicketId, TicketStatus};
+use crate::mail::inbound::{Inbound, parse_message};
+use crate::mail::outbound::{Automation, FileToSend};
+use crate::rules::attachments::{self, Checked, FilePart, Policy, Refusal};
+use crate::rules::commands::{self, Command};
+use crate::rules::lifecycle::{self, LinkReason, ReplyToClosed};
+use crate::rules::quotes;
+use crate::rules::robots::{self, Classification, MailKind};
+use crate::rules::senders::{self, SenderClass};
+use crate::rules::threading::{self, Clues, Placement, Rule, SubjectTag};
+use crate::rules::reply_token;
+use crate::settings::Language;
+use crate::store::{NewAttachment, NewMessage, NewRaw, NewTicket, TicketRow, Tx};
+
+use super::notify::{self, Notice};
+use super::{Ctx, events};
+
+/// Where a message came from (for the mailbox's last UID and the raw row).
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub mailbox: Option<String>,
+    pub uid: Option<u32>,
+    pub uid_validity: Option<u32>,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    AlreadySeen,
+    Ticket { ticket_id: i64, rule: String, created: bool },
+    /// Stored raw, on no ticket: the reason is on the raw row.
+    Unplaced { problem: String },
+}
+
+/// Every decision taken, in order, with what decided it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trace {
+    pub steps: Vec<TraceStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceStep {
+    pub stage: &'static str,
+    pub decision: String,
+}
+
+impl Trace {
+    fn note(&mut self, stage: &'static str, decision: impl Into<String>) {
+        let decision = decision.into();
+        tracing::debug!(stage, %decision);
+        self.steps.push(TraceStep { stage, decision });
+    }
+}
+
+/// Options of one ingest: `dry_run` writes no file (explain).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub dry_run: bool,
+}
+
+/// The attachment verdicts of a message, decided before the transaction
+/// (scanning may take a while; the database is not held meanwhile).
+struct Files {
+    checked: Vec<(Checked, Vec<u8>)>,
+}
+
+impl Files {
+    fn accepted(&self) -> impl Iterator<Item = &(Checked, Vec<u8>)> {
+        self.checked.iter().filter(|(c, _)| c.refusal.is_none())
+    }
+    fn refused(&self) -> impl Iterator<Item = &Checked> {
+        self.checked.iter().map(|(c, _)| c).filter(|c| c.refusal.is_some())
+    }
+}
+
+async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace) -> Files {
+    let a = &ctx.settings.attachments;
+    let policy = Policy {
+        enabled: a.enabled,
+        max_size_bytes: a.max_size_bytes(),
+        allowed_extensions: &a.allowed_extensions,
+    };
+    let mut checked = Vec::new();
+    for part in parts {
+        let mut c = attachments::check(&policy, &part);
+        if c.refusal.is_none() {
+            if let Some(av) = &ctx.settings.antivirus {
+                let timeout = std::time::Duration::from_secs(av.timeout_seconds);
+                match clamd::scan(&av.clamd, &part.bytes, timeout).await {
+                    clamd::ScanOutcome::Clean => {}
+                    clamd::ScanOutcome::Infected(signature) => {
+                        c.refusal = Some(Refusal::Infected { signature })
+                    }
+                    clamd::ScanOutcome::Failed(why) => {
+                        tracing::error!(file = %c.filename, %why, "ANTIVIRUS UNAVAILABLE: file refused as not scanned");
+                        c.refusal = Some(Refusal::NotScanned { why })
+                    }
+                }
+            }
+        }
+        trace.note(
+            "attachment",
+            match &c.refusal {
+                None => format!("{} ({} bytes, sniffed {}): accepted", c.filename, c.size, c.sniffed_type.as_deref().unwrap_or("unknown")),
+                Some(r) => format!("{} ({} bytes): refused, {}", c.filename, c.size, r.explain(Language::En)),
+            },
+        );
+        let bytes = if c.refusal.is_none() { part.bytes.into_owned() } else { Vec::new() };
+        checked.push((c, bytes));
+    }
+    Files { checked }
+}
+
+/// Ingests one message. Idempotent: the same bytes twice are one message.
+pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -> anyhow::Result<(Outcome, Trace)> {
+    let mut trace = Trace::default();
+    let facts = Inbound::parse(raw);
+
+    // Rule 1 before any expensive work (a second daemon may have it already;
+    // the unique key in the transaction below is what really decides).
+    if !opts.dry_run {
+        let mut probe = ctx.store.begin().await?;
+        if probe.is_known(&facts.dedup_key).await? {
+            trace.note("threading", "1 already seen: this message is stored already; it is not stored again");
+            return Ok((Outcome::AlreadySeen, trace));
+        }
+        drop(probe);
+    }
+
+    let parsed = parse_message(raw);
+    let classification = match &parsed {
+        Some(m) => robots::classify(m, facts.return_path.as_deref()),
+        None => Classification { kind: MailKind::Human, decided_by: "unparseable".into(), may_answer: false },
+    };
+    trace.note("robot", format!("{:?} (decided by {}); automatic answers {}", classification.kind, classification.decided_by, if classification.may_answer { "allowed" } else { "never" }));
+
+    let secret = ctx.settings.helpdesk.secret.expose().as_bytes().to_vec();
+    let token = reply_token::find_token(&secret, facts.recipients(), |a| ctx.settings.is_support_address(a));
+
+    let sender = facts.from.as_ref().map(|from| {
+        let auth: Vec<&str> = facts.authentication_results.iter().map(String::as_str).collect();
+        senders::classify_sender(from, ctx.settings.is_agent(from), token.is_some(), &auth, &ctx.settings.trust.authserv_ids)
+    });
+    trace.note("sender", match &sender {
+        None => "no usable From address".to_string(),
+        Some(SenderClass::Customer) => "customer".to_string(),
+        Some(SenderClass::Agent { proof }) => format!("authenticated agent ({proof})"),
+        Some(SenderClass::SpoofedAgent { why }) => format!("agent address NOT authenticated, handled as a customer: {why}"),
+    });
+
+    let files = match &parsed {
+        Some(m) if !matches!(classification.kind, MailKind::Bounce(_) | MailKind::OwnMail) => {
+            let is_agent = matches!(sender, Some(SenderClass::Agent { .. }));
+            let parts = attachments::file_parts(m);
+            if is_agent {
+                // an authenticated agent's files are relayed as they are
+                Files { checked: parts.into_iter().map(|p| (agent_file(&p), p.bytes.into_owned())).collect() }
+            } else {
+                check_files(ctx, parts, &mut trace).await
+            }
+        }
+        _ => Files { checked: Vec::new() },
+    };
+
+    let mut tx = ctx.store.begin().await?;
+    let problem = facts.problem.clone();
+    let Some(raw_id) = tx
+        .insert_raw(&NewRaw {
+            dedup_key: &facts.dedup_key,
+            raw,
+            received_at: ctx.now,
+            mailbox: source.mailbox.as_deref(),
+            imap_uid: source.uid.map(i64::from),
+            problem: problem.as_deref(),
+        })
+        .await?
+    else {
+        trace.note("threading", "1 already seen: this message is stored already; it is not stored again");
+        return Ok((Outcome::AlreadySeen, trace));
+    };
+    if let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity) {
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid)).await?;
+    }
+
+    let mut job = Job { ctx, tx, trace, facts, raw_id, classification, sender, files, dry_run: opts.dry_run };
+    let outcome = job.place_and_act(token).await?;
+    let Job { tx, trace, .. } = job;
+    if !opts.dry_run {
+        tx.commit().await?;
+    }
+    Ok((outcome, trace))
+}
+
+fn agent_file(p: &FilePart<'_>) -> Checked {
+    Checked {
+        filename: attachments::sanitize_filename(p.raw_name.as_deref(), p.index, None),
+        extension: None,
+        size: p.bytes.len() as u64,
+        declared_type: p.declared_type.clone(),
+        sniffed_type: None,
+        refusal: None,
+    }
+}
+
+/// One message being handled inside its transaction.
+struct Job<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    tx: Tx,
+    trace: Trace,
+    facts: Inbound,
+    raw_id: i64,
+    classification: Classification,
+    sender: Option<SenderClass>,
+    files: Files,
+    dry_run: bool,
+}
+
+impl Job<'_, '_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.ctx.now
+    }
+
+    async fn place_and_act(&mut self, token: Option<TicketId>) -> anyhow::Result<Outcome> {
+        if matches!(self.classification.kind, MailKind::OwnMail) {
+            return self.unplaced("Guichet's own mail came back: ignored").await;
+        }
+        if let MailKind::Bounce(report) = &self.classification.kind {
+            let ids = report.original_message_ids.clone();
+            return self.record_bounce(&ids).await;
+        }
+        let Some(from) = self.facts.from.clone() else {
+            return self.unplaced("no usable From address: stored raw, no ticket").await;
+        };
+
+        let placement = self.place(token, &from).await?;
+        for line in &placement.trace {
+            self.trace.note("threading", line.clone());
+        }
+        let existing = match placement.ticket {
+            Some(t) => self.tx.ticket(t.0).await?,
+            None => None,
+        };
+
+        match (&self.sender, existing) {
+            (Some(SenderClass::Agent { .. }), Some(ticket)) => self.agent_reply(ticket, &placement).await,
+            (_, Some(ticket)) => self.customer_reply(ticket, &placement, &from).await,
+            (_, None) => {
+                if matches!(self.classification.kind, MailKind::AutoReply) {
+                    return self.unplaced("an automatic reply that belongs to no ticket: stored raw, no ticket").await;
+                }
+                self.new_ticket(&from, None, Rule::New).await
+            }
+        }
+    }
+
+    async fn place(&mut self, token: Option<TicketId>, from: &EmailAddress) -> anyhow::Result<Placement> {
+        let referenced = self.facts.referenced_ids();
+        let header_match = self.tx.ticket_of_message_ids(&referenced).await?;
+        let tag = SubjectTag::new(&self.ctx.settings.helpdesk.subject_tag).find(&self.facts.subject);
+        let (exists, participant) = match tag {
+            Some(t) => match self.tx.ticket(t.0).await? {
+                Some(ticket) => {
+                    let is_participant = ticket.client == from.as_str()
+                        || self.ctx.settings.is_agent(from)
+                        || self.tx.participants(t.0).await?.iter().any(|p| p.address == from.as_str());
+                    (true, is_participant)
+                }
+                None => (false, false),
+            },
+            None => (false, false),
+        };
+        // a token for a ticket that does not exist is no token
+        let token = match token {
+            Some(t) if self.tx.ticket(t.0).await?.is_some() => Some(t),
+            _ => None,
+        };
+        Ok(threading::place(&Clues {
+            already_seen: false,
+            token,
+            header_match: header_match.map(|(t, id)| (TicketId(t), id)),
+            referenced_ids: referenced.len(),
+            subject_tag: tag,
+            subject_ticket_exists: exists,
+            sender_is_participant: participant,
+        }))
+    }
+
+    async fn unplaced(&mut self, problem: &str) -> anyhow::Result<Outcome> {
+        self.trace.note("outcome", problem.to_string());
+        self.tx.set_raw_problem(self.raw_id, problem).await?;
+        Ok(Outcome::Unplaced { problem: problem.into() })
+    }
+
+    async fn record_bounce(&mut self, original_ids: &[String]) -> anyhow::Result<Outcome> {
+        let mut ids = original_ids.to_vec();
+        ids.extend(self.facts.referenced_ids());
+        match self.tx.ticket_of_message_ids(&ids).await? {
+            Some((ticket_id, mid)) => {
+                self.trace.note("bounce", format!("delivery report about <{mid}>: recorded on ticket {ticket_id}, not answered"));
+                let from = self.facts.from.as_ref().map(|f| f.to_string()).unwrap_or_else(|| "mailer-daemon".into());
+                let text = self.facts.text.chars().take(4000).collect::<String>();
+                self.add_message(ticket_id, "in", "bounce", &from, &text, "bounce", None).await?;
+                Ok(Outcome::Ticket { ticket_id, rule: "bounce".into(), created: false })
+            }
+            None => self.unplaced("a delivery report about mail Guichet does not know: stored raw, no ticket").await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn add_message(&mut self, ticket: i64, direction: &str, kind: &str, from: &str, text: &str, rule: &str, note: Option<&str>) -> anyhow::Result<i64> {
+        let date = self.facts.date.unwrap_or(self.now());
+        let message_id = self.facts.message_id.clone();
+        self.tx
+            .add_message(&NewMessage {
+                ticket_id: ticket,
+                raw_id: Some(self.raw_id),
+                direction,
+                kind,
+                from_addr: from,
+                date,
+                message_id: message_id.as_deref(),
+                rule,
+                text,
+                note,
+            })
+            .await
+    }
+
+    fn customer_text(&self) -> String {
+        let text = if self.facts.text.trim().is_empty() {
+            self.facts.html.as_deref().map(|h| quotes::visible_html(h).text).unwrap_or_default()
+        } else {
+            self.facts.text.clone()
+        };
+        text.trim().to_string()
+    }
+
+    fn spoof_note(&self) -> Option<String> {
+        match &self.sender {
+            Some(SenderClass::SpoofedAgent { why }) => Some(format!("From an agent address but not authenticated ({why}): handled as a customer message, not relayed")),
+            _ => None,
+        }
+    }
+
+    /// A customer's first message: a new ticket, its acknowledgement, the
+    /// agents' copy, `ticket.created`.
+    async fn new_ticket(&mut self, from: &EmailAddress, linked_from: Option<(&TicketRow, LinkReason)>, rule: Rule) -> anyhow::Result<Outcome> {
+        let s = self.ctx.settings;
+        let department = s.department_for(&self.facts.recipients().cloned().collect::<Vec<_>>()).name.clone();
+        let subject = if self.facts.subject.is_empty() { "(no subject)".to_string() } else { self.facts.subject.clone() };
+        let ticket_id = self
+            .tx
+            .create_ticket(&NewTicket {
+                subject: &subject,
+                department: &department,
+                client: from.as_str(),
+                language: s.helpdesk.language.code(),
+                now: self.now(),
+                linked_from: linked_from.map(|(t, _)| t.id),
+            })
+            .await?;
+        self.trace.note("ticket", format!("new ticket {ticket_id} in department {department}"));
+        self.tx.add_participant(ticket_id, from.as_str(), "customer").await?;
+        for cc in self.cc_participants(from) {
+            self.tx.add_participant(ticket_id, cc.as_str(), "cc").await?;
+            self.trace.note("participants", format!("{cc} (Cc) takes part in ticket {ticket_id}"));
+        }
+        let text = self.customer_text();
+        let note = self.spoof_note();
+        let kind = if matches!(self.classification.kind, MailKind::AutoReply) { "auto_reply" } else { "customer" };
+        let message_row = self.add_message(ticket_id, "in", kind, from.as_str(), &text, rule.as_str(), note.as_deref()).await?;
+        let ticket = self.tx.ticket(ticket_id).await?.expect("just created");
+        let mut data = json!({"from": from.as_str(), "rule": rule.as_str(), "message_id": self.facts.message_id});
+        if let Some((old, _)) = linked_from {
+            data["linked_ticket_id"] = json!(old.id);
+        }
+        events::emit(&mut self.tx, s, EventKind::TicketCreated, &ticket, data, self.now()).await?;
+        self.store_files(&ticket, message_row).await?;
+
+        let answerable = self.may_answer(from).await?;
+        if answerable {
+            match linked_from {
+                Some((old, why)) => {
+                    let (why_code, until) = match why {
+                        LinkReason::ReopenDisabled => ("disabled", String::new()),
+                        LinkReason::WindowExpired { deadline } => ("expired", deadline.format("%Y-%m-%d %H:%M UTC").to_string()),
+                    };
+                    let closed_on = old.closed_at.map(|c| c.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                    self.auto_reply(&ticket, from, "new_linked", json!({"old_ticket_id": old.id, "why": why_code, "reopen_until": until, "closed_on": closed_on})).await?;
+                }
+                None => {
+                    self.auto_reply(&ticket, from, "acknowledgement", json!({"name": self.facts.from_name})).await?;
+                }
+            }
+            self.send_refusals(&ticket, from).await?;
+        }
+        self.copy_to_agents(&ticket, if linked_from.is_some() { "New ticket (continues a closed one)" } else { "New ticket" }, &text).await?;
+        Ok(Outcome::Ticket { ticket_id, rule: rule.as_str().into(), created: true })
+    }
+
+    /// Cc'd addresses that become participants: not us, not agents.
+    fn cc_participants(&self, from: &EmailAddress) -> Vec<EmailAddress> {
+        let s = self.ctx.settings;
+        self.facts
+            .cc
+            .iter()
+            .chain(self.facts.to.iter())
+            .filter(|a| *a != from && !s.is_support_address(a) && !s.is_agent(a))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// May an automatic reply go to this sender now? (robots, own mail,
+    /// the hourly limit)
+    async fn may_answer(&mut self, to: &EmailAddress) -> anyhow::Result<bool> {
+        if !self.classification.may_answer {
+            self.trace.note("answer", format!("no automatic reply: {} ({})", kind_name(&self.classification.kind), self.classification.decided_by));
+            return Ok(false);
+        }
+        let since = self.now() - Duration::hours(1);
+        let sent = self.tx.auto_replies_since(to.as_str(), since).await?;
+        let limit = self.ctx.settings.helpdesk.max_auto_replies_per_hour;
+        if !robots::may_send_auto_reply(sent.try_into().unwrap_or(u32::MAX), limit) {
+            self.trace.note("answer", format!("no automatic reply: {sent} already sent to {to} in the last hour (limit {limit})"));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn auto_reply(&mut self, ticket: &TicketRow, to: &EmailAddress, template: &'static str, vars: serde_json::Value) -> anyhow::Result<()> {
+        let references = self.thread_refs();
+        notify::queue(&mut self.tx, self.ctx, Notice {
+            kind: template,
+            template,
+            ticket,
+            to: vec![to.clone()],
+            cc: vec![],
+            automation: Automation::AutoReplied,
+            vars,
+            in_reply_to: self.facts.message_id.clone(),
+            references,
+            attachments: vec![],
+        })
+        .await?;
+        self.tx.record_auto_reply(to.as_str(), self.now()).await?;
+        self.trace.note("answer", format!("{template} to {to}"));
+        Ok(())
+    }
+
+    fn thread_refs(&self) -> Vec<String> {
+        let mut refs = self.facts.references.clone();
+        if let Some(id) = &self.facts.message_id {
+            if !refs.contains(id) {
+                refs.push(id.clone());
+            }
+        }
+        refs
+    }
+
+    /// One mail listing every refused file and why (SPEC "Attachments").
+    async fn send_refusals(&mut self, ticket: &TicketRow, to: &EmailAddress) -> anyhow::Result<()> {
+        let lang = self.ctx.settings.helpdesk.language;
+        let refused: Vec<serde_json::Value> = self
+            .files
+            .refused()
+            .map(|c| json!({"filename": c.filename, "reason": c.refusal.as_ref().map(|r| r.explain(lang))}))
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let a = &self.ctx.settings.attachments;
+        let vars = json!({"refused": refused, "allowed": a.allowed_extensions.join(", "), "max_size_mb": a.max_size_mb, "enabled": a.enabled});
+        let references = self.thread_refs();
+        notify::queue(&mut self.tx, self.ctx, Notice {
+            kind: "refused_attachments",
+            template: "refused_attachments",
+            ticket,
+            to: vec![to.clone()],
+            cc: vec![],
+            automation: Automation::AutoReplied,
+            vars,
+            in_reply_to: self.facts.message_id.clone(),
+            references,
+            attachments: vec![],
+        })
+        .await?;
+        self.tx.record_auto_reply(to.as_str(), self.now()).await?;
+        self.trace.note("answer", format!("refusal notice to {to} listing {} file(s)", self.files.refused().count()));
+        Ok(())
+    }
+
+    /// The customer's words (and accepted files) to the department's agents.
+    async fn copy_to_agents(&mut self, ticket: &TicketRow, headline: &str, text: &str) -> anyhow::Result<()> {
+        let s = self.ctx.settings;
+        let agents = s.department_named(&ticket.department).map(|d| d.agents.clone()).unwrap_or_default();
+        if agents.is_empty() {
+            self.trace.note("copy", format!("department {} has no agents: no copy sent", ticket.department));
+            return Ok(());
+        }
+        let accepted: Vec<String> = self.files.accepted().map(|(c, _)| c.filename.clone()).collect();
+        let refused: Vec<String> = self
+            .files
+            .refused()
+            .map(|c| format!("{} ({})", c.filename, c.refusal.as_ref().map(|r| r.explain(Language::En)).unwrap_or_default()))
+            .collect();
+        let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
+        let attachments = self
+            .files
+            .accepted()
+            .map(|(c, bytes)| FileToSend { filename: c.filename.clone(), content_type: c.sniffed_type.clone().unwrap_or_else(|| c.declared_type.clone()), bytes: bytes.clone() })
+            .collect();
+        let references = self.thread_refs();
+        let note = self.spoof_note();
+        notify::queue(&mut self.tx, self.ctx, Notice {
+            kind: "agent_copy",
+            template: "agent_copy",
+            ticket,
+            to: agents.clone(),
+            cc: vec![],
+            automation: Automation::AutoGenerated,
+            vars: json!({"headline": headline, "text": text, "attachments_accepted": accepted.join(", "), "attachments_refused": refused.join("; "), "cc": cc.join(", "), "note": note}),
+            in_reply_to: self.facts.message_id.clone(),
+            references,
+            attachments,
+        })
+        .await?;
+        self.trace.note("copy", format!("copy to agents {}", agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")));
+        Ok(())
+    }
+
+    async fn store_files(&mut self, ticket: &TicketRow, message_row: i64) -> anyhow::Result<()> {
+        let dir = self.ctx.settings.attachments.storage_dir.clone();
+        let lang = Language::En;
+        let checked = std::mem::take(&mut self.files.checked);
+        for (c, bytes) in &checked {
+            let sha = if c.refusal.is_none() && !self.dry_run {
+                Some(file_store::store(&dir, bytes).map_err(|e| anyhow::anyhow!("cannot store attachment {}: {e}", c.filename))?.sha256)
+            } else if c.refusal.is_none() {
+                Some(crate::mail::inbound::content_key(bytes).trim_start_matches("sha256:").to_string())
+            } else {
+                None
+            };
+            let reason = c.refusal.as_ref().map(|r| r.explain(lang));
+            self.tx
+                .add_attachment(&NewAttachment {
+                    message_id: message_row,
+                    ticket_id: ticket.id,
+                    filename: &c.filename,
+                    extension: c.extension.as_deref(),
+                    size: c.size as i64,
+                    declared_type: &c.declared_type,
+                    sniffed_type: c.sniffed_type.as_deref(),
+                    sha256: sha.as_deref(),
+                    verdict: if c.refusal.is_none() { "accepted" } else { "refused" },
+                    reason_code: c.refusal.as_ref().map(|r| r.code()),
+                    reason: reason.as_deref(),
+                    created_at: self.now(),
+                })
+                .await?;
+            let (kind, data) = match &c.refusal {
+                None => (EventKind::AttachmentUploaded, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha})),
+                Some(r) => (EventKind::AttachmentRejected, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason})),
+            };
+            events::emit(&mut self.tx, self.ctx.settings, kind, ticket, data, self.now()).await?;
+        }
+        self.files.checked = checked;
+        Ok(())
+    }
+
+    /// A customer (or unauthenticated) message on an existing ticket.
+    async fn customer_reply(&mut self, mut ticket: TicketRow, placement: &Placement, from: &EmailAddress) -> anyhow::Result<Outcome> {
+        let s = self.ctx.settings;
+        let rule = placement.rule;
+        let robot = !matches!(self.classification.kind, MailKind::Human);
+        if ticket.status().is_closed() && !robot {
+            let closed_at = ticket.closed_at.unwrap_or(ticket.last_activity_at);
+            match lifecycle::customer_reply_to_closed(closed_at, s.helpdesk.reopen_days, self.now()) {
+                ReplyToClosed::Reopen => {
+                    self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: within the reopen window, reopened", ticket.id));
+                    ticket.set_status(TicketStatus::Open);
+                    ticket.closed_at = None;
+                    ticket.close_reason = None;
+                    self.tx.save_ticket(&ticket).await?;
+                    events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.now()).await?;
+                    if self.may_answer(from).await? {
+                        self.auto_reply(&ticket, from, "reopened", json!({})).await?;
+                    }
+                }
+                ReplyToClosed::OpenLinkedTicket { why } => {
+                    self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: {}, a new linked ticket is opened", ticket.id, match why { LinkReason::ReopenDisabled => "reopening is disabled".to_string(), LinkReason::WindowExpired { deadline } => format!("the reopen window ended {deadline}") }));
+                    return self.new_ticket(from, Some((&ticket, why)), rule).await;
+                }
+            }
+        }
+
+        let text = self.customer_text();
+        let note = self.spoof_note();
+        let kind = match &self.classification.kind {
+            MailKind::AutoReply => "auto_reply",
+            MailKind::Human => "customer",
+            _ => "robot",
+        };
+        let message_row = self.add_message(ticket.id, "in", kind, from.as_str(), &text, rule.as_str(), note.as_deref()).await?;
+        if robot {
+            self.trace.note("ticket", format!("appended to ticket {} as {kind}: no activity, nothing sent", ticket.id));
+            self.store_files(&ticket, message_row).await?;
+            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.as_str().into(), created: false });
+        }
+        // a Cc'd participant of the ticket may add others
+        for cc in self.cc_participants(from) {
+            self.tx.add_participant(ticket.id, cc.as_str(), "cc").await?;
+        }
+        ticket.last_activity_at = self.now();
+        ticket.last_message_from = "customer".into();
+        if !ticket.status().is_closed() {
+            ticket.set_status(TicketStatus::Open);
+        }
+        self.tx.save_ticket(&ticket).await?;
+        self.trace.note("ticket", format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()));
+        events::emit(&mut self.tx, s, EventKind::TicketReplied, &ticket, json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}), self.now()).await?;
+        self.store_files(&ticket, message_row).await?;
+        if self.files.refused().next().is_some() && self.may_answer(from).await? {
+            self.send_refusals(&ticket, from).await?;
+        }
+        self.copy_to_agents(&ticket, "Customer reply", &text).await?;
+        Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.as_str().into(), created: false })
+    }
+
+    /// An authenticated agent's reply: commands, then the visible answer
+    /// relayed to the customer.
+    async fn agent_reply(&mut self, mut ticket: TicketRow, placement: &Placement) -> anyhow::Result<Outcome> {
+        let s = self.ctx.settings;
+        let from = self.facts.from.clone().expect("agents have a From");
+        let rule = placement.rule.as_str();
+        let visible = if self.facts.text.trim().is_empty() {
+            self.facts.html.as_deref().map(quotes::visible_html).unwrap_or_else(|| quotes::visible_text(""))
+        } else {
+            quotes::visible_text(&self.facts.text)
+        };
+        let block = commands::parse_commands(&visible.text);
+        let answer = block.rest.trim().to_string();
+        self.trace.note("agent", format!("commands {:?}; quote removed: {}; signature removed: {}; inline reply: {}", block.commands, visible.removed_quote, visible.removed_signature, visible.inline_reply));
+
+        if !block.errors.is_empty() {
+            let reason = block.errors.join("\n");
+            self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some(&format!("not sent: {reason}"))).await?;
+            self.agent_notice(&ticket, &from, &reason).await?;
+            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+        }
+        if block.commands.contains(&Command::Note) {
+            self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some("internal note")).await?;
+            self.trace.note("agent", "internal note: recorded, not sent");
+            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+        }
+
+        let mut closing: Option<CloseReason> = None;
+        for c in &block.commands {
+            match c {
+                Command::Priority(p) => ticket.priority = p.as_str().to_string(),
+                Command::Department(name) => match s.department_named(name) {
+                    Some(d) if d.name != ticket.department => {
+                        let old = std::mem::replace(&mut ticket.department, d.name.clone());
+                        self.tx.save_ticket(&ticket).await?;
+                        events::emit(&mut self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.now()).await?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        let known: Vec<&str> = s.departments.iter().map(|d| d.name.as_str()).collect();
+                        let reason = format!("#department {name}: no such department (known: {})", known.join(", "));
+                        self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some(&format!("not sent: {reason}"))).await?;
+                        self.agent_notice(&ticket, &from, &reason).await?;
+                        return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+                    }
+                },
+                Command::Close => closing = Some(CloseReason::Agent),
+                Command::Resolve => closing = Some(CloseReason::Resolved),
+                Command::Reopen => {
+                    if ticket.status().is_closed() && lifecycle::agent_mail_to_closed(true) {
+                        ticket.set_status(TicketStatus::Open);
+                        ticket.closed_at = None;
+                        ticket.close_reason = None;
+                        self.tx.save_ticket(&ticket).await?;
+                        events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.now()).await?;
+                    }
+                }
+                Command::Note => {}
+            }
+        }
+
+        let nothing_to_say = answer.is_empty() || visible.only_quotes;
+        let relayed_files: Vec<FileToSend> = self.files.checked.iter().map(|(c, b)| FileToSend { filename: c.filename.clone(), content_type: c.declared_type.clone(), bytes: b.clone() }).collect();
+        if nothing_to_say && block.commands.is_empty() {
+            let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.".to_string();
+            self.add_message(ticket.id, "note", "agent", from.as_str(), "", rule, Some(&format!("not sent: {reason}"))).await?;
+            self.agent_notice(&ticket, &from, &reason).await?;
+            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+        }
+        if !nothing_to_say {
+            let message_row = self.add_message(ticket.id, "out", "agent", from.as_str(), &answer, rule, None).await?;
+            self.relay_to_customer(&ticket, &answer, relayed_files).await?;
+            self.store_files(&ticket, message_row).await?;
+            ticket.last_activity_at = self.now();
+            ticket.last_message_from = "agent".into();
+            ticket.first_agent_reply_at.get_or_insert(self.now());
+            if !ticket.status().is_closed() {
+                ticket.set_status(TicketStatus::AwaitingCustomer);
+            }
+        }
+        if let Some(reason) = closing {
+            if !ticket.status().is_closed() {
+                ticket.set_status(if reason == CloseReason::Resolved { TicketStatus::Resolved } else { TicketStatus::Closed });
+                ticket.closed_at = Some(self.now());
+                ticket.close_reason = Some(reason.as_str().into());
+                self.tx.save_ticket(&ticket).await?;
+                events::emit(&mut self.tx, s, EventKind::TicketClosed, &ticket, json!({"reason": reason.as_str(), "by": from.as_str()}), self.now()).await?;
+                self.trace.note("lifecycle", format!("ticket {} closed by {from} (reason {})", ticket.id, reason.as_str()));
+            }
+        }
+        self.tx.save_ticket(&ticket).await?;
+        Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false })
+    }
+
+    async fn relay_to_customer(&mut self, ticket: &TicketRow, answer: &str, files: Vec<FileToSend>) -> anyhow::Result<()> {
+        let s = self.ctx.settings;
+        let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
+        let cc: Vec<EmailAddress> = if s.helpdesk.reply_to_participants {
+            self.tx.participants(ticket.id).await?.into_iter().filter(|p| p.role == "cc").filter_map(|p| EmailAddress::parse(&p.address).ok()).collect()
+        } else {
+            vec![]
+        };
+        // answer the customer's last message, in the customer's thread
+        let mut references = self.facts.references.clone();
+        if let Some(id) = &self.facts.message_id {
+            references.push(id.clone());
+        }
+        let in_reply_to = self.facts.in_reply_to.first().cloned();
+        notify::queue(&mut self.tx, self.ctx, Notice {
+            kind: "agent_reply",
+            template: "agent_reply",
+            ticket,
+            to: vec![client.clone()],
+            cc: cc.clone(),
+            automation: Automation::Human,
+            vars: json!({"text": answer, "subject": threading::reply_subject(&ticket.subject)}),
+            in_reply_to,
+            references,
+            attachments: files,
+        })
+        .await?;
+        self.trace.note("relay", format!("agent reply relayed to {client}{}", if cc.is_empty() { String::new() } else { format!(" (Cc {})", cc.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) }));
+        Ok(())
+    }
+
+    async fn agent_notice(&mut self, ticket: &TicketRow, agent: &EmailAddress, reason: &str) -> anyhow::Result<()> {
+        let references = self.thread_refs();
+        notify::queue(&mut self.tx, self.ctx, Notice {
+            kind: "agent_notice",
+            template: "agent_notice",
+            ticket,
+            to: vec![agent.clone()],
+            cc: vec![],
+            automation: Automation::AutoReplied,
+            vars: json!({"reason": reason}),
+            in_reply_to: self.facts.message_id.clone(),
+            references,
+            attachments: vec![],
+        })
+        .await?;
+        self.trace.note("agent", format!("not relayed; {agent} is told why: {reason}"));
+        Ok(())
+    }
+}
+
+fn kind_name(k: &MailKind) -> &'static str {
+    match k {
+        MailKind::Human => "human",
+        MailKind::OwnMail => "Guichet's own mail",
+        MailKind::Bounce(_) => "a delivery report",
+        MailKind::AutoReply => "an automatic reply",
+        MailKind::AutoGenerated => "automatic mail",
+        MailKind::Bulk => "bulk mail",
+        MailKind::ListMail => "mailing-list mail",
+        MailKind::RobotSender => "a robot sender",
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let mut s: String = text.chars().take(280).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// Last resort when [`ingest`] fails on a message (a bug, or a store
+/// error that went away): keep its bytes with the error, so that nothing is
+/// lost and `tickets problems` shows it, and let the mailbox move on.
+pub async fn store_unhandled(ctx: &Ctx<'_>, raw: &[u8], source: &Source, problem: &str) -> anyhow::Result<Outcome> {
+    let facts = Inbound::parse(raw);
+    let mut tx = ctx.store.begin().await?;
+    let problem = format!("could not be handled: {problem}");
+    let inserted = tx
+        .insert_raw(&NewRaw {
+            dedup_key: &facts.dedup_key,
+            raw,
+            received_at: ctx.now,
+            mailbox: source.mailbox.as_deref(),
+            imap_uid: source.uid.map(i64::from),
+            problem: Some(&problem),
+        })
+        .await?;
+    if let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity) {
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid)).await?;
+    }
+    tx.commit().await?;
+    Ok(match inserted {
+        Some(_) => Outcome::Unplaced { problem },
+        None => Outcome::AlreadySeen,
+    })
+}

@@ -1,0 +1,112 @@
+//! Outgoing mail about a ticket: rendered from its template, built with
+//! the threading headers and the reply token, and queued in the mail
+//! outbox inside the caller's transaction (sent later by `deliver`).
+
+use minijinja::Value;
+use serde_json::json;
+
+use crate::domain::{EmailAddress, TicketId};
+use crate::mail::outbound::{self, Automation, FileToSend, Outgoing};
+use crate::rules::reply_token;
+use crate::rules::threading::SubjectTag;
+use crate::settings::{Language, Settings};
+use crate::store::{NewMail, TicketRow, Tx};
+
+use super::Ctx;
+
+/// One message to queue.
+pub struct Notice<'a> {
+    /// Outbox kind (`ack`, `agent_copy`, `agent_reply`, …), for logs and stats.
+    pub kind: &'static str,
+    /// Template name under `templates/<lang>/`.
+    pub template: &'static str,
+    pub ticket: &'a TicketRow,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub automation: Automation,
+    /// Variables on top of the ticket's own (`ticket_id`, `subject`,
+    /// `subject_tag`, `department`, `status`, `priority`, `client`, `team`).
+    pub vars: serde_json::Value,
+    /// Message-ID this one answers, and the thread so far.
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub attachments: Vec<FileToSend>,
+}
+
+/// The address replies should go to: the department's, tagged with the
+/// ticket's reply token.
+pub fn reply_to_for(settings: &Settings, ticket: &TicketRow) -> String {
+    let base = settings
+        .department_named(&ticket.department)
+        .map(|d| d.address.clone())
+        .unwrap_or_else(|| settings.smtp.from.address.clone());
+    reply_token::reply_address(
+        &base,
+        settings.helpdesk.secret.expose().as_bytes(),
+        TicketId(ticket.id),
+    )
+}
+
+fn language(ticket: &TicketRow, settings: &Settings) -> Language {
+    match ticket.language.as_str() {
+        "fr" => Language::Fr,
+        "en" => Language::En,
+        _ => settings.helpdesk.language,
+    }
+}
+
+/// Renders, builds and queues one message; returns its Message-ID.
+pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<String> {
+    let s = ctx.settings;
+    let tag = SubjectTag::new(&s.helpdesk.subject_tag);
+    let t = n.ticket;
+    let mut vars = json!({
+        "ticket_id": t.id,
+        "subject": t.subject,
+        "subject_tag": tag.render(TicketId(t.id)),
+        "department": t.department,
+        "status": t.status,
+        "priority": t.priority,
+        "client": t.client,
+        "team": s.smtp.from.name.clone().unwrap_or_else(|| "Support".into()),
+    });
+    if let (Some(base), Some(extra)) = (vars.as_object_mut(), n.vars.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    let rendered = ctx.templates.render(
+        language(t, s),
+        n.template,
+        Value::from_serialize(&vars),
+    )?;
+    let message_id = outbound::new_message_id(&s.smtp.from.address);
+    let out = Outgoing {
+        from: s.smtp.from.clone(),
+        to: n.to.clone(),
+        cc: n.cc.clone(),
+        reply_to: Some(reply_to_for(s, t)),
+        subject: tag.apply(&rendered.subject, TicketId(t.id)),
+        text: rendered.body,
+        message_id: message_id.clone(),
+        in_reply_to: n.in_reply_to.clone(),
+        references: n.references.clone(),
+        automation: n.automation,
+        ticket_ref: format!("t{}", t.id),
+        attachments: n.attachments,
+        date: ctx.now,
+    };
+    let raw = outbound::build(&out)?;
+    let recipients: Vec<&str> = n.to.iter().chain(n.cc.iter()).map(|a| a.as_str()).collect();
+    tx.enqueue_mail(&NewMail {
+        ticket_id: Some(t.id),
+        kind: n.kind,
+        envelope_from: s.smtp.from.address.as_str(),
+        recipients: &recipients.join(","),
+        message_id: &message_id,
+        raw: &raw,
+        now: ctx.now,
+    })
+    .await?;
+    Ok(message_id)
+}
