@@ -45,9 +45,33 @@ pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default().parse(raw)
 }
 
-/// `sha256:<hex>` of the bytes.
+/// `sha256:<hex>` of the message without its trace headers (`Received`,
+/// `Return-Path`, `Delivered-To`, `X-Original-To`…), which each delivery
+/// adds anew: the same message delivered twice has the same key.
 pub fn content_key(raw: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(raw)))
+    const TRACE: &[&[u8]] = &[b"received:", b"return-path:", b"delivered-to:", b"x-original-to:", b"x-delivered-to:"];
+    let mut hasher = Sha256::new();
+    let mut rest = raw;
+    let mut skipping = false;
+    // header lines until the first empty line; the body is hashed whole
+    while !rest.is_empty() {
+        let end = rest.iter().position(|b| *b == b'\n').map(|p| p + 1).unwrap_or(rest.len());
+        let line = &rest[..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            let lower = line.to_ascii_lowercase();
+            skipping = TRACE.iter().any(|t| lower.starts_with(t));
+        }
+        if !skipping {
+            hasher.update(line);
+        }
+        rest = &rest[end..];
+    }
+    hasher.update(rest);
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 impl Inbound {
@@ -207,5 +231,14 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
         assert!(m.dedup_key.starts_with("sha256:"));
         let p = m.problem.unwrap();
         assert!(p.contains("no Message-ID") && p.contains("From"), "{p}");
+    }
+
+    #[test]
+    fn the_content_key_ignores_what_each_delivery_adds() {
+        let body = b"Subject: hi\r\n\r\nbody\r\n";
+        let delivered = b"Return-Path: <a@b>\r\nDelivered-To: x@y\r\nReceived: from a\r\n  by b; Tue\r\nSubject: hi\r\n\r\nbody\r\n";
+        assert_eq!(content_key(body), content_key(delivered));
+        assert_ne!(content_key(body), content_key(b"Subject: hi\r\n\r\nbody!\r\n"));
+        assert_ne!(content_key(body), content_key(b"Subject: ho\r\n\r\nbody\r\n"));
     }
 }

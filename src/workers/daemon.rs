@@ -115,6 +115,11 @@ pub async fn mailbox_pass(rt: &Runtime, mailbox: &mut Mailbox, shutdown: &watch:
                     ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}")).await.context("cannot even store the message raw")?
                 }
             };
+            // test hook: die like `kill -9` between the commit and the IMAP
+            // flag, to prove that a restart neither loses nor repeats
+            if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
+                std::process::abort();
+            }
             report.fetched += 1;
             match outcome {
                 Outcome::AlreadySeen => report.already_seen += 1,
