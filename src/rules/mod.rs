@@ -6,3 +6,4 @@ pub mod lifecycle;
 pub mod reply_token;
 pub mod stats;
 pub mod threading;
+pub mod webhooks;
