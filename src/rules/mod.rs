@@ -4,6 +4,8 @@
 
 pub mod lifecycle;
 pub mod reply_token;
+pub mod robots;
+pub mod senders;
 pub mod stats;
 pub mod threading;
 pub mod webhooks;
