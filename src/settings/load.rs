@@ -1405,14 +1405,6 @@ impl<'c> Checker<'c> {
         smtp_from: Option<&EmailAddress>,
     ) -> Checked<Vec<Department>> {
         let sections = self.table_list(root, "departments")?;
-        let mut drafts: Vec<DepartmentDraft> = Vec::new();
-        let mut ok = true;
-        for s in &sections {
-            match self.department(s) {
-                Some(d) => drafts.push(d),
-                None => ok = false,
-            }
-        }
         if sections.is_empty() {
             let span = root.get("departments").map(|v| v.span());
             self.report(
@@ -1423,38 +1415,46 @@ impl<'c> Checker<'c> {
             );
             return None;
         }
-        if !ok {
-            return None;
-        }
-        // Names and addresses are unique; an agent is a person, not a support address.
+        // Each department is checked alone, then against the others with
+        // whatever parts of it are valid, so that one bad department does
+        // not hide a duplicate name or a second default elsewhere.
+        let drafts: Vec<DepartmentDraft> = sections.iter().map(|s| self.department(s)).collect();
+        let mut ok = drafts.iter().all(|d| d.complete);
         for (i, d) in drafts.iter().enumerate() {
-            if let Some(first) = drafts[..i]
-                .iter()
-                .position(|e| e.name.0.eq_ignore_ascii_case(&d.name.0))
+            if let Some((name, span)) = &d.name
+                && let Some(first) = drafts[..i].iter().position(|e| {
+                    e.name
+                        .as_ref()
+                        .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+                })
             {
                 self.report(
-                    Some(d.name.1.clone()),
+                    Some(span.clone()),
                     format!("departments[{i}].name"),
-                    format!("`{}` is also the name of departments[{first}]", d.name.0),
+                    format!("`{name}` is also the name of departments[{first}]"),
                     "a name used by one department only",
                 );
                 ok = false;
             }
-            if let Some(first) = drafts[..i].iter().position(|e| e.address.0 == d.address.0) {
+            if let Some((address, span)) = &d.address
+                && let Some(first) = drafts[..i]
+                    .iter()
+                    .position(|e| e.address.as_ref().is_some_and(|(a, _)| a == address))
+            {
                 self.report(
-                    Some(d.address.1.clone()),
+                    Some(span.clone()),
                     format!("departments[{i}].address"),
-                    format!(
-                        "`{}` is also the address of departments[{first}]",
-                        d.address.0
-                    ),
+                    format!("`{address}` is also the address of departments[{first}]"),
                     "an address used by one department only",
                 );
                 ok = false;
             }
-            for (j, (agent, span)) in d.agents.iter().enumerate() {
+            for (j, agent, span) in &d.agents {
                 let base = agent.without_tag();
-                if drafts.iter().any(|e| e.address.0 == base) || smtp_from == Some(&base) {
+                let support = drafts
+                    .iter()
+                    .any(|e| e.address.as_ref().is_some_and(|(a, _)| *a == base));
+                if support || smtp_from == Some(&base) {
                     self.report(
                         Some(span.clone()),
                         format!("departments[{i}].agents[{j}]"),
@@ -1467,22 +1467,31 @@ impl<'c> Checker<'c> {
                 }
             }
         }
-        let defaults: Vec<usize> = (0..drafts.len()).filter(|&i| drafts[i].default.0).collect();
+        let defaults: Vec<usize> = (0..drafts.len())
+            .filter(|&i| drafts[i].default.as_ref().is_some_and(|(d, _)| *d))
+            .collect();
         if defaults.len() > 1 {
-            let first = defaults[0];
+            let first = match &drafts[defaults[0]].name {
+                Some((name, _)) => format!("`{name}`"),
+                None => format!("departments[{}]", defaults[0]),
+            };
             for &i in &defaults[1..] {
+                let span = drafts[i]
+                    .default
+                    .as_ref()
+                    .and_then(|(_, span)| span.clone());
                 self.report(
-                    drafts[i].default.1.clone(),
+                    span,
                     format!("departments[{i}].default"),
-                    format!(
-                        "a second default department (`{}` is already the default)",
-                        drafts[first].name.0
-                    ),
+                    format!("a second default department ({first} is already the default)"),
                     "exactly one department with `default = true`",
                 );
             }
             ok = false;
-        } else if defaults.is_empty() && drafts.len() > 1 {
+        } else if defaults.is_empty()
+            && drafts.len() > 1
+            && drafts.iter().all(|d| d.default.is_some())
+        {
             self.report(
                 sections[0].header.clone(),
                 "departments",
@@ -1495,20 +1504,21 @@ impl<'c> Checker<'c> {
             return None;
         }
         let single = drafts.len() == 1;
-        Some(
-            drafts
-                .into_iter()
-                .map(|d| Department {
-                    name: d.name.0,
-                    address: d.address.0,
-                    agents: d.agents.into_iter().map(|(a, _)| a).collect(),
-                    default: d.default.0 || single,
+        drafts
+            .into_iter()
+            .map(|d| {
+                Some(Department {
+                    name: d.name?.0,
+                    address: d.address?.0,
+                    agents: d.agents.into_iter().map(|(_, a, _)| a).collect(),
+                    default: d.default?.0 || single,
                 })
-                .collect(),
-        )
+            })
+            .collect()
     }
 
-    fn department(&mut self, s: &Section<'_>) -> Checked<DepartmentDraft> {
+    /// One `[[departments]]` table, as far as it is valid.
+    fn department(&mut self, s: &Section<'_>) -> DepartmentDraft {
         self.known_keys(s, DEPARTMENT_KEYS);
         let name = self
             .required_string(s, "name", "the department's name, e.g. `Technique`")
@@ -1540,40 +1550,37 @@ impl<'c> Checker<'c> {
                 }),
         };
         let agents_accepted = "a list of addresses, e.g. `[\"alice@example.com\"]`";
-        let agents = match s.get("agents") {
-            None => Some(Vec::new()),
+        let mut agents: Vec<(usize, EmailAddress, Span)> = Vec::new();
+        let mut agents_ok = true;
+        match s.get("agents") {
+            None => {}
             Some(v) => match v.get_ref() {
                 DeValue::Array(items) => {
-                    let mut agents: Vec<(EmailAddress, Span)> = Vec::new();
-                    let mut ok = true;
                     for (j, item) in items.iter().enumerate() {
-                        match self.address(
-                            item,
-                            format!("{}[{j}]", s.key("agents")),
-                            agents_accepted,
-                        ) {
-                            Some(a) if agents.iter().any(|(b, _)| *b == a) => {}
-                            Some(a) => agents.push((a, item.span())),
-                            None => ok = false,
+                        let key = format!("{}[{j}]", s.key("agents"));
+                        match self.address(item, key, agents_accepted) {
+                            Some(a) if agents.iter().any(|(_, b, _)| *b == a) => {}
+                            Some(a) => agents.push((j, a, item.span())),
+                            None => agents_ok = false,
                         }
                     }
-                    ok.then_some(agents)
                 }
                 _ => {
                     self.wrong_type(v, s.key("agents"), "a list", agents_accepted, false);
-                    None
+                    agents_ok = false;
                 }
             },
-        };
+        }
         let default = self
             .boolean(s, "default", false)
             .map(|d| (d, s.get("default").map(|v| v.span())));
-        Some(DepartmentDraft {
-            name: name?,
-            address: address?,
-            agents: agents?,
-            default: default?,
-        })
+        DepartmentDraft {
+            complete: name.is_some() && address.is_some() && agents_ok && default.is_some(),
+            name,
+            address,
+            agents,
+            default,
+        }
     }
 
     fn webhooks(&mut self, root: &Section<'_>) -> Checked<Vec<WebhookSettings>> {
@@ -1676,7 +1683,10 @@ impl<'c> Checker<'c> {
                 ok = false;
                 continue;
             };
-            match EventKind::ALL.iter().find(|e| e.as_str() == text.trim()) {
+            match EventKind::ALL
+                .iter()
+                .find(|e| e.as_str().eq_ignore_ascii_case(text.trim()))
+            {
                 Some(e) if events.contains(e) => {}
                 Some(e) => events.push(*e),
                 None => {
@@ -1694,12 +1704,16 @@ impl<'c> Checker<'c> {
     }
 }
 
+/// A department as far as it is valid (`None`: that part had a problem).
 struct DepartmentDraft {
-    name: (String, Span),
-    address: (EmailAddress, Span),
-    agents: Vec<(EmailAddress, Span)>,
+    name: Option<(String, Span)>,
+    address: Option<(EmailAddress, Span)>,
+    /// The valid agents, with their index in the list.
+    agents: Vec<(usize, EmailAddress, Span)>,
     /// The value and where `default = …` is written.
-    default: (bool, Option<Span>),
+    default: Option<(bool, Option<Span>)>,
+    /// No problem in this department.
+    complete: bool,
 }
 
 fn absent<'a>(empty: &'a DeTable<'a>, name: &str) -> Section<'a> {
@@ -1766,12 +1780,22 @@ fn shown(v: &DeValue<'_>) -> String {
 /// The known key nearest to a typo (edit distance ≤ 2), if any.
 fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
     let typo = typo.to_ascii_lowercase();
-    known
+    let near = known
         .iter()
         .map(|k| (edit_distance(&typo, k), *k))
         .filter(|(d, k)| *d <= 2.min(k.len() / 2))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+        .map(|(_, k)| k);
+    // `max_size` for `max_size_mb`: a known key that starts with the typo.
+    near.or_else(|| {
+        let mut longer = known
+            .iter()
+            .filter(|k| typo.len() >= 4 && k.starts_with(typo.as_str()));
+        match (longer.next(), longer.next()) {
+            (Some(k), None) => Some(*k),
+            _ => None,
+        }
+    })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -787,13 +787,14 @@ fn warnings_for_risky_choices() {
 fn closest_key_suggestions() {
     for (typo, wanted) in [
         ("reopen_day", Some("reopen_days")),
-        ("max_size", None),
+        ("max_size", Some("max_size_mb")),
+        ("pass", None),
         ("Language", Some("language")),
         ("pasword", Some("password")),
         ("xyz", None),
     ] {
         assert_eq!(
-            closest(typo, &[HELPDESK_KEYS, IMAP_KEYS].concat()),
+            closest(typo, &[HELPDESK_KEYS, IMAP_KEYS, ATTACHMENT_KEYS].concat()),
             wanted,
             "typo {typo}"
         );

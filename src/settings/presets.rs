@@ -117,10 +117,10 @@ pub fn render(preset: Preset) -> String {
 # Relative paths are relative to the folder of this file.
 
 [helpdesk]
-auto_close_days = {auto_close}                 # close a ticket after this many days without activity (0 disables)
+auto_close_days = {auto_close:<20}# close a ticket after this many days without activity (0 disables)
 auto_close_scope = "awaiting_customer"  # only tickets waiting for the customer; "any" closes all idle tickets
-reopen_days = {reopen}                     # {reopen_comment}
-subject_tag = "[#{{id}}]"                # how the ticket number appears in subjects
+reopen_days = {reopen:<24}# {reopen_comment}
+subject_tag = "[#{{id}}]"               # how the ticket number appears in subjects
 language = "en"                       # language of the emails sent to customers: "en" or "fr"
 secret_env = "GUICHET_SECRET"         # HMAC key of reply tokens (at least 16 bytes), read from this variable
 max_auto_replies_per_hour = 5         # automatic replies per sender and hour, against mail loops
@@ -128,7 +128,7 @@ reply_to_participants = true          # agents' replies also go to the people in
 
 [attachments]
 enabled = true                        # accept files from customers
-max_size_mb = {max_size}                      # largest accepted file, per file, in MiB
+max_size_mb = {max_size:<24}# largest accepted file, per file, in MiB
 allowed_extensions = "{extensions}"  # accepted types; content is sniffed and must match
 storage_dir = "data/attachments"      # where accepted files are stored
 retention_days = 365                  # `guichet cleanup` removes files of tickets closed longer ago (0 keeps them)
@@ -230,3 +230,124 @@ format = "json"                       # generic JSON body, every event recorded
 secret_env = "GUICHET_WEBHOOK_SECRET"  # signing key (Standard Webhooks, whsec_…), read from this variable
 # events: every event is sent when this key is left out
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::env::VarError;
+    use std::path::Path;
+
+    use super::*;
+    use crate::domain::EventKind;
+    use crate::settings::{
+        ReopenWindow, Settings, WebhookFormat, load_str_with_env, render_masked, warnings,
+    };
+
+    /// The variables the presets name, without touching the process environment.
+    fn env(name: &str) -> Result<String, VarError> {
+        match name {
+            "GUICHET_SECRET" => Ok("preset-test-secret-0123456789".into()),
+            "GUICHET_IMAP_PASSWORD" => Ok("preset-imap-pw".into()),
+            "GUICHET_SMTP_PASSWORD" => Ok("preset-smtp-pw".into()),
+            "GUICHET_WEBHOOK_SECRET" => Ok("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            _ => Err(VarError::NotPresent),
+        }
+    }
+
+    fn loaded(preset: Preset) -> Settings {
+        let text = render(preset);
+        load_str_with_env(&text, Path::new("/srv/guichet/guichet.toml"), &env)
+            .unwrap_or_else(|e| panic!("preset {} does not load:\n{e}\n{text}", preset.name()))
+    }
+
+    /// The seed's "Exemples de configuration": auto-close, reopen, size,
+    /// types, and the webhooks' formats.
+    #[test]
+    fn presets_load_with_the_seeds_values() {
+        type Row = (
+            Preset,
+            u32,
+            ReopenWindow,
+            u64,
+            &'static str,
+            &'static [WebhookFormat],
+            bool,
+        );
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            (Preset::Startup, 3, ReopenWindow::Days(7), 5, "jpg,png,pdf,txt", &[WebhookFormat::Auto], false),
+            (Preset::Enterprise, 7, ReopenWindow::Days(14), 10, "jpg,png,pdf,doc,docx,txt,log", &[WebhookFormat::Json], false),
+            (Preset::Technical, 14, ReopenWindow::Unlimited, 25, "jpg,png,pdf,txt,log,zip,sql,json", &[WebhookFormat::Auto, WebhookFormat::Json], false),
+            (Preset::Secure, 5, ReopenWindow::Never, 2, "jpg,png,pdf,txt", &[WebhookFormat::Json], true),
+        ];
+        assert_eq!(rows.len(), Preset::ALL.len());
+        for &(preset, auto_close, reopen, size, types, formats, antivirus) in rows {
+            let s = loaded(preset);
+            let name = preset.name();
+            assert_eq!(s.helpdesk.auto_close_days, auto_close, "{name}");
+            assert_eq!(s.helpdesk.reopen_days, reopen, "{name}");
+            assert!(s.attachments.enabled, "{name}");
+            assert_eq!(s.attachments.max_size_mb, size, "{name}");
+            assert_eq!(s.attachments.allowed_extensions.join(","), types, "{name}");
+            let got: Vec<WebhookFormat> = s.webhooks.iter().map(|w| w.format).collect();
+            assert_eq!(got, formats, "{name}");
+            assert_eq!(s.antivirus.is_some(), antivirus, "{name}");
+            assert_eq!(s.imap.host, "imap.example.com", "{name}");
+            assert_eq!(s.helpdesk.secret.expose(), "preset-test-secret-0123456789");
+        }
+    }
+
+    #[test]
+    fn preset_webhooks_go_where_the_seed_says() {
+        let startup = loaded(Preset::Startup);
+        assert!(
+            startup.webhooks[0]
+                .url
+                .starts_with("https://discord.com/api/webhooks/")
+        );
+        let technical = loaded(Preset::Technical);
+        assert!(
+            technical.webhooks[0]
+                .url
+                .starts_with("https://hooks.slack.com/")
+        );
+        assert!(technical.webhooks[1].url.contains("monitoring"));
+        assert!(technical.webhooks[1].wants(EventKind::TicketCreated));
+        let enterprise = loaded(Preset::Enterprise);
+        assert!(enterprise.webhooks[0].url.contains("crm"));
+        let secure = loaded(Preset::Secure);
+        assert!(secure.webhooks[0].url.contains("audit"));
+        assert!(
+            secure.webhooks[0].secret.is_some(),
+            "the audit webhook is signed"
+        );
+        assert!(
+            secure.webhooks[0].events.is_empty(),
+            "audit gets every event"
+        );
+    }
+
+    #[test]
+    fn presets_are_commented_and_warn_only_where_the_seed_does() {
+        for &preset in Preset::ALL {
+            let text = render(preset);
+            // Every setting line explains itself.
+            for line in text.lines() {
+                let setting = line.contains(" = ") && !line.starts_with('#');
+                assert!(
+                    !setting || line.contains(" # "),
+                    "{}: uncommented {line:?}",
+                    preset.name()
+                );
+            }
+            let w = warnings(&loaded(preset));
+            let wanted = match preset {
+                // Unlimited reopen and zip archives without a scanner.
+                Preset::Technical => 2,
+                _ => 0,
+            };
+            assert_eq!(w.len(), wanted, "{}: {w:#?}", preset.name());
+            let shown = render_masked(&loaded(preset));
+            assert!(!shown.contains("preset-imap-pw") && !shown.contains("preset-test-secret"));
+        }
+    }
+}
