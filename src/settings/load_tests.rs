@@ -800,3 +800,12 @@ fn closest_key_suggestions() {
         );
     }
 }
+
+#[test]
+fn files_saved_on_windows_load_and_keep_positions() {
+    // A byte-order mark and CRLF line ends (Notepad) change nothing.
+    let crlf = |t: &str| format!("\u{feff}{}", t.replace('\n', "\r\n"));
+    check(&crlf(BASE)).unwrap_or_else(|e| panic!("{e}"));
+    let e = check(&crlf(&edited(&[("reopen_days = 7", "reopen_days = -5")]))).unwrap_err();
+    assert_eq!((e.problems[0].line, e.problems[0].column), (4, 15), "{e}");
+}
