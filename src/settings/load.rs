@@ -1,10 +1,37 @@
 //! Reading `guichet.toml`: TOML → checked [`Settings`], every problem at once.
-//! (Placeholder signatures; the loader is being written.)
+//!
+//! The file is parsed with spans (`toml::de::DeTable`) and then walked by
+//! hand, section by section, instead of through `serde`: a derive stops at the
+//! first bad value, while an admin wants every mistake of the file in one run,
+//! each with its line, column, dotted key, what is wrong and what is accepted.
+//! A file that is not TOML at all gives one problem, the parser's.
+//!
+//! **Relative paths are resolved against the folder of the settings file**,
+//! not against the current directory: `attachments.storage_dir`, every
+//! `*_file` secret, `imap.ca_file` / `smtp.ca_file`, a relative
+//! `unix:` clamd socket and a relative `sqlite://` database (which becomes
+//! `sqlite:///absolute/path`). The daemon then finds the same files whether
+//! systemd, a container or a shell in another folder starts it.
+//!
+//! Secrets (`X`, `X_env`, `X_file`) are read here, once; their values never
+//! appear in a [`Problem`].
 
+use std::env::VarError;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Component, Path, PathBuf};
 
-use super::Settings;
+use base64::Engine as _;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{
+    AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
+    Department, HelpdeskSettings, ImapSettings, Language, MailboxName, ReopenWindow, Secret,
+    SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
+};
+use crate::domain::{EmailAddress, EventKind};
 
 /// One thing wrong in a settings file, with where it is and what would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +48,22 @@ pub struct Problem {
     pub accepted: String,
 }
 
-/// All the problems of a settings file.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{} (accepted: {})", self.message, self.accepted)
+    }
+}
+
+/// All the problems of a settings file, sorted by position (problems about
+/// the whole file, such as a missing section, come last).
 #[derive(Debug, Clone)]
 pub struct SettingsError {
     pub problems: Vec<Problem>,
@@ -30,41 +72,1926 @@ pub struct SettingsError {
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.problems {
-            writeln!(
-                f,
-                "{}:{}:{}: {}: {} (accepted: {})",
-                p.file.display(),
-                p.line,
-                p.column,
-                p.key,
-                p.message,
-                p.accepted
-            )?;
+            writeln!(f, "{p}")?;
         }
-        Ok(())
+        let n = self.problems.len();
+        let file = self
+            .problems
+            .first()
+            .map(|p| p.file.display().to_string())
+            .unwrap_or_default();
+        write!(f, "{n} problem{} in {file}", if n == 1 { "" } else { "s" })
     }
 }
 
 impl std::error::Error for SettingsError {}
 
+/// How `X_env` secrets are looked up: `std::env::var` in the daemon, a map
+/// in tests (so that tests never touch the process environment).
+pub type EnvLookup<'e> = &'e dyn Fn(&str) -> Result<String, VarError>;
+
+/// Reads and checks the settings file at `path`.
 pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-    let _ = path;
-    unimplemented!("settings loader")
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, path),
+        Err(e) => Err(SettingsError {
+            problems: vec![Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the settings file: {e}"),
+                accepted: "a readable TOML file (`guichet init --preset startup` writes one)"
+                    .into(),
+            }],
+        }),
+    }
 }
 
+/// Checks settings text as if it had been read from `path` (relative paths
+/// inside it are resolved against `path`'s folder), with secrets' `X_env`
+/// taken from the process environment.
 pub fn load_str(text: &str, path: &Path) -> Result<Settings, SettingsError> {
-    let _ = (text, path);
-    unimplemented!("settings loader")
+    load_str_with_env(text, path, &|name| std::env::var(name))
 }
 
-/// The resolved settings as TOML-like text, secrets masked (`check-config`).
-pub fn render_masked(settings: &Settings) -> String {
-    let _ = settings;
-    unimplemented!("settings rendering")
+/// [`load_str`] with the environment given as a function, for tests and
+/// for callers that want to control it.
+pub fn load_str_with_env(
+    text: &str,
+    path: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Settings, SettingsError> {
+    let mut c = Checker::new(text, path, env);
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let message = e.message().replace('\n', "; ");
+            c.report(
+                e.span().or(Some(0..0)),
+                "",
+                format!("not valid TOML: {message}"),
+                "TOML syntax (https://toml.io), e.g. `key = \"value\"` under a `[section]`",
+            );
+            return Err(c.into_error());
+        }
+    };
+    let settings = c.settings(root.get_ref());
+    match settings {
+        Some(s) if c.problems.is_empty() => Ok(s),
+        _ => {
+            if c.problems.is_empty() {
+                // Defensive: every `None` above comes with a problem.
+                c.report(None, "", "the settings could not be read", "a valid file");
+            }
+            Err(c.into_error())
+        }
+    }
 }
 
-/// Valid but risky choices (dangerous extensions allowed, …).
-pub fn warnings(settings: &Settings) -> Vec<String> {
-    let _ = settings;
-    Vec::new()
+type Span = Range<usize>;
+/// `None`: a problem was recorded.
+type Checked<T> = Option<T>;
+
+const ROOT_KEYS: &[&str] = &[
+    "helpdesk",
+    "attachments",
+    "antivirus",
+    "imap",
+    "smtp",
+    "database",
+    "trust",
+    "departments",
+    "webhooks",
+];
+const HELPDESK_KEYS: &[&str] = &[
+    "auto_close_days",
+    "auto_close_scope",
+    "reopen_days",
+    "subject_tag",
+    "language",
+    "secret",
+    "secret_env",
+    "secret_file",
+    "max_auto_replies_per_hour",
+    "reply_to_participants",
+    "ticket_url",
+];
+const ATTACHMENT_KEYS: &[&str] = &[
+    "enabled",
+    "max_size_mb",
+    "allowed_extensions",
+    "storage_dir",
+    "retention_days",
+];
+const ANTIVIRUS_KEYS: &[&str] = &["clamd", "timeout_seconds"];
+const IMAP_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "tls",
+    "username",
+    "password",
+    "password_env",
+    "password_file",
+    "folder",
+    "poll_seconds",
+    "idle",
+    "ca_file",
+];
+const SMTP_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "tls",
+    "username",
+    "password",
+    "password_env",
+    "password_file",
+    "from",
+    "ca_file",
+];
+const DATABASE_KEYS: &[&str] = &["url"];
+const TRUST_KEYS: &[&str] = &["authserv_ids"];
+const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
+const WEBHOOK_KEYS: &[&str] = &[
+    "url",
+    "format",
+    "events",
+    "secret",
+    "secret_env",
+    "secret_file",
+];
+
+/// The section each key belongs to, to tell someone who wrote
+/// `reopen_days = 3` at the top of the file where it goes.
+const SECTION_KEYS: &[(&str, &[&str])] = &[
+    ("helpdesk", HELPDESK_KEYS),
+    ("attachments", ATTACHMENT_KEYS),
+    ("antivirus", ANTIVIRUS_KEYS),
+    ("imap", IMAP_KEYS),
+    ("smtp", SMTP_KEYS),
+    ("database", DATABASE_KEYS),
+    ("trust", TRUST_KEYS),
+    ("departments", DEPARTMENT_KEYS),
+    ("webhooks", WEBHOOK_KEYS),
+];
+
+const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
+const MAX_DAYS: i64 = 36_500;
+const LOOPBACK: &str = "localhost, 127.0.0.0/8 or ::1";
+
+/// A table of the file and where it is.
+struct Section<'a> {
+    table: &'a DeTable<'a>,
+    /// The `[header]` (or inline table) span; `None` for the root and for
+    /// optional sections that are absent.
+    header: Option<Span>,
+    /// Dotted path: `imap`, `departments[1]`.
+    path: String,
 }
+
+impl<'a> Section<'a> {
+    fn key(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+    fn get(&self, name: &str) -> Option<&'a Spanned<DeValue<'a>>> {
+        self.table.get(name)
+    }
+}
+
+/// A secret read from `X`, `X_env` or `X_file`.
+struct ReadSecret {
+    value: Secret,
+    source: SecretSource,
+    span: Span,
+}
+
+struct Checker<'c> {
+    file: PathBuf,
+    /// Absolute folder of the settings file: the base of relative paths.
+    base_dir: PathBuf,
+    text: &'c str,
+    line_starts: Vec<usize>,
+    env: EnvLookup<'c>,
+    problems: Vec<Problem>,
+}
+
+impl<'c> Checker<'c> {
+    fn new(text: &'c str, path: &Path, env: EnvLookup<'c>) -> Self {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base_dir = absolute
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self {
+            file: path.to_path_buf(),
+            base_dir: clean(&base_dir),
+            text,
+            line_starts,
+            env,
+            problems: Vec::new(),
+        }
+    }
+
+    fn into_error(mut self) -> SettingsError {
+        // Problems about the whole file (line 0) last, the others in file order.
+        self.problems
+            .sort_by_key(|p| (p.line == 0, p.line, p.column));
+        self.problems.dedup();
+        SettingsError {
+            problems: self.problems,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.line_starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(offset - start);
+        (line + 1, column + 1)
+    }
+
+    fn report(
+        &mut self,
+        span: Option<Span>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        accepted: impl Into<String>,
+    ) {
+        let (line, column) = match span {
+            Some(s) => self.position(s.start),
+            None => (0, 0),
+        };
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+            accepted: accepted.into(),
+        });
+    }
+
+    fn missing(&mut self, s: &Section<'_>, name: &str, accepted: &str) {
+        let message = if s.path.is_empty() {
+            format!("missing section [{name}]")
+        } else {
+            format!("missing in [{}]", section_title(&s.path))
+        };
+        self.report(s.header.clone(), s.key(name), message, accepted);
+    }
+
+    /// Reports keys that this table does not have, with the ones it has.
+    fn known_keys(&mut self, s: &Section<'_>, known: &[&str]) {
+        for (key, _) in s.table.iter() {
+            let name: &str = key.get_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            let hint = if let Some(close) = closest(name, known) {
+                format!(" (did you mean `{close}`?)")
+            } else if s.path.is_empty() {
+                SECTION_KEYS
+                    .iter()
+                    .find(|(_, keys)| keys.contains(&name))
+                    .map(|(section, _)| format!(" (it belongs in [{section}])"))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let is_table = s.table.get(name).is_some_and(|v| {
+                matches!(v.get_ref(), DeValue::Table(_))
+                    || matches!(v.get_ref(), DeValue::Array(a) if a.iter().all(|i| i.get_ref().is_table()))
+            });
+            let what = if s.path.is_empty() && is_table {
+                "section"
+            } else {
+                "key"
+            };
+            self.report(
+                Some(key.span()),
+                s.key(name),
+                format!("unknown {what} `{name}`{hint}"),
+                format!("one of: {}", known.join(", ")),
+            );
+        }
+    }
+
+    fn wrong_type(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        key: String,
+        expected: &str,
+        accepted: &str,
+        secret: bool,
+    ) {
+        let found = if secret {
+            type_name(v.get_ref()).to_string()
+        } else {
+            shown(v.get_ref())
+        };
+        let mut message = format!("expected {expected}, found {found}");
+        if !secret
+            && expected == "a whole number"
+            && let DeValue::String(text) = v.get_ref()
+            && text.trim().parse::<i64>().is_ok()
+        {
+            message.push_str(" (write the number without quotes)");
+        }
+        self.report(Some(v.span()), key, message, accepted);
+    }
+
+    // ----- typed getters: `Ok(None)` when absent, `Err(())` after a problem
+
+    fn int(
+        &mut self,
+        s: &Section<'_>,
+        name: &str,
+        accepted: &str,
+    ) -> Result<Option<(i64, Span)>, ()> {
+        let Some(v) = s.get(name) else {
+            return Ok(None);
+        };
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Ok(Some((n, v.span()))),
+                Err(_) => {
+                    self.report(
+                        Some(v.span()),
+                        s.key(name),
+                        format!("{i} is too large"),
+                        accepted,
+                    );
+                    Err(())
+                }
+            },
+            _ => {
+                self.wrong_type(v, s.key(name), "a whole number", accepted, false);
+                Err(())
+            }
+        }
+    }
+
+    /// An integer in `range`, or `default` when absent.
+    fn int_in(
+        &mut self,
+        s: &Section<'_>,
+        name: &str,
+        default: i64,
+        range: RangeInclusive<i64>,
+        accepted: &str,
+    ) -> Checked<i64> {
+        match self.int(s, name, accepted) {
+            Err(()) => None,
+            Ok(None) => Some(default),
+            Ok(Some((n, _))) if range.contains(&n) => Some(n),
+            Ok(Some((n, span))) => {
+                self.report(
+                    Some(span),
+                    s.key(name),
+                    format!("{n} is not allowed"),
+                    accepted,
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, s: &Section<'_>, name: &str, default: bool) -> Checked<bool> {
+        let Some(v) = s.get(name) else {
+            return Some(default);
+        };
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(
+                    v,
+                    s.key(name),
+                    "true or false",
+                    "true or false (without quotes)",
+                    false,
+                );
+                None
+            }
+        }
+    }
+
+    fn string<'a>(
+        &mut self,
+        s: &Section<'a>,
+        name: &str,
+        accepted: &str,
+        secret: bool,
+    ) -> Result<Option<(&'a str, Span)>, ()> {
+        let Some(v) = s.get(name) else {
+            return Ok(None);
+        };
+        match v.get_ref() {
+            DeValue::String(text) => Ok(Some((text.as_ref(), v.span()))),
+            _ => {
+                self.wrong_type(v, s.key(name), "a string", accepted, secret);
+                Err(())
+            }
+        }
+    }
+
+    /// A non-empty string that must be there.
+    fn required_string<'a>(
+        &mut self,
+        s: &Section<'a>,
+        name: &str,
+        accepted: &str,
+    ) -> Checked<(&'a str, Span)> {
+        match self.string(s, name, accepted, false) {
+            Err(()) => None,
+            Ok(None) => {
+                self.missing(s, name, accepted);
+                None
+            }
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(Some(span), s.key(name), "is empty", accepted);
+                None
+            }
+            Ok(Some((text, span))) => Some((text.trim(), span)),
+        }
+    }
+
+    /// One of a few words, case-insensitive, or `default` when absent.
+    fn choice<T: Copy>(
+        &mut self,
+        s: &Section<'_>,
+        name: &str,
+        options: &[(&str, T)],
+        default: T,
+        what: &str,
+    ) -> Checked<(T, Option<Span>)> {
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let accepted = format!("one of: {}", names.join(", "));
+        match self.string(s, name, &accepted, false) {
+            Err(()) => None,
+            Ok(None) => Some((default, None)),
+            Ok(Some((text, span))) => {
+                let wanted = text.trim().to_ascii_lowercase();
+                match options.iter().find(|(n, _)| *n == wanted) {
+                    Some((_, value)) => Some((*value, Some(span))),
+                    None => {
+                        self.report(
+                            Some(span),
+                            s.key(name),
+                            format!("unknown {what} `{text}`"),
+                            accepted,
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path, resolved against the settings file's folder.
+    fn path(
+        &mut self,
+        s: &Section<'_>,
+        name: &str,
+        accepted: &str,
+    ) -> Result<Option<(PathBuf, Span)>, ()> {
+        match self.string(s, name, accepted, false)? {
+            None => Ok(None),
+            Some((text, span)) if text.trim().is_empty() => {
+                self.report(Some(span), s.key(name), "is empty", accepted);
+                Err(())
+            }
+            Some((text, span)) => Ok(Some((self.resolve(text.trim()), span))),
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        clean(&self.base_dir.join(path))
+    }
+
+    /// Exactly one of `X`, `X_env`, `X_file`. `Ok(None)` when none is given.
+    fn secret(&mut self, s: &Section<'_>, base: &str) -> Result<Option<ReadSecret>, ()> {
+        let names = [
+            base.to_string(),
+            format!("{base}_env"),
+            format!("{base}_file"),
+        ];
+        let accepted = format!(
+            "exactly one of `{base} = \"…\"`, `{base}_env = \"VARIABLE\"` or `{base}_file = \"PATH\"`"
+        );
+        let given: Vec<(usize, &Spanned<DeValue<'_>>)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| s.get(n).map(|v| (i, v)))
+            .collect();
+        let (which, v) = match given.as_slice() {
+            [] => return Ok(None),
+            [one] => *one,
+            [first, rest @ ..] => {
+                for (i, v) in rest {
+                    self.report(
+                        Some(v.span()),
+                        s.key(&names[*i]),
+                        format!("`{}` is given too", names[first.0]),
+                        &accepted,
+                    );
+                }
+                return Err(());
+            }
+        };
+        let key = s.key(&names[which]);
+        let DeValue::String(text) = v.get_ref() else {
+            self.wrong_type(v, key, "a string", &accepted, true);
+            return Err(());
+        };
+        let span = v.span();
+        let (value, source) = match which {
+            0 => (text.to_string(), SecretSource::Literal),
+            1 => {
+                let var = text.trim();
+                if var.is_empty() || var.contains(['=', '\0']) || var.contains(char::is_whitespace)
+                {
+                    self.report(
+                        Some(span),
+                        key,
+                        format!("`{var}` is not an environment variable name"),
+                        "a variable name such as `GUICHET_SECRET`",
+                    );
+                    return Err(());
+                }
+                match (self.env)(var) {
+                    Ok(value) => (value, SecretSource::Env(var.to_string())),
+                    Err(VarError::NotPresent) => {
+                        self.report(
+                            Some(span),
+                            key,
+                            format!("environment variable {var} is not set"),
+                            format!("{var} set in the daemon's environment, or `{base}_file`"),
+                        );
+                        return Err(());
+                    }
+                    Err(VarError::NotUnicode(_)) => {
+                        self.report(
+                            Some(span),
+                            key,
+                            format!("environment variable {var} is not valid UTF-8"),
+                            format!("{var} holding UTF-8 text"),
+                        );
+                        return Err(());
+                    }
+                }
+            }
+            _ => {
+                let written = text.trim();
+                let path = self.resolve(written);
+                match std::fs::read_to_string(&path) {
+                    Ok(content) => (
+                        content.trim_end_matches(['\n', '\r']).to_string(),
+                        SecretSource::File(path),
+                    ),
+                    Err(e) => {
+                        self.report(
+                            Some(span),
+                            key,
+                            format!("cannot read `{written}` ({}): {e}", path.display()),
+                            "a readable UTF-8 file holding the secret (paths are relative to this settings file)",
+                        );
+                        return Err(());
+                    }
+                }
+            }
+        };
+        if value.is_empty() {
+            let message = match &source {
+                SecretSource::Literal => "is empty".to_string(),
+                SecretSource::Env(var) => format!("environment variable {var} is empty"),
+                SecretSource::File(_) => format!("file `{}` is empty", text.trim()),
+            };
+            self.report(Some(span), key, message, &accepted);
+            return Err(());
+        }
+        Ok(Some(ReadSecret {
+            value: Secret::new(value),
+            source,
+            span,
+        }))
+    }
+
+    /// A sub-table of the root. `Ok(None)` when absent (a problem if `required`).
+    fn section<'a>(
+        &mut self,
+        root: &Section<'a>,
+        name: &str,
+        required: Option<&str>,
+    ) -> Result<Option<Section<'a>>, ()> {
+        let Some(v) = root.get(name) else {
+            if let Some(accepted) = required {
+                self.missing(root, name, accepted);
+                return Err(());
+            }
+            return Ok(None);
+        };
+        match v.get_ref() {
+            DeValue::Table(table) => Ok(Some(Section {
+                table,
+                header: Some(v.span()),
+                path: name.to_string(),
+            })),
+            _ => {
+                let accepted = format!("a [{name}] table");
+                self.wrong_type(v, name.to_string(), "a table", &accepted, false);
+                Err(())
+            }
+        }
+    }
+
+    /// An array of tables (`[[name]]`); absent is an empty list.
+    fn table_list<'a>(&mut self, root: &Section<'a>, name: &str) -> Checked<Vec<Section<'a>>> {
+        let Some(v) = root.get(name) else {
+            return Some(Vec::new());
+        };
+        let accepted = format!("one [[{name}]] table per entry");
+        let DeValue::Array(items) = v.get_ref() else {
+            let message = match v.get_ref() {
+                DeValue::Table(_) => format!("[{name}] is a single table"),
+                other => format!("expected [[{name}]] tables, found {}", shown(other)),
+            };
+            self.report(Some(v.span()), name, message, accepted);
+            return None;
+        };
+        let mut sections = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::Table(table) => sections.push(Section {
+                    table,
+                    header: Some(item.span()),
+                    path: format!("{name}[{i}]"),
+                }),
+                other => {
+                    let message = format!("expected a table, found {}", shown(other));
+                    self.report(
+                        Some(item.span()),
+                        format!("{name}[{i}]"),
+                        message,
+                        &accepted,
+                    );
+                }
+            }
+        }
+        Some(sections)
+    }
+
+    // ----- the sections
+
+    fn settings(&mut self, root: &DeTable<'_>) -> Checked<Settings> {
+        let empty = DeTable::new();
+        let root = Section {
+            table: root,
+            header: None,
+            path: String::new(),
+        };
+        self.known_keys(&root, ROOT_KEYS);
+
+        let helpdesk = self
+            .section(
+                &root,
+                "helpdesk",
+                Some("a [helpdesk] table with at least `secret_env` (or `secret` / `secret_file`)"),
+            )
+            .ok()
+            .flatten()
+            .and_then(|s| self.helpdesk(&s));
+
+        let attachments = match self.section(&root, "attachments", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "attachments"));
+                self.attachments(&s)
+            }
+            Err(()) => None,
+        };
+
+        let antivirus = match self.section(&root, "antivirus", None) {
+            Ok(Some(s)) => self.antivirus(&s).map(Some),
+            Ok(None) => Some(None),
+            Err(()) => None,
+        };
+
+        let imap = self
+            .section(
+                &root,
+                "imap",
+                Some("an [imap] table with host, username and password"),
+            )
+            .ok()
+            .flatten()
+            .and_then(|s| self.imap(&s));
+
+        let smtp = self
+            .section(&root, "smtp", Some("an [smtp] table with host and from"))
+            .ok()
+            .flatten()
+            .and_then(|s| self.smtp(&s));
+
+        let database = match self.section(&root, "database", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "database"));
+                self.database(&s)
+            }
+            Err(()) => None,
+        };
+
+        let trust = match self.section(&root, "trust", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "trust"));
+                self.trust(&s)
+            }
+            Err(()) => None,
+        };
+
+        let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
+        let departments = self.departments(&root, from.as_ref());
+        let webhooks = self.webhooks(&root);
+
+        Some(Settings {
+            source: self.file.clone(),
+            helpdesk: helpdesk?,
+            attachments: attachments?,
+            antivirus: antivirus?,
+            imap: imap?,
+            smtp: smtp?,
+            database: database?,
+            trust: trust?,
+            departments: departments?,
+            webhooks: webhooks?,
+        })
+    }
+
+    fn helpdesk(&mut self, s: &Section<'_>) -> Checked<HelpdeskSettings> {
+        self.known_keys(s, HELPDESK_KEYS);
+        let auto_close_days = self.int_in(
+            s,
+            "auto_close_days",
+            7,
+            0..=MAX_DAYS,
+            "0 (never close automatically) or a number of days up to 36500",
+        );
+        let auto_close_scope = self.choice(
+            s,
+            "auto_close_scope",
+            &[
+                ("awaiting_customer", AutoCloseScope::AwaitingCustomer),
+                ("any", AutoCloseScope::Any),
+            ],
+            AutoCloseScope::AwaitingCustomer,
+            "scope",
+        );
+        let reopen_days = self
+            .int_in(
+                s,
+                "reopen_days",
+                7,
+                -1..=MAX_DAYS,
+                "-1 (unlimited), 0 (never: a reply opens a new ticket) or a positive number of days up to 36500",
+            )
+            .map(|n| match n {
+                -1 => ReopenWindow::Unlimited,
+                0 => ReopenWindow::Never,
+                n => ReopenWindow::Days(n as u32),
+            });
+        let subject_tag = self.subject_tag(s);
+        let language = self.choice(
+            s,
+            "language",
+            &[("en", Language::En), ("fr", Language::Fr)],
+            Language::En,
+            "language",
+        );
+        let secret = match self.secret(s, "secret") {
+            Err(()) => None,
+            Ok(None) => {
+                self.missing(
+                    s,
+                    "secret",
+                    "`secret_env = \"GUICHET_SECRET\"`, `secret_file = \"PATH\"` or `secret = \"…\"`: at least 16 bytes, e.g. from `openssl rand -hex 32`",
+                );
+                None
+            }
+            Ok(Some(secret)) if secret.value.expose().len() < 16 => {
+                let key = match &secret.source {
+                    SecretSource::Literal => "secret",
+                    SecretSource::Env(_) => "secret_env",
+                    SecretSource::File(_) => "secret_file",
+                };
+                self.report(
+                    Some(secret.span),
+                    s.key(key),
+                    format!(
+                        "the secret is {} bytes long, too short for an HMAC key",
+                        secret.value.expose().len()
+                    ),
+                    "at least 16 bytes, e.g. from `openssl rand -hex 32`",
+                );
+                None
+            }
+            Ok(Some(secret)) => Some(secret),
+        };
+        let max_auto_replies_per_hour = self.int_in(
+            s,
+            "max_auto_replies_per_hour",
+            5,
+            0..=1000,
+            "0 (no automatic replies) or a number up to 1000",
+        );
+        let reply_to_participants = self.boolean(s, "reply_to_participants", true);
+        let ticket_url = self.ticket_url(s);
+
+        let secret = secret?;
+        Some(HelpdeskSettings {
+            auto_close_days: auto_close_days? as u32,
+            auto_close_scope: auto_close_scope?.0,
+            reopen_days: reopen_days?,
+            subject_tag: subject_tag?,
+            language: language?.0,
+            secret: secret.value,
+            secret_source: secret.source,
+            max_auto_replies_per_hour: max_auto_replies_per_hour? as u32,
+            reply_to_participants: reply_to_participants?,
+            ticket_url: ticket_url?,
+        })
+    }
+
+    fn subject_tag(&mut self, s: &Section<'_>) -> Checked<String> {
+        let accepted = "a short text with `{id}` once, e.g. `[#{id}]` or `[Ticket {id}]`";
+        let (text, span) = match self.string(s, "subject_tag", accepted, false) {
+            Err(()) => return None,
+            Ok(None) => return Some("[#{id}]".to_string()),
+            Ok(Some(found)) => found,
+        };
+        let count = text.matches("{id}").count();
+        let message = if count == 0 {
+            "has no `{id}`".to_string()
+        } else if count > 1 {
+            format!("has `{{id}}` {count} times")
+        } else if text.replace("{id}", "").trim().is_empty() {
+            "is only `{id}`: any number in a subject would name a ticket".to_string()
+        } else if text.chars().any(char::is_control) {
+            "contains a control character".to_string()
+        } else {
+            return Some(text.to_string());
+        };
+        self.report(Some(span), s.key("subject_tag"), message, accepted);
+        None
+    }
+
+    fn ticket_url(&mut self, s: &Section<'_>) -> Checked<Option<String>> {
+        let accepted = "an http(s) URL with `{id}`, e.g. `https://desk.example.com/tickets/{id}`";
+        let (text, span) = match self.string(s, "ticket_url", accepted, false) {
+            Err(()) => return None,
+            Ok(None) => return Some(None),
+            Ok(Some(found)) => found,
+        };
+        let text = text.trim();
+        let message = if !text.contains("{id}") {
+            "has no `{id}`".to_string()
+        } else {
+            match url::Url::parse(&text.replace("{id}", "1")) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    return Some(Some(text.to_string()));
+                }
+                Ok(u) => format!("`{}:` is not a web address", u.scheme()),
+                Err(e) => format!("is not a URL ({e})"),
+            }
+        };
+        self.report(Some(span), s.key("ticket_url"), message, accepted);
+        None
+    }
+
+    fn attachments(&mut self, s: &Section<'_>) -> Checked<AttachmentSettings> {
+        self.known_keys(s, ATTACHMENT_KEYS);
+        let enabled = self.boolean(s, "enabled", true);
+        let max_size_mb = self.int_in(
+            s,
+            "max_size_mb",
+            5,
+            1..=1024,
+            "a whole number of MiB from 1 to 1024",
+        );
+        let allowed_extensions = self.extensions(s);
+        let storage_dir = match self.path(
+            s,
+            "storage_dir",
+            "a folder path (relative to this settings file)",
+        ) {
+            Err(()) => None,
+            Ok(None) => Some(self.resolve("data/attachments")),
+            Ok(Some((path, _))) => Some(path),
+        };
+        let retention_days = self.int_in(
+            s,
+            "retention_days",
+            365,
+            0..=MAX_DAYS,
+            "0 (keep files forever) or a number of days up to 36500",
+        );
+        Some(AttachmentSettings {
+            enabled: enabled?,
+            max_size_mb: max_size_mb? as u64,
+            allowed_extensions: allowed_extensions?,
+            storage_dir: storage_dir?,
+            retention_days: retention_days? as u32,
+        })
+    }
+
+    /// `"jpg, .PNG"` or `["jpg", ".png"]` → `["jpg", "png"]`.
+    fn extensions(&mut self, s: &Section<'_>) -> Checked<Vec<String>> {
+        let accepted = "extensions separated by commas (`\"jpg,png,pdf\"`) or a list (`[\"jpg\", \"png\"]`), letters and digits only";
+        let key = s.key("allowed_extensions");
+        let Some(v) = s.get("allowed_extensions") else {
+            return Some(DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()).collect());
+        };
+        // (item, span of the value that holds it)
+        let mut items: Vec<(String, Span)> = Vec::new();
+        match v.get_ref() {
+            DeValue::String(text) => {
+                items.extend(text.split(',').map(|e| (e.to_string(), v.span())));
+            }
+            DeValue::Array(array) => {
+                let mut ok = true;
+                for item in array.iter() {
+                    match item.get_ref() {
+                        DeValue::String(text) => items.push((text.to_string(), item.span())),
+                        _ => {
+                            self.wrong_type(item, key.clone(), "a string", accepted, false);
+                            ok = false;
+                        }
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+            }
+            _ => {
+                self.wrong_type(v, key, "a string or a list of strings", accepted, false);
+                return None;
+            }
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (raw, span) in items {
+            let ext = raw
+                .trim()
+                .trim_start_matches('.')
+                .trim()
+                .to_ascii_lowercase();
+            if ext.is_empty() {
+                continue; // `"jpg,png,"`: a trailing comma is harmless
+            }
+            if !ext.chars().all(|c| c.is_ascii_alphanumeric()) || ext.len() > 16 {
+                self.report(
+                    Some(span),
+                    key.clone(),
+                    format!("`{}` is not a file extension", raw.trim()),
+                    accepted,
+                );
+                ok = false;
+                continue;
+            }
+            if !out.contains(&ext) {
+                out.push(ext);
+            }
+        }
+        if ok && out.is_empty() {
+            self.report(
+                Some(v.span()),
+                key,
+                "the list is empty: every file would be refused",
+                "at least one extension, or `enabled = false` to refuse all files",
+            );
+            return None;
+        }
+        ok.then_some(out)
+    }
+
+    fn antivirus(&mut self, s: &Section<'_>) -> Checked<AntivirusSettings> {
+        self.known_keys(s, ANTIVIRUS_KEYS);
+        let accepted = "`tcp://HOST:PORT` (e.g. `tcp://127.0.0.1:3310`) or `unix:/PATH` (e.g. `unix:/run/clamav/clamd.ctl`)";
+        let clamd = self
+            .required_string(s, "clamd", accepted)
+            .and_then(|(text, span)| match parse_clamd(text) {
+                Ok(ClamdAddress::Unix(path)) => {
+                    Some(ClamdAddress::Unix(clean(&self.base_dir.join(path))))
+                }
+                Ok(tcp) => Some(tcp),
+                Err(message) => {
+                    self.report(Some(span), s.key("clamd"), message, accepted);
+                    None
+                }
+            });
+        let timeout_seconds = self.int_in(
+            s,
+            "timeout_seconds",
+            30,
+            1..=3600,
+            "a number of seconds from 1 to 3600",
+        );
+        Some(AntivirusSettings {
+            clamd: clamd?,
+            timeout_seconds: timeout_seconds? as u64,
+        })
+    }
+
+    /// `host`, `port` and `tls` of a mail server, with the rule that plain
+    /// text only goes to a loopback host.
+    fn server(
+        &mut self,
+        s: &Section<'_>,
+        default_port: i64,
+        example: &str,
+    ) -> Checked<(String, u16, TlsMode)> {
+        let host_accepted = format!("a host name or IP address, e.g. `{example}`");
+        let host = self
+            .required_string(s, "host", &host_accepted)
+            .and_then(|(text, span)| match check_host(text) {
+                Ok(()) => Some(text.to_string()),
+                Err(message) => {
+                    self.report(Some(span), s.key("host"), message, &host_accepted);
+                    None
+                }
+            });
+        let port = self.int_in(
+            s,
+            "port",
+            default_port,
+            1..=65535,
+            "a port number from 1 to 65535",
+        );
+        let tls = self.choice(
+            s,
+            "tls",
+            &[
+                ("implicit", TlsMode::Implicit),
+                ("starttls", TlsMode::StartTls),
+                ("none", TlsMode::None),
+            ],
+            TlsMode::Implicit,
+            "tls mode",
+        );
+        if let (Some(host), Some((TlsMode::None, span))) = (&host, &tls)
+            && !is_loopback_host(host)
+        {
+            self.report(
+                span.clone(),
+                s.key("tls"),
+                format!("`none` sends passwords and mail in clear text to `{host}`, which is not a loopback host"),
+                format!("`implicit` or `starttls`; `none` only with a loopback host ({LOOPBACK})"),
+            );
+            return None;
+        }
+        Some((host?, port? as u16, tls?.0))
+    }
+
+    fn ca_file(&mut self, s: &Section<'_>) -> Checked<Option<PathBuf>> {
+        let accepted = "a readable PEM file with `-----BEGIN CERTIFICATE-----` (relative to this settings file)";
+        let (path, span) = match self.path(s, "ca_file", accepted) {
+            Err(()) => return None,
+            Ok(None) => return Some(None),
+            Ok(Some(found)) => found,
+        };
+        let message = match std::fs::read_to_string(&path) {
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => return Some(Some(path)),
+            Ok(_) => format!("`{}` holds no PEM certificate", path.display()),
+            Err(e) => format!("cannot read `{}`: {e}", path.display()),
+        };
+        self.report(Some(span), s.key("ca_file"), message, accepted);
+        None
+    }
+
+    fn imap(&mut self, s: &Section<'_>) -> Checked<ImapSettings> {
+        self.known_keys(s, IMAP_KEYS);
+        let server = self.server(s, 993, "imap.example.com");
+        let username = self.required_string(
+            s,
+            "username",
+            "the mailbox login, e.g. `support@example.com`",
+        );
+        let password = match self.secret(s, "password") {
+            Err(()) => None,
+            Ok(None) => {
+                self.missing(
+                    s,
+                    "password",
+                    "`password_env = \"GUICHET_IMAP_PASSWORD\"`, `password_file = \"PATH\"` or `password = \"…\"`",
+                );
+                None
+            }
+            Ok(Some(p)) => Some(p),
+        };
+        let folder = match self.string(s, "folder", "a mailbox folder name, e.g. `INBOX`", false) {
+            Err(()) => None,
+            Ok(None) => Some("INBOX".to_string()),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("folder"),
+                    "is empty",
+                    "a mailbox folder name, e.g. `INBOX`",
+                );
+                None
+            }
+            Ok(Some((text, _))) => Some(text.trim().to_string()),
+        };
+        let poll_seconds = self.int_in(
+            s,
+            "poll_seconds",
+            60,
+            1..=86_400,
+            "a number of seconds from 1 to 86400",
+        );
+        let idle = self.boolean(s, "idle", true);
+        let ca_file = self.ca_file(s);
+        let (host, port, tls) = server?;
+        let password = password?;
+        Some(ImapSettings {
+            host,
+            port,
+            tls,
+            username: username?.0.to_string(),
+            password: password.value,
+            password_source: password.source,
+            folder: folder?,
+            poll_seconds: poll_seconds? as u64,
+            idle: idle?,
+            ca_file: ca_file?,
+        })
+    }
+
+    fn smtp(&mut self, s: &Section<'_>) -> Checked<SmtpSettings> {
+        self.known_keys(s, SMTP_KEYS);
+        let server = self.server(s, 465, "smtp.example.com");
+        let username = match self.string(
+            s,
+            "username",
+            "the submission login, e.g. `support@example.com`",
+            false,
+        ) {
+            Err(()) => None,
+            Ok(None) => Some(None),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("username"),
+                    "is empty",
+                    "a login, or no `username` at all to submit without authentication",
+                );
+                None
+            }
+            Ok(Some((text, span))) => Some(Some((text.trim().to_string(), span))),
+        };
+        let password = self.secret(s, "password");
+        // A username needs a password, and a password needs a username.
+        let credentials = match (username, password) {
+            (Some(Some(user)), Ok(Some(pass))) => Some((Some(user.0), Some(pass))),
+            (Some(None), Ok(None)) => Some((None, None)),
+            (Some(Some(_)), Ok(None)) => {
+                self.missing(
+                    s,
+                    "password",
+                    "`password_env`, `password_file` or `password` with `username`, or neither to submit without authentication",
+                );
+                None
+            }
+            (Some(None), Ok(Some(pass))) => {
+                let key = match pass.source {
+                    SecretSource::Literal => "password",
+                    SecretSource::Env(_) => "password_env",
+                    SecretSource::File(_) => "password_file",
+                };
+                self.report(
+                    Some(pass.span),
+                    s.key(key),
+                    "a password without a `username`",
+                    "`username` with the password, or neither to submit without authentication",
+                );
+                None
+            }
+            _ => None,
+        };
+        let from_accepted =
+            "`Name <address>` or a bare address, e.g. `Example Support <support@example.com>`";
+        let from = self
+            .required_string(s, "from", from_accepted)
+            .and_then(|(text, span)| match parse_mailbox(text) {
+                Ok(mailbox) => Some(mailbox),
+                Err(message) => {
+                    self.report(Some(span), s.key("from"), message, from_accepted);
+                    None
+                }
+            });
+        let ca_file = self.ca_file(s);
+        let (host, port, tls) = server?;
+        let (username, password) = credentials?;
+        let (password, password_source) = match password {
+            Some(p) => (Some(p.value), Some(p.source)),
+            None => (None, None),
+        };
+        Some(SmtpSettings {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            password_source,
+            from: from?,
+            ca_file: ca_file?,
+        })
+    }
+
+    fn database(&mut self, s: &Section<'_>) -> Checked<DatabaseSettings> {
+        self.known_keys(s, DATABASE_KEYS);
+        let accepted =
+            "`sqlite://PATH` (relative to this settings file) or `postgres://USER@HOST/DATABASE`";
+        let url = match self.string(s, "url", accepted, false) {
+            Err(()) => return None,
+            Ok(None) => ("sqlite://data/guichet.db", None),
+            Ok(Some((text, span))) => (text.trim(), Some(span)),
+        };
+        match database_url(url.0, &self.base_dir) {
+            Ok(url) => Some(DatabaseSettings { url }),
+            Err(message) => {
+                self.report(url.1, s.key("url"), message, accepted);
+                None
+            }
+        }
+    }
+
+    fn trust(&mut self, s: &Section<'_>) -> Checked<TrustSettings> {
+        self.known_keys(s, TRUST_KEYS);
+        let accepted = "a list of mail server names, e.g. `[\"mx.example.com\"]`";
+        let key = s.key("authserv_ids");
+        let Some(v) = s.get("authserv_ids") else {
+            return Some(TrustSettings::default());
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(v, key, "a list", accepted, false);
+            return None;
+        };
+        let mut ids = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(text)
+                    if !text.trim().is_empty() && !text.trim().contains(char::is_whitespace) =>
+                {
+                    let id = text.trim().to_ascii_lowercase();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                DeValue::String(text) => {
+                    self.report(
+                        Some(item.span()),
+                        key.clone(),
+                        format!("`{text}` is not a server name"),
+                        accepted,
+                    );
+                    ok = false;
+                }
+                _ => {
+                    self.wrong_type(item, key.clone(), "a string", accepted, false);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(TrustSettings { authserv_ids: ids })
+    }
+
+    /// An address of the settings: [`EmailAddress::parse`] plus the
+    /// characters that a mail address cannot hold unquoted.
+    fn address(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        key: String,
+        accepted: &str,
+    ) -> Checked<EmailAddress> {
+        let DeValue::String(text) = v.get_ref() else {
+            self.wrong_type(v, key, "an email address", accepted, false);
+            return None;
+        };
+        match parse_address(text) {
+            Ok(address) => Some(address),
+            Err(message) => {
+                self.report(Some(v.span()), key, message, accepted);
+                None
+            }
+        }
+    }
+
+    fn departments(
+        &mut self,
+        root: &Section<'_>,
+        smtp_from: Option<&EmailAddress>,
+    ) -> Checked<Vec<Department>> {
+        let sections = self.table_list(root, "departments")?;
+        if sections.is_empty() {
+            let span = root.get("departments").map(|v| v.span());
+            self.report(
+                span,
+                "departments",
+                "no department",
+                "at least one [[departments]] table with `name` and `address`",
+            );
+            return None;
+        }
+        // Each department is checked alone, then against the others with
+        // whatever parts of it are valid, so that one bad department does
+        // not hide a duplicate name or a second default elsewhere.
+        let drafts: Vec<DepartmentDraft> = sections.iter().map(|s| self.department(s)).collect();
+        let mut ok = drafts.iter().all(|d| d.complete);
+        for (i, d) in drafts.iter().enumerate() {
+            if let Some((name, span)) = &d.name
+                && let Some(first) = drafts[..i].iter().position(|e| {
+                    e.name
+                        .as_ref()
+                        .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+                })
+            {
+                self.report(
+                    Some(span.clone()),
+                    format!("departments[{i}].name"),
+                    format!("`{name}` is also the name of departments[{first}]"),
+                    "a name used by one department only",
+                );
+                ok = false;
+            }
+            if let Some((address, span)) = &d.address
+                && let Some(first) = drafts[..i]
+                    .iter()
+                    .position(|e| e.address.as_ref().is_some_and(|(a, _)| a == address))
+            {
+                self.report(
+                    Some(span.clone()),
+                    format!("departments[{i}].address"),
+                    format!("`{address}` is also the address of departments[{first}]"),
+                    "an address used by one department only",
+                );
+                ok = false;
+            }
+            for (j, agent, span) in &d.agents {
+                let base = agent.without_tag();
+                let support = drafts
+                    .iter()
+                    .any(|e| e.address.as_ref().is_some_and(|(a, _)| *a == base));
+                if support || smtp_from == Some(&base) {
+                    self.report(
+                        Some(span.clone()),
+                        format!("departments[{i}].agents[{j}]"),
+                        format!(
+                            "`{agent}` is a support address of this helpdesk: its mail would loop"
+                        ),
+                        "the agents' own addresses, not a support address",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let defaults: Vec<usize> = (0..drafts.len())
+            .filter(|&i| drafts[i].default.as_ref().is_some_and(|(d, _)| *d))
+            .collect();
+        if defaults.len() > 1 {
+            let first = match &drafts[defaults[0]].name {
+                Some((name, _)) => format!("`{name}`"),
+                None => format!("departments[{}]", defaults[0]),
+            };
+            for &i in &defaults[1..] {
+                let span = drafts[i]
+                    .default
+                    .as_ref()
+                    .and_then(|(_, span)| span.clone());
+                self.report(
+                    span,
+                    format!("departments[{i}].default"),
+                    format!("a second default department ({first} is already the default)"),
+                    "exactly one department with `default = true`",
+                );
+            }
+            ok = false;
+        } else if defaults.is_empty()
+            && drafts.len() > 1
+            && drafts.iter().all(|d| d.default.is_some())
+        {
+            self.report(
+                sections[0].header.clone(),
+                "departments",
+                format!("none of the {} departments has `default = true`", drafts.len()),
+                "exactly one department with `default = true`: it receives mail sent to no department's address",
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        let single = drafts.len() == 1;
+        drafts
+            .into_iter()
+            .map(|d| {
+                Some(Department {
+                    name: d.name?.0,
+                    address: d.address?.0,
+                    agents: d.agents.into_iter().map(|(_, a, _)| a).collect(),
+                    default: d.default?.0 || single,
+                })
+            })
+            .collect()
+    }
+
+    /// One `[[departments]]` table, as far as it is valid.
+    fn department(&mut self, s: &Section<'_>) -> DepartmentDraft {
+        self.known_keys(s, DEPARTMENT_KEYS);
+        let name = self
+            .required_string(s, "name", "the department's name, e.g. `Technique`")
+            .map(|(n, span)| (n.to_string(), span));
+        let address_accepted = "a plain address, e.g. `support@example.com`";
+        let address = match s.get("address") {
+            None => {
+                self.missing(
+                    s,
+                    "address",
+                    &format!("{address_accepted}: mail sent to it lands in this department"),
+                );
+                None
+            }
+            Some(v) => self
+                .address(v, s.key("address"), address_accepted)
+                .and_then(|a| {
+                    if a.tag().is_some() {
+                        self.report(
+                            Some(v.span()),
+                            s.key("address"),
+                            format!("`{a}` has a `+tag`, which Guichet uses for reply tokens"),
+                            address_accepted,
+                        );
+                        None
+                    } else {
+                        Some((a, v.span()))
+                    }
+                }),
+        };
+        let agents_accepted = "a list of addresses, e.g. `[\"alice@example.com\"]`";
+        let mut agents: Vec<(usize, EmailAddress, Span)> = Vec::new();
+        let mut agents_ok = true;
+        match s.get("agents") {
+            None => {}
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for (j, item) in items.iter().enumerate() {
+                        let key = format!("{}[{j}]", s.key("agents"));
+                        match self.address(item, key, agents_accepted) {
+                            Some(a) if agents.iter().any(|(_, b, _)| *b == a) => {}
+                            Some(a) => agents.push((j, a, item.span())),
+                            None => agents_ok = false,
+                        }
+                    }
+                }
+                _ => {
+                    self.wrong_type(v, s.key("agents"), "a list", agents_accepted, false);
+                    agents_ok = false;
+                }
+            },
+        }
+        let default = self
+            .boolean(s, "default", false)
+            .map(|d| (d, s.get("default").map(|v| v.span())));
+        DepartmentDraft {
+            complete: name.is_some() && address.is_some() && agents_ok && default.is_some(),
+            name,
+            address,
+            agents,
+            default,
+        }
+    }
+
+    fn webhooks(&mut self, root: &Section<'_>) -> Checked<Vec<WebhookSettings>> {
+        let sections = self.table_list(root, "webhooks")?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for s in &sections {
+            match self.webhook(s) {
+                Some(w) => out.push(w),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn webhook(&mut self, s: &Section<'_>) -> Checked<WebhookSettings> {
+        self.known_keys(s, WEBHOOK_KEYS);
+        let url_accepted =
+            format!("an `https://` URL; plain `http://` only to a loopback host ({LOOPBACK})");
+        let url = self
+            .required_string(s, "url", &url_accepted)
+            .and_then(|(text, span)| match check_webhook_url(text) {
+                Ok(()) => Some(text.to_string()),
+                Err(message) => {
+                    self.report(Some(span), s.key("url"), message, &url_accepted);
+                    None
+                }
+            });
+        let format = self.choice(
+            s,
+            "format",
+            &[
+                ("auto", WebhookFormat::Auto),
+                ("json", WebhookFormat::Json),
+                ("discord", WebhookFormat::Discord),
+                ("slack", WebhookFormat::Slack),
+                ("teams", WebhookFormat::Teams),
+            ],
+            WebhookFormat::Auto,
+            "format",
+        );
+        let events = self.events(s);
+        let secret = match self.secret(s, "secret") {
+            Err(()) => None,
+            Ok(None) => Some(None),
+            Ok(Some(secret)) => match check_webhook_secret(secret.value.expose()) {
+                Ok(()) => Some(Some(secret)),
+                Err(message) => {
+                    let key = match secret.source {
+                        SecretSource::Literal => "secret",
+                        SecretSource::Env(_) => "secret_env",
+                        SecretSource::File(_) => "secret_file",
+                    };
+                    self.report(
+                        Some(secret.span),
+                        s.key(key),
+                        message,
+                        "`whsec_` followed by base64 (Standard Webhooks), or any other text used as the key itself",
+                    );
+                    None
+                }
+            },
+        };
+        let (secret, secret_source) = match secret? {
+            Some(s) => (Some(s.value), Some(s.source)),
+            None => (None, None),
+        };
+        Some(WebhookSettings {
+            url: url?,
+            format: format?.0,
+            events: events?,
+            secret,
+            secret_source,
+        })
+    }
+
+    fn events(&mut self, s: &Section<'_>) -> Checked<Vec<EventKind>> {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|e| e.as_str()).collect();
+        let accepted = format!(
+            "a list of: {}; leave `events` out for all",
+            names.join(", ")
+        );
+        let key = s.key("events");
+        let Some(v) = s.get("events") else {
+            return Some(Vec::new());
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(v, key, "a list", &accepted, false);
+            return None;
+        };
+        if items.is_empty() {
+            self.report(Some(v.span()), key, "the list is empty", &accepted);
+            return None;
+        }
+        let mut events = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            let DeValue::String(text) = item.get_ref() else {
+                self.wrong_type(item, key.clone(), "a string", &accepted, false);
+                ok = false;
+                continue;
+            };
+            match EventKind::ALL
+                .iter()
+                .find(|e| e.as_str().eq_ignore_ascii_case(text.trim()))
+            {
+                Some(e) if events.contains(e) => {}
+                Some(e) => events.push(*e),
+                None => {
+                    self.report(
+                        Some(item.span()),
+                        key.clone(),
+                        format!("unknown event `{text}`"),
+                        &accepted,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(events)
+    }
+}
+
+/// A department as far as it is valid (`None`: that part had a problem).
+struct DepartmentDraft {
+    name: Option<(String, Span)>,
+    address: Option<(EmailAddress, Span)>,
+    /// The valid agents, with their index in the list.
+    agents: Vec<(usize, EmailAddress, Span)>,
+    /// The value and where `default = …` is written.
+    default: Option<(bool, Option<Span>)>,
+    /// No problem in this department.
+    complete: bool,
+}
+
+fn absent<'a>(empty: &'a DeTable<'a>, name: &str) -> Section<'a> {
+    Section {
+        table: empty,
+        header: None,
+        path: name.to_string(),
+    }
+}
+
+/// `departments[1]` → `[[departments]]`, `imap` → `[imap]` (inside the brackets).
+fn section_title(path: &str) -> String {
+    match path.split_once('[') {
+        Some((name, _)) => format!("[{name}]"),
+        None => path.to_string(),
+    }
+}
+
+/// Removes `.` components and folds `..` lexically (no filesystem access,
+/// symlinks untouched).
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "a whole number",
+        DeValue::Float(_) => "a decimal number",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The value for a message (never used for secrets).
+fn shown(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => {
+            let short: String = s.chars().take(40).collect();
+            let more = if short.len() < s.len() { "…" } else { "" };
+            format!("the string \"{short}{more}\"")
+        }
+        DeValue::Integer(i) => format!("the number {i}"),
+        DeValue::Float(x) => format!("the number {x}"),
+        DeValue::Boolean(b) => format!("{b}"),
+        other => type_name(other).to_string(),
+    }
+}
+
+/// The known key nearest to a typo (edit distance ≤ 2), if any.
+fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
+    let typo = typo.to_ascii_lowercase();
+    let near = known
+        .iter()
+        .map(|k| (edit_distance(&typo, k), *k))
+        .filter(|(d, k)| *d <= 2.min(k.len() / 2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k);
+    // `max_size` for `max_size_mb`: a known key that starts with the typo.
+    near.or_else(|| {
+        let mut longer = known
+            .iter()
+            .filter(|k| typo.len() >= 4 && k.starts_with(typo.as_str()));
+        match (longer.next(), longer.next()) {
+            (Some(k), None) => Some(*k),
+            _ => None,
+        }
+    })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// `localhost`, 127.0.0.0/8, `::1` (and `::ffff:127.x.y.z`).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if let Some((scheme, _)) = host.split_once("://") {
+        return Err(format!(
+            "`{host}` is a URL: give the host name only, without `{scheme}://`"
+        ));
+    }
+    if host.contains(char::is_whitespace) || host.contains(['/', '@']) {
+        return Err(format!("`{host}` is not a host name"));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if host.contains(':') && bare.parse::<IpAddr>().is_err() {
+        return Err(format!("`{host}` has a port in it: put the port in `port`"));
+    }
+    Ok(())
+}
+
+/// `tcp://host:port` or `unix:/path` (`unix:///path` too).
+fn parse_clamd(text: &str) -> Result<ClamdAddress, String> {
+    if let Some(rest) = text.strip_prefix("tcp://") {
+        let rest = rest.trim_end_matches('/');
+        let Some((host, port)) = rest.rsplit_once(':') else {
+            return Err(format!("`{text}` has no port"));
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || check_host(host).is_err() {
+            return Err(format!("`{text}` has no valid host"));
+        }
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(ClamdAddress::Tcp {
+                host: host.to_string(),
+                port,
+            }),
+            _ => Err(format!("`{port}` is not a port number from 1 to 65535")),
+        }
+    } else if let Some(rest) = text.strip_prefix("unix:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err("`unix:` has no socket path".into());
+        }
+        Ok(ClamdAddress::Unix(PathBuf::from(path)))
+    } else {
+        Err(format!("`{text}` is neither `tcp://…` nor `unix:…`"))
+    }
+}
+
+/// `sqlite://relative` → `sqlite:///base/relative`; PostgreSQL URLs as written.
+fn database_url(text: &str, base_dir: &Path) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return match url::Url::parse(text) {
+            Ok(u) if u.host().is_some() => Ok(text.to_string()),
+            Ok(_) => Err("the PostgreSQL URL has no host".into()),
+            Err(e) => Err(format!("not a valid PostgreSQL URL ({e})")),
+        };
+    }
+    let Some(rest) = lower
+        .starts_with("sqlite:")
+        .then(|| &text["sqlite:".len()..])
+    else {
+        return Err(format!(
+            "`{text}` is neither a `sqlite:` nor a `postgres://` URL"
+        ));
+    };
+    if rest.starts_with(":memory:") {
+        return Ok(text.to_string());
+    }
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err("the SQLite URL has no file path".into());
+    }
+    let absolute = clean(&base_dir.join(path));
+    let mut url = format!("sqlite://{}", absolute.display());
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    Ok(url)
+}
+
+fn check_webhook_url(text: &str) -> Result<(), String> {
+    let u = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    let host = match u.host() {
+        Some(h) => h,
+        None => return Err(format!("`{text}` has no host")),
+    };
+    let loopback = match &host {
+        url::Host::Domain(d) => is_loopback_host(d),
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => is_loopback_host(&a.to_string()),
+    };
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "plain `http://` to `{host}`, which is not a loopback host: events would travel unencrypted"
+        )),
+        other => Err(format!("`{other}://` is not a web address")),
+    }
+}
+
+/// `whsec_<base64>` must decode; any other text is used as the key itself.
+fn check_webhook_secret(secret: &str) -> Result<(), String> {
+    let Some(encoded) = secret.strip_prefix("whsec_") else {
+        return Ok(());
+    };
+    match base64::engine::general_purpose::STANDARD.decode(encoded) {
+        Ok(key) if !key.is_empty() => Ok(()),
+        Ok(_) => Err("the part after `whsec_` is empty".into()),
+        Err(_) => Err("the part after `whsec_` is not valid base64".into()),
+    }
+}
+
+/// An address as written in the settings.
+fn parse_address(text: &str) -> Result<EmailAddress, String> {
+    let trimmed = text.trim();
+    if trimmed.contains([',', ';', '<', '>', '"', '(', ')', '[', ']', '\\', ':']) {
+        return Err(format!("`{trimmed}` is not a single plain address"));
+    }
+    let address = EmailAddress::parse(trimmed)?;
+    let domain = address.domain();
+    if domain.starts_with(['.', '-'])
+        || domain.ends_with(['.', '-'])
+        || domain.contains("..")
+        || address.local_part().starts_with('.')
+        || address.local_part().ends_with('.')
+    {
+        return Err(format!("`{trimmed}` is not an email address"));
+    }
+    Ok(address)
+}
+
+/// `Example Support <support@example.com>`, `"Quoted" <a@b>` or `a@b`.
+fn parse_mailbox(text: &str) -> Result<MailboxName, String> {
+    let text = text.trim();
+    let Some(open) = text.find('<') else {
+        return Ok(MailboxName {
+            name: None,
+            address: parse_address(text)?,
+        });
+    };
+    let Some(inner) = text[open + 1..].strip_suffix('>') else {
+        return Err(format!(
+            "`{text}` has a `<` without a closing `>` at the end"
+        ));
+    };
+    let name = text[..open].trim().trim_matches('"').trim();
+    if name.chars().any(char::is_control) {
+        return Err("the name contains a control character".into());
+    }
+    Ok(MailboxName {
+        name: (!name.is_empty()).then(|| name.to_string()),
+        address: parse_address(inner)?,
+    })
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

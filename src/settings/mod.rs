@@ -12,8 +12,10 @@ use crate::domain::{EmailAddress, EventKind};
 
 mod load;
 pub mod presets;
+mod render;
 
-pub use load::{Problem, SettingsError, load, load_str, render_masked, warnings};
+pub use load::{EnvLookup, Problem, SettingsError, load, load_str, load_str_with_env};
+pub use render::{DANGEROUS_EXTENSIONS, render_masked, warnings};
 
 /// A password or key. Its `Debug` and `Display` print `********`, so that a
 /// secret cannot reach a log line by accident; [`Secret::expose`] is the one
