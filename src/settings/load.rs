@@ -176,6 +176,7 @@ const HELPDESK_KEYS: &[&str] = &[
     "max_auto_replies_per_hour",
     "reply_to_participants",
     "ticket_url",
+    "templates_dir",
 ];
 const ATTACHMENT_KEYS: &[&str] = &[
     "enabled",
@@ -917,6 +918,14 @@ impl<'c> Checker<'c> {
         );
         let reply_to_participants = self.boolean(s, "reply_to_participants", true);
         let ticket_url = self.ticket_url(s);
+        let templates_dir = match self.path(
+            s,
+            "templates_dir",
+            "a folder holding `en/<name>.txt` and `fr/<name>.txt` (relative to this settings file)",
+        ) {
+            Err(()) => None,
+            Ok(found) => Some(found.map(|(path, _)| path)),
+        };
 
         let secret = secret?;
         Some(HelpdeskSettings {
@@ -930,6 +939,7 @@ impl<'c> Checker<'c> {
             max_auto_replies_per_hour: max_auto_replies_per_hour? as u32,
             reply_to_participants: reply_to_participants?,
             ticket_url: ticket_url?,
+            templates_dir: templates_dir?,
         })
     }
 

@@ -66,6 +66,14 @@ pub fn render_masked(settings: &Settings) -> String {
             let _ = writeln!(o, "# ticket_url: not set");
         }
     }
+    match &h.templates_dir {
+        Some(dir) => {
+            let _ = writeln!(o, "templates_dir = {}", quote(&dir.display().to_string()));
+        }
+        None => {
+            let _ = writeln!(o, "# templates_dir: not set (built-in templates)");
+        }
+    }
 
     let a = &settings.attachments;
     let _ = writeln!(o, "\n[attachments]");
