@@ -179,7 +179,7 @@ impl Mailbox {
                 client.run_command_and_check_ok("STARTTLS", None),
             )
             .await?
-            .map_err(|e| fail("start TLS (STARTTLS)", e.to_string()))?;
+            .map_err(|e| fail("start TLS (STARTTLS)", imap_reason(&e)))?;
             // Whatever the server sent after its OK is dropped with the
             // plain-text buffer, as RFC 3207 asks (no response injection).
             let ImapStream::Plain(tcp) = client.into_inner() else {
@@ -199,7 +199,7 @@ impl Mailbox {
         let mut session = login.map_err(|(e, _)| ImapError::Login {
             server: server.clone(),
             username: settings.username.clone(),
-            reason: e.to_string(),
+            reason: imap_reason(&e),
         })?;
 
         let capabilities = within(
@@ -209,7 +209,7 @@ impl Mailbox {
             session.capabilities(),
         )
         .await?
-        .map_err(|e| fail("ask for CAPABILITY", e.to_string()))?;
+        .map_err(|e| fail("ask for CAPABILITY", imap_reason(&e)))?;
         let supports_idle = settings.idle && capabilities.has_str("IDLE");
 
         let action = format!("select folder {:?}", settings.folder);
@@ -220,7 +220,7 @@ impl Mailbox {
             session.select(&settings.folder),
         )
         .await?
-        .map_err(|e| fail(&action, e.to_string()))?;
+        .map_err(|e| fail(&action, imap_reason(&e)))?;
         let uid_validity = selected
             .uid_validity
             .ok_or_else(|| fail(&action, "the server sent no UIDVALIDITY".into()))?;
@@ -373,7 +373,7 @@ impl Mailbox {
             .map_err(|e| ImapError::Command {
                 server: server.clone(),
                 action: "start IDLE".into(),
-                reason: e.to_string(),
+                reason: imap_reason(&e),
             })?;
 
         let deadline = Instant::now() + max_wait;
@@ -388,23 +388,33 @@ impl Mailbox {
                 _ = shutdown_raised(shutdown) => break Ok(News::Shutdown),
             };
             match answer {
-                Ok(IdleResponse::NewData(data)) => {
-                    if announces_new_mail(data.parsed()) {
-                        break Ok(News::NewMail);
+                Ok(IdleResponse::NewData(data)) => match data.parsed() {
+                    response if announces_new_mail(response) => break Ok(News::NewMail),
+                    Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    } => {
+                        break Err(format!(
+                            "the server closed the connection: {}",
+                            outcome.information.as_deref().unwrap_or("BYE")
+                        ));
                     }
                     // EXPUNGE, flag changes...: not our business, keep idling.
+                    _ => {}
+                },
+                Ok(IdleResponse::Timeout) => break Ok(News::Timeout),
+                // We never interrupt (`_stop` lives): the stream ended.
+                Ok(IdleResponse::ManualInterrupt) => {
+                    break Err("the server closed the connection".to_string());
                 }
-                Ok(IdleResponse::Timeout) | Ok(IdleResponse::ManualInterrupt) => {
-                    break Ok(News::Timeout);
-                }
-                Err(e) => break Err(e),
+                Err(e) => break Err(imap_reason(&e)),
             }
         };
         // On error the connection is unusable: the session stays taken.
-        let news = news.map_err(|e| ImapError::Command {
+        let news = news.map_err(|reason| ImapError::Command {
             server: server.clone(),
             action: "wait in IDLE".into(),
-            reason: e.to_string(),
+            reason,
         })?;
 
         let session = within(COMMAND_TIMEOUT, &server, "end IDLE", idle.done())
@@ -412,7 +422,7 @@ impl Mailbox {
             .map_err(|e| ImapError::Command {
                 server: server.clone(),
                 action: "end IDLE".into(),
-                reason: e.to_string(),
+                reason: imap_reason(&e),
             })?;
         self.session = Some(session);
         // An EXISTS that raced with DONE lands in the unsolicited queue.
@@ -463,7 +473,7 @@ impl Mailbox {
         ImapError::Command {
             server: self.server.clone(),
             action: action.to_string(),
-            reason: e.to_string(),
+            reason: imap_reason(&e),
         }
     }
 
@@ -489,6 +499,27 @@ impl Mailbox {
         if self.drain_unsolicited() {
             self.pending_news = true;
         }
+    }
+}
+
+/// An async-imap error as a short reason: the server's own words for NO
+/// and BAD, never the characters of a refused input (a password may hold
+/// them).
+fn imap_reason(error: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
+    // async-imap formats NO/BAD as `code: …, info: Some("text")`.
+    let server_text = |raw: &str| -> String {
+        raw.split_once("info: Some(\"")
+            .and_then(|(_, rest)| rest.rsplit_once("\")"))
+            .map(|(text, _)| text.replace("\\\"", "\""))
+            .unwrap_or_else(|| raw.to_string())
+    };
+    match error {
+        Error::No(raw) => format!("the server said NO: {}", server_text(raw)),
+        Error::Bad(raw) => format!("the server said BAD: {}", server_text(raw)),
+        Error::Validate(_) => "a value contains a character IMAP cannot send (CR or LF)".into(),
+        Error::ConnectionLost => "the server closed the connection".into(),
+        other => other.to_string(),
     }
 }
 
@@ -705,6 +736,33 @@ mod tests {
         ];
         for (uids, want) in table {
             assert_eq!(uid_set(uids), *want, "uids {uids:?}");
+        }
+    }
+
+    #[test]
+    fn imap_errors_read_as_the_servers_words() {
+        use async_imap::error::{Error, ValidateError};
+        let table: Vec<(Error, &str)> = vec![
+            (
+                Error::No(
+                    r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+                        .into(),
+                ),
+                "the server said NO: [AUTHENTICATIONFAILED] Authentication failed.",
+            ),
+            (
+                Error::Bad(r#"code: None, info: Some("Mailbox \"x\" unknown")"#.into()),
+                r#"the server said BAD: Mailbox "x" unknown"#,
+            ),
+            (Error::No("odd".into()), "the server said NO: odd"),
+            (
+                Error::Validate(ValidateError('\n')),
+                "a value contains a character IMAP cannot send (CR or LF)",
+            ),
+            (Error::ConnectionLost, "the server closed the connection"),
+        ];
+        for (error, want) in table {
+            assert_eq!(imap_reason(&error), want, "{error:?}");
         }
     }
 

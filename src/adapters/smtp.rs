@@ -133,6 +133,13 @@ impl SmtpSender {
             .collect::<Result<Vec<_>, _>>()?;
         let envelope = Envelope::new(Some(from), recipients)
             .map_err(|e| SendError::Permanent(format!("cannot build the envelope: {e}")))?;
+        // lettre always ends the data with CRLF "." CRLF: without this, a
+        // message that ends with a line break (most do) would grow a blank
+        // line, and a signed body would no longer verify.
+        let raw = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(raw);
         self.transport
             .send_raw(&envelope, raw)
             .await
@@ -169,7 +176,11 @@ fn classify(server: &str, error: &SmtpError) -> SendError {
     let text = format!("{server}: {error}");
     let code = error.status().map(|c| c.to_string());
     let login_problem = code.as_deref().is_some_and(|c| LOGIN_CODES.contains(&c));
-    if error.is_permanent() && !login_problem {
+    if login_problem {
+        SendError::Transient(format!(
+            "the relay refused our login (check [smtp] username and password): {text}"
+        ))
+    } else if error.is_permanent() {
         SendError::Permanent(text)
     } else {
         SendError::Transient(text)

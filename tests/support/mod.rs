@@ -314,6 +314,23 @@ pub async fn flags_of_all(user: &str) -> Vec<Vec<String>> {
     flags
 }
 
+/// Cuts every IMAP connection of `user` (`doveadm kick`), as a server
+/// restart or a network failure would.
+pub fn kick_imap_user(user: &str) {
+    let conf = rig().dir.join("dovecot/dovecot.conf");
+    let out = std::process::Command::new("doveadm")
+        .arg("-c")
+        .arg(&conf)
+        .args(["kick", user])
+        .output()
+        .expect("run doveadm (installed with the rig)");
+    assert!(
+        out.status.success(),
+        "doveadm kick {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A SQLite URL for a database file that does not exist yet, in `dir`.
 pub fn fresh_sqlite_url(dir: &Path) -> String {
     format!(
