@@ -1,4 +1,6 @@
 //! The edges that talk to the world: each turns a protocol into plain data
 //! for [`crate::rules`] and [`crate::workers`], and decides nothing itself.
 
+pub mod imap;
+pub mod smtp;
 pub mod webhook_http;

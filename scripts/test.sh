@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test.sh - THE test command: the project's test servers, then every test.
+#
+#   bash scripts/test.sh [cargo test args...]
+#
+# 1. installs the servers (scripts/mailrig.sh install: apt-get, once; root);
+# 2. starts them in $GUICHET_RIG_DIR (default /tmp/guichet-rig), or reuses
+#    them when they already run there from the current scripts/mailrig.sh;
+# 3. exports the rig's env (DIR/env: ports, CA file, clamd, PostgreSQL) and
+#    runs `cargo test --all-targets "$@"`, exiting with cargo's code.
+# The rig is left running for the next run; stop it with
+#   bash scripts/mailrig.sh stop /tmp/guichet-rig
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rig_dir=${GUICHET_RIG_DIR:-/tmp/guichet-rig}
+mailrig=scripts/mailrig.sh
+
+bash "$mailrig" install
+
+current_sha=$(sha256sum "$mailrig" | cut -d' ' -f1)
+if bash "$mailrig" status "$rig_dir" >/dev/null 2>&1 &&
+  grep -qx "MAILRIG_SCRIPT_SHA256=$current_sha" "$rig_dir/env"; then
+  echo "[test.sh] reusing the test servers running in $rig_dir" >&2
+else
+  # stopped, half-running, or started by an older mailrig.sh: (re)start
+  bash "$mailrig" stop "$rig_dir" >&2
+  bash "$mailrig" start "$rig_dir" >/dev/null
+fi
+
+set -a
+# shellcheck source=/dev/null
+. "$rig_dir/env"
+set +a
+
+cargo test --all-targets "$@"
