@@ -1,2 +1,4 @@
 //! The edges that talk to the world: each turns a protocol into plain data
 //! for [`crate::rules`] and [`crate::workers`], and decides nothing itself.
+pub mod clamd;
+pub mod file_store;
