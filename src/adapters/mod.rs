@@ -1,6 +1,8 @@
 //! The edges that talk to the world: each turns a protocol into plain data
 //! for [`crate::rules`] and [`crate::workers`], and decides nothing itself.
 
+pub mod clamd;
+pub mod file_store;
 pub mod imap;
 pub mod smtp;
 pub mod webhook_http;

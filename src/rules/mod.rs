@@ -2,6 +2,7 @@
 //! no database, no clock (time is an argument). Each file is one rule set
 //! and carries its own table tests.
 
+pub mod attachments;
 pub mod lifecycle;
 pub mod reply_token;
 pub mod robots;

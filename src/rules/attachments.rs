@@ -1,0 +1,889 @@
+//! The attachment policy of SPEC.md "Attachments": which parts of a mail
+//! are files, and for each file the verdict of steps 1–4 in SPEC order
+//! (enabled, size, extension, content). Step 5, the antivirus, needs a
+//! socket: the caller runs [`crate::adapters::clamd`] on the files this
+//! module accepts and records its outcome as [`Refusal::Infected`] or
+//! [`Refusal::NotScanned`].
+//!
+//! TNEF (`winmail.dat`): the crates.io readers were tried on MimeKit's 19
+//! TNEF streams. `tnef` 0.1.1 fails on 7 and silently drops the files of
+//! 9 more; `ytnef` binds a GPL C library. Neither is usable, so a TNEF
+//! part is refused as [`Refusal::Tnef`], with advice to resend the mail
+//! in HTML or plain text.
+
+use std::borrow::Cow;
+
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+
+use crate::settings::{AttachmentSettings, Language};
+
+pub mod archive;
+mod filename;
+mod sniff;
+
+pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
+
+use archive::{DANGEROUS_EXTENSIONS, ZipProblem, inspect_zip};
+use sniff::{OLE_MAGIC, OleKind, TextVerdict};
+
+/// Nested messages are followed this deep; a deeper one is itself a file.
+const MAX_MESSAGE_DEPTH: usize = 8;
+
+/// One file found in a message, with its decoded bytes.
+#[derive(Debug, Clone)]
+pub struct FilePart<'a> {
+    /// 1-based position among the message's files, in MIME order; names
+    /// the file (`attachment-3.png`) when it has no usable name.
+    pub index: usize,
+    /// The name as decoded by mail-parser (RFC 2231, encoded words), not
+    /// yet sanitised.
+    pub raw_name: Option<String>,
+    /// `type/subtype`, lower case, as the part declares it (`text/plain`
+    /// when it declares nothing, per RFC 2045).
+    pub declared_type: String,
+    /// Shown in the body (Content-Disposition inline, or an inline image).
+    pub inline: bool,
+    pub bytes: Cow<'a, [u8]>,
+    /// The transfer encoding was broken (bad base64/quoted-printable):
+    /// `bytes` are then the raw encoded text, not the file.
+    pub malformed: bool,
+}
+
+/// Every file of a message: attachments and inline parts (images
+/// included), those of nested `message/rfc822` parts too, in MIME order.
+/// The body's text and HTML parts are not files. A TNEF part
+/// (`winmail.dat`) comes out as one file, which [`check`] refuses.
+pub fn file_parts<'a>(msg: &'a Message<'a>) -> Vec<FilePart<'a>> {
+    let mut out = Vec::new();
+    collect(msg, 0, &mut out);
+    out
+}
+
+fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) {
+    for &id in &msg.attachments {
+        let Some(part) = msg.parts.get(id as usize) else {
+            continue;
+        };
+        let bytes: Cow<'a, [u8]> = match &part.body {
+            PartType::Multipart(_) => continue,
+            PartType::Message(nested) if depth < MAX_MESSAGE_DEPTH => {
+                collect(nested, depth + 1, out);
+                continue;
+            }
+            PartType::Message(nested) => Cow::Borrowed(nested.raw_message()),
+            PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
+            PartType::Text(t) | PartType::Html(t) => original_text_bytes(msg, part, t),
+        };
+        out.push(FilePart {
+            index: out.len() + 1,
+            raw_name: part.attachment_name().map(str::to_string),
+            declared_type: declared_type(part),
+            inline: is_inline(part),
+            bytes,
+            malformed: part.is_encoding_problem,
+        });
+    }
+}
+
+/// mail-parser hands text parts over converted to UTF-8 from their
+/// charset; the customer's file is the bytes before that conversion, so
+/// decode the transfer encoding again from the raw message.
+fn original_text_bytes<'a>(
+    msg: &'a Message<'a>,
+    part: &MessagePart<'a>,
+    text: &'a str,
+) -> Cow<'a, [u8]> {
+    use mail_parser::Encoding;
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    let raw = msg
+        .raw_message()
+        .get(part.offset_body as usize..part.offset_end as usize);
+    let decoded = match (raw, part.encoding) {
+        (Some(raw), Encoding::None) => Some(Cow::Borrowed(raw)),
+        (Some(raw), Encoding::Base64) => base64_decode(raw).map(Cow::Owned),
+        (Some(raw), Encoding::QuotedPrintable) => quoted_printable_decode(raw).map(Cow::Owned),
+        (None, _) => None,
+    };
+    decoded.unwrap_or(Cow::Borrowed(text.as_bytes()))
+}
+
+fn declared_type(part: &MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(ct) => match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+            None => ct.ctype().to_ascii_lowercase(),
+        },
+        None => "text/plain".to_string(),
+    }
+}
+
+fn is_inline(part: &MessagePart<'_>) -> bool {
+    match part.content_disposition() {
+        Some(d) => d.ctype().eq_ignore_ascii_case("inline"),
+        None => matches!(part.body, PartType::InlineBinary(_)),
+    }
+}
+
+/// The settings the policy reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub enabled: bool,
+    pub max_size_bytes: u64,
+    /// Lower case, no leading dot (as [`AttachmentSettings`] holds them).
+    pub allowed_extensions: &'a [String],
+}
+
+impl<'a> From<&'a AttachmentSettings> for Policy<'a> {
+    fn from(s: &'a AttachmentSettings) -> Self {
+        Policy {
+            enabled: s.enabled,
+            max_size_bytes: s.max_size_bytes(),
+            allowed_extensions: &s.allowed_extensions,
+        }
+    }
+}
+
+/// Why a file was refused. [`Refusal::code`] is the stable id for metrics
+/// and JSON; [`Refusal::explain`] the sentence for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Disabled,
+    /// The transfer encoding (base64, quoted-printable) is broken.
+    Undecodable,
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+    ExtensionNotAllowed {
+        extension: String,
+    },
+    NoExtension,
+    ContentMismatch {
+        extension: String,
+        sniffed: String,
+    },
+    Executable {
+        what: String,
+    },
+    ArchiveHoldsExecutable {
+        entry: String,
+    },
+    /// Too many entries or too much expansion: a zip bomb, or close to one.
+    ArchiveTooLarge,
+    /// An archive we cannot look inside (encrypted, damaged, or a format
+    /// other than zip).
+    UnreadableArchive,
+    Tnef,
+    Infected {
+        signature: String,
+    },
+    NotScanned {
+        why: String,
+    },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Disabled => "disabled",
+            Refusal::Undecodable => "undecodable",
+            Refusal::TooLarge { .. } => "too_large",
+            Refusal::ExtensionNotAllowed { .. } => "extension_not_allowed",
+            Refusal::NoExtension => "no_extension",
+            Refusal::ContentMismatch { .. } => "content_mismatch",
+            Refusal::Executable { .. } => "executable",
+            Refusal::ArchiveHoldsExecutable { .. } => "archive_holds_executable",
+            Refusal::ArchiveTooLarge => "archive_too_large",
+            Refusal::UnreadableArchive => "unreadable_archive",
+            Refusal::Tnef => "tnef",
+            Refusal::Infected { .. } => "infected",
+            Refusal::NotScanned { .. } => "not_scanned",
+        }
+    }
+
+    /// One sentence for the sender, in the helpdesk's language. It does not
+    /// name the file (the caller lists files) nor repeat the accepted
+    /// types (the mail shows them once).
+    pub fn explain(&self, lang: Language) -> String {
+        let fr = lang == Language::Fr;
+        match self {
+            Refusal::Disabled => {
+                if fr {
+                    "Ce support n'accepte pas de pièces jointes.".into()
+                } else {
+                    "This helpdesk does not accept attachments.".into()
+                }
+            }
+            Refusal::Undecodable => {
+                if fr {
+                    "Le fichier est arrivé abîmé (encodage base64 ou quoted-printable invalide) et n'a pas pu être lu.".into()
+                } else {
+                    "The file arrived damaged (invalid base64 or quoted-printable encoding) and could not be read.".into()
+                }
+            }
+            Refusal::TooLarge { size, limit } => {
+                if fr {
+                    format!(
+                        "Le fichier fait {}, au-delà de la limite de {} par fichier.",
+                        mib(*size, fr),
+                        mib(*limit, fr)
+                    )
+                } else {
+                    format!(
+                        "The file is {}, over the limit of {} per file.",
+                        mib(*size, fr),
+                        mib(*limit, fr)
+                    )
+                }
+            }
+            Refusal::ExtensionNotAllowed { extension } => {
+                if fr {
+                    format!("Les fichiers .{extension} ne sont pas acceptés.")
+                } else {
+                    format!("Files of type .{extension} are not accepted.")
+                }
+            }
+            Refusal::NoExtension => {
+                if fr {
+                    "Le nom du fichier n'a pas d'extension, son type ne peut donc pas être vérifié."
+                        .into()
+                } else {
+                    "The file name has no extension, so its type cannot be checked.".into()
+                }
+            }
+            Refusal::ContentMismatch { extension, sniffed } => {
+                if fr {
+                    format!(
+                        "Le fichier porte l'extension .{extension} mais son contenu est d'un autre type ({sniffed})."
+                    )
+                } else {
+                    format!(
+                        "The file is named .{extension} but its content is something else ({sniffed})."
+                    )
+                }
+            }
+            Refusal::Executable { what } => {
+                if fr {
+                    format!(
+                        "Le fichier est un programme ou un script ({what}) : ils ne sont jamais acceptés."
+                    )
+                } else {
+                    format!("The file is a program or a script ({what}); these are never accepted.")
+                }
+            }
+            Refusal::ArchiveHoldsExecutable { entry } => {
+                if fr {
+                    format!(
+                        "L'archive contient un programme ou un script ({entry}) : ils ne sont jamais acceptés."
+                    )
+                } else {
+                    format!(
+                        "The archive holds a program or a script ({entry}); these are never accepted."
+                    )
+                }
+            }
+            Refusal::ArchiveTooLarge => {
+                if fr {
+                    "L'archive contient trop de fichiers ou se décompresse en une taille démesurée."
+                        .into()
+                } else {
+                    "The archive holds too many files or expands to an unreasonable size.".into()
+                }
+            }
+            Refusal::UnreadableArchive => {
+                if fr {
+                    "Le contenu de l'archive ne peut pas être vérifié (archive chiffrée, abîmée ou d'un format autre que zip).".into()
+                } else {
+                    "The archive's content cannot be checked (it is encrypted, damaged, or not a zip).".into()
+                }
+            }
+            Refusal::Tnef => {
+                if fr {
+                    "Outlook a envoyé ce fichier au format winmail.dat (TNEF), illisible ici : renvoyez le message au format HTML ou texte brut.".into()
+                } else {
+                    "Outlook sent this as winmail.dat (TNEF), which cannot be read here: please resend the message in HTML or plain text format.".into()
+                }
+            }
+            Refusal::Infected { signature } => {
+                if fr {
+                    format!("L'antivirus a détecté {signature} dans le fichier.")
+                } else {
+                    format!("The antivirus found {signature} in the file.")
+                }
+            }
+            Refusal::NotScanned { .. } => {
+                if fr {
+                    "Le fichier n'a pas pu être analysé par l'antivirus ; renvoyez-le plus tard."
+                        .into()
+                } else {
+                    "The file could not be scanned by the antivirus; please send it again later."
+                        .into()
+                }
+            }
+        }
+    }
+}
+
+/// `5 MiB`, `7.3 MiB`, `512 KiB`; decimal comma in French.
+fn mib(bytes: u64, fr: bool) -> String {
+    const MIB: u64 = 1024 * 1024;
+    let s = if bytes >= MIB {
+        if bytes % MIB == 0 {
+            format!("{} Mio", bytes / MIB)
+        } else {
+            format!("{:.1} Mio", bytes as f64 / MIB as f64)
+        }
+    } else {
+        format!("{} Kio", bytes.div_ceil(1024))
+    };
+    if fr {
+        s.replace('.', ",")
+    } else {
+        s.replace("Mio", "MiB").replace("Kio", "KiB")
+    }
+}
+
+/// The verdict on one file, and what the caller records about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Sanitised: safe to show and to offer for download.
+    pub filename: String,
+    /// The extension judged: the last one of the name, lower case; for a
+    /// part without a name, the one of its declared type.
+    pub extension: Option<String>,
+    /// Decoded size in bytes.
+    pub size: u64,
+    pub declared_type: String,
+    /// What the bytes are, when we can tell.
+    pub sniffed_type: Option<String>,
+    /// `None`: accepted (subject to the antivirus).
+    pub refusal: Option<Refusal>,
+}
+
+/// Steps 1–4 of SPEC "Attachments", in order; the first failing step is
+/// the verdict. A TNEF part is refused right after the size step: its
+/// `.dat` extension would otherwise give a misleading reason.
+pub fn check(policy: &Policy, part: &FilePart) -> Checked {
+    let bytes: &[u8] = &part.bytes;
+    let size = bytes.len() as u64;
+    let too_large = size > policy.max_size_bytes;
+    // A file past the limit is only glanced at (its start), never scanned.
+    let sniffed_type = if too_large || part.malformed {
+        sniff_head(bytes)
+    } else {
+        sniff_type(bytes)
+    };
+    let named = part.raw_name.as_deref().and_then(filename::clean_name);
+    let (filename, extension) = match named {
+        Some(name) => {
+            let ext = extension_of(&name);
+            (name, ext)
+        }
+        None => {
+            let ext = extension_for_type(&part.declared_type)
+                .or_else(|| sniffed_type.as_deref().and_then(extension_for_type));
+            (
+                filename::fallback_name(part.index, ext),
+                ext.map(str::to_string),
+            )
+        }
+    };
+    let refusal = if !policy.enabled {
+        Some(Refusal::Disabled)
+    } else if part.malformed {
+        Some(Refusal::Undecodable)
+    } else if too_large {
+        Some(Refusal::TooLarge {
+            size,
+            limit: policy.max_size_bytes,
+        })
+    } else if is_tnef(part, &filename) {
+        Some(Refusal::Tnef)
+    } else {
+        match &extension {
+            None => Some(Refusal::NoExtension),
+            Some(ext) if !policy.allowed_extensions.iter().any(|a| a == ext) => {
+                Some(Refusal::ExtensionNotAllowed {
+                    extension: ext.clone(),
+                })
+            }
+            Some(ext) => content_refusal(ext, bytes, sniffed_type.as_deref()),
+        }
+    };
+    Checked {
+        filename,
+        extension,
+        size,
+        declared_type: part.declared_type.clone(),
+        sniffed_type,
+        refusal,
+    }
+}
+
+fn is_tnef(part: &FilePart, filename: &str) -> bool {
+    matches!(
+        part.declared_type.as_str(),
+        "application/ms-tnef" | "application/vnd.ms-tnef"
+    ) || filename.eq_ignore_ascii_case("winmail.dat")
+        || sniff::is_tnef(&part.bytes)
+}
+
+/// What the bytes are, as a MIME type: programs first (by our stricter
+/// tests), OLE by its streams, then infer, then "is it text at all".
+fn sniff_type(bytes: &[u8]) -> Option<String> {
+    if let Some(what) = sniff::program(bytes) {
+        return Some(program_mime(what).to_string());
+    }
+    if bytes.starts_with(OLE_MAGIC) {
+        return Some(sniff::ole_kind(bytes).mime().to_string());
+    }
+    if let Some(t) = infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
+        return Some(t.mime_type().to_string());
+    }
+    if sniff::is_pdf(bytes) {
+        return Some("application/pdf".into());
+    }
+    match sniff::text_verdict(bytes) {
+        TextVerdict::Text => Some("text/plain".into()),
+        TextVerdict::Active(what) => Some(program_mime(what).to_string()),
+        TextVerdict::Binary => None,
+    }
+}
+
+/// The type of a file we will not read in full (too large, undecodable).
+fn sniff_head(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    if head.starts_with(OLE_MAGIC) {
+        return Some("application/x-ole-storage".into());
+    }
+    if let Some(what) = sniff::program(head) {
+        return Some(program_mime(what).to_string());
+    }
+    infer::get(head)
+        .filter(|t| !is_weak_magic(t.mime_type()))
+        .map(|t| t.mime_type().to_string())
+}
+
+/// infer types whose magic is two or three printable bytes ("BC", "0\x82")
+/// and so match ordinary text; never trusted over the text test.
+fn is_weak_magic(mime: &str) -> bool {
+    matches!(
+        mime,
+        "application/x-llvm" | "application/x-x509-ca-cert" | "application/vnd.android.dey"
+    ) || mime.starts_with("text/")
+}
+
+fn program_mime(what: &str) -> &'static str {
+    match what {
+        "PE" => "application/vnd.microsoft.portable-executable",
+        "ELF" => "application/x-executable",
+        "Mach-O" => "application/x-mach-binary",
+        "Java class" => "application/java",
+        "DEX" => "application/vnd.android.dex",
+        "WebAssembly" => "application/wasm",
+        "LNK" => "application/x-ms-shortcut",
+        "MSI" => "application/x-msi",
+        "HTML" => "text/html",
+        "batch script" => "application/x-bat",
+        "server script (PHP/ASP)" => "application/x-httpd-php",
+        _ => "text/x-shellscript",
+    }
+}
+
+/// The extension a nameless part is judged by, from its declared (or
+/// sniffed) type: mail clients leave inline images unnamed.
+fn extension_for_type(mime: &str) -> Option<&'static str> {
+    Some(match mime {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/bmp" => "bmp",
+        "image/tiff" => "tiff",
+        "image/heif" | "image/heic" => "heic",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "text/csv" => "csv",
+        "text/calendar" => "ics",
+        "text/html" => "html",
+        "application/msword" => "doc",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.ms-powerpoint" => "ppt",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/zip" => "zip",
+        "message/rfc822" => "eml",
+        _ => return None,
+    })
+}
+
+/// What an extension promises about the bytes.
+enum Expect {
+    /// Text, neither HTML nor script.
+    Text,
+    /// One of these infer MIME types.
+    Mime(&'static [&'static str]),
+    /// Any infer type of this top-level family (`video/`, `audio/`).
+    Family(&'static str),
+    Pdf,
+    Rtf,
+    Svg,
+    /// Old Office; `.doc` also accepts RTF, which Word saves under it.
+    Ole(fn(OleKind) -> bool, bool),
+    /// OOXML: a zip with `[Content_Types].xml` and this top folder.
+    Ooxml(&'static str),
+    /// OpenDocument: infer's type for it (read from the `mimetype` entry).
+    Odf(&'static str),
+    Zip,
+    /// An archive format we cannot list: never accepted.
+    Opaque(&'static [&'static str]),
+    /// Not known here: nothing to compare against.
+    Unknown,
+}
+
+fn expectation(ext: &str) -> Expect {
+    use Expect::*;
+    match ext {
+        "txt" | "text" | "log" | "csv" | "tsv" | "json" | "xml" | "sql" | "md" | "ini" | "cfg"
+        | "conf" | "yaml" | "yml" | "ics" | "vcf" | "eml" | "diff" | "patch" => Text,
+        "jpg" | "jpeg" | "jpe" | "jfif" => Mime(&["image/jpeg"]),
+        "png" => Mime(&["image/png"]),
+        "gif" => Mime(&["image/gif"]),
+        "webp" => Mime(&["image/webp"]),
+        "bmp" => Mime(&["image/bmp"]),
+        "tif" | "tiff" => Mime(&["image/tiff"]),
+        "heic" | "heif" => Mime(&["image/heif", "image/avif"]),
+        "avif" => Mime(&["image/avif"]),
+        "ico" => Mime(&["image/vnd.microsoft.icon"]),
+        "psd" => Mime(&["image/vnd.adobe.photoshop"]),
+        "mp3" | "wav" | "ogg" | "oga" | "flac" | "m4a" | "aac" | "opus" | "amr" => Family("audio/"),
+        "mp4" | "m4v" | "mov" | "avi" | "mkv" | "webm" | "wmv" | "mpg" | "mpeg" | "3gp" => {
+            Family("video/")
+        }
+        "pdf" => Pdf,
+        "rtf" => Rtf,
+        "svg" => Svg,
+        "doc" | "dot" => Ole(|k| matches!(k, OleKind::Word { .. }), true),
+        "xls" | "xlt" => Ole(|k| matches!(k, OleKind::Excel { .. }), false),
+        "ppt" | "pps" | "pot" => Ole(|k| matches!(k, OleKind::PowerPoint { .. }), false),
+        "docx" | "dotx" => Ooxml("word/"),
+        "xlsx" | "xltx" => Ooxml("xl/"),
+        "pptx" | "ppsx" | "potx" => Ooxml("ppt/"),
+        "odt" => Odf("application/vnd.oasis.opendocument.text"),
+        "ods" => Odf("application/vnd.oasis.opendocument.spreadsheet"),
+        "odp" => Odf("application/vnd.oasis.opendocument.presentation"),
+        "zip" => Zip,
+        "rar" => Opaque(&["application/vnd.rar"]),
+        "7z" => Opaque(&["application/x-7z-compressed"]),
+        "gz" | "tgz" => Opaque(&["application/gzip"]),
+        "bz2" => Opaque(&["application/x-bzip2"]),
+        "xz" => Opaque(&["application/x-xz"]),
+        "tar" => Opaque(&["application/x-tar"]),
+        "zst" => Opaque(&["application/zstd"]),
+        _ => Unknown,
+    }
+}
+
+/// Step 4: do the bytes agree with the extension, and are they free of
+/// programs and scripts?
+fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Refusal> {
+    let mismatch = || Refusal::ContentMismatch {
+        extension: ext.to_string(),
+        sniffed: sniffed.unwrap_or("unrecognised binary data").to_string(),
+    };
+    if let Some(what) = sniff::program(bytes) {
+        return Some(Refusal::Executable {
+            what: what.to_string(),
+        });
+    }
+    // Allowed by the admin (with a warning at check time), still a program.
+    if DANGEROUS_EXTENSIONS.contains(&ext) {
+        return Some(Refusal::Executable {
+            what: format!(".{ext}"),
+        });
+    }
+    let infer_mime = || infer::get(bytes).map(|t| t.mime_type());
+    match expectation(ext) {
+        Expect::Text => match sniff::text_verdict(bytes) {
+            TextVerdict::Text => None,
+            TextVerdict::Binary => Some(mismatch()),
+            TextVerdict::Active(what) => Some(Refusal::Executable {
+                what: what.to_string(),
+            }),
+        },
+        Expect::Mime(list) => (!infer_mime().is_some_and(|m| list.contains(&m))).then(mismatch),
+        Expect::Family(prefix) => {
+            (!infer_mime().is_some_and(|m| m.starts_with(prefix))).then(mismatch)
+        }
+        Expect::Pdf => (!sniff::is_pdf(bytes)).then(mismatch),
+        Expect::Rtf => (!sniff::is_rtf(bytes)).then(mismatch),
+        Expect::Svg => svg_refusal(bytes).map(|r| r.unwrap_or_else(mismatch)),
+        Expect::Ole(right_kind, rtf_ok) => {
+            if rtf_ok && sniff::is_rtf(bytes) {
+                return None;
+            }
+            match sniff::ole_kind(bytes) {
+                OleKind::Word { macros: true }
+                | OleKind::Excel { macros: true }
+                | OleKind::PowerPoint { macros: true } => Some(Refusal::Executable {
+                    what: "Office macros".into(),
+                }),
+                kind if right_kind(kind) => None,
+                _ => Some(mismatch()),
+            }
+        }
+        Expect::Ooxml(folder) => {
+            if !bytes.starts_with(b"PK\x03\x04") {
+                return Some(mismatch());
+            }
+            let found = inspect_zip(bytes);
+            if let Some(problem) = found.problem {
+                return Some(zip_refusal(problem, mismatch));
+            }
+            let is_ooxml = found.names.iter().any(|n| n == "[Content_Types].xml")
+                && found.names.iter().any(|n| n.starts_with(folder));
+            (!is_ooxml).then(|| Refusal::ContentMismatch {
+                extension: ext.to_string(),
+                sniffed: "application/zip".into(),
+            })
+        }
+        Expect::Odf(mime) => {
+            if infer_mime() != Some(mime) {
+                return Some(mismatch());
+            }
+            inspect_zip(bytes).problem.map(|p| zip_refusal(p, mismatch))
+        }
+        Expect::Zip => {
+            if !infer_mime().is_some_and(|m| {
+                m == "application/zip"
+                    || m.contains("opendocument")
+                    || m.contains("openxmlformats")
+                    || m == "application/epub+zip"
+            }) {
+                return Some(mismatch());
+            }
+            inspect_zip(bytes)
+                .problem
+                .map(|p| zip_refusal(p, || Refusal::UnreadableArchive))
+        }
+        Expect::Opaque(list) => Some(if infer_mime().is_some_and(|m| list.contains(&m)) {
+            Refusal::UnreadableArchive
+        } else {
+            mismatch()
+        }),
+        Expect::Unknown => match infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
+            // A recognised type must be the one the extension names.
+            Some(t) if t.extension() != ext => Some(mismatch()),
+            Some(_) => None,
+            None => match sniff::text_verdict(bytes) {
+                TextVerdict::Active(what) => Some(Refusal::Executable {
+                    what: what.to_string(),
+                }),
+                _ => None,
+            },
+        },
+    }
+}
+
+fn zip_refusal(problem: ZipProblem, unreadable: impl FnOnce() -> Refusal) -> Refusal {
+    match problem {
+        ZipProblem::Holds { entry, what } if what == "Office macros" => Refusal::Executable {
+            what: format!("{what}: {entry}"),
+        },
+        ZipProblem::Holds { entry, .. } => Refusal::ArchiveHoldsExecutable { entry },
+        ZipProblem::TooLarge => Refusal::ArchiveTooLarge,
+        ZipProblem::Unreadable(_) => unreadable(),
+    }
+}
+
+/// SVG is XML that browsers run: accepted only as a drawing without
+/// scripts, event handlers, `javascript:` links or foreign HTML.
+/// `Some(None)`: not an SVG at all (the caller words the mismatch).
+fn svg_refusal(bytes: &[u8]) -> Option<Option<Refusal>> {
+    if sniff::text_verdict(bytes) == TextVerdict::Binary
+        || sniff::find_ci(&bytes[..bytes.len().min(4096)], b"<svg").is_none()
+    {
+        return Some(None);
+    }
+    let active = sniff::find_ci(bytes, b"<script").is_some()
+        || sniff::find_ci(bytes, b"javascript:").is_some()
+        || sniff::find_ci(bytes, b"<foreignobject").is_some()
+        || has_event_handler(bytes);
+    active.then(|| {
+        Some(Refusal::Executable {
+            what: "SVG with script".into(),
+        })
+    })
+}
+
+/// ` onload=`, `\tonclick =`... an `on*` attribute anywhere.
+fn has_event_handler(bytes: &[u8]) -> bool {
+    bytes.windows(3).enumerate().any(|(i, w)| {
+        if !(w[0].is_ascii_whitespace() || w[0] == b'/') || !w[1..].eq_ignore_ascii_case(b"on") {
+            return false;
+        }
+        let rest = &bytes[i + 3..];
+        let letters = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        letters > 0
+            && rest[letters..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|&b| b == b'=')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: &[String]) -> Policy<'_> {
+        Policy {
+            enabled: true,
+            max_size_bytes: 5 * 1024 * 1024,
+            allowed_extensions: allowed,
+        }
+    }
+
+    fn part(name: Option<&str>, declared: &str, bytes: &[u8]) -> FilePart<'static> {
+        FilePart {
+            index: 1,
+            raw_name: name.map(str::to_string),
+            declared_type: declared.to_string(),
+            inline: false,
+            bytes: Cow::Owned(bytes.to_vec()),
+            malformed: false,
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct_and_explanations_differ_by_language() {
+        let all = [
+            Refusal::Disabled,
+            Refusal::Undecodable,
+            Refusal::TooLarge {
+                size: 7 * 1024 * 1024 + 1,
+                limit: 5 * 1024 * 1024,
+            },
+            Refusal::ExtensionNotAllowed {
+                extension: "exe".into(),
+            },
+            Refusal::NoExtension,
+            Refusal::ContentMismatch {
+                extension: "jpg".into(),
+                sniffed: "application/pdf".into(),
+            },
+            Refusal::Executable { what: "PE".into() },
+            Refusal::ArchiveHoldsExecutable {
+                entry: "a.js".into(),
+            },
+            Refusal::ArchiveTooLarge,
+            Refusal::UnreadableArchive,
+            Refusal::Tnef,
+            Refusal::Infected {
+                signature: "Eicar-Test-Signature".into(),
+            },
+            Refusal::NotScanned {
+                why: "timeout".into(),
+            },
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(Refusal::code).collect();
+        assert_eq!(codes.len(), all.len());
+        for r in &all {
+            let (en, fr) = (r.explain(Language::En), r.explain(Language::Fr));
+            assert_ne!(en, fr, "{r:?}");
+            assert!(en.ends_with('.') && fr.ends_with('.'), "{r:?}: {en} / {fr}");
+            assert!(r.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+        assert_eq!(
+            all[2].explain(Language::En),
+            "The file is 7.0 MiB, over the limit of 5 MiB per file."
+        );
+        assert_eq!(
+            all[2].explain(Language::Fr),
+            "Le fichier fait 7,0 Mio, au-delà de la limite de 5 Mio par fichier."
+        );
+    }
+
+    #[test]
+    fn steps_run_in_spec_order() {
+        let allowed = vec!["jpg".to_string()];
+        let exe = {
+            let mut b = vec![0u8; 128];
+            b[..2].copy_from_slice(b"MZ");
+            b
+        };
+        let big_exe = [exe.clone(), vec![0u8; 6 * 1024 * 1024]].concat();
+        // Disabled beats everything.
+        let off = Policy {
+            enabled: false,
+            ..policy(&allowed)
+        };
+        assert_eq!(
+            check(&off, &part(Some("a.exe"), "x/y", &big_exe)).refusal,
+            Some(Refusal::Disabled)
+        );
+        // Size beats extension and content.
+        let got = check(&policy(&allowed), &part(Some("a.exe"), "x/y", &big_exe));
+        assert_eq!(got.refusal.as_ref().map(Refusal::code), Some("too_large"));
+        assert_eq!(
+            got.sniffed_type.as_deref(),
+            Some("application/vnd.microsoft.portable-executable")
+        );
+        // Extension beats content.
+        let got = check(&policy(&allowed), &part(Some("a.exe"), "x/y", &exe));
+        assert_eq!(
+            got.refusal,
+            Some(Refusal::ExtensionNotAllowed {
+                extension: "exe".into()
+            })
+        );
+        // Content last.
+        let got = check(&policy(&allowed), &part(Some("a.jpg"), "image/jpeg", &exe));
+        assert_eq!(got.refusal, Some(Refusal::Executable { what: "PE".into() }));
+    }
+
+    #[test]
+    fn nameless_parts_are_judged_by_their_declared_type() {
+        let allowed = vec!["png".to_string()];
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+        let got = check(&policy(&allowed), &part(None, "image/png", png));
+        assert_eq!(
+            (got.filename.as_str(), got.extension.as_deref(), got.refusal),
+            ("attachment-1.png", Some("png"), None)
+        );
+        let got = check(
+            &policy(&allowed),
+            &part(None, "application/x-unknown", b"\0\x01\x02"),
+        );
+        assert_eq!(got.refusal, Some(Refusal::NoExtension));
+        assert_eq!(got.filename, "attachment-1");
+    }
+
+    #[test]
+    fn svg_table() {
+        let allowed = vec!["svg".to_string()];
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (
+                b"<svg xmlns='http://www.w3.org/2000/svg'><rect/></svg>",
+                None,
+            ),
+            (b"<?xml version='1.0'?><svg><rect/></svg>", None),
+            (b"<svg onload='alert(1)'><rect/></svg>", Some("executable")),
+            (b"<svg><a href='javascript:x()'/></svg>", Some("executable")),
+            (b"just text", Some("content_mismatch")),
+        ];
+        for (bytes, want) in cases {
+            let got = check(
+                &policy(&allowed),
+                &part(Some("x.svg"), "image/svg+xml", bytes),
+            );
+            assert_eq!(
+                got.refusal.as_ref().map(Refusal::code),
+                want,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
