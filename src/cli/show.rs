@@ -166,7 +166,7 @@ pub async fn explain(s: &Settings, raw: &[u8], as_json: bool, now: DateTime<Utc>
 }
 
 pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure> {
-    let client = WebhookClient::new()?;
+    let client = WebhookClient::new().map_err(anyhow::Error::msg)?;
     let event = webhooks::demo_event(Utc::now());
     let targets: Vec<(String, crate::settings::WebhookFormat, Option<String>)> = match url {
         Some(u) => vec![(u.to_string(), crate::settings::WebhookFormat::Auto, None)],
@@ -179,10 +179,7 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
     for (target, format, secret) in targets {
         let format = webhooks::resolve_format(format, &target);
         let body = serde_json::to_vec(&webhooks::render(format, &event, s.helpdesk.ticket_url.as_deref()))?;
-        let headers = match &secret {
-            Some(sec) => webhooks::headers(sec, &event.id, Utc::now().timestamp(), &body),
-            None => vec![("webhook-id", event.id.clone()), ("webhook-timestamp", Utc::now().timestamp().to_string())],
-        };
+        let headers = webhooks::headers(&event.id, Utc::now().timestamp(), &body, secret.as_deref());
         match client.post(&target, &body, &headers).await {
             Ok(a) => {
                 let ok = (200..300).contains(&a.status);
@@ -267,7 +264,7 @@ pub async fn cleanup(store: &Store, s: &Settings, now: DateTime<Utc>, dry_run: b
             kept += 1;
             continue;
         }
-        let path = file_store::path_of(dir, &sha);
+        let path = file_store::path_of(dir, &sha)?;
         let Ok(meta) = std::fs::metadata(&path) else { continue };
         bytes += meta.len();
         removed += 1;

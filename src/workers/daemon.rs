@@ -64,7 +64,7 @@ impl Runtime {
         store.migrate().await?;
         let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
         let smtp = SmtpSender::new(&settings.smtp)?;
-        let webhooks = WebhookClient::new()?;
+        let webhooks = WebhookClient::new().map_err(anyhow::Error::msg)?;
         Ok(Runtime { settings: Arc::new(settings), store, templates: Arc::new(templates), smtp, webhooks, clock })
     }
 

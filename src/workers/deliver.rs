@@ -5,6 +5,7 @@
 
 use std::time::Duration as StdDuration;
 
+use anyhow::Context;
 use chrono::Duration;
 use serde::Serialize;
 
@@ -12,7 +13,6 @@ use crate::adapters::smtp::{SendError, SmtpSender};
 use crate::adapters::webhook_http::WebhookClient;
 use crate::domain::EmailAddress;
 use crate::rules::webhooks::{self, Answer};
-use crate::settings::WebhookFormat;
 use crate::store::WebhookOutcome;
 
 use super::Ctx;
@@ -92,18 +92,10 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                 continue;
             };
             let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
-            let body = match format {
-                WebhookFormat::Json | WebhookFormat::Auto => row.payload.clone().into_bytes(),
-                _ => {
-                    let event = webhooks::event_from_payload(&row.payload)?;
-                    let shaped = webhooks::render(format, &event, ctx.settings.helpdesk.ticket_url.as_deref());
-                    serde_json::to_vec(&shaped)?
-                }
-            };
-            let headers = match &endpoint.secret {
-                Some(secret) => webhooks::headers(secret.expose(), &row.event_id, ctx.now.timestamp(), &body),
-                None => vec![("webhook-id", row.event_id.clone()), ("webhook-timestamp", ctx.now.timestamp().to_string())],
-            };
+            let event: webhooks::Event = serde_json::from_str(&row.payload).context("unreadable event in the webhook outbox")?;
+            let body = serde_json::to_vec(&webhooks::render(format, &event, ctx.settings.helpdesk.ticket_url.as_deref()))?;
+            // the id stays the same across retries; timestamp and signature are fresh
+            let headers = webhooks::headers(&row.event_id, ctx.now.timestamp(), &body, endpoint.secret.as_ref().map(|s| s.expose()));
             let answer = client.post(&endpoint.url, &body, &headers).await;
             let (status, retry_after, error) = match &answer {
                 Ok(a) => (Some(a.status), a.retry_after.clone(), format!("HTTP {}: {}", a.status, a.body_excerpt.chars().take(200).collect::<String>())),

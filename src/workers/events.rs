@@ -1,49 +1,28 @@
 //! Webhook events, recorded on their ticket and queued for every endpoint
 //! that wants them, in the transaction of the change that caused them.
 //!
-//! The queued payload is the generic JSON body (SPEC "Webhooks": the seed's
-//! fields at the top level, plus `id`, `event`, `occurred_at` and `data`);
-//! Discord, Slack and Teams shapes are rendered from it at delivery time.
+//! The outbox keeps the event itself ([`webhooks::Event`], with the ticket
+//! as it was when the event happened); each endpoint's shape (JSON,
+//! Discord, Slack, Teams) is rendered from it at delivery time, so an
+//! endpoint whose format is changed gets the new shape for pending events.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::domain::EventKind;
+use crate::rules::webhooks::{self, Event, TicketSnapshot};
 use crate::settings::Settings;
 use crate::store::{NewEvent, TicketRow, Tx};
 
-/// `evt_` and 26 random base32 characters: stable across retries (it is
-/// the `webhook-id`), unique across daemons.
-pub fn new_event_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut rng = rand::rng();
-    let tail: String = (0..26)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("evt_{tail}")
-}
-
-/// The generic JSON body of an event about `ticket` as it is now.
-pub fn payload(
-    event_id: &str,
-    kind: EventKind,
-    ticket: &TicketRow,
-    data: &Value,
-    at: DateTime<Utc>,
-) -> Value {
-    json!({
-        "id": event_id,
-        "event": kind.as_str(),
-        "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "ticket_id": ticket.id,
-        "subject": ticket.subject,
-        "department": ticket.department,
-        "priority": ticket.priority,
-        "client": ticket.client,
-        "status": ticket.status,
-        "data": data,
-    })
+pub fn snapshot(ticket: &TicketRow) -> TicketSnapshot {
+    TicketSnapshot {
+        ticket_id: ticket.id,
+        subject: ticket.subject.clone(),
+        department: ticket.department.clone(),
+        priority: ticket.priority(),
+        client: ticket.client.clone(),
+        status: ticket.status(),
+    }
 }
 
 pub async fn emit(
@@ -54,8 +33,13 @@ pub async fn emit(
     data: Value,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let event_id = new_event_id();
-    let body = payload(&event_id, kind, ticket, &data, at);
+    let event = Event {
+        id: webhooks::make_event_id(at, rand::random()),
+        kind,
+        occurred_at: at,
+        ticket: snapshot(ticket),
+        data,
+    };
     let endpoints: Vec<&str> = settings
         .webhooks
         .iter()
@@ -64,12 +48,12 @@ pub async fn emit(
         .collect();
     tx.record_event(
         &NewEvent {
-            event_id: &event_id,
+            event_id: &event.id,
             ticket_id: ticket.id,
             event: kind.as_str(),
             occurred_at: at,
-            data: &data.to_string(),
-            payload: &body.to_string(),
+            data: &event.data.to_string(),
+            payload: &serde_json::to_string(&event)?,
         },
         &endpoints,
     )

@@ -12,7 +12,7 @@
 //! Every decision is also written to a [`Trace`], which `guichet explain`
 //! prints after running the same code in a transaction it rolls back.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde::Serialize;
 use serde_json::json;
 
@@ -236,10 +236,6 @@ struct Job<'c, 'a> {
 }
 
 impl Job<'_, '_> {
-    fn now(&self) -> DateTime<Utc> {
-        self.ctx.now
-    }
-
     async fn place_and_act(&mut self, token: Option<TicketId>) -> anyhow::Result<Outcome> {
         if matches!(self.classification.kind, MailKind::OwnMail) {
             return self.unplaced("Guichet's own mail came back: ignored").await;
@@ -328,7 +324,7 @@ impl Job<'_, '_> {
 
     #[allow(clippy::too_many_arguments)]
     async fn add_message(&mut self, ticket: i64, direction: &str, kind: &str, from: &str, text: &str, rule: &str, note: Option<&str>) -> anyhow::Result<i64> {
-        let date = self.facts.date.unwrap_or(self.now());
+        let date = self.facts.date.unwrap_or(self.ctx.now);
         let message_id = self.facts.message_id.clone();
         self.tx
             .add_message(&NewMessage {
@@ -375,7 +371,7 @@ impl Job<'_, '_> {
                 department: &department,
                 client: from.as_str(),
                 language: s.helpdesk.language.code(),
-                now: self.now(),
+                now: self.ctx.now,
                 linked_from: linked_from.map(|(t, _)| t.id),
             })
             .await?;
@@ -394,7 +390,7 @@ impl Job<'_, '_> {
         if let Some((old, _)) = linked_from {
             data["linked_ticket_id"] = json!(old.id);
         }
-        events::emit(&mut self.tx, s, EventKind::TicketCreated, &ticket, data, self.now()).await?;
+        events::emit(&mut self.tx, s, EventKind::TicketCreated, &ticket, data, self.ctx.now).await?;
         self.store_files(&ticket, message_row).await?;
 
         let answerable = self.may_answer(from).await?;
@@ -439,7 +435,7 @@ impl Job<'_, '_> {
             self.trace.note("answer", format!("no automatic reply: {} ({})", kind_name(&self.classification.kind), self.classification.decided_by));
             return Ok(false);
         }
-        let since = self.now() - Duration::hours(1);
+        let since = self.ctx.now - Duration::hours(1);
         let sent = self.tx.auto_replies_since(to.as_str(), since).await?;
         let limit = self.ctx.settings.helpdesk.max_auto_replies_per_hour;
         if !robots::may_send_auto_reply(sent.try_into().unwrap_or(u32::MAX), limit) {
@@ -464,7 +460,7 @@ impl Job<'_, '_> {
             attachments: vec![],
         })
         .await?;
-        self.tx.record_auto_reply(to.as_str(), self.now()).await?;
+        self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
         self.trace.note("answer", format!("{template} to {to}"));
         Ok(())
     }
@@ -506,7 +502,7 @@ impl Job<'_, '_> {
             attachments: vec![],
         })
         .await?;
-        self.tx.record_auto_reply(to.as_str(), self.now()).await?;
+        self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
         self.trace.note("answer", format!("refusal notice to {to} listing {} file(s)", self.files.refused().count()));
         Ok(())
     }
@@ -576,14 +572,14 @@ impl Job<'_, '_> {
                     verdict: if c.refusal.is_none() { "accepted" } else { "refused" },
                     reason_code: c.refusal.as_ref().map(|r| r.code()),
                     reason: reason.as_deref(),
-                    created_at: self.now(),
+                    created_at: self.ctx.now,
                 })
                 .await?;
             let (kind, data) = match &c.refusal {
                 None => (EventKind::AttachmentUploaded, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha})),
                 Some(r) => (EventKind::AttachmentRejected, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason})),
             };
-            events::emit(&mut self.tx, self.ctx.settings, kind, ticket, data, self.now()).await?;
+            events::emit(&mut self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
         }
         self.files.checked = checked;
         Ok(())
@@ -596,14 +592,14 @@ impl Job<'_, '_> {
         let robot = !matches!(self.classification.kind, MailKind::Human);
         if ticket.status().is_closed() && !robot {
             let closed_at = ticket.closed_at.unwrap_or(ticket.last_activity_at);
-            match lifecycle::customer_reply_to_closed(closed_at, s.helpdesk.reopen_days, self.now()) {
+            match lifecycle::customer_reply_to_closed(closed_at, s.helpdesk.reopen_days, self.ctx.now) {
                 ReplyToClosed::Reopen => {
                     self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: within the reopen window, reopened", ticket.id));
                     ticket.set_status(TicketStatus::Open);
                     ticket.closed_at = None;
                     ticket.close_reason = None;
                     self.tx.save_ticket(&ticket).await?;
-                    events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.now()).await?;
+                    events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.ctx.now).await?;
                     if self.may_answer(from).await? {
                         self.auto_reply(&ticket, from, "reopened", json!({})).await?;
                     }
@@ -632,14 +628,14 @@ impl Job<'_, '_> {
         for cc in self.cc_participants(from) {
             self.tx.add_participant(ticket.id, cc.as_str(), "cc").await?;
         }
-        ticket.last_activity_at = self.now();
+        ticket.last_activity_at = self.ctx.now;
         ticket.last_message_from = "customer".into();
         if !ticket.status().is_closed() {
             ticket.set_status(TicketStatus::Open);
         }
         self.tx.save_ticket(&ticket).await?;
         self.trace.note("ticket", format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()));
-        events::emit(&mut self.tx, s, EventKind::TicketReplied, &ticket, json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}), self.now()).await?;
+        events::emit(&mut self.tx, s, EventKind::TicketReplied, &ticket, json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}), self.ctx.now).await?;
         self.store_files(&ticket, message_row).await?;
         if self.files.refused().next().is_some() && self.may_answer(from).await? {
             self.send_refusals(&ticket, from).await?;
@@ -683,7 +679,7 @@ impl Job<'_, '_> {
                     Some(d) if d.name != ticket.department => {
                         let old = std::mem::replace(&mut ticket.department, d.name.clone());
                         self.tx.save_ticket(&ticket).await?;
-                        events::emit(&mut self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.now()).await?;
+                        events::emit(&mut self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.ctx.now).await?;
                     }
                     Some(_) => {}
                     None => {
@@ -702,7 +698,7 @@ impl Job<'_, '_> {
                         ticket.closed_at = None;
                         ticket.close_reason = None;
                         self.tx.save_ticket(&ticket).await?;
-                        events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.now()).await?;
+                        events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.ctx.now).await?;
                     }
                 }
                 Command::Note => {}
@@ -721,9 +717,9 @@ impl Job<'_, '_> {
             let message_row = self.add_message(ticket.id, "out", "agent", from.as_str(), &answer, rule, None).await?;
             self.relay_to_customer(&ticket, &answer, relayed_files).await?;
             self.store_files(&ticket, message_row).await?;
-            ticket.last_activity_at = self.now();
+            ticket.last_activity_at = self.ctx.now;
             ticket.last_message_from = "agent".into();
-            ticket.first_agent_reply_at.get_or_insert(self.now());
+            ticket.first_agent_reply_at.get_or_insert(self.ctx.now);
             if !ticket.status().is_closed() {
                 ticket.set_status(TicketStatus::AwaitingCustomer);
             }
@@ -731,10 +727,10 @@ impl Job<'_, '_> {
         if let Some(reason) = closing {
             if !ticket.status().is_closed() {
                 ticket.set_status(if reason == CloseReason::Resolved { TicketStatus::Resolved } else { TicketStatus::Closed });
-                ticket.closed_at = Some(self.now());
+                ticket.closed_at = Some(self.ctx.now);
                 ticket.close_reason = Some(reason.as_str().into());
                 self.tx.save_ticket(&ticket).await?;
-                events::emit(&mut self.tx, s, EventKind::TicketClosed, &ticket, json!({"reason": reason.as_str(), "by": from.as_str()}), self.now()).await?;
+                events::emit(&mut self.tx, s, EventKind::TicketClosed, &ticket, json!({"reason": reason.as_str(), "by": from.as_str()}), self.ctx.now).await?;
                 self.trace.note("lifecycle", format!("ticket {} closed by {from} (reason {})", ticket.id, reason.as_str()));
             }
         }

@@ -78,7 +78,7 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
     let rendered = ctx.templates.render(
         language(t, s),
         n.template,
-        Value::from_serialize(&vars),
+        Value::from(minijinja::value::Serde(&vars)),
     )?;
     let message_id = outbound::new_message_id(&s.smtp.from.address);
     let out = Outgoing {
