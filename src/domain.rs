@@ -35,7 +35,14 @@ impl EmailAddress {
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) || local.contains('@') {
             return Err(format!("`{input}` is not an email address"));
         }
-        Ok(Self(s.to_ascii_lowercase()))
+        // `user@example.com.` (a fully qualified domain) is the same mailbox
+        let normalised = format!("{local}@{}", domain.trim_end_matches('.')).to_ascii_lowercase();
+        // what we accept we must be able to write to: lettre checks the
+        // grammar of both parts the way it will when sending
+        normalised
+            .parse::<lettre::Address>()
+            .map_err(|e| format!("`{input}` is not an email address ({e})"))?;
+        Ok(Self(normalised))
     }
 
     pub fn as_str(&self) -> &str {
@@ -188,7 +195,20 @@ mod tests {
         assert_eq!(a.as_str(), "support+t12.abc@example.com");
         assert_eq!(a.without_tag().as_str(), "support@example.com");
         assert_eq!(a.tag(), Some("t12.abc"));
-        for bad in ["", "nobody", "@x", "a@", "a b@c", "a@b@c"] {
+        assert_eq!(
+            EmailAddress::parse("a@Example.com.").unwrap().as_str(),
+            "a@example.com"
+        );
+        for bad in [
+            "",
+            "nobody",
+            "@x",
+            "a@",
+            "a b@c",
+            "a@b@c",
+            "a@exa_mple..com",
+            "a@[bad",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} accepted");
         }
     }

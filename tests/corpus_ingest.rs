@@ -33,7 +33,7 @@ fn corpus_dir() -> Option<PathBuf> {
 }
 
 /// The corpus files that are whole messages (not bare bodies or TNEF).
-fn corpus_messages(dir: &PathBuf) -> Vec<PathBuf> {
+fn corpus_messages(dir: &std::path::Path) -> Vec<PathBuf> {
     let index = std::fs::read_to_string(dir.join("index.tsv")).unwrap();
     index
         .lines()
@@ -79,14 +79,23 @@ agents = ["agent@example.test"]
 async fn every_corpus_message_is_ingested_once_and_none_fails() {
     let Some(corpus) = corpus_dir() else { return };
     let files = corpus_messages(&corpus);
-    assert!(files.len() > 1000, "index.tsv lists {} messages", files.len());
+    assert!(
+        files.len() > 1000,
+        "index.tsv lists {} messages",
+        files.len()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let s = settings_for(tmp.path());
     let store = Store::connect(&s.database.url).await.unwrap();
     store.migrate().await.unwrap();
     let templates = Templates::load(None).unwrap();
     let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
-    let ctx = Ctx { settings: &s, store: &store, templates: &templates, now };
+    let ctx = Ctx {
+        settings: &s,
+        store: &store,
+        templates: &templates,
+        now,
+    };
 
     let mut keys = HashSet::new();
     let (mut tickets, mut seen, mut unplaced) = (0, 0, 0);
@@ -108,14 +117,23 @@ async fn every_corpus_message_is_ingested_once_and_none_fails() {
         files.len(),
         keys.len()
     );
-    assert_eq!(stored as usize, keys.len(), "each distinct message stored exactly once");
+    assert_eq!(
+        stored as usize,
+        keys.len(),
+        "each distinct message stored exactly once"
+    );
     assert_eq!(tickets + unplaced, keys.len());
 
     // a second pass: every message is already seen
     for path in &files {
         let raw = std::fs::read(path).unwrap();
-        let (outcome, _) = ingest(&ctx, &raw, &Source::default(), Options::default()).await.unwrap();
+        let (outcome, _) = ingest(&ctx, &raw, &Source::default(), Options::default())
+            .await
+            .unwrap();
         assert_eq!(outcome, Outcome::AlreadySeen, "{}", path.display());
     }
-    assert_eq!(store.count(CountedTable::RawMessages).await.unwrap(), stored);
+    assert_eq!(
+        store.count(CountedTable::RawMessages).await.unwrap(),
+        stored
+    );
 }

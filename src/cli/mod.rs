@@ -19,10 +19,19 @@ use crate::workers::daemon::{self, Clock, Runtime};
 mod show;
 
 #[derive(Debug, Parser)]
-#[command(name = "guichet", version, about = "Email-gateway helpdesk daemon: mail in, tickets, replies out, webhooks")]
+#[command(
+    name = "guichet",
+    version,
+    about = "Email-gateway helpdesk daemon: mail in, tickets, replies out, webhooks"
+)]
 pub struct Cli {
     /// Settings file [default: $GUICHET_CONFIG, else ./guichet.toml]
-    #[arg(long, global = true, env = "GUICHET_CONFIG", default_value = "guichet.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "GUICHET_CONFIG",
+        default_value = "guichet.toml"
+    )]
     pub config: PathBuf,
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -155,7 +164,10 @@ pub struct Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure { code: 1, error: e.into() }
+        Failure {
+            code: 1,
+            error: e.into(),
+        }
     }
 }
 
@@ -164,9 +176,12 @@ fn fail(code: u8, error: anyhow::Error) -> Failure {
 }
 
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GUICHET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,async_imap=warn,lettre=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GUICHET_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,async_imap=warn,lettre=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -196,13 +211,28 @@ async fn open_store(s: &Settings) -> Result<Store, Failure> {
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Init { preset, output, force } => {
+        Command::Init {
+            preset,
+            output,
+            force,
+        } => {
             let path = output.unwrap_or(cli.config);
             if path.exists() && !force {
-                return Err(fail(1, anyhow::anyhow!("{} exists already (use --force to overwrite it)", path.display())));
+                return Err(fail(
+                    1,
+                    anyhow::anyhow!(
+                        "{} exists already (use --force to overwrite it)",
+                        path.display()
+                    ),
+                ));
             }
-            std::fs::write(&path, settings::presets::render(preset)).with_context(|| format!("cannot write {}", path.display()))?;
-            println!("wrote {} (preset {:?}); edit the mail server placeholders, then run `guichet check-config`", path.display(), preset);
+            std::fs::write(&path, settings::presets::render(preset))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "wrote {} (preset {:?}); edit the mail server placeholders, then run `guichet check-config`",
+                path.display(),
+                preset
+            );
             Ok(())
         }
         Command::CheckConfig => {
@@ -236,17 +266,22 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             match command {
-                TicketsCommand::List { status, json } => show::list(&store, status.as_deref(), json).await,
+                TicketsCommand::List { status, json } => {
+                    show::list(&store, status.as_deref(), json).await
+                }
                 TicketsCommand::Show { id, json } => show::show(&store, id, json).await,
                 TicketsCommand::Problems { json } => show::problems(&store, json).await,
             }
         }
         Command::Explain { file, json, now } => {
             let s = load_settings(&cli.config)?;
-            let raw = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let raw =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             show::explain(&s, &raw, json, now.unwrap_or_else(Utc::now)).await
         }
-        Command::Webhook { command: WebhookCommand::Test { url } } => {
+        Command::Webhook {
+            command: WebhookCommand::Test { url },
+        } => {
             let s = load_settings(&cli.config)?;
             show::webhook_test(&s, url.as_deref()).await
         }

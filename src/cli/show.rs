@@ -39,7 +39,8 @@ fn ticket_json(t: &TicketRow, linked: Vec<i64>) -> Value {
 
 pub async fn list(store: &Store, status: Option<&str>, as_json: bool) -> Result<(), Failure> {
     if let Some(s) = status {
-        s.parse::<crate::domain::TicketStatus>().map_err(|e| fail(2, anyhow::anyhow!("--status: {e}")))?;
+        s.parse::<crate::domain::TicketStatus>()
+            .map_err(|e| fail(2, anyhow::anyhow!("--status: {e}")))?;
     }
     let tickets = store.tickets(status).await?;
     if as_json {
@@ -50,16 +51,24 @@ pub async fn list(store: &Store, status: Option<&str>, as_json: bool) -> Result<
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{:>6}  {:<18} {:<8} {:<14} {:<28} subject", "ticket", "status", "priority", "department", "client");
+    println!(
+        "{:>6}  {:<18} {:<8} {:<14} {:<28} subject",
+        "ticket", "status", "priority", "department", "client"
+    );
     for t in &tickets {
-        println!("{:>6}  {:<18} {:<8} {:<14} {:<28} {}", t.id, t.status, t.priority, t.department, t.client, t.subject);
+        println!(
+            "{:>6}  {:<18} {:<8} {:<14} {:<28} {}",
+            t.id, t.status, t.priority, t.department, t.client, t.subject
+        );
     }
     println!("{} ticket(s)", tickets.len());
     Ok(())
 }
 
 pub async fn ticket_detail(store: &Store, id: i64) -> Result<Option<Value>, Failure> {
-    let Some(t) = store.ticket(id).await? else { return Ok(None) };
+    let Some(t) = store.ticket(id).await? else {
+        return Ok(None);
+    };
     let attachments = store.attachments(id).await?;
     let messages: Vec<Value> = store
         .messages(id)
@@ -83,8 +92,10 @@ pub async fn ticket_detail(store: &Store, id: i64) -> Result<Option<Value>, Fail
         .events(id)
         .await?
         .into_iter()
-        .map(|e| json!({"event": e.event, "id": e.event_id, "occurred_at": time(e.occurred_at),
-                         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null)}))
+        .map(|e| {
+            json!({"event": e.event, "id": e.event_id, "occurred_at": time(e.occurred_at),
+                         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null)})
+        })
         .collect();
     let participants: Vec<Value> = store
         .participants(id)
@@ -107,20 +118,55 @@ pub async fn show(store: &Store, id: i64, as_json: bool) -> Result<(), Failure> 
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("Ticket {} · {} · priority {} · {}", v["ticket_id"], v["status"].as_str().unwrap_or(""), v["priority"].as_str().unwrap_or(""), v["department"].as_str().unwrap_or(""));
+    println!(
+        "Ticket {} · {} · priority {} · {}",
+        v["ticket_id"],
+        v["status"].as_str().unwrap_or(""),
+        v["priority"].as_str().unwrap_or(""),
+        v["department"].as_str().unwrap_or("")
+    );
     println!("Subject: {}", v["subject"].as_str().unwrap_or(""));
     println!("Client:  {}", v["client"].as_str().unwrap_or(""));
-    println!("Opened:  {}   Closed: {}", v["created_at"].as_str().unwrap_or(""), v["closed_at"].as_str().unwrap_or("-"));
+    println!(
+        "Opened:  {}   Closed: {}",
+        v["created_at"].as_str().unwrap_or(""),
+        v["closed_at"].as_str().unwrap_or("-")
+    );
     if let Some(l) = v["linked_tickets"].as_array().filter(|l| !l.is_empty()) {
-        println!("Linked:  {}", l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "Linked:  {}",
+            l.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     for m in v["messages"].as_array().into_iter().flatten() {
-        println!("\n--- #{} {} {} from {} at {} (rule {})", m["id"], m["direction"].as_str().unwrap_or(""), m["kind"].as_str().unwrap_or(""), m["from"].as_str().unwrap_or(""), m["date"].as_str().unwrap_or(""), m["rule"].as_str().unwrap_or(""));
+        println!(
+            "\n--- #{} {} {} from {} at {} (rule {})",
+            m["id"],
+            m["direction"].as_str().unwrap_or(""),
+            m["kind"].as_str().unwrap_or(""),
+            m["from"].as_str().unwrap_or(""),
+            m["date"].as_str().unwrap_or(""),
+            m["rule"].as_str().unwrap_or("")
+        );
         if let Some(n) = m["note"].as_str() {
             println!("    note: {n}");
         }
         for a in m["attachments"].as_array().into_iter().flatten() {
-            println!("    file {} ({} bytes, declared {}, sniffed {}): {}{}", a["filename"].as_str().unwrap_or(""), a["size"], a["declared_type"].as_str().unwrap_or("?"), a["sniffed_type"].as_str().unwrap_or("?"), a["verdict"].as_str().unwrap_or(""), a["reason"].as_str().map(|r| format!(", {r}")).unwrap_or_default());
+            println!(
+                "    file {} ({} bytes, declared {}, sniffed {}): {}{}",
+                a["filename"].as_str().unwrap_or(""),
+                a["size"],
+                a["declared_type"].as_str().unwrap_or("?"),
+                a["sniffed_type"].as_str().unwrap_or("?"),
+                a["verdict"].as_str().unwrap_or(""),
+                a["reason"]
+                    .as_str()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
+            );
         }
         for line in m["text"].as_str().unwrap_or("").lines().take(40) {
             println!("    {line}");
@@ -128,7 +174,12 @@ pub async fn show(store: &Store, id: i64, as_json: bool) -> Result<(), Failure> 
     }
     println!("\nEvents:");
     for e in v["events"].as_array().into_iter().flatten() {
-        println!("  {} {} {}", e["occurred_at"].as_str().unwrap_or(""), e["event"].as_str().unwrap_or(""), e["data"]);
+        println!(
+            "  {} {} {}",
+            e["occurred_at"].as_str().unwrap_or(""),
+            e["event"].as_str().unwrap_or(""),
+            e["data"]
+        );
     }
     Ok(())
 }
@@ -136,7 +187,10 @@ pub async fn show(store: &Store, id: i64, as_json: bool) -> Result<(), Failure> 
 pub async fn problems(store: &Store, as_json: bool) -> Result<(), Failure> {
     let rows = store.problem_messages().await?;
     if as_json {
-        let v: Vec<Value> = rows.iter().map(|(id, p, at)| json!({"raw_id": id, "problem": p, "received_at": time(*at)})).collect();
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(id, p, at)| json!({"raw_id": id, "problem": p, "received_at": time(*at)}))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for (id, p, at) in &rows {
@@ -147,14 +201,28 @@ pub async fn problems(store: &Store, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn explain(s: &Settings, raw: &[u8], as_json: bool, now: DateTime<Utc>) -> Result<(), Failure> {
+pub async fn explain(
+    s: &Settings,
+    raw: &[u8],
+    as_json: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
     let store = Store::connect(&s.database.url).await?;
     store.migrate().await?;
     let templates = Templates::load(s.helpdesk.templates_dir.as_deref())?;
-    let ctx = Ctx { settings: s, store: &store, templates: &templates, now };
-    let (outcome, trace) = ingest::ingest(&ctx, raw, &Source::default(), Options { dry_run: true }).await?;
+    let ctx = Ctx {
+        settings: s,
+        store: &store,
+        templates: &templates,
+        now,
+    };
+    let (outcome, trace) =
+        ingest::ingest(&ctx, raw, &Source::default(), Options { dry_run: true }).await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({"outcome": outcome, "decisions": trace.steps}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"outcome": outcome, "decisions": trace.steps}))?
+        );
     } else {
         for step in &trace.steps {
             println!("{:<12} {}", step.stage, step.decision);
@@ -170,21 +238,45 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
     let event = webhooks::demo_event(Utc::now());
     let targets: Vec<(String, crate::settings::WebhookFormat, Option<String>)> = match url {
         Some(u) => vec![(u.to_string(), crate::settings::WebhookFormat::Auto, None)],
-        None => s.webhooks.iter().map(|w| (w.url.clone(), w.format, w.secret.as_ref().map(|x| x.expose().to_string()))).collect(),
+        None => s
+            .webhooks
+            .iter()
+            .map(|w| {
+                (
+                    w.url.clone(),
+                    w.format,
+                    w.secret.as_ref().map(|x| x.expose().to_string()),
+                )
+            })
+            .collect(),
     };
     if targets.is_empty() {
-        return Err(fail(2, anyhow::anyhow!("no [[webhooks]] in the settings and no --url given")));
+        return Err(fail(
+            2,
+            anyhow::anyhow!("no [[webhooks]] in the settings and no --url given"),
+        ));
     }
     let mut failed = false;
     for (target, format, secret) in targets {
         let format = webhooks::resolve_format(format, &target);
-        let body = serde_json::to_vec(&webhooks::render(format, &event, s.helpdesk.ticket_url.as_deref()))?;
-        let headers = webhooks::headers(&event.id, Utc::now().timestamp(), &body, secret.as_deref());
+        let body = serde_json::to_vec(&webhooks::render(
+            format,
+            &event,
+            s.helpdesk.ticket_url.as_deref(),
+        ))?;
+        let headers =
+            webhooks::headers(&event.id, Utc::now().timestamp(), &body, secret.as_deref());
         match client.post(&target, &body, &headers).await {
             Ok(a) => {
                 let ok = (200..300).contains(&a.status);
                 failed |= !ok;
-                println!("{target} ({format:?}): HTTP {} in {} ms{}\n{}", a.status, a.latency.as_millis(), if ok { "" } else { " FAILED" }, a.body_excerpt);
+                println!(
+                    "{target} ({format:?}): HTTP {} in {} ms{}\n{}",
+                    a.status,
+                    a.latency.as_millis(),
+                    if ok { "" } else { " FAILED" },
+                    a.body_excerpt
+                );
             }
             Err(e) => {
                 failed = true;
@@ -192,10 +284,23 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
             }
         }
     }
-    if failed { Err(fail(1, anyhow::anyhow!("at least one endpoint did not accept the test event"))) } else { Ok(()) }
+    if failed {
+        Err(fail(
+            1,
+            anyhow::anyhow!("at least one endpoint did not accept the test event"),
+        ))
+    } else {
+        Ok(())
+    }
 }
 
-pub async fn stats(store: &Store, s: &Settings, since: Option<DateTime<Utc>>, now: DateTime<Utc>, as_json: bool) -> Result<(), Failure> {
+pub async fn stats(
+    store: &Store,
+    s: &Settings,
+    since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    as_json: bool,
+) -> Result<(), Failure> {
     let events = store.all_events(None).await?;
     let tickets: Vec<TicketFacts> = store
         .all_tickets_since(None)
@@ -212,7 +317,10 @@ pub async fn stats(store: &Store, s: &Settings, since: Option<DateTime<Utc>>, no
                     Some((e.occurred_at, reason))
                 })
                 .collect();
-            let reopenings = mine.filter(|e| e.event == "ticket.reopened").map(|e| e.occurred_at).collect();
+            let reopenings = mine
+                .filter(|e| e.event == "ticket.reopened")
+                .map(|e| e.occurred_at)
+                .collect();
             TicketFacts {
                 ticket_id: t.id,
                 created_at: t.created_at,
@@ -230,7 +338,10 @@ pub async fn stats(store: &Store, s: &Settings, since: Option<DateTime<Utc>>, no
         .into_iter()
         .map(|a| AttachmentFacts {
             at: a.created_at,
-            file_type: a.extension.clone().unwrap_or_else(|| a.sniffed_type.clone().unwrap_or_default()),
+            file_type: a
+                .extension
+                .clone()
+                .unwrap_or_else(|| a.sniffed_type.clone().unwrap_or_default()),
             bytes: a.size.max(0) as u64,
             refusal_code: a.reason_code.clone(),
         })
@@ -239,7 +350,12 @@ pub async fn stats(store: &Store, s: &Settings, since: Option<DateTime<Utc>>, no
         .all_webhook_deliveries(None)
         .await?
         .into_iter()
-        .map(|d| DeliveryFacts { at: d.created_at, delivered: d.delivered_at.is_some(), dead: d.dead_at.is_some(), attempts: d.attempts.max(0) as u32 })
+        .map(|d| DeliveryFacts {
+            at: d.created_at,
+            delivered: d.delivered_at.is_some(),
+            dead: d.dead_at.is_some(),
+            attempts: d.attempts.max(0) as u32,
+        })
         .collect();
     let result = stats::compute(since, now, &tickets, &attachments, &deliveries);
     if as_json {
@@ -250,7 +366,12 @@ pub async fn stats(store: &Store, s: &Settings, since: Option<DateTime<Utc>>, no
     Ok(())
 }
 
-pub async fn cleanup(store: &Store, s: &Settings, now: DateTime<Utc>, dry_run: bool) -> Result<(), Failure> {
+pub async fn cleanup(
+    store: &Store,
+    s: &Settings,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<(), Failure> {
     let days = s.attachments.retention_days;
     if days == 0 {
         println!("attachments.retention_days = 0: files are kept forever, nothing to do");
@@ -265,14 +386,28 @@ pub async fn cleanup(store: &Store, s: &Settings, now: DateTime<Utc>, dry_run: b
             continue;
         }
         let path = file_store::path_of(dir, &sha)?;
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
         bytes += meta.len();
         removed += 1;
         if !dry_run {
             file_store::remove(dir, &sha)?;
         }
-        println!("{} {}", if dry_run { "would remove" } else { "removed" }, path.display());
+        println!(
+            "{} {}",
+            if dry_run { "would remove" } else { "removed" },
+            path.display()
+        );
     }
-    println!("{removed} file(s), {bytes} bytes {} (tickets closed before {}); {kept} file(s) still referenced kept", if dry_run { "would be removed" } else { "removed" }, time(before));
+    println!(
+        "{removed} file(s), {bytes} bytes {} (tickets closed before {}); {kept} file(s) still referenced kept",
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        },
+        time(before)
+    );
     Ok(())
 }

@@ -49,13 +49,23 @@ pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
 /// `Return-Path`, `Delivered-To`, `X-Original-To`…), which each delivery
 /// adds anew: the same message delivered twice has the same key.
 pub fn content_key(raw: &[u8]) -> String {
-    const TRACE: &[&[u8]] = &[b"received:", b"return-path:", b"delivered-to:", b"x-original-to:", b"x-delivered-to:"];
+    const TRACE: &[&[u8]] = &[
+        b"received:",
+        b"return-path:",
+        b"delivered-to:",
+        b"x-original-to:",
+        b"x-delivered-to:",
+    ];
     let mut hasher = Sha256::new();
     let mut rest = raw;
     let mut skipping = false;
     // header lines until the first empty line; the body is hashed whole
     while !rest.is_empty() {
-        let end = rest.iter().position(|b| *b == b'\n').map(|p| p + 1).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(rest.len());
         let line = &rest[..end];
         if line == b"\r\n" || line == b"\n" {
             break;
@@ -238,7 +248,13 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
         let body = b"Subject: hi\r\n\r\nbody\r\n";
         let delivered = b"Return-Path: <a@b>\r\nDelivered-To: x@y\r\nReceived: from a\r\n  by b; Tue\r\nSubject: hi\r\n\r\nbody\r\n";
         assert_eq!(content_key(body), content_key(delivered));
-        assert_ne!(content_key(body), content_key(b"Subject: hi\r\n\r\nbody!\r\n"));
-        assert_ne!(content_key(body), content_key(b"Subject: ho\r\n\r\nbody\r\n"));
+        assert_ne!(
+            content_key(body),
+            content_key(b"Subject: hi\r\n\r\nbody!\r\n")
+        );
+        assert_ne!(
+            content_key(body),
+            content_key(b"Subject: ho\r\n\r\nbody\r\n")
+        );
     }
 }

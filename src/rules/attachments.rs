@@ -328,7 +328,7 @@ impl Refusal {
 fn mib(bytes: u64, fr: bool) -> String {
     const MIB: u64 = 1024 * 1024;
     let s = if bytes >= MIB {
-        if bytes % MIB == 0 {
+        if bytes.is_multiple_of(MIB) {
             format!("{} Mio", bytes / MIB)
         } else {
             format!("{:.1} Mio", bytes as f64 / MIB as f64)

@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 mod rows;
@@ -72,12 +74,17 @@ impl Store {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .with_context(|| format!("unsupported database url `{url}`: use sqlite://PATH or postgres://…"))?;
-        if path != ":memory:" {
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
-            }
+            .with_context(|| {
+                format!("unsupported database url `{url}`: use sqlite://PATH or postgres://…")
+            })?;
+        if path != ":memory:"
+            && let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
         }
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .with_context(|| format!("bad SQLite path `{path}`"))?
@@ -115,8 +122,14 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails half-way.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.context("cannot begin a transaction")?),
-            Store::Postgres(p) => Tx::Postgres(p.begin().await.context("cannot begin a transaction")?),
+            Store::Sqlite(p) => Tx::Sqlite(
+                p.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .context("cannot begin a transaction")?,
+            ),
+            Store::Postgres(p) => {
+                Tx::Postgres(p.begin().await.context("cannot begin a transaction")?)
+            }
         })
     }
 
@@ -245,7 +258,9 @@ impl Store {
             CountedTable::Tickets => "SELECT COUNT(*) FROM tickets",
             CountedTable::RawMessages => "SELECT COUNT(*) FROM raw_messages",
             CountedTable::Messages => "SELECT COUNT(*) FROM messages",
-            CountedTable::PendingMail => "SELECT COUNT(*) FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL",
+            CountedTable::PendingMail => {
+                "SELECT COUNT(*) FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL"
+            }
             CountedTable::PendingWebhooks => {
                 "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND dead_at IS NULL"
             }
@@ -257,7 +272,12 @@ impl Store {
 
     /// Takes up to `limit` due messages and leases them until `now + lease`,
     /// so that another daemon does not send them too.
-    pub async fn claim_due_mail(&self, now: DateTime<Utc>, lease: chrono::Duration, limit: i64) -> Result<Vec<OutboxMailRow>> {
+    pub async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxMailRow>> {
         const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
@@ -269,8 +289,22 @@ impl Store {
              RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
         let until = now + lease;
         let mut rows = match self {
-            Store::Sqlite(p) => sqlx::query_as::<_, OutboxMailRow>(SQLITE).bind(until).bind(now).bind(limit).fetch_all(p).await?,
-            Store::Postgres(p) => sqlx::query_as::<_, OutboxMailRow>(POSTGRES).bind(until).bind(now).bind(limit).fetch_all(p).await?,
+            Store::Sqlite(p) => {
+                sqlx::query_as::<_, OutboxMailRow>(SQLITE)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as::<_, OutboxMailRow>(POSTGRES)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
         };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
@@ -289,7 +323,13 @@ impl Store {
     }
 
     /// `retry_at = None`: a permanent failure, never tried again.
-    pub async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_db!(pool self, p => {
             sqlx::query(
                 "UPDATE outbox_mail SET last_error = $1, locked_until = NULL, \
@@ -311,7 +351,12 @@ impl Store {
 
     /// Due deliveries, at most one per (endpoint, ticket): the oldest one
     /// not yet delivered, so that each endpoint hears of a ticket in order.
-    pub async fn claim_due_webhooks(&self, now: DateTime<Utc>, lease: chrono::Duration, limit: i64) -> Result<Vec<WebhookRow>> {
+    pub async fn claim_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<WebhookRow>> {
         const SQL: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
@@ -327,11 +372,22 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn webhook_result(&self, id: i64, outcome: WebhookOutcome<'_>, now: DateTime<Utc>) -> Result<()> {
-        let (status, error, delivered, dead, next): (Option<i64>, Option<&str>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = match outcome {
-            WebhookOutcome::Delivered { status } => (Some(status.into()), None, Some(now), None, None),
-            WebhookOutcome::Retry { status, error, at } => (status.map(i64::from), Some(error), None, None, Some(at)),
-            WebhookOutcome::Dead { status, error } => (status.map(i64::from), Some(error), None, Some(now), None),
+    pub async fn webhook_result(
+        &self,
+        id: i64,
+        outcome: WebhookOutcome<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (status, error, delivered, dead, next): OutcomeColumns<'_> = match outcome {
+            WebhookOutcome::Delivered { status } => {
+                (Some(status.into()), None, Some(now), None, None)
+            }
+            WebhookOutcome::Retry { status, error, at } => {
+                (status.map(i64::from), Some(error), None, None, Some(at))
+            }
+            WebhookOutcome::Dead { status, error } => {
+                (status.map(i64::from), Some(error), None, Some(now), None)
+            }
         };
         on_db!(pool self, p => {
             sqlx::query(
@@ -373,7 +429,10 @@ impl Store {
         })?)
     }
 
-    pub async fn all_attachments(&self, since: Option<DateTime<Utc>>) -> Result<Vec<AttachmentRow>> {
+    pub async fn all_attachments(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AttachmentRow>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, AttachmentRow>("SELECT * FROM attachments WHERE ($1 IS NULL OR created_at >= $1) ORDER BY id")
                 .bind(since)
@@ -382,7 +441,10 @@ impl Store {
         })?)
     }
 
-    pub async fn all_webhook_deliveries(&self, since: Option<DateTime<Utc>>) -> Result<Vec<WebhookStatusRow>> {
+    pub async fn all_webhook_deliveries(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WebhookStatusRow>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, WebhookStatusRow>(
                 "SELECT created_at, delivered_at, dead_at, attempts FROM webhook_outbox \
@@ -410,11 +472,29 @@ impl Store {
     }
 }
 
+/// The columns a delivery outcome writes: status, error, delivered, dead, next attempt.
+type OutcomeColumns<'a> = (
+    Option<i64>,
+    Option<&'a str>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
 /// What happened to one webhook delivery attempt.
 pub enum WebhookOutcome<'a> {
-    Delivered { status: u16 },
-    Retry { status: Option<u16>, error: &'a str, at: DateTime<Utc> },
-    Dead { status: Option<u16>, error: &'a str },
+    Delivered {
+        status: u16,
+    },
+    Retry {
+        status: Option<u16>,
+        error: &'a str,
+        at: DateTime<Utc>,
+    },
+    Dead {
+        status: Option<u16>,
+        error: &'a str,
+    },
 }
 
 pub enum CountedTable {
@@ -676,7 +756,12 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn set_mailbox_state(&mut self, mailbox: &str, uidvalidity: i64, last_uid: i64) -> Result<()> {
+    pub async fn set_mailbox_state(
+        &mut self,
+        mailbox: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+    ) -> Result<()> {
         on_db!(tx self, c => {
             sqlx::query(
                 "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3) \

@@ -65,11 +65,23 @@ impl Runtime {
         let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
         let smtp = SmtpSender::new(&settings.smtp)?;
         let webhooks = WebhookClient::new().map_err(anyhow::Error::msg)?;
-        Ok(Runtime { settings: Arc::new(settings), store, templates: Arc::new(templates), smtp, webhooks, clock })
+        Ok(Runtime {
+            settings: Arc::new(settings),
+            store,
+            templates: Arc::new(templates),
+            smtp,
+            webhooks,
+            clock,
+        })
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx { settings: &self.settings, store: &self.store, templates: &self.templates, now: self.clock.now() }
+        Ctx {
+            settings: &self.settings,
+            store: &self.store,
+            templates: &self.templates,
+            now: self.clock.now(),
+        }
     }
 }
 
@@ -79,7 +91,11 @@ fn mailbox_key(s: &Settings) -> String {
 
 /// One pass over the mailbox: repair flags left by a crash, then ingest
 /// every message after the last UID, flagging each batch once committed.
-pub async fn mailbox_pass(rt: &Runtime, mailbox: &mut Mailbox, shutdown: &watch::Receiver<bool>) -> anyhow::Result<PassReport> {
+pub async fn mailbox_pass(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<PassReport> {
     let s = &rt.settings;
     let key = mailbox_key(s);
     let validity = mailbox.uid_validity();
@@ -105,14 +121,24 @@ pub async fn mailbox_pass(rt: &Runtime, mailbox: &mut Mailbox, shutdown: &watch:
             if *shutdown.borrow() {
                 break;
             }
-            let source = Source { mailbox: Some(key.clone()), uid: Some(mail.uid), uid_validity: Some(validity) };
+            let source = Source {
+                mailbox: Some(key.clone()),
+                uid: Some(mail.uid),
+                uid_validity: Some(validity),
+            };
             let ctx = rt.ctx();
             let outcome = match ingest::ingest(&ctx, &mail.raw, &source, Options::default()).await {
                 Ok((o, _)) => o,
                 Err(e) => {
                     // keep the bytes and move on: a message must never block the mailbox
-                    tracing::error!(uid = mail.uid, error = format!("{e:#}"), "cannot handle message; storing it raw");
-                    ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}")).await.context("cannot even store the message raw")?
+                    tracing::error!(
+                        uid = mail.uid,
+                        error = format!("{e:#}"),
+                        "cannot handle message; storing it raw"
+                    );
+                    ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
+                        .await
+                        .context("cannot even store the message raw")?
                 }
             };
             // test hook: die like `kill -9` between the commit and the IMAP
@@ -148,15 +174,26 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let mail = deliver::deliver_mail(&rt.ctx(), &rt.smtp).await?;
     let hooks = deliver::deliver_webhooks(&rt.ctx(), &rt.webhooks).await?;
     tracing::info!(closed, ?mail, ?hooks, "pass done");
-    println!("{}", serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks}));
+    println!(
+        "{}",
+        serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks})
+    );
     Ok(())
 }
 
 /// The daemon: runs until `shutdown` turns true.
 pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let wake_delivery = Arc::new(Notify::new());
-    let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake_delivery.clone()));
-    let delivery = tokio::spawn(delivery_loop(rt.clone(), shutdown.clone(), wake_delivery.clone()));
+    let imap = tokio::spawn(imap_loop(
+        rt.clone(),
+        shutdown.clone(),
+        wake_delivery.clone(),
+    ));
+    let delivery = tokio::spawn(delivery_loop(
+        rt.clone(),
+        shutdown.clone(),
+        wake_delivery.clone(),
+    ));
     let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone()));
     let (a, b, c) = tokio::join!(imap, delivery, sweeper);
     a??;
@@ -172,7 +209,11 @@ async fn sleep_or_shutdown(d: StdDuration, shutdown: &mut watch::Receiver<bool>)
     }
 }
 
-async fn imap_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> anyhow::Result<()> {
+async fn imap_loop(
+    rt: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+) -> anyhow::Result<()> {
     let mut backoff = StdDuration::from_secs(1);
     while !*shutdown.borrow() {
         let mut mailbox = match Mailbox::connect(&rt.settings.imap).await {
@@ -199,7 +240,10 @@ async fn imap_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: 
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "mailbox pass failed; reconnecting");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "mailbox pass failed; reconnecting"
+                    );
                     break;
                 }
             }
@@ -217,7 +261,11 @@ async fn imap_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: 
     Ok(())
 }
 
-async fn delivery_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> anyhow::Result<()> {
+async fn delivery_loop(
+    rt: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+) -> anyhow::Result<()> {
     while !*shutdown.borrow() {
         let ctx = rt.ctx();
         if let Err(e) = deliver::deliver_mail(&ctx, &rt.smtp).await {

@@ -39,13 +39,20 @@ fn mail_backoff(attempts: i64) -> Duration {
 pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<Delivered> {
     let mut done = Delivered::default();
     loop {
-        let batch = ctx.store.claim_due_mail(ctx.now, Duration::minutes(5), 100).await?;
+        let batch = ctx
+            .store
+            .claim_due_mail(ctx.now, Duration::minutes(5), 100)
+            .await?;
         if batch.is_empty() {
             return Ok(done);
         }
         for row in batch {
             let from = EmailAddress::parse(&row.envelope_from).map_err(anyhow::Error::msg)?;
-            let to: Vec<EmailAddress> = row.recipients.split(',').filter_map(|a| EmailAddress::parse(a).ok()).collect();
+            let to: Vec<EmailAddress> = row
+                .recipients
+                .split(',')
+                .filter_map(|a| EmailAddress::parse(a).ok())
+                .collect();
             match smtp.send_raw(&from, &to, &row.raw).await {
                 Ok(()) => {
                     ctx.store.mail_sent(row.id, ctx.now).await?;
@@ -81,43 +88,100 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
         return Ok(done);
     }
     loop {
-        let batch = ctx.store.claim_due_webhooks(ctx.now, Duration::minutes(2), 100).await?;
+        let batch = ctx
+            .store
+            .claim_due_webhooks(ctx.now, Duration::minutes(2), 100)
+            .await?;
         if batch.is_empty() {
             return Ok(done);
         }
         for row in batch {
-            let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint) else {
-                ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status: None, error: "endpoint no longer in the settings" }, ctx.now).await?;
+            let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint)
+            else {
+                ctx.store
+                    .webhook_result(
+                        row.id,
+                        WebhookOutcome::Dead {
+                            status: None,
+                            error: "endpoint no longer in the settings",
+                        },
+                        ctx.now,
+                    )
+                    .await?;
                 done.failed += 1;
                 continue;
             };
             let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
-            let event: webhooks::Event = serde_json::from_str(&row.payload).context("unreadable event in the webhook outbox")?;
-            let body = serde_json::to_vec(&webhooks::render(format, &event, ctx.settings.helpdesk.ticket_url.as_deref()))?;
+            let event: webhooks::Event = serde_json::from_str(&row.payload)
+                .context("unreadable event in the webhook outbox")?;
+            let body = serde_json::to_vec(&webhooks::render(
+                format,
+                &event,
+                ctx.settings.helpdesk.ticket_url.as_deref(),
+            ))?;
             // the id stays the same across retries; timestamp and signature are fresh
-            let headers = webhooks::headers(&row.event_id, ctx.now.timestamp(), &body, endpoint.secret.as_ref().map(|s| s.expose()));
+            let headers = webhooks::headers(
+                &row.event_id,
+                ctx.now.timestamp(),
+                &body,
+                endpoint.secret.as_ref().map(|s| s.expose()),
+            );
             let answer = client.post(&endpoint.url, &body, &headers).await;
             let (status, retry_after, error) = match &answer {
-                Ok(a) => (Some(a.status), a.retry_after.clone(), format!("HTTP {}: {}", a.status, a.body_excerpt.chars().take(200).collect::<String>())),
+                Ok(a) => (
+                    Some(a.status),
+                    a.retry_after.clone(),
+                    format!(
+                        "HTTP {}: {}",
+                        a.status,
+                        a.body_excerpt.chars().take(200).collect::<String>()
+                    ),
+                ),
                 Err(e) => (None, None, e.clone()),
             };
             match webhooks::classify(status, retry_after.as_deref(), ctx.now) {
                 Answer::Delivered => {
-                    ctx.store.webhook_result(row.id, WebhookOutcome::Delivered { status: status.unwrap_or(200) }, ctx.now).await?;
+                    ctx.store
+                        .webhook_result(
+                            row.id,
+                            WebhookOutcome::Delivered {
+                                status: status.unwrap_or(200),
+                            },
+                            ctx.now,
+                        )
+                        .await?;
                     tracing::info!(event = %row.event_id, endpoint = %row.endpoint, "webhook delivered");
                     done.sent += 1;
                 }
                 Answer::Permanent { why } => {
                     let error = format!("{why} ({error})");
                     tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook refused for good");
-                    ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status, error: &error }, ctx.now).await?;
+                    ctx.store
+                        .webhook_result(
+                            row.id,
+                            WebhookOutcome::Dead {
+                                status,
+                                error: &error,
+                            },
+                            ctx.now,
+                        )
+                        .await?;
                     done.failed += 1;
                 }
                 Answer::Retry { after } => {
                     let first = row.created_at;
                     if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
                         tracing::error!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook dead-lettered after its maximum age");
-                        ctx.store.webhook_result(row.id, WebhookOutcome::Dead { status, error: &error }, ctx.now).await?;
+                        ctx.store
+                            .webhook_result(
+                                row.id,
+                                WebhookOutcome::Dead {
+                                    status,
+                                    error: &error,
+                                },
+                                ctx.now,
+                            )
+                            .await?;
                         done.failed += 1;
                         continue;
                     }
@@ -125,7 +189,17 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                     let delay = webhooks::next_delay(row.attempts.max(1) as u32, after, jitter);
                     let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
                     tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, retry_at = %at, "webhook not delivered, will retry");
-                    ctx.store.webhook_result(row.id, WebhookOutcome::Retry { status, error: &error, at }, ctx.now).await?;
+                    ctx.store
+                        .webhook_result(
+                            row.id,
+                            WebhookOutcome::Retry {
+                                status,
+                                error: &error,
+                                at,
+                            },
+                            ctx.now,
+                        )
+                        .await?;
                     done.retried += 1;
                 }
             }

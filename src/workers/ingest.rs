@@ -24,10 +24,10 @@ use crate::rules::attachments::{self, Checked, FilePart, Policy, Refusal};
 use crate::rules::commands::{self, Command};
 use crate::rules::lifecycle::{self, LinkReason, ReplyToClosed};
 use crate::rules::quotes;
+use crate::rules::reply_token;
 use crate::rules::robots::{self, Classification, MailKind};
 use crate::rules::senders::{self, SenderClass};
 use crate::rules::threading::{self, Clues, Placement, Rule, SubjectTag};
-use crate::rules::reply_token;
 use crate::settings::Language;
 use crate::store::{NewAttachment, NewMessage, NewRaw, NewTicket, TicketRow, Tx};
 
@@ -47,9 +47,15 @@ pub struct Source {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     AlreadySeen,
-    Ticket { ticket_id: i64, rule: String, created: bool },
+    Ticket {
+        ticket_id: i64,
+        rule: String,
+        created: bool,
+    },
     /// Stored raw, on no ticket: the reason is on the raw row.
-    Unplaced { problem: String },
+    Unplaced {
+        problem: String,
+    },
 }
 
 /// Every decision taken, in order, with what decided it.
@@ -89,7 +95,10 @@ impl Files {
         self.checked.iter().filter(|(c, _)| c.refusal.is_none())
     }
     fn refused(&self) -> impl Iterator<Item = &Checked> {
-        self.checked.iter().map(|(c, _)| c).filter(|c| c.refusal.is_some())
+        self.checked
+            .iter()
+            .map(|(c, _)| c)
+            .filter(|c| c.refusal.is_some())
     }
 }
 
@@ -103,36 +112,55 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
     let mut checked = Vec::new();
     for part in parts {
         let mut c = attachments::check(&policy, &part);
-        if c.refusal.is_none() {
-            if let Some(av) = &ctx.settings.antivirus {
-                let timeout = std::time::Duration::from_secs(av.timeout_seconds);
-                match clamd::scan(&av.clamd, &part.bytes, timeout).await {
-                    clamd::ScanOutcome::Clean => {}
-                    clamd::ScanOutcome::Infected(signature) => {
-                        c.refusal = Some(Refusal::Infected { signature })
-                    }
-                    clamd::ScanOutcome::Failed(why) => {
-                        tracing::error!(file = %c.filename, %why, "ANTIVIRUS UNAVAILABLE: file refused as not scanned");
-                        c.refusal = Some(Refusal::NotScanned { why })
-                    }
+        if c.refusal.is_none()
+            && let Some(av) = &ctx.settings.antivirus
+        {
+            let timeout = std::time::Duration::from_secs(av.timeout_seconds);
+            match clamd::scan(&av.clamd, &part.bytes, timeout).await {
+                clamd::ScanOutcome::Clean => {}
+                clamd::ScanOutcome::Infected(signature) => {
+                    c.refusal = Some(Refusal::Infected { signature })
+                }
+                clamd::ScanOutcome::Failed(why) => {
+                    tracing::error!(file = %c.filename, %why, "ANTIVIRUS UNAVAILABLE: file refused as not scanned");
+                    c.refusal = Some(Refusal::NotScanned { why })
                 }
             }
         }
         trace.note(
             "attachment",
             match &c.refusal {
-                None => format!("{} ({} bytes, sniffed {}): accepted", c.filename, c.size, c.sniffed_type.as_deref().unwrap_or("unknown")),
-                Some(r) => format!("{} ({} bytes): refused, {}", c.filename, c.size, r.explain(Language::En)),
+                None => format!(
+                    "{} ({} bytes, sniffed {}): accepted",
+                    c.filename,
+                    c.size,
+                    c.sniffed_type.as_deref().unwrap_or("unknown")
+                ),
+                Some(r) => format!(
+                    "{} ({} bytes): refused, {}",
+                    c.filename,
+                    c.size,
+                    r.explain(Language::En)
+                ),
             },
         );
-        let bytes = if c.refusal.is_none() { part.bytes.into_owned() } else { Vec::new() };
+        let bytes = if c.refusal.is_none() {
+            part.bytes.into_owned()
+        } else {
+            Vec::new()
+        };
         checked.push((c, bytes));
     }
     Files { checked }
 }
 
 /// Ingests one message. Idempotent: the same bytes twice are one message.
-pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -> anyhow::Result<(Outcome, Trace)> {
+pub async fn ingest(
+    ctx: &Ctx<'_>,
+    raw: &[u8],
+    source: &Source,
+    opts: Options,
+) -> anyhow::Result<(Outcome, Trace)> {
     let mut trace = Trace::default();
     let facts = Inbound::parse(raw);
 
@@ -141,7 +169,10 @@ pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -
     if !opts.dry_run {
         let mut probe = ctx.store.begin().await?;
         if probe.is_known(&facts.dedup_key).await? {
-            trace.note("threading", "1 already seen: this message is stored already; it is not stored again");
+            trace.note(
+                "threading",
+                "1 already seen: this message is stored already; it is not stored again",
+            );
             return Ok((Outcome::AlreadySeen, trace));
         }
         drop(probe);
@@ -150,23 +181,56 @@ pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -
     let parsed = parse_message(raw);
     let classification = match &parsed {
         Some(m) => robots::classify(m, facts.return_path.as_deref()),
-        None => Classification { kind: MailKind::Human, decided_by: "unparseable".into(), may_answer: false },
+        None => Classification {
+            kind: MailKind::Human,
+            decided_by: "unparseable".into(),
+            may_answer: false,
+        },
     };
-    trace.note("robot", format!("{:?} (decided by {}); automatic answers {}", classification.kind, classification.decided_by, if classification.may_answer { "allowed" } else { "never" }));
+    trace.note(
+        "robot",
+        format!(
+            "{:?} (decided by {}); automatic answers {}",
+            classification.kind,
+            classification.decided_by,
+            if classification.may_answer {
+                "allowed"
+            } else {
+                "never"
+            }
+        ),
+    );
 
     let secret = ctx.settings.helpdesk.secret.expose().as_bytes().to_vec();
-    let token = reply_token::find_token(&secret, facts.recipients(), |a| ctx.settings.is_support_address(a));
+    let token = reply_token::find_token(&secret, facts.recipients(), |a| {
+        ctx.settings.is_support_address(a)
+    });
 
     let sender = facts.from.as_ref().map(|from| {
-        let auth: Vec<&str> = facts.authentication_results.iter().map(String::as_str).collect();
-        senders::classify_sender(from, ctx.settings.is_agent(from), token.is_some(), &auth, &ctx.settings.trust.authserv_ids)
+        let auth: Vec<&str> = facts
+            .authentication_results
+            .iter()
+            .map(String::as_str)
+            .collect();
+        senders::classify_sender(
+            from,
+            ctx.settings.is_agent(from),
+            token.is_some(),
+            &auth,
+            &ctx.settings.trust.authserv_ids,
+        )
     });
-    trace.note("sender", match &sender {
-        None => "no usable From address".to_string(),
-        Some(SenderClass::Customer) => "customer".to_string(),
-        Some(SenderClass::Agent { proof }) => format!("authenticated agent ({proof})"),
-        Some(SenderClass::SpoofedAgent { why }) => format!("agent address NOT authenticated, handled as a customer: {why}"),
-    });
+    trace.note(
+        "sender",
+        match &sender {
+            None => "no usable From address".to_string(),
+            Some(SenderClass::Customer) => "customer".to_string(),
+            Some(SenderClass::Agent { proof }) => format!("authenticated agent ({proof})"),
+            Some(SenderClass::SpoofedAgent { why }) => {
+                format!("agent address NOT authenticated, handled as a customer: {why}")
+            }
+        },
+    );
 
     let files = match &parsed {
         Some(m) if !matches!(classification.kind, MailKind::Bounce(_) | MailKind::OwnMail) => {
@@ -174,12 +238,19 @@ pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -
             let parts = attachments::file_parts(m);
             if is_agent {
                 // an authenticated agent's files are relayed as they are
-                Files { checked: parts.into_iter().map(|p| (agent_file(&p), p.bytes.into_owned())).collect() }
+                Files {
+                    checked: parts
+                        .into_iter()
+                        .map(|p| (agent_file(&p), p.bytes.into_owned()))
+                        .collect(),
+                }
             } else {
                 check_files(ctx, parts, &mut trace).await
             }
         }
-        _ => Files { checked: Vec::new() },
+        _ => Files {
+            checked: Vec::new(),
+        },
     };
 
     let mut tx = ctx.store.begin().await?;
@@ -195,14 +266,28 @@ pub async fn ingest(ctx: &Ctx<'_>, raw: &[u8], source: &Source, opts: Options) -
         })
         .await?
     else {
-        trace.note("threading", "1 already seen: this message is stored already; it is not stored again");
+        trace.note(
+            "threading",
+            "1 already seen: this message is stored already; it is not stored again",
+        );
         return Ok((Outcome::AlreadySeen, trace));
     };
     if let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity) {
-        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid)).await?;
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid))
+            .await?;
     }
 
-    let mut job = Job { ctx, tx, trace, facts, raw_id, classification, sender, files, dry_run: opts.dry_run };
+    let mut job = Job {
+        ctx,
+        tx,
+        trace,
+        facts,
+        raw_id,
+        classification,
+        sender,
+        files,
+        dry_run: opts.dry_run,
+    };
     let outcome = job.place_and_act(token).await?;
     let Job { tx, trace, .. } = job;
     if !opts.dry_run {
@@ -245,7 +330,9 @@ impl Job<'_, '_> {
             return self.record_bounce(&ids).await;
         }
         let Some(from) = self.facts.from.clone() else {
-            return self.unplaced("no usable From address: stored raw, no ticket").await;
+            return self
+                .unplaced("no usable From address: stored raw, no ticket")
+                .await;
         };
 
         let placement = self.place(token, &from).await?;
@@ -258,27 +345,43 @@ impl Job<'_, '_> {
         };
 
         match (&self.sender, existing) {
-            (Some(SenderClass::Agent { .. }), Some(ticket)) => self.agent_reply(ticket, &placement).await,
+            (Some(SenderClass::Agent { .. }), Some(ticket)) => {
+                self.agent_reply(ticket, &placement).await
+            }
             (_, Some(ticket)) => self.customer_reply(ticket, &placement, &from).await,
             (_, None) => {
                 if matches!(self.classification.kind, MailKind::AutoReply) {
-                    return self.unplaced("an automatic reply that belongs to no ticket: stored raw, no ticket").await;
+                    return self
+                        .unplaced(
+                            "an automatic reply that belongs to no ticket: stored raw, no ticket",
+                        )
+                        .await;
                 }
                 self.new_ticket(&from, None, Rule::New).await
             }
         }
     }
 
-    async fn place(&mut self, token: Option<TicketId>, from: &EmailAddress) -> anyhow::Result<Placement> {
+    async fn place(
+        &mut self,
+        token: Option<TicketId>,
+        from: &EmailAddress,
+    ) -> anyhow::Result<Placement> {
         let referenced = self.facts.referenced_ids();
         let header_match = self.tx.ticket_of_message_ids(&referenced).await?;
-        let tag = SubjectTag::new(&self.ctx.settings.helpdesk.subject_tag).find(&self.facts.subject);
+        let tag =
+            SubjectTag::new(&self.ctx.settings.helpdesk.subject_tag).find(&self.facts.subject);
         let (exists, participant) = match tag {
             Some(t) => match self.tx.ticket(t.0).await? {
                 Some(ticket) => {
                     let is_participant = ticket.client == from.as_str()
                         || self.ctx.settings.is_agent(from)
-                        || self.tx.participants(t.0).await?.iter().any(|p| p.address == from.as_str());
+                        || self
+                            .tx
+                            .participants(t.0)
+                            .await?
+                            .iter()
+                            .any(|p| p.address == from.as_str());
                     (true, is_participant)
                 }
                 None => (false, false),
@@ -304,7 +407,9 @@ impl Job<'_, '_> {
     async fn unplaced(&mut self, problem: &str) -> anyhow::Result<Outcome> {
         self.trace.note("outcome", problem.to_string());
         self.tx.set_raw_problem(self.raw_id, problem).await?;
-        Ok(Outcome::Unplaced { problem: problem.into() })
+        Ok(Outcome::Unplaced {
+            problem: problem.into(),
+        })
     }
 
     async fn record_bounce(&mut self, original_ids: &[String]) -> anyhow::Result<Outcome> {
@@ -313,17 +418,41 @@ impl Job<'_, '_> {
         match self.tx.ticket_of_message_ids(&ids).await? {
             Some((ticket_id, mid)) => {
                 self.trace.note("bounce", format!("delivery report about <{mid}>: recorded on ticket {ticket_id}, not answered"));
-                let from = self.facts.from.as_ref().map(|f| f.to_string()).unwrap_or_else(|| "mailer-daemon".into());
+                let from = self
+                    .facts
+                    .from
+                    .as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "mailer-daemon".into());
                 let text = self.facts.text.chars().take(4000).collect::<String>();
-                self.add_message(ticket_id, "in", "bounce", &from, &text, "bounce", None).await?;
-                Ok(Outcome::Ticket { ticket_id, rule: "bounce".into(), created: false })
+                self.add_message(ticket_id, "in", "bounce", &from, &text, "bounce", None)
+                    .await?;
+                Ok(Outcome::Ticket {
+                    ticket_id,
+                    rule: "bounce".into(),
+                    created: false,
+                })
             }
-            None => self.unplaced("a delivery report about mail Guichet does not know: stored raw, no ticket").await,
+            None => {
+                self.unplaced(
+                    "a delivery report about mail Guichet does not know: stored raw, no ticket",
+                )
+                .await
+            }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn add_message(&mut self, ticket: i64, direction: &str, kind: &str, from: &str, text: &str, rule: &str, note: Option<&str>) -> anyhow::Result<i64> {
+    async fn add_message(
+        &mut self,
+        ticket: i64,
+        direction: &str,
+        kind: &str,
+        from: &str,
+        text: &str,
+        rule: &str,
+        note: Option<&str>,
+    ) -> anyhow::Result<i64> {
         let date = self.facts.date.unwrap_or(self.ctx.now);
         let message_id = self.facts.message_id.clone();
         self.tx
@@ -344,7 +473,11 @@ impl Job<'_, '_> {
 
     fn customer_text(&self) -> String {
         let text = if self.facts.text.trim().is_empty() {
-            self.facts.html.as_deref().map(|h| quotes::visible_html(h).text).unwrap_or_default()
+            self.facts
+                .html
+                .as_deref()
+                .map(|h| quotes::visible_html(h).text)
+                .unwrap_or_default()
         } else {
             self.facts.text.clone()
         };
@@ -353,17 +486,31 @@ impl Job<'_, '_> {
 
     fn spoof_note(&self) -> Option<String> {
         match &self.sender {
-            Some(SenderClass::SpoofedAgent { why }) => Some(format!("From an agent address but not authenticated ({why}): handled as a customer message, not relayed")),
+            Some(SenderClass::SpoofedAgent { why }) => Some(format!(
+                "From an agent address but not authenticated ({why}): handled as a customer message, not relayed"
+            )),
             _ => None,
         }
     }
 
     /// A customer's first message: a new ticket, its acknowledgement, the
     /// agents' copy, `ticket.created`.
-    async fn new_ticket(&mut self, from: &EmailAddress, linked_from: Option<(&TicketRow, LinkReason)>, rule: Rule) -> anyhow::Result<Outcome> {
+    async fn new_ticket(
+        &mut self,
+        from: &EmailAddress,
+        linked_from: Option<(&TicketRow, LinkReason)>,
+        rule: Rule,
+    ) -> anyhow::Result<Outcome> {
         let s = self.ctx.settings;
-        let department = s.department_for(&self.facts.recipients().cloned().collect::<Vec<_>>()).name.clone();
-        let subject = if self.facts.subject.is_empty() { "(no subject)".to_string() } else { self.facts.subject.clone() };
+        let department = s
+            .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
+            .name
+            .clone();
+        let subject = if self.facts.subject.is_empty() {
+            "(no subject)".to_string()
+        } else {
+            self.facts.subject.clone()
+        };
         let ticket_id = self
             .tx
             .create_ticket(&NewTicket {
@@ -375,22 +522,54 @@ impl Job<'_, '_> {
                 linked_from: linked_from.map(|(t, _)| t.id),
             })
             .await?;
-        self.trace.note("ticket", format!("new ticket {ticket_id} in department {department}"));
-        self.tx.add_participant(ticket_id, from.as_str(), "customer").await?;
+        self.trace.note(
+            "ticket",
+            format!("new ticket {ticket_id} in department {department}"),
+        );
+        self.tx
+            .add_participant(ticket_id, from.as_str(), "customer")
+            .await?;
         for cc in self.cc_participants(from) {
-            self.tx.add_participant(ticket_id, cc.as_str(), "cc").await?;
-            self.trace.note("participants", format!("{cc} (Cc) takes part in ticket {ticket_id}"));
+            self.tx
+                .add_participant(ticket_id, cc.as_str(), "cc")
+                .await?;
+            self.trace.note(
+                "participants",
+                format!("{cc} (Cc) takes part in ticket {ticket_id}"),
+            );
         }
         let text = self.customer_text();
         let note = self.spoof_note();
-        let kind = if matches!(self.classification.kind, MailKind::AutoReply) { "auto_reply" } else { "customer" };
-        let message_row = self.add_message(ticket_id, "in", kind, from.as_str(), &text, rule.as_str(), note.as_deref()).await?;
+        let kind = if matches!(self.classification.kind, MailKind::AutoReply) {
+            "auto_reply"
+        } else {
+            "customer"
+        };
+        let message_row = self
+            .add_message(
+                ticket_id,
+                "in",
+                kind,
+                from.as_str(),
+                &text,
+                rule.as_str(),
+                note.as_deref(),
+            )
+            .await?;
         let ticket = self.tx.ticket(ticket_id).await?.expect("just created");
         let mut data = json!({"from": from.as_str(), "rule": rule.as_str(), "message_id": self.facts.message_id});
         if let Some((old, _)) = linked_from {
             data["linked_ticket_id"] = json!(old.id);
         }
-        events::emit(&mut self.tx, s, EventKind::TicketCreated, &ticket, data, self.ctx.now).await?;
+        events::emit(
+            &mut self.tx,
+            s,
+            EventKind::TicketCreated,
+            &ticket,
+            data,
+            self.ctx.now,
+        )
+        .await?;
         self.store_files(&ticket, message_row).await?;
 
         let answerable = self.may_answer(from).await?;
@@ -399,19 +578,43 @@ impl Job<'_, '_> {
                 Some((old, why)) => {
                     let (why_code, until) = match why {
                         LinkReason::ReopenDisabled => ("disabled", String::new()),
-                        LinkReason::WindowExpired { deadline } => ("expired", deadline.format("%Y-%m-%d %H:%M UTC").to_string()),
+                        LinkReason::WindowExpired { deadline } => {
+                            ("expired", deadline.format("%Y-%m-%d %H:%M UTC").to_string())
+                        }
                     };
-                    let closed_on = old.closed_at.map(|c| c.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                    let closed_on = old
+                        .closed_at
+                        .map(|c| c.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default();
                     self.auto_reply(&ticket, from, "new_linked", json!({"old_ticket_id": old.id, "why": why_code, "reopen_until": until, "closed_on": closed_on})).await?;
                 }
                 None => {
-                    self.auto_reply(&ticket, from, "acknowledgement", json!({"name": self.facts.from_name})).await?;
+                    self.auto_reply(
+                        &ticket,
+                        from,
+                        "acknowledgement",
+                        json!({"name": self.facts.from_name}),
+                    )
+                    .await?;
                 }
             }
             self.send_refusals(&ticket, from).await?;
         }
-        self.copy_to_agents(&ticket, if linked_from.is_some() { "New ticket (continues a closed one)" } else { "New ticket" }, &text).await?;
-        Ok(Outcome::Ticket { ticket_id, rule: rule.as_str().into(), created: true })
+        self.copy_to_agents(
+            &ticket,
+            if linked_from.is_some() {
+                "New ticket (continues a closed one)"
+            } else {
+                "New ticket"
+            },
+            &text,
+        )
+        .await?;
+        Ok(Outcome::Ticket {
+            ticket_id,
+            rule: rule.as_str().into(),
+            created: true,
+        })
     }
 
     /// Cc'd addresses that become participants: not us, not agents.
@@ -432,7 +635,14 @@ impl Job<'_, '_> {
     /// the hourly limit)
     async fn may_answer(&mut self, to: &EmailAddress) -> anyhow::Result<bool> {
         if !self.classification.may_answer {
-            self.trace.note("answer", format!("no automatic reply: {} ({})", kind_name(&self.classification.kind), self.classification.decided_by));
+            self.trace.note(
+                "answer",
+                format!(
+                    "no automatic reply: {} ({})",
+                    kind_name(&self.classification.kind),
+                    self.classification.decided_by
+                ),
+            );
             return Ok(false);
         }
         let since = self.ctx.now - Duration::hours(1);
@@ -445,20 +655,30 @@ impl Job<'_, '_> {
         Ok(true)
     }
 
-    async fn auto_reply(&mut self, ticket: &TicketRow, to: &EmailAddress, template: &'static str, vars: serde_json::Value) -> anyhow::Result<()> {
+    async fn auto_reply(
+        &mut self,
+        ticket: &TicketRow,
+        to: &EmailAddress,
+        template: &'static str,
+        vars: serde_json::Value,
+    ) -> anyhow::Result<()> {
         let references = self.thread_refs();
-        notify::queue(&mut self.tx, self.ctx, Notice {
-            kind: template,
-            template,
-            ticket,
-            to: vec![to.clone()],
-            cc: vec![],
-            automation: Automation::AutoReplied,
-            vars,
-            in_reply_to: self.facts.message_id.clone(),
-            references,
-            attachments: vec![],
-        })
+        notify::queue(
+            &mut self.tx,
+            self.ctx,
+            Notice {
+                kind: template,
+                template,
+                ticket,
+                to: vec![to.clone()],
+                cc: vec![],
+                automation: Automation::AutoReplied,
+                vars,
+                in_reply_to: self.facts.message_id.clone(),
+                references,
+                attachments: vec![],
+            },
+        )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
         self.trace.note("answer", format!("{template} to {to}"));
@@ -467,10 +687,10 @@ impl Job<'_, '_> {
 
     fn thread_refs(&self) -> Vec<String> {
         let mut refs = self.facts.references.clone();
-        if let Some(id) = &self.facts.message_id {
-            if !refs.contains(id) {
-                refs.push(id.clone());
-            }
+        if let Some(id) = &self.facts.message_id
+            && !refs.contains(id)
+        {
+            refs.push(id.clone());
         }
         refs
     }
@@ -489,43 +709,87 @@ impl Job<'_, '_> {
         let a = &self.ctx.settings.attachments;
         let vars = json!({"refused": refused, "allowed": a.allowed_extensions.join(", "), "max_size_mb": a.max_size_mb, "enabled": a.enabled});
         let references = self.thread_refs();
-        notify::queue(&mut self.tx, self.ctx, Notice {
-            kind: "refused_attachments",
-            template: "refused_attachments",
-            ticket,
-            to: vec![to.clone()],
-            cc: vec![],
-            automation: Automation::AutoReplied,
-            vars,
-            in_reply_to: self.facts.message_id.clone(),
-            references,
-            attachments: vec![],
-        })
+        notify::queue(
+            &mut self.tx,
+            self.ctx,
+            Notice {
+                kind: "refused_attachments",
+                template: "refused_attachments",
+                ticket,
+                to: vec![to.clone()],
+                cc: vec![],
+                automation: Automation::AutoReplied,
+                vars,
+                in_reply_to: self.facts.message_id.clone(),
+                references,
+                attachments: vec![],
+            },
+        )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note("answer", format!("refusal notice to {to} listing {} file(s)", self.files.refused().count()));
+        self.trace.note(
+            "answer",
+            format!(
+                "refusal notice to {to} listing {} file(s)",
+                self.files.refused().count()
+            ),
+        );
         Ok(())
     }
 
     /// The customer's words (and accepted files) to the department's agents.
-    async fn copy_to_agents(&mut self, ticket: &TicketRow, headline: &str, text: &str) -> anyhow::Result<()> {
+    async fn copy_to_agents(
+        &mut self,
+        ticket: &TicketRow,
+        headline: &str,
+        text: &str,
+    ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
-        let agents = s.department_named(&ticket.department).map(|d| d.agents.clone()).unwrap_or_default();
+        let agents = s
+            .department_named(&ticket.department)
+            .map(|d| d.agents.clone())
+            .unwrap_or_default();
         if agents.is_empty() {
-            self.trace.note("copy", format!("department {} has no agents: no copy sent", ticket.department));
+            self.trace.note(
+                "copy",
+                format!(
+                    "department {} has no agents: no copy sent",
+                    ticket.department
+                ),
+            );
             return Ok(());
         }
-        let accepted: Vec<String> = self.files.accepted().map(|(c, _)| c.filename.clone()).collect();
+        let accepted: Vec<String> = self
+            .files
+            .accepted()
+            .map(|(c, _)| c.filename.clone())
+            .collect();
         let refused: Vec<String> = self
             .files
             .refused()
-            .map(|c| format!("{} ({})", c.filename, c.refusal.as_ref().map(|r| r.explain(Language::En)).unwrap_or_default()))
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c.filename,
+                    c.refusal
+                        .as_ref()
+                        .map(|r| r.explain(Language::En))
+                        .unwrap_or_default()
+                )
+            })
             .collect();
         let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
         let attachments = self
             .files
             .accepted()
-            .map(|(c, bytes)| FileToSend { filename: c.filename.clone(), content_type: c.sniffed_type.clone().unwrap_or_else(|| c.declared_type.clone()), bytes: bytes.clone() })
+            .map(|(c, bytes)| FileToSend {
+                filename: c.filename.clone(),
+                content_type: c
+                    .sniffed_type
+                    .clone()
+                    .unwrap_or_else(|| c.declared_type.clone()),
+                bytes: bytes.clone(),
+            })
             .collect();
         let references = self.thread_refs();
         let note = self.spoof_note();
@@ -542,7 +806,17 @@ impl Job<'_, '_> {
             attachments,
         })
         .await?;
-        self.trace.note("copy", format!("copy to agents {}", agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")));
+        self.trace.note(
+            "copy",
+            format!(
+                "copy to agents {}",
+                agents
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
         Ok(())
     }
 
@@ -552,9 +826,19 @@ impl Job<'_, '_> {
         let checked = std::mem::take(&mut self.files.checked);
         for (c, bytes) in &checked {
             let sha = if c.refusal.is_none() && !self.dry_run {
-                Some(file_store::store(&dir, bytes).map_err(|e| anyhow::anyhow!("cannot store attachment {}: {e}", c.filename))?.sha256)
+                Some(
+                    file_store::store(&dir, bytes)
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot store attachment {}: {e}", c.filename)
+                        })?
+                        .sha256,
+                )
             } else if c.refusal.is_none() {
-                Some(crate::mail::inbound::content_key(bytes).trim_start_matches("sha256:").to_string())
+                Some(
+                    crate::mail::inbound::content_key(bytes)
+                        .trim_start_matches("sha256:")
+                        .to_string(),
+                )
             } else {
                 None
             };
@@ -569,39 +853,75 @@ impl Job<'_, '_> {
                     declared_type: &c.declared_type,
                     sniffed_type: c.sniffed_type.as_deref(),
                     sha256: sha.as_deref(),
-                    verdict: if c.refusal.is_none() { "accepted" } else { "refused" },
+                    verdict: if c.refusal.is_none() {
+                        "accepted"
+                    } else {
+                        "refused"
+                    },
                     reason_code: c.refusal.as_ref().map(|r| r.code()),
                     reason: reason.as_deref(),
                     created_at: self.ctx.now,
                 })
                 .await?;
             let (kind, data) = match &c.refusal {
-                None => (EventKind::AttachmentUploaded, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha})),
-                Some(r) => (EventKind::AttachmentRejected, json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason})),
+                None => (
+                    EventKind::AttachmentUploaded,
+                    json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha}),
+                ),
+                Some(r) => (
+                    EventKind::AttachmentRejected,
+                    json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason}),
+                ),
             };
-            events::emit(&mut self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
+            events::emit(
+                &mut self.tx,
+                self.ctx.settings,
+                kind,
+                ticket,
+                data,
+                self.ctx.now,
+            )
+            .await?;
         }
         self.files.checked = checked;
         Ok(())
     }
 
     /// A customer (or unauthenticated) message on an existing ticket.
-    async fn customer_reply(&mut self, mut ticket: TicketRow, placement: &Placement, from: &EmailAddress) -> anyhow::Result<Outcome> {
+    async fn customer_reply(
+        &mut self,
+        mut ticket: TicketRow,
+        placement: &Placement,
+        from: &EmailAddress,
+    ) -> anyhow::Result<Outcome> {
         let s = self.ctx.settings;
         let rule = placement.rule;
         let robot = !matches!(self.classification.kind, MailKind::Human);
         if ticket.status().is_closed() && !robot {
             let closed_at = ticket.closed_at.unwrap_or(ticket.last_activity_at);
-            match lifecycle::customer_reply_to_closed(closed_at, s.helpdesk.reopen_days, self.ctx.now) {
+            match lifecycle::customer_reply_to_closed(
+                closed_at,
+                s.helpdesk.reopen_days,
+                self.ctx.now,
+            ) {
                 ReplyToClosed::Reopen => {
                     self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: within the reopen window, reopened", ticket.id));
                     ticket.set_status(TicketStatus::Open);
                     ticket.closed_at = None;
                     ticket.close_reason = None;
                     self.tx.save_ticket(&ticket).await?;
-                    events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.ctx.now).await?;
+                    events::emit(
+                        &mut self.tx,
+                        s,
+                        EventKind::TicketReopened,
+                        &ticket,
+                        json!({"by": from.as_str()}),
+                        self.ctx.now,
+                    )
+                    .await?;
                     if self.may_answer(from).await? {
-                        self.auto_reply(&ticket, from, "reopened", json!({})).await?;
+                        self.auto_reply(&ticket, from, "reopened", json!({}))
+                            .await?;
                     }
                 }
                 ReplyToClosed::OpenLinkedTicket { why } => {
@@ -618,15 +938,37 @@ impl Job<'_, '_> {
             MailKind::Human => "customer",
             _ => "robot",
         };
-        let message_row = self.add_message(ticket.id, "in", kind, from.as_str(), &text, rule.as_str(), note.as_deref()).await?;
+        let message_row = self
+            .add_message(
+                ticket.id,
+                "in",
+                kind,
+                from.as_str(),
+                &text,
+                rule.as_str(),
+                note.as_deref(),
+            )
+            .await?;
         if robot {
-            self.trace.note("ticket", format!("appended to ticket {} as {kind}: no activity, nothing sent", ticket.id));
+            self.trace.note(
+                "ticket",
+                format!(
+                    "appended to ticket {} as {kind}: no activity, nothing sent",
+                    ticket.id
+                ),
+            );
             self.store_files(&ticket, message_row).await?;
-            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.as_str().into(), created: false });
+            return Ok(Outcome::Ticket {
+                ticket_id: ticket.id,
+                rule: rule.as_str().into(),
+                created: false,
+            });
         }
         // a Cc'd participant of the ticket may add others
         for cc in self.cc_participants(from) {
-            self.tx.add_participant(ticket.id, cc.as_str(), "cc").await?;
+            self.tx
+                .add_participant(ticket.id, cc.as_str(), "cc")
+                .await?;
         }
         ticket.last_activity_at = self.ctx.now;
         ticket.last_message_from = "customer".into();
@@ -634,41 +976,101 @@ impl Job<'_, '_> {
             ticket.set_status(TicketStatus::Open);
         }
         self.tx.save_ticket(&ticket).await?;
-        self.trace.note("ticket", format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()));
-        events::emit(&mut self.tx, s, EventKind::TicketReplied, &ticket, json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}), self.ctx.now).await?;
+        self.trace.note(
+            "ticket",
+            format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()),
+        );
+        events::emit(
+            &mut self.tx,
+            s,
+            EventKind::TicketReplied,
+            &ticket,
+            json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}),
+            self.ctx.now,
+        )
+        .await?;
         self.store_files(&ticket, message_row).await?;
         if self.files.refused().next().is_some() && self.may_answer(from).await? {
             self.send_refusals(&ticket, from).await?;
         }
-        self.copy_to_agents(&ticket, "Customer reply", &text).await?;
-        Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.as_str().into(), created: false })
+        self.copy_to_agents(&ticket, "Customer reply", &text)
+            .await?;
+        Ok(Outcome::Ticket {
+            ticket_id: ticket.id,
+            rule: rule.as_str().into(),
+            created: false,
+        })
     }
 
     /// An authenticated agent's reply: commands, then the visible answer
     /// relayed to the customer.
-    async fn agent_reply(&mut self, mut ticket: TicketRow, placement: &Placement) -> anyhow::Result<Outcome> {
+    async fn agent_reply(
+        &mut self,
+        mut ticket: TicketRow,
+        placement: &Placement,
+    ) -> anyhow::Result<Outcome> {
         let s = self.ctx.settings;
         let from = self.facts.from.clone().expect("agents have a From");
         let rule = placement.rule.as_str();
         let visible = if self.facts.text.trim().is_empty() {
-            self.facts.html.as_deref().map(quotes::visible_html).unwrap_or_else(|| quotes::visible_text(""))
+            self.facts
+                .html
+                .as_deref()
+                .map(quotes::visible_html)
+                .unwrap_or_else(|| quotes::visible_text(""))
         } else {
             quotes::visible_text(&self.facts.text)
         };
         let block = commands::parse_commands(&visible.text);
         let answer = block.rest.trim().to_string();
-        self.trace.note("agent", format!("commands {:?}; quote removed: {}; signature removed: {}; inline reply: {}", block.commands, visible.removed_quote, visible.removed_signature, visible.inline_reply));
+        self.trace.note(
+            "agent",
+            format!(
+                "commands {:?}; quote removed: {}; signature removed: {}; inline reply: {}",
+                block.commands,
+                visible.removed_quote,
+                visible.removed_signature,
+                visible.inline_reply
+            ),
+        );
 
         if !block.errors.is_empty() {
             let reason = block.errors.join("\n");
-            self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some(&format!("not sent: {reason}"))).await?;
+            self.add_message(
+                ticket.id,
+                "note",
+                "agent",
+                from.as_str(),
+                &answer,
+                rule,
+                Some(&format!("not sent: {reason}")),
+            )
+            .await?;
             self.agent_notice(&ticket, &from, &reason).await?;
-            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+            return Ok(Outcome::Ticket {
+                ticket_id: ticket.id,
+                rule: rule.into(),
+                created: false,
+            });
         }
         if block.commands.contains(&Command::Note) {
-            self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some("internal note")).await?;
-            self.trace.note("agent", "internal note: recorded, not sent");
-            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+            self.add_message(
+                ticket.id,
+                "note",
+                "agent",
+                from.as_str(),
+                &answer,
+                rule,
+                Some("internal note"),
+            )
+            .await?;
+            self.trace
+                .note("agent", "internal note: recorded, not sent");
+            return Ok(Outcome::Ticket {
+                ticket_id: ticket.id,
+                rule: rule.into(),
+                created: false,
+            });
         }
 
         let mut closing: Option<CloseReason> = None;
@@ -683,11 +1085,28 @@ impl Job<'_, '_> {
                     }
                     Some(_) => {}
                     None => {
-                        let known: Vec<&str> = s.departments.iter().map(|d| d.name.as_str()).collect();
-                        let reason = format!("#department {name}: no such department (known: {})", known.join(", "));
-                        self.add_message(ticket.id, "note", "agent", from.as_str(), &answer, rule, Some(&format!("not sent: {reason}"))).await?;
+                        let known: Vec<&str> =
+                            s.departments.iter().map(|d| d.name.as_str()).collect();
+                        let reason = format!(
+                            "#department {name}: no such department (known: {})",
+                            known.join(", ")
+                        );
+                        self.add_message(
+                            ticket.id,
+                            "note",
+                            "agent",
+                            from.as_str(),
+                            &answer,
+                            rule,
+                            Some(&format!("not sent: {reason}")),
+                        )
+                        .await?;
                         self.agent_notice(&ticket, &from, &reason).await?;
-                        return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+                        return Ok(Outcome::Ticket {
+                            ticket_id: ticket.id,
+                            rule: rule.into(),
+                            created: false,
+                        });
                     }
                 },
                 Command::Close => closing = Some(CloseReason::Agent),
@@ -698,7 +1117,15 @@ impl Job<'_, '_> {
                         ticket.closed_at = None;
                         ticket.close_reason = None;
                         self.tx.save_ticket(&ticket).await?;
-                        events::emit(&mut self.tx, s, EventKind::TicketReopened, &ticket, json!({"by": from.as_str()}), self.ctx.now).await?;
+                        events::emit(
+                            &mut self.tx,
+                            s,
+                            EventKind::TicketReopened,
+                            &ticket,
+                            json!({"by": from.as_str()}),
+                            self.ctx.now,
+                        )
+                        .await?;
                     }
                 }
                 Command::Note => {}
@@ -706,16 +1133,49 @@ impl Job<'_, '_> {
         }
 
         let nothing_to_say = answer.is_empty() || visible.only_quotes;
-        let relayed_files: Vec<FileToSend> = self.files.checked.iter().map(|(c, b)| FileToSend { filename: c.filename.clone(), content_type: c.declared_type.clone(), bytes: b.clone() }).collect();
+        let relayed_files: Vec<FileToSend> = self
+            .files
+            .checked
+            .iter()
+            .map(|(c, b)| FileToSend {
+                filename: c.filename.clone(),
+                content_type: c.declared_type.clone(),
+                bytes: b.clone(),
+            })
+            .collect();
         if nothing_to_say && block.commands.is_empty() {
             let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.".to_string();
-            self.add_message(ticket.id, "note", "agent", from.as_str(), "", rule, Some(&format!("not sent: {reason}"))).await?;
+            self.add_message(
+                ticket.id,
+                "note",
+                "agent",
+                from.as_str(),
+                "",
+                rule,
+                Some(&format!("not sent: {reason}")),
+            )
+            .await?;
             self.agent_notice(&ticket, &from, &reason).await?;
-            return Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false });
+            return Ok(Outcome::Ticket {
+                ticket_id: ticket.id,
+                rule: rule.into(),
+                created: false,
+            });
         }
         if !nothing_to_say {
-            let message_row = self.add_message(ticket.id, "out", "agent", from.as_str(), &answer, rule, None).await?;
-            self.relay_to_customer(&ticket, &answer, relayed_files).await?;
+            let message_row = self
+                .add_message(
+                    ticket.id,
+                    "out",
+                    "agent",
+                    from.as_str(),
+                    &answer,
+                    rule,
+                    None,
+                )
+                .await?;
+            self.relay_to_customer(&ticket, &answer, relayed_files)
+                .await?;
             self.store_files(&ticket, message_row).await?;
             ticket.last_activity_at = self.ctx.now;
             ticket.last_message_from = "agent".into();
@@ -724,25 +1184,59 @@ impl Job<'_, '_> {
                 ticket.set_status(TicketStatus::AwaitingCustomer);
             }
         }
-        if let Some(reason) = closing {
-            if !ticket.status().is_closed() {
-                ticket.set_status(if reason == CloseReason::Resolved { TicketStatus::Resolved } else { TicketStatus::Closed });
-                ticket.closed_at = Some(self.ctx.now);
-                ticket.close_reason = Some(reason.as_str().into());
-                self.tx.save_ticket(&ticket).await?;
-                events::emit(&mut self.tx, s, EventKind::TicketClosed, &ticket, json!({"reason": reason.as_str(), "by": from.as_str()}), self.ctx.now).await?;
-                self.trace.note("lifecycle", format!("ticket {} closed by {from} (reason {})", ticket.id, reason.as_str()));
-            }
+        if let Some(reason) = closing
+            && !ticket.status().is_closed()
+        {
+            ticket.set_status(if reason == CloseReason::Resolved {
+                TicketStatus::Resolved
+            } else {
+                TicketStatus::Closed
+            });
+            ticket.closed_at = Some(self.ctx.now);
+            ticket.close_reason = Some(reason.as_str().into());
+            self.tx.save_ticket(&ticket).await?;
+            events::emit(
+                &mut self.tx,
+                s,
+                EventKind::TicketClosed,
+                &ticket,
+                json!({"reason": reason.as_str(), "by": from.as_str()}),
+                self.ctx.now,
+            )
+            .await?;
+            self.trace.note(
+                "lifecycle",
+                format!(
+                    "ticket {} closed by {from} (reason {})",
+                    ticket.id,
+                    reason.as_str()
+                ),
+            );
         }
         self.tx.save_ticket(&ticket).await?;
-        Ok(Outcome::Ticket { ticket_id: ticket.id, rule: rule.into(), created: false })
+        Ok(Outcome::Ticket {
+            ticket_id: ticket.id,
+            rule: rule.into(),
+            created: false,
+        })
     }
 
-    async fn relay_to_customer(&mut self, ticket: &TicketRow, answer: &str, files: Vec<FileToSend>) -> anyhow::Result<()> {
+    async fn relay_to_customer(
+        &mut self,
+        ticket: &TicketRow,
+        answer: &str,
+        files: Vec<FileToSend>,
+    ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
         let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
         let cc: Vec<EmailAddress> = if s.helpdesk.reply_to_participants {
-            self.tx.participants(ticket.id).await?.into_iter().filter(|p| p.role == "cc").filter_map(|p| EmailAddress::parse(&p.address).ok()).collect()
+            self.tx
+                .participants(ticket.id)
+                .await?
+                .into_iter()
+                .filter(|p| p.role == "cc")
+                .filter_map(|p| EmailAddress::parse(&p.address).ok())
+                .collect()
         } else {
             vec![]
         };
@@ -752,39 +1246,68 @@ impl Job<'_, '_> {
             references.push(id.clone());
         }
         let in_reply_to = self.facts.in_reply_to.first().cloned();
-        notify::queue(&mut self.tx, self.ctx, Notice {
-            kind: "agent_reply",
-            template: "agent_reply",
-            ticket,
-            to: vec![client.clone()],
-            cc: cc.clone(),
-            automation: Automation::Human,
-            vars: json!({"text": answer, "subject": threading::reply_subject(&ticket.subject)}),
-            in_reply_to,
-            references,
-            attachments: files,
-        })
+        notify::queue(
+            &mut self.tx,
+            self.ctx,
+            Notice {
+                kind: "agent_reply",
+                template: "agent_reply",
+                ticket,
+                to: vec![client.clone()],
+                cc: cc.clone(),
+                automation: Automation::Human,
+                vars: json!({"text": answer, "subject": threading::reply_subject(&ticket.subject)}),
+                in_reply_to,
+                references,
+                attachments: files,
+            },
+        )
         .await?;
-        self.trace.note("relay", format!("agent reply relayed to {client}{}", if cc.is_empty() { String::new() } else { format!(" (Cc {})", cc.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) }));
+        self.trace.note(
+            "relay",
+            format!(
+                "agent reply relayed to {client}{}",
+                if cc.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (Cc {})",
+                        cc.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                }
+            ),
+        );
         Ok(())
     }
 
-    async fn agent_notice(&mut self, ticket: &TicketRow, agent: &EmailAddress, reason: &str) -> anyhow::Result<()> {
+    async fn agent_notice(
+        &mut self,
+        ticket: &TicketRow,
+        agent: &EmailAddress,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         let references = self.thread_refs();
-        notify::queue(&mut self.tx, self.ctx, Notice {
-            kind: "agent_notice",
-            template: "agent_notice",
-            ticket,
-            to: vec![agent.clone()],
-            cc: vec![],
-            automation: Automation::AutoReplied,
-            vars: json!({"reason": reason}),
-            in_reply_to: self.facts.message_id.clone(),
-            references,
-            attachments: vec![],
-        })
+        notify::queue(
+            &mut self.tx,
+            self.ctx,
+            Notice {
+                kind: "agent_notice",
+                template: "agent_notice",
+                ticket,
+                to: vec![agent.clone()],
+                cc: vec![],
+                automation: Automation::AutoReplied,
+                vars: json!({"reason": reason}),
+                in_reply_to: self.facts.message_id.clone(),
+                references,
+                attachments: vec![],
+            },
+        )
         .await?;
-        self.trace.note("agent", format!("not relayed; {agent} is told why: {reason}"));
+        self.trace.note(
+            "agent",
+            format!("not relayed; {agent} is told why: {reason}"),
+        );
         Ok(())
     }
 }
@@ -813,7 +1336,12 @@ fn excerpt(text: &str) -> String {
 /// Last resort when [`ingest`] fails on a message (a bug, or a store
 /// error that went away): keep its bytes with the error, so that nothing is
 /// lost and `tickets problems` shows it, and let the mailbox move on.
-pub async fn store_unhandled(ctx: &Ctx<'_>, raw: &[u8], source: &Source, problem: &str) -> anyhow::Result<Outcome> {
+pub async fn store_unhandled(
+    ctx: &Ctx<'_>,
+    raw: &[u8],
+    source: &Source,
+    problem: &str,
+) -> anyhow::Result<Outcome> {
     let facts = Inbound::parse(raw);
     let mut tx = ctx.store.begin().await?;
     let problem = format!("could not be handled: {problem}");
@@ -828,7 +1356,8 @@ pub async fn store_unhandled(ctx: &Ctx<'_>, raw: &[u8], source: &Source, problem
         })
         .await?;
     if let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity) {
-        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid)).await?;
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid))
+            .await?;
     }
     tx.commit().await?;
     Ok(match inserted {

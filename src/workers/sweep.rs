@@ -18,7 +18,11 @@ fn clock_of(t: &TicketRow) -> TicketClock {
     TicketClock {
         status: t.status(),
         last_activity_at: t.last_activity_at,
-        last_message_from: if t.last_message_from == "agent" { Party::Agent } else { Party::Customer },
+        last_message_from: if t.last_message_from == "agent" {
+            Party::Agent
+        } else {
+            Party::Customer
+        },
         closed_at: t.closed_at,
     }
 }
@@ -31,20 +35,40 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
     }
     let mut closed = 0;
     for candidate in ctx.store.open_tickets().await? {
-        if !lifecycle::auto_close_due(&clock_of(&candidate), h.auto_close_days, h.auto_close_scope, ctx.now) {
+        if !lifecycle::auto_close_due(
+            &clock_of(&candidate),
+            h.auto_close_days,
+            h.auto_close_scope,
+            ctx.now,
+        ) {
             continue;
         }
         let mut tx = ctx.store.begin().await?;
         // re-read inside the transaction: a reply may have arrived meanwhile
-        let Some(mut ticket) = tx.ticket(candidate.id).await? else { continue };
-        if !lifecycle::auto_close_due(&clock_of(&ticket), h.auto_close_days, h.auto_close_scope, ctx.now) {
+        let Some(mut ticket) = tx.ticket(candidate.id).await? else {
+            continue;
+        };
+        if !lifecycle::auto_close_due(
+            &clock_of(&ticket),
+            h.auto_close_days,
+            h.auto_close_scope,
+            ctx.now,
+        ) {
             continue;
         }
         ticket.set_status(TicketStatus::Closed);
         ticket.closed_at = Some(ctx.now);
         ticket.close_reason = Some(CloseReason::Inactivity.as_str().into());
         tx.save_ticket(&ticket).await?;
-        events::emit(&mut tx, ctx.settings, EventKind::TicketClosed, &ticket, json!({"reason": "inactivity", "idle_days": h.auto_close_days}), ctx.now).await?;
+        events::emit(
+            &mut tx,
+            ctx.settings,
+            EventKind::TicketClosed,
+            &ticket,
+            json!({"reason": "inactivity", "idle_days": h.auto_close_days}),
+            ctx.now,
+        )
+        .await?;
         let (reopen, until) = match lifecycle::reopen_deadline(ctx.now, h.reopen_days) {
             ReopenDeadline::Never => ("never", String::new()),
             ReopenDeadline::Unlimited => ("unlimited", String::new()),
@@ -52,8 +76,13 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         };
         if let Ok(client) = EmailAddress::parse(&ticket.client) {
             // one notice per ticket; still within the hourly limit per address
-            let sent = tx.auto_replies_since(client.as_str(), ctx.now - Duration::hours(1)).await?;
-            if crate::rules::robots::may_send_auto_reply(sent.try_into().unwrap_or(u32::MAX), h.max_auto_replies_per_hour) {
+            let sent = tx
+                .auto_replies_since(client.as_str(), ctx.now - Duration::hours(1))
+                .await?;
+            if crate::rules::robots::may_send_auto_reply(
+                sent.try_into().unwrap_or(u32::MAX),
+                h.max_auto_replies_per_hour,
+            ) {
                 notify::queue(&mut tx, ctx, Notice {
                     kind: "closed_notice",
                     template: "closed_notice",
@@ -71,7 +100,11 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
             }
         }
         tx.commit().await?;
-        tracing::info!(ticket = ticket.id, "closed after {} days without activity", h.auto_close_days);
+        tracing::info!(
+            ticket = ticket.id,
+            "closed after {} days without activity",
+            h.auto_close_days
+        );
         closed += 1;
     }
     Ok(closed)

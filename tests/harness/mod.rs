@@ -72,12 +72,21 @@ agents = ["{agent}"]
             smtp_port = r.smtp_port,
         );
         std::fs::write(&config, text).expect("write settings");
-        Desk { dir, config, support, agent }
+        Desk {
+            dir,
+            config,
+            support,
+            agent,
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(guichet_bin());
-        c.arg("--config").arg(&self.config).args(args).env_remove("GUICHET_CONFIG").env("GUICHET_LOG", "info");
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("GUICHET_CONFIG")
+            .env("GUICHET_LOG", "info");
         c
     }
 
@@ -92,18 +101,35 @@ agents = ["{agent}"]
             args.extend(["--now", n]);
         }
         let out = self.run(&args);
-        assert!(out.status.success(), "run --once failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "run --once failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     pub fn tickets(&self) -> Vec<Value> {
-        self.json(&["tickets", "list", "--json"]).as_array().cloned().unwrap_or_default()
+        self.json(&["tickets", "list", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn ticket(&self, id: i64) -> Value {
@@ -114,17 +140,27 @@ agents = ["{agent}"]
 /// The value of a header in raw mail (first occurrence, unfolded).
 pub fn header(raw: &[u8], name: &str) -> Option<String> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;
-    msg.header_raw(name).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    msg.header_raw(name)
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 pub fn subject(raw: &[u8]) -> String {
-    mail_parser::MessageParser::default().parse(raw).and_then(|m| m.subject().map(str::to_string)).unwrap_or_default()
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
 }
 
 pub fn body_text(raw: &[u8]) -> String {
-    mail_parser::MessageParser::default().parse(raw).and_then(|m| m.body_text(0).map(|t| t.into_owned())).unwrap_or_default()
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
 }
 
 pub fn message_id(raw: &[u8]) -> String {
-    mail_parser::MessageParser::default().parse(raw).and_then(|m| m.message_id().map(str::to_string)).unwrap_or_default()
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.message_id().map(str::to_string))
+        .unwrap_or_default()
 }
