@@ -3,7 +3,9 @@
 //! and carries its own table tests.
 
 pub mod attachments;
+pub mod commands;
 pub mod lifecycle;
+pub mod quotes;
 pub mod reply_token;
 pub mod robots;
 pub mod senders;
