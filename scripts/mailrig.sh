@@ -579,6 +579,9 @@ start_postgres() {
   local bin; bin=$(pg_bindir)
   if pid_alive "$D/pg/data/postmaster.pid" postgres >/dev/null; then log "postgres already running"; return; fi
   check_free PG_PORT "$PG_PORT"
+  # left by a killed rig (CI ends every process of the session); its PID may
+  # now belong to another process, which would make postgres refuse to start
+  rm -f "$D/pg/data/postmaster.pid"
   (cd / && runuser -u postgres -- "$bin/pg_ctl" -D "$D/pg/data" -l "$D/log/postgres.log" \
     -w -t 60 start </dev/null >/dev/null 2>>"$D/log/postgres.log" 9>&-) || { tail -n 20 "$D/log/postgres.log" >&2; die "postgres failed"; }
   wait_for 30 postgres pg_ready "$PG_PORT"
@@ -604,6 +607,7 @@ start_clamd() {
 start_dovecot() {
   if pid_alive "$D/dovecot/run/master.pid" dovecot >/dev/null; then log "dovecot already running"; return; fi
   check_free IMAP_PORT "$IMAP_PORT"; check_free IMAPS_PORT "$IMAPS_PORT"; check_free LMTP_PORT "$LMTP_PORT"
+  rm -f "$D/dovecot/run/master.pid"   # stale, as for postgres
   doveconf -c "$D/dovecot/dovecot.conf" -n >/dev/null || die "invalid dovecot config"
   # a socket left by an older config would make auth log "Connection refused"
   rm -f "$D/dovecot/run/anvil-auth-penalty"

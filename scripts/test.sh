@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # test.sh - THE test command: the project's test servers, then every test.
 #
-#   bash scripts/test.sh [cargo test args...]
+#   bash scripts/test.sh [cargo test args...]   e.g. --test mail_adapters, -- idle
 #
 # 1. installs the servers (scripts/mailrig.sh install: apt-get, once; root);
 # 2. starts them in $GUICHET_RIG_DIR (default /tmp/guichet-rig), or reuses
 #    them when they already run there from the current scripts/mailrig.sh;
 # 3. exports the rig's env (DIR/env: ports, CA file, clamd, PostgreSQL) and
-#    runs `cargo test --all-targets "$@"`, exiting with cargo's code.
+#    runs `cargo test --all-targets "$@"` (without --all-targets when the
+#    args pick targets), exiting with cargo's code.
 # The rig is left running for the next run; stop it with
 #   bash scripts/mailrig.sh stop /tmp/guichet-rig
 set -euo pipefail
@@ -33,4 +34,14 @@ set -a
 . "$rig_dir/env"
 set +a
 
-cargo test --all-targets "$@"
+# `bash scripts/test.sh --test rig` runs that target only: cargo adds target
+# selections up, so --all-targets goes when the caller picks targets.
+targets=(--all-targets)
+for arg in "$@"; do
+  [[ $arg == -- ]] && break
+  case $arg in
+    --lib | --bin | --bin=* | --bins | --test | --test=* | --tests | --example | --example=* | \
+      --examples | --bench | --bench=* | --benches | --doc) targets=() ;;
+  esac
+done
+cargo test "${targets[@]}" "$@"
