@@ -684,6 +684,9 @@ cmd_start() {
   mkdir -p "$D" "$D/log"
   chmod 755 "$D"
   ensure_mail_user
+  # mailboxes of fresh test users (t<token>-...) from earlier runs
+  [[ -d $D/mail/$DOMAIN ]] &&
+    find "$D/mail/$DOMAIN" -mindepth 1 -maxdepth 1 -name 't*' -mtime +1 -exec rm -rf {} +
   t0=$(now)
   gen_tls; gen_dovecot; gen_postfix; gen_clamav; gen_postgres
   log "timing: configs+certs $(elapsed "$t0") s"
