@@ -17,6 +17,7 @@
 #                               stdout (also saved in DIR/env); logs go to stderr
 #   mailrig.sh stop   DIR       stop everything started from DIR (by PID)
 #   mailrig.sh status DIR       show what runs; exit 0 only if all four answer
+#   mailrig.sh version          the rig version (MAILRIG_VERSION in DIR/env)
 #
 # Typical use: `bash scripts/test.sh` does install + start + cargo test. By hand:
 #   set -a; eval "$(bash scripts/mailrig.sh start /tmp/guichet-rig)"; set +a
@@ -44,6 +45,12 @@
 #   IMAP_PORT IMAPS_PORT LMTP_PORT SMTP_PORT SMTPS_PORT CLAMD_PORT PG_PORT
 # MAIL_FORMAT=maildir (default) | sdbox | mdbox picks Dovecot's mail storage.
 set -Eeuo pipefail
+
+# Bump when a change to the generated configs or to the env must reach rigs
+# that are already running: scripts/test.sh restarts a rig whose version is
+# older, and reuses an equal or newer one (so that two checkouts sharing a
+# rig never restart it under each other's tests).
+RIG_VERSION=2
 
 DOMAIN=example.test
 MAIL_PASSWORD=${MAIL_PASSWORD:-secret}
@@ -659,7 +666,7 @@ PGDATABASE=helpdesk
 DATABASE_URL=postgresql://helpdesk:$MAIL_PASSWORD@$HOST:$PG_PORT/helpdesk
 PG_ADMIN_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
 MAIL_ANY_USER=1
-MAILRIG_SCRIPT_SHA256=$(sha256sum "$0" | cut -d' ' -f1)
+MAILRIG_VERSION=$RIG_VERSION
 SMTP_REFUSED_DOMAIN=$REFUSED_DOMAIN
 SMTP_DEFERRED_DOMAIN=$DEFERRED_DOMAIN
 EOF
@@ -762,5 +769,6 @@ case ${1:-} in
   start)   cmd_start "${2:-}" ;;
   stop)    cmd_stop "${2:-}" ;;
   status)  cmd_status "${2:-}" ;;
+  version) echo "$RIG_VERSION" ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac
