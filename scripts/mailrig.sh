@@ -17,6 +17,7 @@
 #                               stdout (also saved in DIR/env); logs go to stderr
 #   mailrig.sh stop   DIR       stop everything started from DIR (by PID)
 #   mailrig.sh status DIR       show what runs; exit 0 only if all four answer
+#   mailrig.sh version          the rig version (MAILRIG_VERSION in DIR/env)
 #
 # Typical use: `bash scripts/test.sh` does install + start + cargo test. By hand:
 #   set -a; eval "$(bash scripts/mailrig.sh start /tmp/guichet-rig)"; set +a
@@ -44,6 +45,12 @@
 #   IMAP_PORT IMAPS_PORT LMTP_PORT SMTP_PORT SMTPS_PORT CLAMD_PORT PG_PORT
 # MAIL_FORMAT=maildir (default) | sdbox | mdbox picks Dovecot's mail storage.
 set -Eeuo pipefail
+
+# Bump when a change to the generated configs or to the env must reach rigs
+# that are already running: scripts/test.sh restarts a rig whose version is
+# older, and reuses an equal or newer one (so that two checkouts sharing a
+# rig never restart it under each other's tests).
+RIG_VERSION=2
 
 DOMAIN=example.test
 MAIL_PASSWORD=${MAIL_PASSWORD:-secret}
@@ -579,6 +586,9 @@ start_postgres() {
   local bin; bin=$(pg_bindir)
   if pid_alive "$D/pg/data/postmaster.pid" postgres >/dev/null; then log "postgres already running"; return; fi
   check_free PG_PORT "$PG_PORT"
+  # left by a killed rig (CI ends every process of the session); its PID may
+  # now belong to another process, which would make postgres refuse to start
+  rm -f "$D/pg/data/postmaster.pid"
   (cd / && runuser -u postgres -- "$bin/pg_ctl" -D "$D/pg/data" -l "$D/log/postgres.log" \
     -w -t 60 start </dev/null >/dev/null 2>>"$D/log/postgres.log" 9>&-) || { tail -n 20 "$D/log/postgres.log" >&2; die "postgres failed"; }
   wait_for 30 postgres pg_ready "$PG_PORT"
@@ -604,6 +614,7 @@ start_clamd() {
 start_dovecot() {
   if pid_alive "$D/dovecot/run/master.pid" dovecot >/dev/null; then log "dovecot already running"; return; fi
   check_free IMAP_PORT "$IMAP_PORT"; check_free IMAPS_PORT "$IMAPS_PORT"; check_free LMTP_PORT "$LMTP_PORT"
+  rm -f "$D/dovecot/run/master.pid"   # stale, as for postgres
   doveconf -c "$D/dovecot/dovecot.conf" -n >/dev/null || die "invalid dovecot config"
   # a socket left by an older config would make auth log "Connection refused"
   rm -f "$D/dovecot/run/anvil-auth-penalty"
@@ -655,7 +666,7 @@ PGDATABASE=helpdesk
 DATABASE_URL=postgresql://helpdesk:$MAIL_PASSWORD@$HOST:$PG_PORT/helpdesk
 PG_ADMIN_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
 MAIL_ANY_USER=1
-MAILRIG_SCRIPT_SHA256=$(sha256sum "$0" | cut -d' ' -f1)
+MAILRIG_VERSION=$RIG_VERSION
 SMTP_REFUSED_DOMAIN=$REFUSED_DOMAIN
 SMTP_DEFERRED_DOMAIN=$DEFERRED_DOMAIN
 EOF
@@ -680,6 +691,9 @@ cmd_start() {
   mkdir -p "$D" "$D/log"
   chmod 755 "$D"
   ensure_mail_user
+  # mailboxes of fresh test users (t<token>-...) from earlier runs
+  [[ -d $D/mail/$DOMAIN ]] &&
+    find "$D/mail/$DOMAIN" -mindepth 1 -maxdepth 1 -name 't*' -mtime +1 -exec rm -rf {} +
   t0=$(now)
   gen_tls; gen_dovecot; gen_postfix; gen_clamav; gen_postgres
   log "timing: configs+certs $(elapsed "$t0") s"
@@ -755,5 +769,6 @@ case ${1:-} in
   start)   cmd_start "${2:-}" ;;
   stop)    cmd_stop "${2:-}" ;;
   status)  cmd_status "${2:-}" ;;
+  version) echo "$RIG_VERSION" ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # test.sh - THE test command: the project's test servers, then every test.
 #
-#   bash scripts/test.sh [cargo test args...]
+#   bash scripts/test.sh [cargo test args...]   e.g. --test mail_adapters, -- idle
 #
 # 1. installs the servers (scripts/mailrig.sh install: apt-get, once; root);
 # 2. starts them in $GUICHET_RIG_DIR (default /tmp/guichet-rig), or reuses
-#    them when they already run there from the current scripts/mailrig.sh;
+#    them when they already run there, started by a mailrig.sh of the same
+#    or a newer RIG_VERSION;
 # 3. exports the rig's env (DIR/env: ports, CA file, clamd, PostgreSQL) and
-#    runs `cargo test --all-targets "$@"`, exiting with cargo's code.
+#    runs `cargo test --all-targets "$@"` (without --all-targets when the
+#    args pick targets), exiting with cargo's code.
 # The rig is left running for the next run; stop it with
 #   bash scripts/mailrig.sh stop /tmp/guichet-rig
 set -euo pipefail
@@ -18,10 +20,10 @@ mailrig=scripts/mailrig.sh
 
 bash "$mailrig" install
 
-current_sha=$(sha256sum "$mailrig" | cut -d' ' -f1)
-if bash "$mailrig" status "$rig_dir" >/dev/null 2>&1 &&
-  grep -qx "MAILRIG_SCRIPT_SHA256=$current_sha" "$rig_dir/env"; then
-  echo "[test.sh] reusing the test servers running in $rig_dir" >&2
+wanted=$(bash "$mailrig" version)
+running=$(sed -n 's/^MAILRIG_VERSION=\([0-9]*\)$/\1/p' "$rig_dir/env" 2>/dev/null || true)
+if bash "$mailrig" status "$rig_dir" >/dev/null 2>&1 && ((${running:-0} >= wanted)); then
+  echo "[test.sh] reusing the test servers running in $rig_dir (rig version ${running})" >&2
 else
   # stopped, half-running, or started by an older mailrig.sh: (re)start
   bash "$mailrig" stop "$rig_dir" >&2
@@ -33,4 +35,14 @@ set -a
 . "$rig_dir/env"
 set +a
 
-cargo test --all-targets "$@"
+# `bash scripts/test.sh --test rig` runs that target only: cargo adds target
+# selections up, so --all-targets goes when the caller picks targets.
+targets=(--all-targets)
+for arg in "$@"; do
+  [[ $arg == -- ]] && break
+  case $arg in
+    --lib | --bin | --bin=* | --bins | --test | --test=* | --tests | --example | --example=* | \
+      --examples | --bench | --bench=* | --benches | --doc) targets=() ;;
+  esac
+done
+cargo test "${targets[@]}" "$@"

@@ -367,6 +367,8 @@ impl Mailbox {
         let session = self.session.take().ok_or_else(|| ImapError::Lost {
             server: server.clone(),
         })?;
+        // The handle hides the session: keep a way to its unsolicited queue.
+        let unsolicited = session.unsolicited_responses.clone();
         let mut idle = session.idle();
         within(COMMAND_TIMEOUT, &server, "start IDLE", idle.init())
             .await?
@@ -375,9 +377,15 @@ impl Mailbox {
                 action: "start IDLE".into(),
                 reason: imap_reason(&e),
             })?;
+        // A server may announce mail before its `+ idling`: async-imap
+        // queues that as unsolicited, and the wait below would miss it.
+        let announced_early = drain_news!(unsolicited);
 
         let deadline = Instant::now() + max_wait;
         let news = loop {
+            if announced_early {
+                break Ok(News::NewMail);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             // `wait_with_timeout` restarts its timer on every keepalive, so
             // the overall deadline is kept here.
@@ -480,17 +488,10 @@ impl Mailbox {
     /// Empties the unsolicited-response queue (async-imap drops new ones
     /// silently once 100 wait there). True when one announced new mail.
     fn drain_unsolicited(&mut self) -> bool {
-        let Some(session) = self.session.as_mut() else {
-            return false;
-        };
-        let mut news = false;
-        while let Ok(response) = session.unsolicited_responses.try_recv() {
-            news |= matches!(
-                response,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            );
+        match self.session.as_mut() {
+            Some(session) => drain_news!(session.unsolicited_responses),
+            None => false,
         }
-        news
     }
 
     /// [`Self::drain_unsolicited`], remembering news for the next
@@ -522,6 +523,23 @@ fn imap_reason(error: &async_imap::error::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// Empties an unsolicited-response receiver; true when one of them
+/// announced new mail. A macro because async-imap does not name the
+/// channel type.
+macro_rules! drain_news {
+    ($receiver:expr) => {{
+        let mut news = false;
+        while let Ok(response) = $receiver.try_recv() {
+            news |= matches!(
+                response,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        news
+    }};
+}
+use drain_news;
 
 /// Does this untagged response say that messages arrived?
 fn announces_new_mail(response: &Response<'_>) -> bool {

@@ -173,20 +173,22 @@ impl Rig {
     }
 }
 
-/// A string unique across test processes and calls: pid, a per-process
-/// counter and some randomness, lower-case hex.
+/// A string unique across test processes, runs and calls: pid, a
+/// per-process counter and 48 random bits (mailboxes outlive a run, and a
+/// fresh CI container hands out the same pids every time), lower-case hex.
 pub fn unique_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{:x}{:x}{:04x}",
+        "{:x}-{:x}-{:012x}",
         std::process::id(),
         n,
-        rand::random::<u16>()
+        rand::random::<u64>() >> 16
     )
 }
 
-/// A mailbox no one has used: `t<unique>-<prefix>@example.test`.
+/// A mailbox no one has used: `t<unique>-<prefix>@example.test`. Keep
+/// `prefix` short (the local part is limited to 64 characters).
 pub fn fresh_user(prefix: &str) -> String {
     let prefix: String = prefix
         .chars()
