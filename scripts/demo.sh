@@ -25,7 +25,7 @@ run=$(date +%s)
 support="support-demo$run@example.test"
 agent="agent-demo$run@example.test"
 customer="customer-demo$run@example.test"
-mkdir -p demo
+rm -rf demo && mkdir -p demo   # a fresh demo each time
 cat >demo/guichet.toml <<TOML
 # Demo settings: local test servers, SQLite in demo/guichet.db.
 [helpdesk]
