@@ -46,7 +46,10 @@ fn rig() -> HashMap<String, String> {
 fn tcp() -> ClamdAddress {
     let vars = rig();
     ClamdAddress::Tcp {
-        host: vars.get("CLAMD_HOST").cloned().unwrap_or("127.0.0.1".into()),
+        host: vars
+            .get("CLAMD_HOST")
+            .cloned()
+            .unwrap_or("127.0.0.1".into()),
         port: vars
             .get("CLAMD_PORT")
             .expect("CLAMD_PORT")
@@ -56,7 +59,9 @@ fn tcp() -> ClamdAddress {
 }
 
 fn unix() -> Option<ClamdAddress> {
-    rig().get("CLAMD_SOCKET").map(|p| ClamdAddress::Unix(PathBuf::from(p)))
+    rig()
+        .get("CLAMD_SOCKET")
+        .map(|p| ClamdAddress::Unix(PathBuf::from(p)))
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,7 +71,9 @@ async fn eicar_is_infected_over_tcp_and_unix_socket() {
     let mut addrs = vec![tcp()];
     addrs.extend(unix());
     for addr in addrs {
-        ping(&addr).await.unwrap_or_else(|e| panic!("{addr:?}: {e:#}"));
+        ping(&addr)
+            .await
+            .unwrap_or_else(|e| panic!("{addr:?}: {e:#}"));
         let got = scan(&addr, &eicar(), TIMEOUT).await;
         match &got {
             ScanOutcome::Infected(sig) if sig.starts_with("Eicar-Test-Signature") => {}
@@ -97,7 +104,10 @@ async fn eicar_split_across_two_chunks_is_found() {
     bytes.extend(eicar());
     bytes.extend(vec![b'a'; 100]);
     let got = scan(&tcp(), &bytes, TIMEOUT).await;
-    assert!(matches!(&got, ScanOutcome::Infected(s) if s.starts_with("Eicar")), "{got:?}");
+    assert!(
+        matches!(&got, ScanOutcome::Infected(s) if s.starts_with("Eicar")),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
@@ -105,15 +115,24 @@ async fn a_closed_port_fails_fast() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let addr = ClamdAddress::Tcp { host: "127.0.0.1".into(), port };
+    let addr = ClamdAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    };
     let started = Instant::now();
     let got = scan(&addr, b"hello", TIMEOUT).await;
-    assert!(matches!(&got, ScanOutcome::Failed(why) if why.contains("connect")), "{got:?}");
+    assert!(
+        matches!(&got, ScanOutcome::Failed(why) if why.contains("connect")),
+        "{got:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(got.refusal().map(|r| r.code()), Some("not_scanned"));
     assert!(ping(&addr).await.is_err());
     let missing = ClamdAddress::Unix("/nonexistent/clamd.sock".into());
-    assert!(matches!(scan(&missing, b"x", TIMEOUT).await, ScanOutcome::Failed(_)));
+    assert!(matches!(
+        scan(&missing, b"x", TIMEOUT).await,
+        ScanOutcome::Failed(_)
+    ));
 }
 
 #[tokio::test]
@@ -127,14 +146,23 @@ async fn a_silent_server_fails_after_the_timeout() {
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut sink).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
-    let addr = ClamdAddress::Tcp { host: "127.0.0.1".into(), port };
+    let addr = ClamdAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    };
     let timeout = Duration::from_millis(700);
     let started = Instant::now();
     let got = scan(&addr, b"hello", timeout).await;
     let elapsed = started.elapsed();
-    assert!(matches!(&got, ScanOutcome::Failed(why) if why.contains("no answer")), "{got:?}");
+    assert!(
+        matches!(&got, ScanOutcome::Failed(why) if why.contains("no answer")),
+        "{got:?}"
+    );
     assert!(elapsed >= timeout, "gave up after {elapsed:?}");
-    assert!(elapsed < timeout + Duration::from_secs(2), "took {elapsed:?}");
+    assert!(
+        elapsed < timeout + Duration::from_secs(2),
+        "took {elapsed:?}"
+    );
     server.abort();
 }
 
@@ -143,5 +171,8 @@ async fn past_clamds_stream_limit_is_not_scanned() {
     // The rig's clamd has StreamMaxLength 50M.
     let bytes = vec![0u8; 51 * 1024 * 1024];
     let got = scan(&tcp(), &bytes, TIMEOUT).await;
-    assert!(matches!(&got, ScanOutcome::Failed(why) if why.contains("StreamMaxLength")), "{got:?}");
+    assert!(
+        matches!(&got, ScanOutcome::Failed(why) if why.contains("StreamMaxLength")),
+        "{got:?}"
+    );
 }

@@ -74,7 +74,12 @@ pub async fn ping(addr: &ClamdAddress) -> anyhow::Result<()> {
         }
     })
     .await
-    .with_context(|| format!("clamd at {} did not answer within {PING_TIMEOUT:?}", describe(addr)))?
+    .with_context(|| {
+        format!(
+            "clamd at {} did not answer within {PING_TIMEOUT:?}",
+            describe(addr)
+        )
+    })?
     .with_context(|| format!("cannot ping clamd at {}", describe(addr)))?;
     if reply.trim() != "PONG" {
         bail!("clamd at {} answered {reply:?} to PING", describe(addr));
@@ -106,7 +111,10 @@ async fn scan_untimed(addr: &ClamdAddress, bytes: &[u8]) -> anyhow::Result<Strin
     }
 }
 
-async fn instream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: &[u8]) -> anyhow::Result<String> {
+async fn instream<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    bytes: &[u8],
+) -> anyhow::Result<String> {
     let sent = async {
         s.write_all(b"zINSTREAM\0").await?;
         for chunk in bytes.chunks(CHUNK_BYTES) {
@@ -127,7 +135,10 @@ async fn instream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: &[u8]) -> 
     }
 }
 
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, cmd: &[u8]) -> anyhow::Result<String> {
+async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    cmd: &[u8],
+) -> anyhow::Result<String> {
     s.write_all(cmd).await?;
     read_reply(&mut s).await
 }
@@ -180,13 +191,24 @@ mod tests {
                 "stream: Eicar-Test-Signature.UNOFFICIAL FOUND",
                 ScanOutcome::Infected("Eicar-Test-Signature.UNOFFICIAL".into()),
             ),
-            ("stream: Win.Test.EICAR_HDB-1 FOUND", ScanOutcome::Infected("Win.Test.EICAR_HDB-1".into())),
+            (
+                "stream: Win.Test.EICAR_HDB-1 FOUND",
+                ScanOutcome::Infected("Win.Test.EICAR_HDB-1".into()),
+            ),
         ];
         for (reply, want) in cases {
             assert_eq!(parse_reply(reply), want, "{reply}");
         }
-        for reply in ["INSTREAM size limit exceeded. ERROR", "stream: Can't allocate memory ERROR", "", "PONG"] {
-            assert!(matches!(parse_reply(reply), ScanOutcome::Failed(_)), "{reply}");
+        for reply in [
+            "INSTREAM size limit exceeded. ERROR",
+            "stream: Can't allocate memory ERROR",
+            "",
+            "PONG",
+        ] {
+            assert!(
+                matches!(parse_reply(reply), ScanOutcome::Failed(_)),
+                "{reply}"
+            );
         }
         assert!(matches!(
             ScanOutcome::Failed("x".into()).refusal(),

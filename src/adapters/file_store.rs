@@ -23,7 +23,10 @@ pub fn store(dir: &Path, bytes: &[u8]) -> io::Result<StoredFile> {
     let sha256 = hex::encode(Sha256::digest(bytes));
     let relative_path = relative_path(&sha256);
     let target = dir.join(&relative_path);
-    let stored = StoredFile { sha256, relative_path };
+    let stored = StoredFile {
+        sha256,
+        relative_path,
+    };
     // Same hash, same length: the same content, already safely written
     // (a rename never leaves a partial file under the final name).
     if fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
@@ -31,7 +34,11 @@ pub fn store(dir: &Path, bytes: &[u8]) -> io::Result<StoredFile> {
     }
     let parent = target.parent().expect("ab/cd/<hash> has a parent");
     fs::create_dir_all(parent)?;
-    let temp = parent.join(format!(".tmp-{}-{:016x}", stored.sha256, rand::random::<u64>()));
+    let temp = parent.join(format!(
+        ".tmp-{}-{:016x}",
+        stored.sha256,
+        rand::random::<u64>()
+    ));
     let written = (|| {
         let mut f = open_new(&temp)?;
         f.write_all(bytes)?;
@@ -68,7 +75,9 @@ pub fn path_of(dir: &Path, sha256: &str) -> io::Result<PathBuf> {
 }
 
 fn relative_path(sha256: &str) -> PathBuf {
-    PathBuf::from(&sha256[0..2]).join(&sha256[2..4]).join(sha256)
+    PathBuf::from(&sha256[0..2])
+        .join(&sha256[2..4])
+        .join(sha256)
 }
 
 fn open_new(path: &Path) -> io::Result<File> {

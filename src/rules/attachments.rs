@@ -76,13 +76,163 @@ fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) 
         };
         out.push(FilePart {
             index: out.len() + 1,
-            raw_name: part.attachment_name().map(str::to_string),
+            raw_name: continued_name(msg, part)
+                .or_else(|| part.attachment_name().map(str::to_string))
+                .or_else(|| name_after_fold(msg, part)),
             declared_type: declared_type(part),
             inline: is_inline(part),
             bytes,
             malformed: part.is_encoding_problem,
         });
     }
+}
+
+/// The part's raw header block, unfolded.
+fn raw_headers<'a>(msg: &'a Message<'_>, part: &MessagePart<'_>) -> Option<Cow<'a, str>> {
+    let head = msg
+        .raw_message()
+        .get(part.offset_header as usize..part.offset_body as usize)?;
+    Some(String::from_utf8_lossy(head))
+}
+
+/// RFC 2231 continuations (`filename*0*=ISO-2022-JP''...; filename*1*=...`)
+/// must be joined *before* the charset is decoded: a multi-byte character
+/// or an ISO-2022 escape state may span segments. mail-parser 0.11 decodes
+/// each segment alone, so continued names are reassembled here.
+fn continued_name(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let head = raw_headers(msg, part)?;
+    ["filename", "name"]
+        .into_iter()
+        .find_map(|param| join_rfc2231(&head, param))
+}
+
+fn join_rfc2231(head: &str, param: &str) -> Option<String> {
+    let lower = head.to_ascii_lowercase();
+    let key = format!("{param}*");
+    let mut segments: Vec<(u32, bool, &str)> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&key) {
+        let start = from + found;
+        from = start + key.len();
+        // Only a whole parameter name: preceded by `;` or whitespace.
+        if !lower[..start].trim_end().ends_with(';') {
+            continue;
+        }
+        let rest = &head[from..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(n) = rest[..digits].parse::<u32>() else {
+            continue;
+        };
+        let rest = &rest[digits..];
+        let (extended, rest) = match rest.strip_prefix('*') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let value = match rest.strip_prefix('"') {
+            Some(q) => &q[..q.find('"').unwrap_or(q.len())],
+            None => {
+                let end = rest
+                    .find([';', ' ', '\t', '\r', '\n'])
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            }
+        };
+        if segments.len() >= 1000 {
+            return None;
+        }
+        segments.push((n, extended, value));
+    }
+    if segments.is_empty() || segments.iter().all(|s| s.0 != 0) {
+        return None;
+    }
+    segments.sort_by_key(|s| s.0);
+    segments.dedup_by_key(|s| s.0);
+    let mut charset = "";
+    let mut bytes = Vec::new();
+    for (i, (n, extended, value)) in segments.into_iter().enumerate() {
+        if n as usize != i {
+            break; // a gap: RFC 2231 says stop at the first missing number
+        }
+        let mut value = value;
+        if n == 0 && extended {
+            let mut pieces = value.splitn(3, '\'');
+            if let (Some(cs), Some(_lang), Some(v)) = (pieces.next(), pieces.next(), pieces.next())
+            {
+                charset = cs;
+                value = v;
+            }
+        }
+        if extended {
+            percent_decode(value, &mut bytes);
+        } else {
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    }
+    let decoded = match mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+fn percent_decode(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("x"), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Outlook folds right after `filename=` (`filename=\r\n\t"=?iso...?="`),
+/// which mail-parser 0.11 reads as an empty name. Unfold those headers and
+/// let mail-parser decode them again (RFC 2231, encoded words).
+fn name_after_fold(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let head = raw_headers(msg, part)?;
+    if !head.contains("name=") {
+        return None;
+    }
+    let mut unfolded = String::with_capacity(head.len() + 2);
+    let mut rest: &str = &head;
+    while let Some(i) = rest.find('=') {
+        unfolded.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let folded = rest.trim_start_matches(['\r', '\n']);
+        if folded.len() < rest.len() && folded.starts_with([' ', '\t']) {
+            unfolded.push(' ');
+            rest = folded.trim_start_matches([' ', '\t']);
+        }
+    }
+    unfolded.push_str(rest);
+    // RFC 2047 6.2: space between two encoded words is not part of the text.
+    let mut joined = String::with_capacity(unfolded.len());
+    let mut rest: &str = &unfolded;
+    while let Some(i) = rest.find("?=") {
+        joined.push_str(&rest[..i + 2]);
+        rest = &rest[i + 2..];
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        if trimmed.starts_with("=?") {
+            rest = trimmed;
+        }
+    }
+    joined.push_str(rest);
+    let mut unfolded = joined;
+    unfolded.push_str("\r\n");
+    let reparsed = mail_parser::MessageParser::default().parse(unfolded.as_bytes())?;
+    reparsed.root_part().attachment_name().map(str::to_string)
 }
 
 /// mail-parser hands text parts over converted to UTF-8 from their
@@ -328,7 +478,7 @@ impl Refusal {
 fn mib(bytes: u64, fr: bool) -> String {
     const MIB: u64 = 1024 * 1024;
     let s = if bytes >= MIB {
-        if bytes % MIB == 0 {
+        if bytes.is_multiple_of(MIB) {
             format!("{} Mio", bytes / MIB)
         } else {
             format!("{:.1} Mio", bytes as f64 / MIB as f64)
@@ -858,6 +1008,38 @@ mod tests {
         );
         assert_eq!(got.refusal, Some(Refusal::NoExtension));
         assert_eq!(got.filename, "attachment-1");
+    }
+
+    #[test]
+    fn rfc2231_continuations_are_joined_before_charset_decoding() {
+        let cases = [
+            // A UTF-8 character split across two segments.
+            (
+                "Content-Disposition: attachment;\r\n filename*0*=UTF-8''%E6%96%B0%E3;\r\n filename*1*=%81%97.txt\r\n",
+                "filename",
+                Some("新し.txt"),
+            ),
+            // Mixed extended and plain segments, out of order.
+            (
+                "Content-Type: x/y;\r\n name*1=\"part two.pdf\";\r\n name*0*=iso-8859-1'fr'r%E9sum%E9%20\r\n",
+                "name",
+                Some("résumé part two.pdf"),
+            ),
+            // A gap stops the name at the last contiguous segment.
+            (
+                "X: a; filename*0=\"ab\"; filename*2=\"cd\"\r\n",
+                "filename",
+                Some("ab"),
+            ),
+            // No continuation: left to mail-parser.
+            ("X: a; filename=\"plain.txt\"\r\n", "filename", None),
+            ("X: a; filename*=UTF-8''single.txt\r\n", "filename", None),
+            // Another parameter whose name ends the same way is not ours.
+            ("X: a; xfilename*0=\"no\"\r\n", "filename", None),
+        ];
+        for (head, param, want) in cases {
+            assert_eq!(join_rfc2231(head, param).as_deref(), want, "{head:?}");
+        }
     }
 
     #[test]
