@@ -6,10 +6,11 @@
 //! [`Refusal::NotScanned`].
 //!
 //! TNEF (`winmail.dat`): the crates.io readers were tried on MimeKit's 19
-//! TNEF streams. `tnef` 0.1.1 fails on 7 and silently drops the files of
-//! 9 more; `ytnef` binds a GPL C library. Neither is usable, so a TNEF
-//! part is refused as [`Refusal::Tnef`], with advice to resend the mail
-//! in HTML or plain text.
+//! TNEF streams. `tnef` 0.1.1 errors on 8 of them and silently drops the
+//! attached files of 5 more (it skips any attachment lacking one of six
+//! attributes); `ytnef` binds libytnef, a GPL-2.0 C library. Neither is
+//! usable, so a TNEF part is refused as [`Refusal::Tnef`], with advice to
+//! resend the mail in HTML or plain text.
 
 use std::borrow::Cow;
 
@@ -24,7 +25,7 @@ mod sniff;
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
 
 use archive::{DANGEROUS_EXTENSIONS, ZipProblem, inspect_zip};
-use sniff::{OLE_MAGIC, OleKind, TextVerdict};
+use sniff::{Facts, OLE_MAGIC, OleKind, TextVerdict};
 
 /// Nested messages are followed this deep; a deeper one is itself a file.
 const MAX_MESSAGE_DEPTH: usize = 8;
@@ -35,8 +36,8 @@ pub struct FilePart<'a> {
     /// 1-based position among the message's files, in MIME order; names
     /// the file (`attachment-3.png`) when it has no usable name.
     pub index: usize,
-    /// The name as decoded by mail-parser (RFC 2231, encoded words), not
-    /// yet sanitised.
+    /// The name as the mail gives it, decoded (RFC 2231 including
+    /// continuations, encoded words), not yet sanitised.
     pub raw_name: Option<String>,
     /// `type/subtype`, lower case, as the part declares it (`text/plain`
     /// when it declares nothing, per RFC 2045).
@@ -515,13 +516,14 @@ pub struct Checked {
 /// `.dat` extension would otherwise give a misleading reason.
 pub fn check(policy: &Policy, part: &FilePart) -> Checked {
     let bytes: &[u8] = &part.bytes;
+    let facts = Facts::new(bytes);
     let size = bytes.len() as u64;
     let too_large = size > policy.max_size_bytes;
     // A file past the limit is only glanced at (its start), never scanned.
     let sniffed_type = if too_large || part.malformed {
         sniff_head(bytes)
     } else {
-        sniff_type(bytes)
+        sniff_type(&facts)
     };
     let named = part.raw_name.as_deref().and_then(filename::clean_name);
     let (filename, extension) = match named {
@@ -557,7 +559,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
                     extension: ext.clone(),
                 })
             }
-            Some(ext) => content_refusal(ext, bytes, sniffed_type.as_deref()),
+            Some(ext) => content_refusal(ext, &facts, sniffed_type.as_deref()),
         }
     };
     Checked {
@@ -580,20 +582,21 @@ fn is_tnef(part: &FilePart, filename: &str) -> bool {
 
 /// What the bytes are, as a MIME type: programs first (by our stricter
 /// tests), OLE by its streams, then infer, then "is it text at all".
-fn sniff_type(bytes: &[u8]) -> Option<String> {
-    if let Some(what) = sniff::program(bytes) {
+fn sniff_type(facts: &Facts) -> Option<String> {
+    let bytes = facts.bytes;
+    if let Some(what) = facts.program() {
         return Some(program_mime(what).to_string());
     }
     if bytes.starts_with(OLE_MAGIC) {
-        return Some(sniff::ole_kind(bytes).mime().to_string());
+        return Some(facts.ole().mime().to_string());
     }
-    if let Some(t) = infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
-        return Some(t.mime_type().to_string());
+    if let Some(mime) = facts.infer().filter(|m| !is_weak_magic(m)) {
+        return Some(mime.to_string());
     }
     if sniff::is_pdf(bytes) {
         return Some("application/pdf".into());
     }
-    match sniff::text_verdict(bytes) {
+    match facts.text() {
         TextVerdict::Text => Some("text/plain".into()),
         TextVerdict::Active(what) => Some(program_mime(what).to_string()),
         TextVerdict::Binary => None,
@@ -737,12 +740,13 @@ fn expectation(ext: &str) -> Expect {
 
 /// Step 4: do the bytes agree with the extension, and are they free of
 /// programs and scripts?
-fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Refusal> {
+fn content_refusal(ext: &str, facts: &Facts, sniffed: Option<&str>) -> Option<Refusal> {
+    let bytes = facts.bytes;
     let mismatch = || Refusal::ContentMismatch {
         extension: ext.to_string(),
         sniffed: sniffed.unwrap_or("unrecognised binary data").to_string(),
     };
-    if let Some(what) = sniff::program(bytes) {
+    if let Some(what) = facts.program() {
         return Some(Refusal::Executable {
             what: what.to_string(),
         });
@@ -753,9 +757,9 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
             what: format!(".{ext}"),
         });
     }
-    let infer_mime = || infer::get(bytes).map(|t| t.mime_type());
+    let infer_mime = || facts.infer();
     match expectation(ext) {
-        Expect::Text => match sniff::text_verdict(bytes) {
+        Expect::Text => match facts.text() {
             TextVerdict::Text => None,
             TextVerdict::Binary => Some(mismatch()),
             TextVerdict::Active(what) => Some(Refusal::Executable {
@@ -768,12 +772,12 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
         }
         Expect::Pdf => (!sniff::is_pdf(bytes)).then(mismatch),
         Expect::Rtf => (!sniff::is_rtf(bytes)).then(mismatch),
-        Expect::Svg => svg_refusal(bytes).map(|r| r.unwrap_or_else(mismatch)),
+        Expect::Svg => svg_refusal(facts).map(|r| r.unwrap_or_else(mismatch)),
         Expect::Ole(right_kind, rtf_ok) => {
             if rtf_ok && sniff::is_rtf(bytes) {
                 return None;
             }
-            match sniff::ole_kind(bytes) {
+            match facts.ole() {
                 OleKind::Word { macros: true }
                 | OleKind::Excel { macros: true }
                 | OleKind::PowerPoint { macros: true } => Some(Refusal::Executable {
@@ -822,11 +826,11 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
         } else {
             mismatch()
         }),
-        Expect::Unknown => match infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
+        Expect::Unknown => match facts.infer().filter(|m| !is_weak_magic(m)) {
             // A recognised type must be the one the extension names.
-            Some(t) if t.extension() != ext => Some(mismatch()),
+            Some(_) if !infer::is(bytes, ext) => Some(mismatch()),
             Some(_) => None,
-            None => match sniff::text_verdict(bytes) {
+            None => match facts.text() {
                 TextVerdict::Active(what) => Some(Refusal::Executable {
                     what: what.to_string(),
                 }),
@@ -850,8 +854,9 @@ fn zip_refusal(problem: ZipProblem, unreadable: impl FnOnce() -> Refusal) -> Ref
 /// SVG is XML that browsers run: accepted only as a drawing without
 /// scripts, event handlers, `javascript:` links or foreign HTML.
 /// `Some(None)`: not an SVG at all (the caller words the mismatch).
-fn svg_refusal(bytes: &[u8]) -> Option<Option<Refusal>> {
-    if sniff::text_verdict(bytes) == TextVerdict::Binary
+fn svg_refusal(facts: &Facts) -> Option<Option<Refusal>> {
+    let bytes = facts.bytes;
+    if facts.text() == TextVerdict::Binary
         || sniff::find_ci(&bytes[..bytes.len().min(4096)], b"<svg").is_none()
     {
         return Some(None);

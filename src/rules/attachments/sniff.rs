@@ -3,6 +3,7 @@
 //! program, any OLE file is "msi" to it), scripts and HTML, whether bytes
 //! are text at all, and which Office program an OLE container belongs to.
 
+use std::cell::OnceCell;
 use std::io::Cursor;
 
 /// Bytes scanned for HTML/script markers in a text file: a little more
@@ -13,6 +14,15 @@ const MARKUP_SCAN_BYTES: usize = 1024;
 /// The program or script these bytes are, whatever the file is called.
 /// `None` for anything else (including text that merely mentions code).
 pub fn program(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(OLE_MAGIC) && matches!(ole_kind(bytes), OleKind::Installer) {
+        return Some("MSI");
+    }
+    program_not_msi(bytes)
+}
+
+/// [`program`] without the OLE check (the caller already knows the OLE
+/// kind, which costs a parse of the container's directory).
+fn program_not_msi(bytes: &[u8]) -> Option<&'static str> {
     if is_pe_or_dos(bytes) {
         return Some("PE");
     }
@@ -34,9 +44,6 @@ pub fn program(bytes: &[u8]) -> Option<&'static str> {
     // Windows shell link: header size 0x4C, then the LinkCLSID.
     if bytes.starts_with(&[0x4C, 0, 0, 0, 0x01, 0x14, 0x02, 0x00]) {
         return Some("LNK");
-    }
-    if bytes.starts_with(OLE_MAGIC) && matches!(ole_kind(bytes), OleKind::Installer) {
-        return Some("MSI");
     }
     script_start(bytes)
 }
@@ -117,11 +124,15 @@ pub fn text_verdict(bytes: &[u8]) -> TextVerdict {
     if let Some(units) = utf16_body(bytes) {
         return utf16_verdict(units.0, units.1);
     }
-    let nul_or_control = bytes
-        .iter()
-        .filter(|&&b| b == 0 || is_binary_control(b))
-        .count();
-    if bytes.contains(&0) || nul_or_control * 100 > bytes.len() {
+    // One pass, stopping at the first NUL: binary files rarely go far.
+    let mut controls = 0usize;
+    for &b in bytes {
+        if b == 0 {
+            return TextVerdict::Binary;
+        }
+        controls += usize::from(is_binary_control(b));
+    }
+    if controls * 100 > bytes.len() {
         return TextVerdict::Binary;
     }
     active_text(bytes).map_or(TextVerdict::Text, TextVerdict::Active)
@@ -191,6 +202,55 @@ fn utf16_verdict(body: &[u8], big_endian: bool) -> TextVerdict {
 /// occur in real logs and listings), and DEL.
 fn is_binary_control(b: u8) -> bool {
     matches!(b, 0x01..=0x08 | 0x0E..=0x1A | 0x1C..=0x1F | 0x7F)
+}
+
+/// What is known about one file's bytes, each fact worked out once and
+/// only when a step asks for it (the text test reads the whole file; the
+/// OLE test parses the container's directory).
+pub struct Facts<'b> {
+    pub bytes: &'b [u8],
+    program: OnceCell<Option<&'static str>>,
+    text: OnceCell<TextVerdict>,
+    ole: OnceCell<OleKind>,
+    infer: OnceCell<Option<&'static str>>,
+}
+
+impl<'b> Facts<'b> {
+    pub fn new(bytes: &'b [u8]) -> Self {
+        Facts {
+            bytes,
+            program: OnceCell::new(),
+            text: OnceCell::new(),
+            ole: OnceCell::new(),
+            infer: OnceCell::new(),
+        }
+    }
+
+    pub fn program(&self) -> Option<&'static str> {
+        *self.program.get_or_init(|| {
+            if self.bytes.starts_with(OLE_MAGIC) && self.ole() == OleKind::Installer {
+                Some("MSI")
+            } else {
+                program_not_msi(self.bytes)
+            }
+        })
+    }
+
+    pub fn text(&self) -> TextVerdict {
+        *self.text.get_or_init(|| text_verdict(self.bytes))
+    }
+
+    pub fn ole(&self) -> OleKind {
+        *self.ole.get_or_init(|| ole_kind(self.bytes))
+    }
+
+    /// infer's MIME type (its weak two-byte magics included: callers that
+    /// judge text ask [`Facts::text`] instead).
+    pub fn infer(&self) -> Option<&'static str> {
+        *self
+            .infer
+            .get_or_init(|| infer::get(self.bytes).map(|t| t.mime_type()))
+    }
 }
 
 pub const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
