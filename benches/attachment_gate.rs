@@ -153,6 +153,23 @@ fn main() {
         }
     });
     println!("gate: {gate:.0} MB/s ({:.2}x raw read)", gate / raw);
+    let by_kind: Vec<String> = ["jpg", "pdf", "docx", "log"]
+        .iter()
+        .map(|kind| {
+            let of_kind: Vec<&FilePart> = parts
+                .iter()
+                .filter(|p| p.raw_name.as_deref().is_some_and(|n| n.ends_with(kind)))
+                .collect();
+            let bytes: usize = of_kind.iter().map(|p| p.bytes.len()).sum();
+            let speed = measure(bytes, 10, || {
+                for p in &of_kind {
+                    black_box(check(&policy, black_box(p)));
+                }
+            });
+            format!("{kind} {speed:.0}")
+        })
+        .collect();
+    println!("gate by type (MB/s): {}", by_kind.join(", "));
     let Some(addr) = clamd_address() else {
         println!("gate + clamd: skipped (no clamd: set CLAMD_HOST/CLAMD_PORT or start the rig)");
         return;
