@@ -176,3 +176,52 @@ async fn past_clamds_stream_limit_is_not_scanned() {
         "{got:?}"
     );
 }
+
+/// Steps 1–5 over one message: the policy accepts `eicar.txt` (it is
+/// text), the antivirus refuses it; the clean image passes both.
+#[tokio::test]
+async fn a_message_through_the_whole_gate() {
+    use base64::Engine;
+    use guichet::rules::attachments::{Policy, check, file_parts};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let png = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ruby-mail/test.png"
+    ))
+    .unwrap();
+    let raw = format!(
+        "From: a@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+         --B\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=eicar.txt\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --B\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=chart.png\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--B--\r\n",
+        b64(&eicar()),
+        b64(&png)
+    );
+    let msg = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let allowed = vec!["txt".to_string(), "png".to_string()];
+    let policy = Policy {
+        enabled: true,
+        max_size_bytes: 5 << 20,
+        allowed_extensions: &allowed,
+    };
+    let addr = tcp();
+    let mut verdicts = Vec::new();
+    for part in file_parts(&msg) {
+        let mut checked = check(&policy, &part);
+        if checked.refusal.is_none() {
+            checked.refusal = scan(&addr, &part.bytes, TIMEOUT).await.refusal();
+        }
+        verdicts.push((checked.filename, checked.refusal.map(|r| r.code())));
+    }
+    assert_eq!(
+        verdicts,
+        vec![
+            ("eicar.txt".to_string(), Some("infected")),
+            ("chart.png".to_string(), None)
+        ]
+    );
+}

@@ -6,10 +6,11 @@
 //! [`Refusal::NotScanned`].
 //!
 //! TNEF (`winmail.dat`): the crates.io readers were tried on MimeKit's 19
-//! TNEF streams. `tnef` 0.1.1 fails on 7 and silently drops the files of
-//! 9 more; `ytnef` binds a GPL C library. Neither is usable, so a TNEF
-//! part is refused as [`Refusal::Tnef`], with advice to resend the mail
-//! in HTML or plain text.
+//! TNEF streams. `tnef` 0.1.1 errors on 8 of them and silently drops the
+//! attached files of 5 more (it skips any attachment lacking one of six
+//! attributes); `ytnef` binds libytnef, a GPL-2.0 C library. Neither is
+//! usable, so a TNEF part is refused as [`Refusal::Tnef`], with advice to
+//! resend the mail in HTML or plain text.
 
 use std::borrow::Cow;
 
@@ -24,7 +25,7 @@ mod sniff;
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
 
 use archive::{DANGEROUS_EXTENSIONS, ZipProblem, inspect_zip};
-use sniff::{OLE_MAGIC, OleKind, TextVerdict};
+use sniff::{Facts, OLE_MAGIC, OleKind, TextVerdict};
 
 /// Nested messages are followed this deep; a deeper one is itself a file.
 const MAX_MESSAGE_DEPTH: usize = 8;
@@ -35,8 +36,8 @@ pub struct FilePart<'a> {
     /// 1-based position among the message's files, in MIME order; names
     /// the file (`attachment-3.png`) when it has no usable name.
     pub index: usize,
-    /// The name as decoded by mail-parser (RFC 2231, encoded words), not
-    /// yet sanitised.
+    /// The name as the mail gives it, decoded (RFC 2231 including
+    /// continuations, encoded words), not yet sanitised.
     pub raw_name: Option<String>,
     /// `type/subtype`, lower case, as the part declares it (`text/plain`
     /// when it declares nothing, per RFC 2045).
@@ -76,13 +77,163 @@ fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) 
         };
         out.push(FilePart {
             index: out.len() + 1,
-            raw_name: part.attachment_name().map(str::to_string),
+            raw_name: continued_name(msg, part)
+                .or_else(|| part.attachment_name().map(str::to_string))
+                .or_else(|| name_after_fold(msg, part)),
             declared_type: declared_type(part),
             inline: is_inline(part),
             bytes,
             malformed: part.is_encoding_problem,
         });
     }
+}
+
+/// The part's raw header block, unfolded.
+fn raw_headers<'a>(msg: &'a Message<'_>, part: &MessagePart<'_>) -> Option<Cow<'a, str>> {
+    let head = msg
+        .raw_message()
+        .get(part.offset_header as usize..part.offset_body as usize)?;
+    Some(String::from_utf8_lossy(head))
+}
+
+/// RFC 2231 continuations (`filename*0*=ISO-2022-JP''...; filename*1*=...`)
+/// must be joined *before* the charset is decoded: a multi-byte character
+/// or an ISO-2022 escape state may span segments. mail-parser 0.11 decodes
+/// each segment alone, so continued names are reassembled here.
+fn continued_name(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let head = raw_headers(msg, part)?;
+    ["filename", "name"]
+        .into_iter()
+        .find_map(|param| join_rfc2231(&head, param))
+}
+
+fn join_rfc2231(head: &str, param: &str) -> Option<String> {
+    let lower = head.to_ascii_lowercase();
+    let key = format!("{param}*");
+    let mut segments: Vec<(u32, bool, &str)> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&key) {
+        let start = from + found;
+        from = start + key.len();
+        // Only a whole parameter name: preceded by `;` or whitespace.
+        if !lower[..start].trim_end().ends_with(';') {
+            continue;
+        }
+        let rest = &head[from..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(n) = rest[..digits].parse::<u32>() else {
+            continue;
+        };
+        let rest = &rest[digits..];
+        let (extended, rest) = match rest.strip_prefix('*') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let value = match rest.strip_prefix('"') {
+            Some(q) => &q[..q.find('"').unwrap_or(q.len())],
+            None => {
+                let end = rest
+                    .find([';', ' ', '\t', '\r', '\n'])
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            }
+        };
+        if segments.len() >= 1000 {
+            return None;
+        }
+        segments.push((n, extended, value));
+    }
+    if segments.is_empty() || segments.iter().all(|s| s.0 != 0) {
+        return None;
+    }
+    segments.sort_by_key(|s| s.0);
+    segments.dedup_by_key(|s| s.0);
+    let mut charset = "";
+    let mut bytes = Vec::new();
+    for (i, (n, extended, value)) in segments.into_iter().enumerate() {
+        if n as usize != i {
+            break; // a gap: RFC 2231 says stop at the first missing number
+        }
+        let mut value = value;
+        if n == 0 && extended {
+            let mut pieces = value.splitn(3, '\'');
+            if let (Some(cs), Some(_lang), Some(v)) = (pieces.next(), pieces.next(), pieces.next())
+            {
+                charset = cs;
+                value = v;
+            }
+        }
+        if extended {
+            percent_decode(value, &mut bytes);
+        } else {
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    }
+    let decoded = match mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+fn percent_decode(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("x"), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Outlook folds right after `filename=` (`filename=\r\n\t"=?iso...?="`),
+/// which mail-parser 0.11 reads as an empty name. Unfold those headers and
+/// let mail-parser decode them again (RFC 2231, encoded words).
+fn name_after_fold(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let head = raw_headers(msg, part)?;
+    if !head.contains("name=") {
+        return None;
+    }
+    let mut unfolded = String::with_capacity(head.len() + 2);
+    let mut rest: &str = &head;
+    while let Some(i) = rest.find('=') {
+        unfolded.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let folded = rest.trim_start_matches(['\r', '\n']);
+        if folded.len() < rest.len() && folded.starts_with([' ', '\t']) {
+            unfolded.push(' ');
+            rest = folded.trim_start_matches([' ', '\t']);
+        }
+    }
+    unfolded.push_str(rest);
+    // RFC 2047 6.2: space between two encoded words is not part of the text.
+    let mut joined = String::with_capacity(unfolded.len());
+    let mut rest: &str = &unfolded;
+    while let Some(i) = rest.find("?=") {
+        joined.push_str(&rest[..i + 2]);
+        rest = &rest[i + 2..];
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        if trimmed.starts_with("=?") {
+            rest = trimmed;
+        }
+    }
+    joined.push_str(rest);
+    let mut unfolded = joined;
+    unfolded.push_str("\r\n");
+    let reparsed = mail_parser::MessageParser::default().parse(unfolded.as_bytes())?;
+    reparsed.root_part().attachment_name().map(str::to_string)
 }
 
 /// mail-parser hands text parts over converted to UTF-8 from their
@@ -365,13 +516,14 @@ pub struct Checked {
 /// `.dat` extension would otherwise give a misleading reason.
 pub fn check(policy: &Policy, part: &FilePart) -> Checked {
     let bytes: &[u8] = &part.bytes;
+    let facts = Facts::new(bytes);
     let size = bytes.len() as u64;
     let too_large = size > policy.max_size_bytes;
     // A file past the limit is only glanced at (its start), never scanned.
     let sniffed_type = if too_large || part.malformed {
         sniff_head(bytes)
     } else {
-        sniff_type(bytes)
+        sniff_type(&facts)
     };
     let named = part.raw_name.as_deref().and_then(filename::clean_name);
     let (filename, extension) = match named {
@@ -407,7 +559,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
                     extension: ext.clone(),
                 })
             }
-            Some(ext) => content_refusal(ext, bytes, sniffed_type.as_deref()),
+            Some(ext) => content_refusal(ext, &facts, sniffed_type.as_deref()),
         }
     };
     Checked {
@@ -430,20 +582,21 @@ fn is_tnef(part: &FilePart, filename: &str) -> bool {
 
 /// What the bytes are, as a MIME type: programs first (by our stricter
 /// tests), OLE by its streams, then infer, then "is it text at all".
-fn sniff_type(bytes: &[u8]) -> Option<String> {
-    if let Some(what) = sniff::program(bytes) {
+fn sniff_type(facts: &Facts) -> Option<String> {
+    let bytes = facts.bytes;
+    if let Some(what) = facts.program() {
         return Some(program_mime(what).to_string());
     }
     if bytes.starts_with(OLE_MAGIC) {
-        return Some(sniff::ole_kind(bytes).mime().to_string());
+        return Some(facts.ole().mime().to_string());
     }
-    if let Some(t) = infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
-        return Some(t.mime_type().to_string());
+    if let Some(mime) = facts.infer().filter(|m| !is_weak_magic(m)) {
+        return Some(mime.to_string());
     }
     if sniff::is_pdf(bytes) {
         return Some("application/pdf".into());
     }
-    match sniff::text_verdict(bytes) {
+    match facts.text() {
         TextVerdict::Text => Some("text/plain".into()),
         TextVerdict::Active(what) => Some(program_mime(what).to_string()),
         TextVerdict::Binary => None,
@@ -587,12 +740,13 @@ fn expectation(ext: &str) -> Expect {
 
 /// Step 4: do the bytes agree with the extension, and are they free of
 /// programs and scripts?
-fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Refusal> {
+fn content_refusal(ext: &str, facts: &Facts, sniffed: Option<&str>) -> Option<Refusal> {
+    let bytes = facts.bytes;
     let mismatch = || Refusal::ContentMismatch {
         extension: ext.to_string(),
         sniffed: sniffed.unwrap_or("unrecognised binary data").to_string(),
     };
-    if let Some(what) = sniff::program(bytes) {
+    if let Some(what) = facts.program() {
         return Some(Refusal::Executable {
             what: what.to_string(),
         });
@@ -603,9 +757,9 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
             what: format!(".{ext}"),
         });
     }
-    let infer_mime = || infer::get(bytes).map(|t| t.mime_type());
+    let infer_mime = || facts.infer();
     match expectation(ext) {
-        Expect::Text => match sniff::text_verdict(bytes) {
+        Expect::Text => match facts.text() {
             TextVerdict::Text => None,
             TextVerdict::Binary => Some(mismatch()),
             TextVerdict::Active(what) => Some(Refusal::Executable {
@@ -618,12 +772,12 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
         }
         Expect::Pdf => (!sniff::is_pdf(bytes)).then(mismatch),
         Expect::Rtf => (!sniff::is_rtf(bytes)).then(mismatch),
-        Expect::Svg => svg_refusal(bytes).map(|r| r.unwrap_or_else(mismatch)),
+        Expect::Svg => svg_refusal(facts).map(|r| r.unwrap_or_else(mismatch)),
         Expect::Ole(right_kind, rtf_ok) => {
             if rtf_ok && sniff::is_rtf(bytes) {
                 return None;
             }
-            match sniff::ole_kind(bytes) {
+            match facts.ole() {
                 OleKind::Word { macros: true }
                 | OleKind::Excel { macros: true }
                 | OleKind::PowerPoint { macros: true } => Some(Refusal::Executable {
@@ -672,11 +826,11 @@ fn content_refusal(ext: &str, bytes: &[u8], sniffed: Option<&str>) -> Option<Ref
         } else {
             mismatch()
         }),
-        Expect::Unknown => match infer::get(bytes).filter(|t| !is_weak_magic(t.mime_type())) {
+        Expect::Unknown => match facts.infer().filter(|m| !is_weak_magic(m)) {
             // A recognised type must be the one the extension names.
-            Some(t) if t.extension() != ext => Some(mismatch()),
+            Some(_) if !infer::is(bytes, ext) => Some(mismatch()),
             Some(_) => None,
-            None => match sniff::text_verdict(bytes) {
+            None => match facts.text() {
                 TextVerdict::Active(what) => Some(Refusal::Executable {
                     what: what.to_string(),
                 }),
@@ -700,8 +854,9 @@ fn zip_refusal(problem: ZipProblem, unreadable: impl FnOnce() -> Refusal) -> Ref
 /// SVG is XML that browsers run: accepted only as a drawing without
 /// scripts, event handlers, `javascript:` links or foreign HTML.
 /// `Some(None)`: not an SVG at all (the caller words the mismatch).
-fn svg_refusal(bytes: &[u8]) -> Option<Option<Refusal>> {
-    if sniff::text_verdict(bytes) == TextVerdict::Binary
+fn svg_refusal(facts: &Facts) -> Option<Option<Refusal>> {
+    let bytes = facts.bytes;
+    if facts.text() == TextVerdict::Binary
         || sniff::find_ci(&bytes[..bytes.len().min(4096)], b"<svg").is_none()
     {
         return Some(None);
@@ -858,6 +1013,38 @@ mod tests {
         );
         assert_eq!(got.refusal, Some(Refusal::NoExtension));
         assert_eq!(got.filename, "attachment-1");
+    }
+
+    #[test]
+    fn rfc2231_continuations_are_joined_before_charset_decoding() {
+        let cases = [
+            // A UTF-8 character split across two segments.
+            (
+                "Content-Disposition: attachment;\r\n filename*0*=UTF-8''%E6%96%B0%E3;\r\n filename*1*=%81%97.txt\r\n",
+                "filename",
+                Some("新し.txt"),
+            ),
+            // Mixed extended and plain segments, out of order.
+            (
+                "Content-Type: x/y;\r\n name*1=\"part two.pdf\";\r\n name*0*=iso-8859-1'fr'r%E9sum%E9%20\r\n",
+                "name",
+                Some("résumé part two.pdf"),
+            ),
+            // A gap stops the name at the last contiguous segment.
+            (
+                "X: a; filename*0=\"ab\"; filename*2=\"cd\"\r\n",
+                "filename",
+                Some("ab"),
+            ),
+            // No continuation: left to mail-parser.
+            ("X: a; filename=\"plain.txt\"\r\n", "filename", None),
+            ("X: a; filename*=UTF-8''single.txt\r\n", "filename", None),
+            // Another parameter whose name ends the same way is not ours.
+            ("X: a; xfilename*0=\"no\"\r\n", "filename", None),
+        ];
+        for (head, param, want) in cases {
+            assert_eq!(join_rfc2231(head, param).as_deref(), want, "{head:?}");
+        }
     }
 
     #[test]

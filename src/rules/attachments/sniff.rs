@@ -3,6 +3,7 @@
 //! program, any OLE file is "msi" to it), scripts and HTML, whether bytes
 //! are text at all, and which Office program an OLE container belongs to.
 
+use std::cell::OnceCell;
 use std::io::Cursor;
 
 /// Bytes scanned for HTML/script markers in a text file: a little more
@@ -13,6 +14,15 @@ const MARKUP_SCAN_BYTES: usize = 1024;
 /// The program or script these bytes are, whatever the file is called.
 /// `None` for anything else (including text that merely mentions code).
 pub fn program(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(OLE_MAGIC) && matches!(ole_kind(bytes), OleKind::Installer) {
+        return Some("MSI");
+    }
+    program_not_msi(bytes)
+}
+
+/// [`program`] without the OLE check (the caller already knows the OLE
+/// kind, which costs a parse of the container's directory).
+fn program_not_msi(bytes: &[u8]) -> Option<&'static str> {
     if is_pe_or_dos(bytes) {
         return Some("PE");
     }
@@ -34,9 +44,6 @@ pub fn program(bytes: &[u8]) -> Option<&'static str> {
     // Windows shell link: header size 0x4C, then the LinkCLSID.
     if bytes.starts_with(&[0x4C, 0, 0, 0, 0x01, 0x14, 0x02, 0x00]) {
         return Some("LNK");
-    }
-    if bytes.starts_with(OLE_MAGIC) && matches!(ole_kind(bytes), OleKind::Installer) {
-        return Some("MSI");
     }
     script_start(bytes)
 }
@@ -117,11 +124,10 @@ pub fn text_verdict(bytes: &[u8]) -> TextVerdict {
     if let Some(units) = utf16_body(bytes) {
         return utf16_verdict(units.0, units.1);
     }
-    let nul_or_control = bytes
-        .iter()
-        .filter(|&&b| b == 0 || is_binary_control(b))
-        .count();
-    if bytes.contains(&0) || nul_or_control * 100 > bytes.len() {
+    let Some(controls) = count_binary_controls(bytes) else {
+        return TextVerdict::Binary;
+    };
+    if controls * 100 > bytes.len() {
         return TextVerdict::Binary;
     }
     active_text(bytes).map_or(TextVerdict::Text, TextVerdict::Active)
@@ -187,10 +193,82 @@ fn utf16_verdict(body: &[u8], big_endian: bool) -> TextVerdict {
     active_text(&ascii).map_or(TextVerdict::Text, TextVerdict::Active)
 }
 
+/// How many [`is_binary_control`] bytes, or `None` at the first NUL.
+/// Written so that the compiler vectorises it (a byte-at-a-time loop with
+/// an early exit ran at ~140 MB/s; this one at over 1 GB/s): blocks of 255
+/// bytes counted in `u8` lanes, NULs found by `contains` per 64 KiB.
+fn count_binary_controls(bytes: &[u8]) -> Option<usize> {
+    let mut total = 0usize;
+    for chunk in bytes.chunks(64 * 1024) {
+        if chunk.contains(&0) {
+            return None;
+        }
+        for block in chunk.chunks(255) {
+            // At most one of each per byte, so neither overflows a u8.
+            let (mut below_space, mut allowed) = (0u8, 0u8);
+            for &b in block {
+                below_space += u8::from(b < 0x20) + u8::from(b == 0x7F);
+                allowed += u8::from(matches!(b, 0x09..=0x0D)) + u8::from(b == 0x1B);
+            }
+            total += usize::from(below_space - allowed);
+        }
+    }
+    Some(total)
+}
+
 /// C0 controls that text does not contain (tab, LF, VT, FF, CR and ESC do
 /// occur in real logs and listings), and DEL.
 fn is_binary_control(b: u8) -> bool {
     matches!(b, 0x01..=0x08 | 0x0E..=0x1A | 0x1C..=0x1F | 0x7F)
+}
+
+/// What is known about one file's bytes, each fact worked out once and
+/// only when a step asks for it (the text test reads the whole file; the
+/// OLE test parses the container's directory).
+pub struct Facts<'b> {
+    pub bytes: &'b [u8],
+    program: OnceCell<Option<&'static str>>,
+    text: OnceCell<TextVerdict>,
+    ole: OnceCell<OleKind>,
+    infer: OnceCell<Option<&'static str>>,
+}
+
+impl<'b> Facts<'b> {
+    pub fn new(bytes: &'b [u8]) -> Self {
+        Facts {
+            bytes,
+            program: OnceCell::new(),
+            text: OnceCell::new(),
+            ole: OnceCell::new(),
+            infer: OnceCell::new(),
+        }
+    }
+
+    pub fn program(&self) -> Option<&'static str> {
+        *self.program.get_or_init(|| {
+            if self.bytes.starts_with(OLE_MAGIC) && self.ole() == OleKind::Installer {
+                Some("MSI")
+            } else {
+                program_not_msi(self.bytes)
+            }
+        })
+    }
+
+    pub fn text(&self) -> TextVerdict {
+        *self.text.get_or_init(|| text_verdict(self.bytes))
+    }
+
+    pub fn ole(&self) -> OleKind {
+        *self.ole.get_or_init(|| ole_kind(self.bytes))
+    }
+
+    /// infer's MIME type (its weak two-byte magics included: callers that
+    /// judge text ask [`Facts::text`] instead).
+    pub fn infer(&self) -> Option<&'static str> {
+        *self
+            .infer
+            .get_or_init(|| infer::get(self.bytes).map(|t| t.mime_type()))
+    }
 }
 
 pub const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
@@ -410,6 +488,15 @@ mod tests {
         for (label, bytes, want) in cases {
             assert_eq!(text_verdict(&bytes), want, "text_verdict({label})");
         }
+    }
+
+    #[test]
+    fn control_count_agrees_with_the_byte_rule() {
+        let all: Vec<u8> = (1..=255u8).cycle().take(70_000).collect();
+        let want = all.iter().filter(|&&b| is_binary_control(b)).count();
+        assert_eq!(count_binary_controls(&all), Some(want));
+        assert_eq!(count_binary_controls(&[b'a', 0, b'b']), None);
+        assert_eq!(count_binary_controls(b""), Some(0));
     }
 
     #[test]
