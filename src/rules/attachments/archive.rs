@@ -344,6 +344,22 @@ mod tests {
     }
 
     #[test]
+    fn nested_archives_are_inflated_within_a_budget() {
+        let inner = zip_of(&[("a.txt", &[b'x'; 20_000][..])]);
+        let outer = zip_of(&[("inner.zip", &inner)]);
+        // Room for the inner zip: inspected, clean.
+        let mut budget = inner.len() as u64;
+        assert_eq!(inspect(&outer, 0, &mut budget).problem, None);
+        assert_eq!(budget, 0);
+        // One byte short: refused, whatever the directory declares.
+        let mut budget = inner.len() as u64 - 1;
+        assert_eq!(
+            inspect(&outer, 0, &mut budget).problem,
+            Some(ZipProblem::TooLarge)
+        );
+    }
+
+    #[test]
     fn too_deep_is_refused() {
         let mut z = zip_of(&[("a.txt", b"x")]);
         for i in 0..MAX_DEPTH {
