@@ -1116,6 +1116,9 @@ impl Job<'_, '_> {
                         ticket.set_status(TicketStatus::Open);
                         ticket.closed_at = None;
                         ticket.close_reason = None;
+                        // the inactivity clock restarts at the reopening, or
+                        // the same pass's sweep would close it again at once
+                        ticket.last_activity_at = self.ctx.now;
                         self.tx.save_ticket(&ticket).await?;
                         events::emit(
                             &mut self.tx,
