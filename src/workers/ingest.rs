@@ -506,7 +506,10 @@ impl Job<'_, '_> {
             .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
             .name
             .clone();
-        let subject = if self.facts.subject.is_empty() {
+        let subject = if let Some((old, _)) = linked_from {
+            // it continues the old ticket: its subject, not "Re: [#old] …"
+            old.subject.clone()
+        } else if self.facts.subject.is_empty() {
             "(no subject)".to_string()
         } else {
             self.facts.subject.clone()
