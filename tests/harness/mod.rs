@@ -80,6 +80,17 @@ agents = ["{agent}"]
         }
     }
 
+    /// Replaces `from` by `to` in the settings file, as an admin editing
+    /// it between two passes would; panics when `from` is not there.
+    pub fn edit_settings(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read settings");
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the settings:\n{text}"
+        );
+        std::fs::write(&self.config, text.replacen(from, to, 1)).expect("write settings");
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(guichet_bin());
         c.arg("--config")
