@@ -522,3 +522,32 @@ async fn agents_mail_to_a_closed_ticket_is_relayed_and_reopens_only_with_reopen(
     assert_eq!(events_named(&t, "ticket.reopened").len(), 2);
     assert_eq!(t["last_activity_at"], iso(t5));
 }
+
+#[tokio::test]
+async fn a_narrowed_reopen_window_applies_to_tickets_closed_before() {
+    let mut s = Scene::new("reopen_days = 7");
+    let t0 = at("2030-12-01T10:00:00Z");
+    let (id, copy) = s.customer_opens("Closed under 7 days", t0).await;
+    let closed_at = t0 + TimeDelta::hours(1);
+    let answer = s
+        .agent_answers(&copy, "#close\nThat should do it.", closed_at)
+        .await
+        .expect("relayed");
+    // the admin narrows the window to one day; the customer answers on day 2
+    s.desk.edit_settings("reopen_days = 7", "reopen_days = 1");
+    reply(&s.customer, &answer, "It did not.").await;
+    let p = pass(&s.desk, closed_at + days(2));
+    assert_eq!(p.mail_sent, 2);
+    assert_eq!(status(&s.desk, id), "closed");
+    let ids = ticket_ids(&s.desk);
+    assert_eq!(ids.len(), 2, "a new linked ticket under the new window");
+    let told = s.customer_inbox.next().await;
+    let text = body_text(&told);
+    assert!(
+        text.contains(&format!(
+            "could be reopened only until {}",
+            (closed_at + days(1)).format("%Y-%m-%d %H:%M UTC")
+        )),
+        "the deadline of the new window: {text}"
+    );
+}
