@@ -551,3 +551,58 @@ async fn a_narrowed_reopen_window_applies_to_tickets_closed_before() {
         "the deadline of the new window: {text}"
     );
 }
+
+#[tokio::test]
+async fn notes_and_out_of_office_replies_do_not_postpone_the_close() {
+    let mut s = Scene::new("auto_close_days = 3");
+    let t0 = at("2031-02-01T10:00:00Z");
+    let (id, copy) = s.customer_opens("Quiet customer", t0).await;
+    let t1 = t0 + TimeDelta::hours(1);
+    let answer = s
+        .agent_answers(&copy, "Does this help?", t1)
+        .await
+        .expect("relayed");
+    // day 1: the customer's out-of-office answers the agent's reply
+    let (to, raw) = reply_to_mail(&s.customer, &answer, "I am away until March.");
+    let mut ooo = b"Auto-Submitted: auto-replied\r\n".to_vec();
+    ooo.extend_from_slice(&raw);
+    deliver_lmtp(&to, &ooo).await;
+    assert_eq!(
+        pass(&s.desk, t1 + days(1)).mail_sent,
+        0,
+        "robots get nothing"
+    );
+    // day 2: an agent's internal note
+    assert!(
+        s.agent_answers(&copy, "#note\nCall them next week.", t1 + days(2))
+            .await
+            .is_none(),
+        "a note is not sent"
+    );
+    let t = s.desk.ticket(id);
+    let kinds: Vec<(&str, &str)> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap(),
+                m["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("in", "customer"),
+            ("out", "agent"),
+            ("in", "auto_reply"),
+            ("note", "agent")
+        ]
+    );
+    assert_eq!(t["last_activity_at"], iso(t1));
+    // still closed 3 days after the agent's answer
+    let p = pass(&s.desk, t1 + days(3));
+    assert_eq!((p.auto_closed, p.mail_sent), (1, 1));
+    assert_eq!(status(&s.desk, id), "closed");
+}

@@ -326,6 +326,7 @@ async fn stats_of_a_known_history() {
     let out = desk.run(&["stats", "--now", &iso(s_plus(12 * 24, 0))]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
     for want in [
         "Période : le début → 2031-01-17 00:00:00 UTC",
         "ouverts : 5",
