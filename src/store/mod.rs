@@ -429,12 +429,18 @@ impl Store {
         })?)
     }
 
+    /// Files offered by customers (on inbound messages): what the
+    /// attachment gate decided on. Agents' own files are relayed, not
+    /// judged, and would count as accepted files of an unknown type.
     pub async fn all_attachments(
         &self,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<AttachmentRow>> {
         Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, AttachmentRow>("SELECT * FROM attachments WHERE ($1 IS NULL OR created_at >= $1) ORDER BY id")
+            sqlx::query_as::<_, AttachmentRow>(
+                "SELECT a.* FROM attachments a JOIN messages m ON m.id = a.message_id \
+                 WHERE m.direction = 'in' AND ($1 IS NULL OR a.created_at >= $1) ORDER BY a.id",
+            )
                 .bind(since)
                 .fetch_all(p)
                 .await

@@ -506,7 +506,10 @@ impl Job<'_, '_> {
             .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
             .name
             .clone();
-        let subject = if self.facts.subject.is_empty() {
+        let subject = if let Some((old, _)) = linked_from {
+            // it continues the old ticket: its subject, not "Re: [#old] …"
+            old.subject.clone()
+        } else if self.facts.subject.is_empty() {
             "(no subject)".to_string()
         } else {
             self.facts.subject.clone()
@@ -1116,6 +1119,9 @@ impl Job<'_, '_> {
                         ticket.set_status(TicketStatus::Open);
                         ticket.closed_at = None;
                         ticket.close_reason = None;
+                        // the inactivity clock restarts at the reopening, or
+                        // the same pass's sweep would close it again at once
+                        ticket.last_activity_at = self.ctx.now;
                         self.tx.save_ticket(&ticket).await?;
                         events::emit(
                             &mut self.tx,

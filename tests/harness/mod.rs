@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::support::{fresh_user, guichet_bin, rig};
@@ -80,6 +81,17 @@ agents = ["{agent}"]
         }
     }
 
+    /// Replaces `from` by `to` in the settings file, as an admin editing
+    /// it between two passes would; panics when `from` is not there.
+    pub fn edit_settings(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read settings");
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the settings:\n{text}"
+        );
+        std::fs::write(&self.config, text.replacen(from, to, 1)).expect("write settings");
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(guichet_bin());
         c.arg("--config")
@@ -110,6 +122,18 @@ agents = ["{agent}"]
         out
     }
 
+    /// `guichet run --once --now NOW`, which must succeed; returns the
+    /// pass report it prints (`auto_closed`, `mail.sent`, …).
+    pub fn pass(&self, now: DateTime<Utc>) -> Value {
+        let out = self.run_once(Some(&iso(now)));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no pass report in {stdout:?}"))
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
         assert!(
@@ -135,6 +159,47 @@ agents = ["{agent}"]
     pub fn ticket(&self, id: i64) -> Value {
         self.json(&["tickets", "show", &id.to_string(), "--json"])
     }
+}
+
+/// An instant as `--now` takes it and the JSON output writes it.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `from`'s reply to `original` as a mail client writes it: to its
+/// Reply-To (else From), `Re:` subject, In-Reply-To and References, the
+/// original quoted below an "On …, X wrote:" line. Returns the address to
+/// deliver it to and the message.
+pub fn reply_to_mail(from: &str, original: &[u8], body: &str) -> (String, Vec<u8>) {
+    let m = mail_parser::MessageParser::default()
+        .parse(original)
+        .expect("parse the original");
+    let to = m
+        .reply_to()
+        .or(m.from())
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .expect("a reply address")
+        .to_string();
+    let original_id = message_id(original);
+    let references = header(original, "References").unwrap_or_default();
+    let quoted: String = body_text(original)
+        .lines()
+        .map(|l| format!("> {l}\r\n"))
+        .collect();
+    let raw = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Re: {subject}\r\nDate: {date}\r\n\
+         Message-ID: <reply-{id}@test.example.test>\r\nIn-Reply-To: <{original_id}>\r\n\
+         References: {references} <{original_id}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\n\
+         On {original_date}, {original_from} wrote:\r\n{quoted}",
+        subject = subject(original),
+        date = Utc::now().to_rfc2822(),
+        id = crate::support::unique_token(),
+        original_date = header(original, "Date").unwrap_or_default(),
+        original_from = header(original, "From").unwrap_or_default(),
+    );
+    (to, raw.into_bytes())
 }
 
 /// The value of a header in raw mail (first occurrence, unfolded).
