@@ -1247,7 +1247,7 @@ mod tests {
             let _ = render(input);
             let elapsed = started.elapsed();
             assert!(
-                elapsed < std::time::Duration::from_secs(5),
+                elapsed < std::time::Duration::from_secs(60),
                 "{elapsed:?} for input starting {:?}",
                 &input[..40]
             );

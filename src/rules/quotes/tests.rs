@@ -532,7 +532,9 @@ fn assert_fast(what: &str, input: &str, html: bool) {
     let elapsed = started.elapsed();
     // Megabytes of input in a debug build on a busy machine: seconds at
     // worst when linear, hours when quadratic.
-    assert!(elapsed < Duration::from_secs(5), "{what}: {elapsed:?}");
+    // a hang guard, not a speed measurement: linear work takes seconds at
+    // worst on a loaded machine, quadratic work hours
+    assert!(elapsed < Duration::from_secs(60), "{what}: {elapsed:?}");
     drop(v);
 }
 
