@@ -1256,7 +1256,11 @@ impl Job<'_, '_> {
                 to: vec![client.clone()],
                 cc: cc.clone(),
                 automation: Automation::Human,
-                vars: json!({"text": answer, "subject": threading::reply_subject(&ticket.subject)}),
+                // "Re: [#12] Subject", not "[#12] Re: Subject": clients
+                // (Gmail) thread on the subject after its "Re:"
+                vars: json!({"text": answer, "subject": threading::reply_subject(
+                    &SubjectTag::new(&s.helpdesk.subject_tag).apply(&ticket.subject, TicketId(ticket.id))
+                )}),
                 in_reply_to,
                 references,
                 attachments: files,
