@@ -1240,12 +1240,18 @@ impl Job<'_, '_> {
         } else {
             vec![]
         };
-        // answer the customer's last message, in the customer's thread
-        let mut references = self.facts.references.clone();
-        if let Some(id) = &self.facts.message_id {
-            references.push(id.clone());
-        }
-        let in_reply_to = self.facts.in_reply_to.first().cloned();
+        // answer the customer's last message, in the customer's thread: the
+        // agent's own headers name the copy only agents saw (and the agent's
+        // Message-ID), which the customer's client cannot thread on
+        let (in_reply_to, references) = match self.tx.last_customer_message(ticket.id).await? {
+            Some((id, raw)) => {
+                let mut references = Inbound::parse(&raw).references;
+                references.retain(|r| *r != id);
+                references.push(id.clone());
+                (Some(id), references)
+            }
+            None => (None, Vec::new()),
+        };
         notify::queue(
             &mut self.tx,
             self.ctx,
