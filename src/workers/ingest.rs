@@ -345,7 +345,11 @@ impl Job<'_, '_> {
         };
 
         match (&self.sender, existing) {
-            (Some(SenderClass::Agent { .. }), Some(ticket)) => {
+            // an agent's vacation responder answering a copy carries the
+            // reply token too: it is recorded like any robot, never relayed
+            (Some(SenderClass::Agent { .. }), Some(ticket))
+                if matches!(self.classification.kind, MailKind::Human) =>
+            {
                 self.agent_reply(ticket, &placement).await
             }
             (_, Some(ticket)) => self.customer_reply(ticket, &placement, &from).await,
