@@ -688,6 +688,17 @@ async fn auto_replies_and_bounces_are_recorded_and_answered_by_nothing() {
         "I am away.",
     );
     deliver_lmtp(&desk.support, &stray).await;
+    // the agent's own vacation responder answers the copy (to its reply
+    // token, so the mail is authenticated): still a robot, never relayed
+    let copy = got[1][0].clone();
+    let (to, agent_away) = client_reply(
+        &copy,
+        &desk.agent,
+        "#close\nI am on holiday until the 3rd; for urgent matters call reception.",
+        None,
+        &[("Auto-Submitted", "auto-replied")],
+    );
+    deliver_lmtp(&to, &agent_away).await;
     desk.run_once(None);
 
     assert_eq!(desk.tickets().len(), 1, "no robot opened a ticket");
@@ -704,10 +715,16 @@ async fn auto_replies_and_bounces_are_recorded_and_answered_by_nothing() {
             ("auto_reply", "token"),
             ("auto_reply", "headers"),
             ("bounce", "bounce"),
+            ("auto_reply", "token"),
         ],
         "{msgs:#?}"
     );
-    assert_eq!(after["status"], before["status"]);
+    assert_eq!(
+        msgs[4]["from"],
+        desk.agent.as_str(),
+        "the agent's responder is recorded"
+    );
+    assert_eq!(after["status"], before["status"], "#close from a robot");
     assert_eq!(
         after["last_activity_at"], before["last_activity_at"],
         "robots are not activity"
