@@ -68,14 +68,41 @@ pub struct Trace {
 pub struct TraceStep {
     pub stage: &'static str,
     pub decision: String,
+    /// The same decision as data (`explain --json`): the threading rule and
+    /// ticket, the robot class and the header that decided it, the sender
+    /// class, an attachment's verdict, a mail that is sent and to whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Trace {
     fn note(&mut self, stage: &'static str, decision: impl Into<String>) {
-        let decision = decision.into();
-        tracing::debug!(stage, %decision);
-        self.steps.push(TraceStep { stage, decision });
+        self.push(stage, decision.into(), None);
     }
+
+    fn note_data(
+        &mut self,
+        stage: &'static str,
+        decision: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        self.push(stage, decision.into(), Some(data));
+    }
+
+    fn push(&mut self, stage: &'static str, decision: String, data: Option<serde_json::Value>) {
+        tracing::debug!(stage, %decision);
+        self.steps.push(TraceStep {
+            stage,
+            decision,
+            data,
+        });
+    }
+}
+
+/// Trace data of a queued mail: what, to whom.
+fn sent(kind: &str, to: &[EmailAddress], cc: &[EmailAddress]) -> serde_json::Value {
+    json!({"send": kind, "to": to.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+           "cc": cc.iter().map(|a| a.as_str()).collect::<Vec<_>>()})
 }
 
 /// Options of one ingest: `dry_run` writes no file (explain).
@@ -127,7 +154,7 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
                 }
             }
         }
-        trace.note(
+        trace.note_data(
             "attachment",
             match &c.refusal {
                 None => format!(
@@ -143,6 +170,10 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
                     r.explain(Language::En)
                 ),
             },
+            json!({"filename": c.filename, "size": c.size, "declared_type": c.declared_type,
+                   "sniffed_type": c.sniffed_type,
+                   "verdict": if c.refusal.is_none() { "accepted" } else { "refused" },
+                   "reason_code": c.refusal.as_ref().map(|r| r.code())}),
         );
         let bytes = if c.refusal.is_none() {
             part.bytes.into_owned()
@@ -187,7 +218,7 @@ pub async fn ingest(
             may_answer: false,
         },
     };
-    trace.note(
+    trace.note_data(
         "robot",
         format!(
             "{:?} (decided by {}); automatic answers {}",
@@ -199,6 +230,8 @@ pub async fn ingest(
                 "never"
             }
         ),
+        json!({"kind": classification.kind.name(), "decided_by": classification.decided_by,
+               "may_answer": classification.may_answer}),
     );
 
     let secret = ctx.settings.helpdesk.secret.expose().as_bytes().to_vec();
@@ -220,7 +253,7 @@ pub async fn ingest(
             &ctx.settings.trust.authserv_ids,
         )
     });
-    trace.note(
+    trace.note_data(
         "sender",
         match &sender {
             None => "no usable From address".to_string(),
@@ -228,6 +261,14 @@ pub async fn ingest(
             Some(SenderClass::Agent { proof }) => format!("authenticated agent ({proof})"),
             Some(SenderClass::SpoofedAgent { why }) => {
                 format!("agent address NOT authenticated, handled as a customer: {why}")
+            }
+        },
+        match &sender {
+            None => json!({"class": null}),
+            Some(SenderClass::Customer) => json!({"class": "customer"}),
+            Some(SenderClass::Agent { proof }) => json!({"class": "agent", "proof": proof}),
+            Some(SenderClass::SpoofedAgent { why }) => {
+                json!({"class": "spoofed_agent", "why": why})
             }
         },
     );
@@ -336,8 +377,15 @@ impl Job<'_, '_> {
         };
 
         let placement = self.place(token, &from).await?;
-        for line in &placement.trace {
-            self.trace.note("threading", line.clone());
+        if let Some((last, earlier)) = placement.trace.split_last() {
+            for line in earlier {
+                self.trace.note("threading", line.clone());
+            }
+            self.trace.note_data(
+                "threading",
+                last.clone(),
+                json!({"rule": placement.rule.as_str(), "ticket_id": placement.ticket.map(|t| t.0)}),
+            );
         }
         let existing = match placement.ticket {
             Some(t) => self.tx.ticket(t.0).await?,
@@ -685,7 +733,11 @@ impl Job<'_, '_> {
         )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note("answer", format!("{template} to {to}"));
+        self.trace.note_data(
+            "answer",
+            format!("{template} to {to}"),
+            sent(template, std::slice::from_ref(to), &[]),
+        );
         Ok(())
     }
 
@@ -731,12 +783,13 @@ impl Job<'_, '_> {
         )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note(
+        self.trace.note_data(
             "answer",
             format!(
                 "refusal notice to {to} listing {} file(s)",
                 self.files.refused().count()
             ),
+            sent("refused_attachments", std::slice::from_ref(to), &[]),
         );
         Ok(())
     }
@@ -810,7 +863,7 @@ impl Job<'_, '_> {
             attachments,
         })
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "copy",
             format!(
                 "copy to agents {}",
@@ -820,6 +873,7 @@ impl Job<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            sent("agent_copy", &agents, &[]),
         );
         Ok(())
     }
@@ -1277,7 +1331,7 @@ impl Job<'_, '_> {
             },
         )
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "relay",
             format!(
                 "agent reply relayed to {client}{}",
@@ -1290,6 +1344,7 @@ impl Job<'_, '_> {
                     )
                 }
             ),
+            sent("agent_reply", std::slice::from_ref(&client), &cc),
         );
         Ok(())
     }
@@ -1318,9 +1373,10 @@ impl Job<'_, '_> {
             },
         )
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "agent",
             format!("not relayed; {agent} is told why: {reason}"),
+            sent("agent_notice", std::slice::from_ref(agent), &[]),
         );
         Ok(())
     }
