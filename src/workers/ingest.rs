@@ -1070,14 +1070,13 @@ impl Job<'_, '_> {
         let s = self.ctx.settings;
         let from = self.facts.from.clone().expect("agents have a From");
         let rule = placement.rule.as_str();
-        let visible = if self.facts.text.trim().is_empty() {
-            self.facts
-                .html
-                .as_deref()
-                .map(quotes::visible_html)
-                .unwrap_or_else(|| quotes::visible_text(""))
-        } else {
-            quotes::visible_text(&self.facts.text)
+        // an HTML-only reply (Outlook, Apple Mail) is read as HTML: the text
+        // mail-parser generates from it has lost the quote containers
+        let visible = match self.facts.html.as_deref() {
+            Some(html) if self.facts.text_from_html || self.facts.text.trim().is_empty() => {
+                quotes::visible_html(html)
+            }
+            _ => quotes::visible_text(&self.facts.text),
         };
         let block = commands::parse_commands(&visible.text);
         let answer = block.rest.trim().to_string();
