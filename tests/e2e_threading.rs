@@ -331,6 +331,91 @@ async fn an_agent_answers_from_the_copy_and_the_customer_answers_back() {
     .await;
 }
 
+/// An HTML-only reply to `original` as Outlook (quote in a `divRplyFwdMsg`
+/// block under an `<hr>`) or Thunderbird (a `<blockquote type="cite">`
+/// without any "wrote:" line) writes it.
+fn html_reply(original: &[u8], from: &str, answer: &str, outlook: bool) -> (String, Vec<u8>) {
+    let to = reply_address(original);
+    let quoted = body_text(original)
+        .lines()
+        .map(|l| l.replace('&', "&amp;").replace('<', "&lt;"))
+        .collect::<Vec<_>>()
+        .join("<br>\r\n");
+    let html = if outlook {
+        format!(
+            "<html><body><div>{answer}</div><div><br></div><div>Agent Smith</div>\r\n\
+             <hr style=\"display:inline-block;width:98%\" tabindex=\"-1\">\r\n\
+             <div id=\"divRplyFwdMsg\" dir=\"ltr\"><font face=\"Calibri\"><b>From:</b> Example Support<br>\r\n\
+             <b>Sent:</b> Tuesday, November 25, 2026 10:00 AM<br>\r\n<b>To:</b> {from}<br>\r\n\
+             <b>Subject:</b> {subject}</font><div>&nbsp;</div></div>\r\n<div>{quoted}</div></body></html>",
+            subject = subject(original)
+        )
+    } else {
+        format!(
+            "<html><body><p>{answer}</p>\r\n<blockquote type=\"cite\" cite=\"mid:{id}\">{quoted}</blockquote>\r\n\
+             <div class=\"moz-signature\">-- <br>Agent Smith</div></body></html>",
+            id = message_id(original)
+        )
+    };
+    let raw = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Re: {subject}\r\nMessage-ID: <{mid}@client.test>\r\n\
+         In-Reply-To: <{orig}>\r\nReferences: <{orig}>\r\nDate: {date}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n",
+        subject = subject(original),
+        mid = unique_token(),
+        orig = message_id(original),
+        date = chrono::Utc::now().to_rfc2822(),
+    );
+    (to, raw.into_bytes())
+}
+
+#[tokio::test]
+async fn html_replies_from_outlook_and_thunderbird_reach_the_customer_without_the_quote() {
+    let desk = Desk::new("");
+    let customer = fresh_user("customer");
+    let first = mail(
+        &[
+            ("From", &customer),
+            ("To", &desk.support),
+            ("Subject", "Scanner jammed"),
+        ],
+        "The scanner is jammed with paper.",
+    );
+    deliver_lmtp(&desk.support, &first).await;
+    desk.run_once(None);
+    let got = exactly(&[
+        (&customer, 1, "customer: ack"),
+        (&desk.agent, 1, "agent: copy"),
+    ])
+    .await;
+    let copy = got[1][0].clone();
+    for (n, outlook) in [(2, true), (3, false)] {
+        let answer = format!("Open the back panel and pull gently (answer {n}).");
+        let (to, reply) = html_reply(&copy, &desk.agent, &answer, outlook);
+        deliver_lmtp(&to, &reply).await;
+        desk.run_once(None);
+        let got = exactly(&[
+            (&customer, n, "customer: the answer"),
+            (&desk.agent, 1, "agent: nothing"),
+        ])
+        .await;
+        let text = visible(&got[0][n - 1]);
+        assert!(text.contains(&answer), "{text}");
+        // Outlook's sign-off has no "-- " line: it is part of the answer
+        let mut leaks = vec!["jammed with paper", "Sent:", "New ticket"];
+        if !outlook {
+            leaks.push("Agent Smith");
+        }
+        for leaked in leaks {
+            assert!(
+                !text.contains(leaked),
+                "{} reply: {leaked:?} leaked: {text}",
+                if outlook { "Outlook" } else { "Thunderbird" }
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     let trusted = "mx.rig.example.test";
