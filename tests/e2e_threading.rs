@@ -551,6 +551,49 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     assert!(text.contains("We corrected the invoice"), "{text}");
     assert!(!text.contains("Agent Smith"), "{text}");
     assert!(!text.contains("IBAN"), "{text}");
+
+    // a truncated and a forged reply token are no tokens: new tickets
+    let token = reply_address(&got[0][1]);
+    let (local, domain) = token.split_once('@').unwrap();
+    let (base, tag_part) = local.split_once('+').unwrap();
+    let truncated = format!(
+        "{local_cut}@{domain}",
+        local_cut = &local[..local.len() - 1]
+    );
+    let forged = format!(
+        "{base}+{}.aaaaaaaaaa@{domain}",
+        tag_part.split('.').next().unwrap()
+    );
+    let forger = fresh_user("forger");
+    for to in [&truncated, &forged] {
+        let m = mail(
+            &[
+                ("From", &forger),
+                ("To", to),
+                ("Subject", "Re: Invoice 42 is wrong"),
+            ],
+            "Cancel the order and refund me.",
+        );
+        deliver_lmtp(to, &m).await;
+    }
+    desk.run_once(None);
+    assert_eq!(messages(&desk, id).len(), 3, "ticket {id} untouched");
+    let theirs: Vec<i64> = desk
+        .tickets()
+        .iter()
+        .filter(|t| t["client"] == forger.as_str())
+        .map(|t| t["ticket_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(theirs.len(), 2, "two new tickets");
+    for t in theirs {
+        assert_eq!(rules(&desk, t), ["new"]);
+    }
+    exactly(&[
+        (&forger, 2, "forger: an ack per new ticket"),
+        (&customer, 2, "customer: nothing"),
+        (&desk.agent, 5, "agent: two copies"),
+    ])
+    .await;
 }
 
 #[tokio::test]
