@@ -235,9 +235,13 @@ pub async fn ingest(
     );
 
     let secret = ctx.settings.helpdesk.secret.expose().as_bytes().to_vec();
-    let token = reply_token::find_token(&secret, facts.recipients(), |a| {
+    let found = reply_token::find_token_audience(&secret, facts.recipients(), |a| {
         ctx.settings.is_support_address(a)
     });
+    let token = found.map(|(t, _)| t);
+    // only the token of mail sent to agents proves an agent: customers hold
+    // the other one
+    let agent_token = matches!(found, Some((_, reply_token::Audience::Agents)));
 
     let sender = facts.from.as_ref().map(|from| {
         let auth: Vec<&str> = facts
@@ -245,13 +249,18 @@ pub async fn ingest(
             .iter()
             .map(String::as_str)
             .collect();
-        senders::classify_sender(
+        match senders::classify_sender(
             from,
             ctx.settings.is_agent(from),
-            token.is_some(),
+            agent_token,
             &auth,
             &ctx.settings.trust.authserv_ids,
-        )
+        ) {
+            SenderClass::SpoofedAgent { why } if token.is_some() => SenderClass::SpoofedAgent {
+                why: format!("{why}; its reply token is the customers', not the agents'"),
+            },
+            class => class,
+        }
     });
     trace.note_data(
         "sender",
