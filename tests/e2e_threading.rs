@@ -439,11 +439,13 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     desk.run_once(None);
     let id = desk.tickets()[0]["ticket_id"].as_i64().unwrap();
     let tag = format!("[#{id}]");
-    exactly(&[
+    let ack = exactly(&[
         (&customer, 1, "customer: ack"),
         (&desk.agent, 1, "agent: copy"),
     ])
-    .await;
+    .await
+    .remove(0)
+    .remove(0);
 
     // a stranger who guesses the number gets a ticket of their own
     let guess = mail(
@@ -520,6 +522,33 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
         visible(&got[1][2])
     );
 
+    // the customer holds the reply token of their acknowledgement: with a
+    // forged agent From it proves nothing (only the agents' token does)
+    let (to, forged_agent) = client_reply(
+        &ack,
+        &desk.agent,
+        "#close\nYour refund of 2000 EUR is approved, send your bank details.",
+        None,
+        &[],
+    );
+    deliver_lmtp(&to, &forged_agent).await;
+    desk.run_once(None);
+    let msgs = messages(&desk, id);
+    assert_eq!(msgs.len(), 3, "{msgs:#?}");
+    assert_eq!(msgs[2]["rule"], "token");
+    assert_eq!(msgs[2]["direction"], "in");
+    let note = msgs[2]["note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("not authenticated") && note.contains("customers'"),
+        "{note}"
+    );
+    assert_eq!(desk.ticket(id)["status"], "open", "#close not obeyed");
+    exactly(&[
+        (&customer, 1, "customer: the forgery is NOT relayed"),
+        (&desk.agent, 4, "agent: a copy, flagged"),
+    ])
+    .await;
+
     // the same agent address, authenticated by the trusted server: relayed
     let genuine = mail(
         &[
@@ -539,12 +568,12 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     deliver_lmtp(&desk.support, &genuine).await;
     desk.run_once(None);
     let msgs = messages(&desk, id);
-    assert_eq!(msgs.len(), 3);
-    assert_eq!(msgs[2]["direction"], "out");
-    assert_eq!(msgs[2]["rule"], "subject_tag");
+    assert_eq!(msgs.len(), 4);
+    assert_eq!(msgs[3]["direction"], "out");
+    assert_eq!(msgs[3]["rule"], "subject_tag");
     let got = exactly(&[
         (&customer, 2, "customer: the authenticated answer"),
-        (&desk.agent, 3, "agent: nothing new"),
+        (&desk.agent, 4, "agent: nothing new"),
     ])
     .await;
     let text = visible(&got[0][1]);
@@ -577,7 +606,7 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
         deliver_lmtp(to, &m).await;
     }
     desk.run_once(None);
-    assert_eq!(messages(&desk, id).len(), 3, "ticket {id} untouched");
+    assert_eq!(messages(&desk, id).len(), 4, "ticket {id} untouched");
     let theirs: Vec<i64> = desk
         .tickets()
         .iter()
@@ -591,7 +620,7 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     exactly(&[
         (&forger, 2, "forger: an ack per new ticket"),
         (&customer, 2, "customer: nothing"),
-        (&desk.agent, 5, "agent: two copies"),
+        (&desk.agent, 6, "agent: two copies"),
     ])
     .await;
 }
