@@ -5,7 +5,7 @@
 //! it is stored raw and surfaced instead of lost.
 
 use chrono::{DateTime, Utc};
-use mail_parser::{Address, HeaderValue, Message, MessageParser};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use sha2::{Digest, Sha256};
 
 use crate::domain::EmailAddress;
@@ -31,6 +31,11 @@ pub struct Inbound {
     pub references: Vec<String>,
     /// The plain-text body (generated from HTML when there is none).
     pub text: String,
+    /// `text` was generated from an HTML part (the message has no
+    /// text/plain body): its quotes are the HTML's containers, which the
+    /// generated text has lost, so read `html` instead.
+    pub text_from_html: bool,
+    /// The HTML body (generated from the text when there is none).
     pub html: Option<String>,
     /// Raw `Authentication-Results` values, top first.
     pub authentication_results: Vec<String>,
@@ -129,6 +134,7 @@ impl Inbound {
             .map(|v| v.trim().trim_matches(['<', '>']).trim().to_string());
         let html = msg.body_html(0).map(|h| h.into_owned());
         let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+        let text_from_html = matches!(msg.text_part(0).map(|p| &p.body), Some(PartType::Html(_)));
         Inbound {
             message_id,
             dedup_key,
@@ -145,6 +151,7 @@ impl Inbound {
             in_reply_to: id_list(msg.in_reply_to()),
             references: id_list(msg.references()),
             text,
+            text_from_html,
             html,
             authentication_results: msg
                 .header_values("Authentication-Results")
@@ -229,7 +236,19 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
         );
         assert_eq!(m.date.unwrap().to_rfc3339(), "2026-11-03T09:00:00+00:00");
         assert!(m.text.contains("Hello"));
+        assert!(!m.text_from_html);
         assert!(m.problem.is_none());
+    }
+
+    #[test]
+    fn text_generated_from_html_is_marked() {
+        let html_only = b"From: a@b.c\r\nContent-Type: text/html\r\n\r\n<p>Hi</p><blockquote>old</blockquote>\r\n";
+        let m = Inbound::parse(html_only);
+        assert!(m.text_from_html && m.text.contains("Hi"), "{m:?}");
+        let alternative = b"From: a@b.c\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n\
+--x\r\nContent-Type: text/plain\r\n\r\nHi\r\n> old\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>Hi</p>\r\n--x--\r\n";
+        let m = Inbound::parse(alternative);
+        assert!(!m.text_from_html && m.text.contains("> old"), "{m:?}");
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //! HMAC-SHA256(secret, "guichet-ticket:<id>") in lower-case base32: short
 //! enough for an address, long enough that guessing one costs 2^50 tries.
 //! A forged, truncated or re-numbered tag is simply not a token.
+//!
+//! There are two tokens per ticket, of the same shape under different MAC
+//! inputs: the one in mail to customers (`guichet-ticket:<id>`) and the one
+//! in mail to agents (`guichet-agent:<id>`). Both thread; only the agents'
+//! proves an agent. Otherwise a customer, who holds the token of their
+//! own acknowledgement, could write `From: agent@…` to it and have Guichet
+//! relay their words, from the support address, to the ticket's Cc'd
+//! participants, or obey `#close` lines.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -15,9 +23,31 @@ use crate::domain::{EmailAddress, TicketId};
 const MAC_CHARS: usize = 10;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// Who a token was given to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Mail to the customer and the Cc'd participants.
+    Customers,
+    /// Copies and notices to agents: this token proves an agent.
+    Agents,
+}
+
+impl Audience {
+    fn mac_domain(self) -> &'static str {
+        match self {
+            Audience::Customers => "guichet-ticket",
+            Audience::Agents => "guichet-agent",
+        }
+    }
+}
+
 fn mac_for(secret: &[u8], ticket: TicketId) -> String {
+    mac_for_audience(secret, ticket, Audience::Customers)
+}
+
+fn mac_for_audience(secret: &[u8], ticket: TicketId, audience: Audience) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(format!("guichet-ticket:{}", ticket.0).as_bytes());
+    mac.update(format!("{}:{}", audience.mac_domain(), ticket.0).as_bytes());
     let digest = mac.finalize().into_bytes();
     // base32 of the first bytes, 5 bits a character
     let mut bits: u64 = 0;
@@ -45,25 +75,45 @@ pub fn reply_address(support: &EmailAddress, secret: &[u8], ticket: TicketId) ->
     )
 }
 
-/// The ticket a tag names, if the tag is genuine.
+/// The agents' address for a ticket: same shape, the agents' MAC.
+pub fn agent_reply_address(support: &EmailAddress, secret: &[u8], ticket: TicketId) -> String {
+    let base = support.without_tag();
+    format!(
+        "{}+t{}.{}@{}",
+        base.local_part(),
+        ticket.0,
+        mac_for_audience(secret, ticket, Audience::Agents),
+        base.domain()
+    )
+}
+
+/// The ticket a tag names, if the tag is genuine (either audience's).
 pub fn verify_tag(secret: &[u8], tag: &str) -> Option<TicketId> {
+    verify_tag_audience(secret, tag).map(|(t, _)| t)
+}
+
+/// The ticket a tag names and whom it was given to, if it is genuine.
+pub fn verify_tag_audience(secret: &[u8], tag: &str) -> Option<(TicketId, Audience)> {
     let rest = tag.strip_prefix('t')?;
     let (id, mac) = rest.split_once('.')?;
     if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let ticket = TicketId(id.parse().ok()?);
-    let expected = mac_for(secret, ticket);
-    // constant-time comparison: a timing oracle would let a stranger forge a tag
     let given = mac.to_ascii_lowercase();
-    if given.len() != expected.len() {
-        return None;
-    }
-    let diff = given
-        .bytes()
-        .zip(expected.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    (diff == 0).then_some(ticket)
+    [Audience::Customers, Audience::Agents]
+        .into_iter()
+        .find(|a| {
+            let expected = mac_for_audience(secret, ticket, *a);
+            // constant-time comparison: a timing oracle would let a stranger forge a tag
+            given.len() == expected.len()
+                && given
+                    .bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+        .map(|a| (ticket, a))
 }
 
 /// The first genuine token among addresses whose base is one of ours.
@@ -72,13 +122,31 @@ pub fn find_token<'a>(
     addresses: impl IntoIterator<Item = &'a EmailAddress>,
     is_support_address: impl Fn(&EmailAddress) -> bool,
 ) -> Option<TicketId> {
-    addresses.into_iter().find_map(|a| {
-        let tag = a.tag()?;
-        if !is_support_address(&a.without_tag()) {
-            return None;
-        }
-        verify_tag(secret, tag)
-    })
+    find_token_audience(secret, addresses, is_support_address).map(|(t, _)| t)
+}
+
+/// [`find_token`], with whom the token was given to; an agents' token
+/// wins over a customers' one among the addresses.
+pub fn find_token_audience<'a>(
+    secret: &[u8],
+    addresses: impl IntoIterator<Item = &'a EmailAddress>,
+    is_support_address: impl Fn(&EmailAddress) -> bool,
+) -> Option<(TicketId, Audience)> {
+    let mut found: Vec<(TicketId, Audience)> = addresses
+        .into_iter()
+        .filter_map(|a| {
+            let tag = a.tag()?;
+            if !is_support_address(&a.without_tag()) {
+                return None;
+            }
+            verify_tag_audience(secret, tag)
+        })
+        .collect();
+    let agents = found.iter().position(|(_, a)| *a == Audience::Agents);
+    match agents {
+        Some(i) => Some(found.swap_remove(i)),
+        None => found.into_iter().next(),
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +217,32 @@ mod tests {
         );
         assert_eq!(find_token(SECRET, [&foreign], is_ours), None);
         assert_eq!(find_token(SECRET, [&support], is_ours), None);
+    }
+
+    #[test]
+    fn the_agents_token_is_not_the_customers() {
+        let support = addr("support@example.com");
+        let customers = addr(&reply_address(&support, SECRET, TicketId(9)));
+        let agents = addr(&agent_reply_address(&support, SECRET, TicketId(9)));
+        assert_ne!(customers, agents);
+        assert!(agents.as_str().starts_with("support+t9."), "{agents}");
+        let is_ours = |a: &EmailAddress| a == &support;
+        assert_eq!(
+            find_token_audience(SECRET, [&customers], is_ours),
+            Some((TicketId(9), Audience::Customers))
+        );
+        assert_eq!(
+            find_token_audience(SECRET, [&agents], is_ours),
+            Some((TicketId(9), Audience::Agents))
+        );
+        assert_eq!(
+            find_token_audience(SECRET, [&customers, &agents], is_ours),
+            Some((TicketId(9), Audience::Agents)),
+            "an agent's token among the recipients wins"
+        );
+        assert_eq!(find_token(SECRET, [&agents], is_ours), Some(TicketId(9)));
+        // the agents' MAC of one ticket is no token of another
+        let mac = agents.tag().unwrap().split_once('.').unwrap().1.to_string();
+        assert_eq!(verify_tag(SECRET, &format!("t10.{mac}")), None);
     }
 }

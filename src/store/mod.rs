@@ -572,6 +572,25 @@ impl Tx {
         Ok(None)
     }
 
+    /// The Message-ID and raw bytes of the ticket's latest message from
+    /// its customer side (customer or Cc'd participant): what an agent's
+    /// answer, relayed to them, replies to.
+    pub async fn last_customer_message(
+        &mut self,
+        ticket: i64,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, (String, Vec<u8>)>(
+                "SELECT m.message_id, r.raw FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                 WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \
+                 AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
     pub async fn ticket(&mut self, id: i64) -> Result<Option<TicketRow>> {
         Ok(on_db!(tx self, c => {
             sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1").bind(id).fetch_optional(&mut *c).await

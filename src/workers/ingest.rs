@@ -68,14 +68,41 @@ pub struct Trace {
 pub struct TraceStep {
     pub stage: &'static str,
     pub decision: String,
+    /// The same decision as data (`explain --json`): the threading rule and
+    /// ticket, the robot class and the header that decided it, the sender
+    /// class, an attachment's verdict, a mail that is sent and to whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Trace {
     fn note(&mut self, stage: &'static str, decision: impl Into<String>) {
-        let decision = decision.into();
-        tracing::debug!(stage, %decision);
-        self.steps.push(TraceStep { stage, decision });
+        self.push(stage, decision.into(), None);
     }
+
+    fn note_data(
+        &mut self,
+        stage: &'static str,
+        decision: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        self.push(stage, decision.into(), Some(data));
+    }
+
+    fn push(&mut self, stage: &'static str, decision: String, data: Option<serde_json::Value>) {
+        tracing::debug!(stage, %decision);
+        self.steps.push(TraceStep {
+            stage,
+            decision,
+            data,
+        });
+    }
+}
+
+/// Trace data of a queued mail: what, to whom.
+fn sent(kind: &str, to: &[EmailAddress], cc: &[EmailAddress]) -> serde_json::Value {
+    json!({"send": kind, "to": to.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+           "cc": cc.iter().map(|a| a.as_str()).collect::<Vec<_>>()})
 }
 
 /// Options of one ingest: `dry_run` writes no file (explain).
@@ -127,7 +154,7 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
                 }
             }
         }
-        trace.note(
+        trace.note_data(
             "attachment",
             match &c.refusal {
                 None => format!(
@@ -143,6 +170,10 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
                     r.explain(Language::En)
                 ),
             },
+            json!({"filename": c.filename, "size": c.size, "declared_type": c.declared_type,
+                   "sniffed_type": c.sniffed_type,
+                   "verdict": if c.refusal.is_none() { "accepted" } else { "refused" },
+                   "reason_code": c.refusal.as_ref().map(|r| r.code())}),
         );
         let bytes = if c.refusal.is_none() {
             part.bytes.into_owned()
@@ -187,7 +218,7 @@ pub async fn ingest(
             may_answer: false,
         },
     };
-    trace.note(
+    trace.note_data(
         "robot",
         format!(
             "{:?} (decided by {}); automatic answers {}",
@@ -199,12 +230,18 @@ pub async fn ingest(
                 "never"
             }
         ),
+        json!({"kind": classification.kind.name(), "decided_by": classification.decided_by,
+               "may_answer": classification.may_answer}),
     );
 
     let secret = ctx.settings.helpdesk.secret.expose().as_bytes().to_vec();
-    let token = reply_token::find_token(&secret, facts.recipients(), |a| {
+    let found = reply_token::find_token_audience(&secret, facts.recipients(), |a| {
         ctx.settings.is_support_address(a)
     });
+    let token = found.map(|(t, _)| t);
+    // only the token of mail sent to agents proves an agent: customers hold
+    // the other one
+    let agent_token = matches!(found, Some((_, reply_token::Audience::Agents)));
 
     let sender = facts.from.as_ref().map(|from| {
         let auth: Vec<&str> = facts
@@ -212,15 +249,20 @@ pub async fn ingest(
             .iter()
             .map(String::as_str)
             .collect();
-        senders::classify_sender(
+        match senders::classify_sender(
             from,
             ctx.settings.is_agent(from),
-            token.is_some(),
+            agent_token,
             &auth,
             &ctx.settings.trust.authserv_ids,
-        )
+        ) {
+            SenderClass::SpoofedAgent { why } if token.is_some() => SenderClass::SpoofedAgent {
+                why: format!("{why}; its reply token is the customers', not the agents'"),
+            },
+            class => class,
+        }
     });
-    trace.note(
+    trace.note_data(
         "sender",
         match &sender {
             None => "no usable From address".to_string(),
@@ -228,6 +270,14 @@ pub async fn ingest(
             Some(SenderClass::Agent { proof }) => format!("authenticated agent ({proof})"),
             Some(SenderClass::SpoofedAgent { why }) => {
                 format!("agent address NOT authenticated, handled as a customer: {why}")
+            }
+        },
+        match &sender {
+            None => json!({"class": null}),
+            Some(SenderClass::Customer) => json!({"class": "customer"}),
+            Some(SenderClass::Agent { proof }) => json!({"class": "agent", "proof": proof}),
+            Some(SenderClass::SpoofedAgent { why }) => {
+                json!({"class": "spoofed_agent", "why": why})
             }
         },
     );
@@ -336,8 +386,15 @@ impl Job<'_, '_> {
         };
 
         let placement = self.place(token, &from).await?;
-        for line in &placement.trace {
-            self.trace.note("threading", line.clone());
+        if let Some((last, earlier)) = placement.trace.split_last() {
+            for line in earlier {
+                self.trace.note("threading", line.clone());
+            }
+            self.trace.note_data(
+                "threading",
+                last.clone(),
+                json!({"rule": placement.rule.as_str(), "ticket_id": placement.ticket.map(|t| t.0)}),
+            );
         }
         let existing = match placement.ticket {
             Some(t) => self.tx.ticket(t.0).await?,
@@ -345,7 +402,11 @@ impl Job<'_, '_> {
         };
 
         match (&self.sender, existing) {
-            (Some(SenderClass::Agent { .. }), Some(ticket)) => {
+            // an agent's vacation responder answering a copy carries the
+            // reply token too: it is recorded like any robot, never relayed
+            (Some(SenderClass::Agent { .. }), Some(ticket))
+                if matches!(self.classification.kind, MailKind::Human) =>
+            {
                 self.agent_reply(ticket, &placement).await
             }
             (_, Some(ticket)) => self.customer_reply(ticket, &placement, &from).await,
@@ -684,7 +745,11 @@ impl Job<'_, '_> {
         )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note("answer", format!("{template} to {to}"));
+        self.trace.note_data(
+            "answer",
+            format!("{template} to {to}"),
+            sent(template, std::slice::from_ref(to), &[]),
+        );
         Ok(())
     }
 
@@ -730,12 +795,13 @@ impl Job<'_, '_> {
         )
         .await?;
         self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note(
+        self.trace.note_data(
             "answer",
             format!(
                 "refusal notice to {to} listing {} file(s)",
                 self.files.refused().count()
             ),
+            sent("refused_attachments", std::slice::from_ref(to), &[]),
         );
         Ok(())
     }
@@ -809,7 +875,7 @@ impl Job<'_, '_> {
             attachments,
         })
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "copy",
             format!(
                 "copy to agents {}",
@@ -819,6 +885,7 @@ impl Job<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            sent("agent_copy", &agents, &[]),
         );
         Ok(())
     }
@@ -1015,14 +1082,13 @@ impl Job<'_, '_> {
         let s = self.ctx.settings;
         let from = self.facts.from.clone().expect("agents have a From");
         let rule = placement.rule.as_str();
-        let visible = if self.facts.text.trim().is_empty() {
-            self.facts
-                .html
-                .as_deref()
-                .map(quotes::visible_html)
-                .unwrap_or_else(|| quotes::visible_text(""))
-        } else {
-            quotes::visible_text(&self.facts.text)
+        // an HTML-only reply (Outlook, Apple Mail) is read as HTML: the text
+        // mail-parser generates from it has lost the quote containers
+        let visible = match self.facts.html.as_deref() {
+            Some(html) if self.facts.text_from_html || self.facts.text.trim().is_empty() => {
+                quotes::visible_html(html)
+            }
+            _ => quotes::visible_text(&self.facts.text),
         };
         let block = commands::parse_commands(&visible.text);
         let answer = block.rest.trim().to_string();
@@ -1246,12 +1312,18 @@ impl Job<'_, '_> {
         } else {
             vec![]
         };
-        // answer the customer's last message, in the customer's thread
-        let mut references = self.facts.references.clone();
-        if let Some(id) = &self.facts.message_id {
-            references.push(id.clone());
-        }
-        let in_reply_to = self.facts.in_reply_to.first().cloned();
+        // answer the customer's last message, in the customer's thread: the
+        // agent's own headers name the copy only agents saw (and the agent's
+        // Message-ID), which the customer's client cannot thread on
+        let (in_reply_to, references) = match self.tx.last_customer_message(ticket.id).await? {
+            Some((id, raw)) => {
+                let mut references = Inbound::parse(&raw).references;
+                references.retain(|r| *r != id);
+                references.push(id.clone());
+                (Some(id), references)
+            }
+            None => (None, Vec::new()),
+        };
         notify::queue(
             &mut self.tx,
             self.ctx,
@@ -1262,14 +1334,18 @@ impl Job<'_, '_> {
                 to: vec![client.clone()],
                 cc: cc.clone(),
                 automation: Automation::Human,
-                vars: json!({"text": answer, "subject": threading::reply_subject(&ticket.subject)}),
+                // "Re: [#12] Subject", not "[#12] Re: Subject": clients
+                // (Gmail) thread on the subject after its "Re:"
+                vars: json!({"text": answer, "subject": threading::reply_subject(
+                    &SubjectTag::new(&s.helpdesk.subject_tag).apply(&ticket.subject, TicketId(ticket.id))
+                )}),
                 in_reply_to,
                 references,
                 attachments: files,
             },
         )
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "relay",
             format!(
                 "agent reply relayed to {client}{}",
@@ -1282,6 +1358,7 @@ impl Job<'_, '_> {
                     )
                 }
             ),
+            sent("agent_reply", std::slice::from_ref(&client), &cc),
         );
         Ok(())
     }
@@ -1310,9 +1387,10 @@ impl Job<'_, '_> {
             },
         )
         .await?;
-        self.trace.note(
+        self.trace.note_data(
             "agent",
             format!("not relayed; {agent} is told why: {reason}"),
+            sent("agent_notice", std::slice::from_ref(agent), &[]),
         );
         Ok(())
     }

@@ -34,17 +34,30 @@ pub struct Notice<'a> {
 }
 
 /// The address replies should go to: the department's, tagged with the
-/// ticket's reply token.
+/// ticket's reply token (the customers' one).
 pub fn reply_to_for(settings: &Settings, ticket: &TicketRow) -> String {
-    let base = settings
-        .department_named(&ticket.department)
-        .map(|d| d.address.clone())
-        .unwrap_or_else(|| settings.smtp.from.address.clone());
     reply_token::reply_address(
-        &base,
+        &department_address(settings, ticket),
         settings.helpdesk.secret.expose().as_bytes(),
         TicketId(ticket.id),
     )
+}
+
+/// [`reply_to_for`] in mail that only agents receive: the agents' token,
+/// the one that proves an agent's reply.
+pub fn agent_reply_to_for(settings: &Settings, ticket: &TicketRow) -> String {
+    reply_token::agent_reply_address(
+        &department_address(settings, ticket),
+        settings.helpdesk.secret.expose().as_bytes(),
+        TicketId(ticket.id),
+    )
+}
+
+fn department_address(settings: &Settings, ticket: &TicketRow) -> EmailAddress {
+    settings
+        .department_named(&ticket.department)
+        .map(|d| d.address.clone())
+        .unwrap_or_else(|| settings.smtp.from.address.clone())
 }
 
 fn language(ticket: &TicketRow, settings: &Settings) -> Language {
@@ -85,7 +98,13 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
         from: s.smtp.from.clone(),
         to: n.to.clone(),
         cc: n.cc.clone(),
-        reply_to: Some(reply_to_for(s, t)),
+        reply_to: Some(
+            if !n.to.is_empty() && n.cc.is_empty() && n.to.iter().all(|a| s.is_agent(a)) {
+                agent_reply_to_for(s, t)
+            } else {
+                reply_to_for(s, t)
+            },
+        ),
         subject: tag.apply(&rendered.subject, TicketId(t.id)),
         text: rendered.body,
         message_id: message_id.clone(),
