@@ -566,10 +566,28 @@ impl Tx {
         Ok(None)
     }
 
+    /// A ticket, to decide on and write back in this transaction. On
+    /// PostgreSQL the row is locked (`FOR UPDATE`) until the commit, so
+    /// that two daemons (or ingest and the auto-close sweep) never decide
+    /// on the same ticket at once and overwrite each other's change;
+    /// SQLite's `BEGIN IMMEDIATE` already serialises every writer.
     pub async fn ticket(&mut self, id: i64) -> Result<Option<TicketRow>> {
-        Ok(on_db!(tx self, c => {
-            sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1").bind(id).fetch_optional(&mut *c).await
-        })?)
+        const SQLITE: &str = "SELECT * FROM tickets WHERE id = $1";
+        const POSTGRES: &str = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE";
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as::<_, TicketRow>(SQLITE)
+                    .bind(id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as::<_, TicketRow>(POSTGRES)
+                    .bind(id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        })
     }
 
     pub async fn participants(&mut self, ticket: i64) -> Result<Vec<ParticipantRow>> {
