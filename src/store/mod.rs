@@ -357,17 +357,46 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<WebhookRow>> {
-        const SQL: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+        const SQLITE: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
                AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
                            AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
                ORDER BY w.id LIMIT $3) \
              RETURNING id, event_id, endpoint, ticket_id, payload, created_at, attempts";
+        // PostgreSQL: when a concurrent claim commits first, the UPDATE
+        // re-checks only the target row's own conditions, not the
+        // subquery's, so both daemons got the row (tests/store.rs saw it).
+        // Either of these closes that: the subquery locks what it picks
+        // and skips rows another daemon is claiming (`SKIP LOCKED`, no
+        // waiting), and the lease conditions are repeated on the row itself.
+        const POSTGRES: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+               AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
+               AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
+                           AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
+               ORDER BY w.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             AND delivered_at IS NULL AND dead_at IS NULL AND (locked_until IS NULL OR locked_until < $2) \
+             RETURNING id, event_id, endpoint, ticket_id, payload, created_at, attempts";
         let until = now + lease;
-        let mut rows = on_db!(pool self, p => {
-            sqlx::query_as::<_, WebhookRow>(SQL).bind(until).bind(now).bind(limit).fetch_all(p).await
-        })?;
+        let mut rows = match self {
+            Store::Sqlite(p) => {
+                sqlx::query_as::<_, WebhookRow>(SQLITE)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as::<_, WebhookRow>(POSTGRES)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+        };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
     }
