@@ -501,6 +501,27 @@ impl Store {
     }
 }
 
+/// Whether `error` is the database refusing a transaction because of
+/// another one running at the same time: a deadlock or serialization
+/// failure (PostgreSQL), a unique key taken meanwhile, SQLite busy or
+/// locked. The same work, tried again in a new transaction, can succeed.
+pub fn is_retryable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                db.is_unique_violation()
+                    || matches!(
+                        db.code().as_deref(),
+                        // PostgreSQL serialization_failure, deadlock_detected;
+                        // SQLite BUSY, LOCKED and their extended codes
+                        Some("40001" | "40P01" | "5" | "6" | "261" | "262" | "517")
+                    )
+            }
+            _ => false,
+        })
+}
+
 /// The columns a delivery outcome writes: status, error, delivered, dead, next attempt.
 type OutcomeColumns<'a> = (
     Option<i64>,
