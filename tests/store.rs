@@ -549,3 +549,51 @@ async fn a_ticket_read_to_be_written_is_not_stale() {
         );
     }
 }
+
+/// What a worker may try again: a transaction refused because of a
+/// concurrent one (a real deadlock on PostgreSQL, a unique key on both),
+/// and not a plain mistake (a missing ticket).
+#[tokio::test]
+async fn concurrency_failures_are_retryable_and_mistakes_are_not() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let ticket = new_ticket(store, "A").await;
+        let event_id = queue_event(store, ticket, &[], t0()).await;
+        let mut tx = store.begin().await.unwrap();
+        let duplicate = NewEvent {
+            event_id: &event_id,
+            ticket_id: ticket,
+            event: "ticket.replied",
+            occurred_at: t0(),
+            data: "{}",
+            payload: "{}",
+        };
+        let err = tx.record_event(&duplicate, &[]).await.unwrap_err();
+        assert!(guichet::store::is_retryable(&err), "{b}: {err:#}");
+        drop(tx);
+
+        let mut tx = store.begin().await.unwrap();
+        let orphan = NewEvent {
+            event_id: "evt_orphan",
+            ticket_id: 999_999,
+            ..duplicate
+        };
+        let err = tx.record_event(&orphan, &[]).await.unwrap_err();
+        assert!(!guichet::store::is_retryable(&err), "{b}: {err:#}");
+    }
+
+    // a deadlock: two transactions lock two tickets in opposite orders
+    let store = &stores[1];
+    let (a, b) = (new_ticket(store, "A").await, new_ticket(store, "B").await);
+    let mut first = store.begin().await.unwrap();
+    let mut second = store.begin().await.unwrap();
+    first.ticket(a).await.unwrap();
+    second.ticket(b).await.unwrap();
+    let (one, two) = tokio::join!(first.ticket(b), second.ticket(a));
+    let err = match (one, two) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        other => panic!("expected one deadlock victim: {other:?}"),
+    };
+    assert!(guichet::store::is_retryable(&err), "{err:#}");
+}
