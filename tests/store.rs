@@ -246,6 +246,24 @@ async fn claimed_mail_is_not_claimed_again_until_its_lease_expires() {
         let again = store.claim_due_mail(later, lease, 10).await.unwrap();
         assert_eq!(ids(&again, |r| r.id), [3], "{b}: expired lease");
         assert_eq!(again[0].attempts, 3, "{b}");
+
+        // given back untried (the server is down): due later, not an attempt
+        let back_at = later + Duration::minutes(2);
+        store.postpone_mail(3, back_at).await.unwrap();
+        assert!(
+            store
+                .claim_due_mail(back_at - Duration::seconds(1), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: postponed"
+        );
+        let back = store.claim_due_mail(back_at, lease, 10).await.unwrap();
+        assert_eq!(ids(&back, |r| r.id), [3], "{b}: due again");
+        assert_eq!(
+            back[0].attempts, 3,
+            "{b}: the postponed claim did not count"
+        );
     }
 }
 

@@ -322,6 +322,23 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a claimed mail back untried, due at `at` (the server is down):
+    /// the claim does not count as an attempt.
+    pub async fn postpone_mail(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE outbox_mail SET next_attempt_at = $1, locked_until = NULL, \
+                 attempts = attempts - 1 WHERE id = $2 AND sent_at IS NULL",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// `retry_at = None`: a permanent failure, never tried again.
     pub async fn mail_failed(
         &self,
