@@ -9,6 +9,7 @@
 //! nothing is written twice. Rules never see this module: workers load
 //! plain rows, call the rules, and write the outcome in one transaction.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -518,6 +519,18 @@ impl Store {
     }
 }
 
+/// Text from mail as the database keeps it. PostgreSQL's TEXT cannot
+/// hold the NUL character, which decoded mail can carry (`=00` in a
+/// quoted-printable body or encoded-word subject, a base64 part): it is
+/// replaced by U+FFFD on both backends, so that they store the same.
+fn db_text(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Whether `error` is the database refusing a transaction because of
 /// another one running at the same time: a deadlock or serialization
 /// failure (PostgreSQL), a unique key taken meanwhile, SQLite busy or
@@ -589,13 +602,13 @@ impl Tx {
                 "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             )
-            .bind(m.dedup_key)
+            .bind(db_text(m.dedup_key))
             .bind(m.raw)
             .bind(m.raw.len() as i64)
             .bind(m.received_at)
             .bind(m.mailbox)
             .bind(m.imap_uid)
-            .bind(m.problem)
+            .bind(m.problem.map(db_text))
             .fetch_optional(&mut *c)
             .await
         })?)
@@ -604,7 +617,7 @@ impl Tx {
     pub async fn is_known(&mut self, dedup_key: &str) -> Result<bool> {
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM raw_messages WHERE dedup_key = $1")
-                .bind(dedup_key)
+                .bind(db_text(dedup_key))
                 .fetch_one(&mut *c)
                 .await
         })? > 0)
@@ -612,7 +625,7 @@ impl Tx {
 
     pub async fn set_raw_problem(&mut self, raw_id: i64, problem: &str) -> Result<()> {
         on_db!(tx self, c => {
-            sqlx::query("UPDATE raw_messages SET problem = $1 WHERE id = $2").bind(problem).bind(raw_id).execute(&mut *c).await.map(|r| r.rows_affected())
+            sqlx::query("UPDATE raw_messages SET problem = $1 WHERE id = $2").bind(db_text(problem)).bind(raw_id).execute(&mut *c).await.map(|r| r.rows_affected())
         })?;
         Ok(())
     }
@@ -622,7 +635,7 @@ impl Tx {
         for id in ids.iter().take(50) {
             let found = on_db!(tx self, c => {
                 sqlx::query_scalar::<_, i64>("SELECT ticket_id FROM known_message_ids WHERE message_id = $1")
-                    .bind(id)
+                    .bind(db_text(id))
                     .fetch_optional(&mut *c)
                     .await
             })?;
@@ -673,7 +686,7 @@ impl Tx {
                  last_activity_at, last_message_from, linked_from) \
                  VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING id",
             )
-            .bind(t.subject)
+            .bind(db_text(t.subject))
             .bind(t.department)
             .bind(t.client)
             .bind(t.language)
@@ -710,10 +723,10 @@ impl Tx {
             .bind(m.kind)
             .bind(m.from_addr)
             .bind(m.date)
-            .bind(m.message_id)
+            .bind(m.message_id.map(db_text))
             .bind(m.rule)
-            .bind(m.text)
-            .bind(m.note)
+            .bind(db_text(m.text))
+            .bind(m.note.map(db_text))
             .fetch_one(&mut *c)
             .await
         })?;
@@ -726,7 +739,7 @@ impl Tx {
     pub async fn remember_message_id(&mut self, message_id: &str, ticket: i64) -> Result<()> {
         on_db!(tx self, c => {
             sqlx::query("INSERT INTO known_message_ids (message_id, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(message_id)
+                .bind(db_text(message_id))
                 .bind(ticket)
                 .execute(&mut *c)
                 .await
@@ -743,15 +756,15 @@ impl Tx {
             )
             .bind(a.message_id)
             .bind(a.ticket_id)
-            .bind(a.filename)
-            .bind(a.extension)
+            .bind(db_text(a.filename))
+            .bind(a.extension.map(db_text))
             .bind(a.size)
-            .bind(a.declared_type)
-            .bind(a.sniffed_type)
+            .bind(db_text(a.declared_type))
+            .bind(a.sniffed_type.map(db_text))
             .bind(a.sha256)
             .bind(a.verdict)
             .bind(a.reason_code)
-            .bind(a.reason)
+            .bind(a.reason.map(db_text))
             .bind(a.created_at)
             .execute(&mut *c)
             .await
@@ -767,7 +780,7 @@ impl Tx {
                 "UPDATE tickets SET subject = $1, department = $2, priority = $3, status = $4, last_activity_at = $5, \
                  last_message_from = $6, first_agent_reply_at = $7, closed_at = $8, close_reason = $9 WHERE id = $10",
             )
-            .bind(&t.subject)
+            .bind(db_text(&t.subject))
             .bind(&t.department)
             .bind(&t.priority)
             .bind(&t.status)
@@ -828,7 +841,7 @@ impl Tx {
             .bind(m.kind)
             .bind(m.envelope_from)
             .bind(m.recipients)
-            .bind(m.message_id)
+            .bind(db_text(m.message_id))
             .bind(m.raw)
             .bind(m.now)
             .execute(&mut *c)
