@@ -277,6 +277,45 @@ async fn a_crash_between_commit_and_flag_loses_and_duplicates_nothing_on_postgre
     );
 }
 
+/// PostgreSQL's TEXT cannot hold NUL, which mail can carry: such a message
+/// must still become a ticket (not a problem, nor a blocked mailbox), the
+/// same on both backends.
+#[tokio::test]
+async fn mail_carrying_nul_characters_becomes_the_same_ticket_on_both_backends() {
+    let mut shown = Vec::new();
+    for database in [None, Some(fresh_pg_database().await)] {
+        let desk = Desk::build("", "", "", database.as_deref());
+        let customer = fresh_user("customer");
+        let raw = format!(
+            "From: {customer}\r\nTo: {}\r\nSubject: =?utf-8?q?caf=C3=A9=00menu?=\r\n\
+             Message-ID: <nul-{}@example.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\nhello=00world\r\n",
+            desk.support,
+            unique_token()
+        )
+        .into_bytes();
+        deliver_lmtp(&desk.support, &raw).await;
+        let out = desk.run_once(None);
+        assert_eq!(problems_in_log(&out), Vec::<String>::new());
+        assert_eq!(
+            desk.json(&["tickets", "problems", "--json"]),
+            serde_json::json!([])
+        );
+        let tickets = desk.tickets();
+        assert_eq!(tickets.len(), 1, "{tickets:#?}");
+        assert_eq!(tickets[0]["subject"], "caf\u{e9}\u{fffd}menu");
+        let detail = desk.ticket(tickets[0]["ticket_id"].as_i64().unwrap());
+        assert_eq!(detail["messages"][0]["text"], "hello\u{fffd}world");
+        // delivered again: already seen, through the same replaced key
+        deliver_lmtp(&desk.support, &raw).await;
+        let out = desk.run_once(None);
+        assert_eq!(report(&out)["mailbox"]["already_seen"], 1);
+        shown.push(masked(&detail, &[(&customer, "<customer>")]));
+    }
+    assert_eq!(shown[0], shown[1]);
+}
+
 // ------------------------------------------------------------ several daemons
 
 /// A webhook endpoint on loopback that answers 200 to everything and
