@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -64,10 +64,15 @@ impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .context("bad PostgreSQL URL")?
+                // the server's NOTICEs ("relation _sqlx_migrations already
+                // exists, skipping" at every start) are not news to an admin
+                .options([("client_min_messages", "warning")]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
+                .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
             return Ok(Store::Postgres(pool));
