@@ -630,3 +630,80 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
         );
     }
 }
+
+/// Two long-running daemons (`guichet run`, IMAP IDLE, delivery loop) on
+/// one database and mailbox while mail arrives: each message once, each
+/// acknowledgement once, and both stop cleanly on SIGTERM.
+#[tokio::test]
+async fn two_running_daemons_share_the_work_while_mail_arrives() {
+    const MESSAGES: usize = 30;
+    let database = fresh_pg_database().await;
+    let desk = Desk::with_database(&database);
+    // migrate first, so that both start on an existing schema too
+    success(&desk.run(&["migrate"]), "migrate");
+    let start = || {
+        desk.command(&["run"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start guichet run")
+    };
+    let daemons = [start(), start()];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let customers: Vec<String> = (0..MESSAGES).map(|_| fresh_user("customer")).collect();
+    for (i, customer) in customers.iter().enumerate() {
+        let mail = simple_message(customer, &desk.support, &format!("Live {i}"), "Hello");
+        deliver_lmtp(&desk.support, &mail).await;
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    for customer in &customers {
+        wait_for_messages(customer, 1, WAIT).await;
+    }
+    wait_for_messages(&desk.agent, MESSAGES, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for d in &daemons {
+        let term = Command::new("kill")
+            .args(["-TERM", &d.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+    }
+    for d in daemons {
+        let out = tokio::task::spawn_blocking(move || d.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        success(&out, "guichet run, stopped by SIGTERM");
+        assert_eq!(problems_in_log(&out), Vec::<String>::new(), "no errors");
+        let log = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "daemon {}: {} mail sent, passes: {:?}",
+            out.status,
+            log.matches("mail sent").count(),
+            log.lines()
+                .filter(|l| l.contains("mailbox pass"))
+                .filter_map(|l| l.split("new_tickets: ").nth(1))
+                .map(|t| t.split(',').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    assert_eq!(desk.tickets().len(), MESSAGES, "one ticket per message");
+    for customer in &customers {
+        assert_eq!(fetch_all(customer).await.len(), 1, "{customer}: one ack");
+    }
+    assert_eq!(
+        fetch_all(&desk.agent).await.len(),
+        MESSAGES,
+        "one copy each"
+    );
+    assert!(
+        flags_of_all(&desk.support)
+            .await
+            .iter()
+            .all(|f| f.iter().any(|x| x == "$GuichetDone"))
+    );
+}
