@@ -615,3 +615,63 @@ async fn concurrency_failures_are_retryable_and_mistakes_are_not() {
     };
     assert!(guichet::store::is_retryable(&err), "{err:#}");
 }
+
+/// `cleanup`'s question, which decodes a computed boolean: which stored
+/// files does a ticket not closed long ago still need?
+#[tokio::test]
+async fn stored_files_know_which_are_still_needed() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let old = new_ticket(store, "old").await;
+        let open = new_ticket(store, "open").await;
+        let mut tx = store.begin().await.unwrap();
+        let mut closed = tx.ticket(old).await.unwrap().unwrap();
+        closed.status = "closed".into();
+        closed.closed_at = Some(t0() - Duration::days(400));
+        tx.save_ticket(&closed).await.unwrap();
+        for (ticket, sha) in [(old, "aa"), (old, "bb"), (open, "bb")] {
+            let message = tx
+                .add_message(&guichet::store::NewMessage {
+                    ticket_id: ticket,
+                    raw_id: None,
+                    direction: "in",
+                    kind: "customer",
+                    from_addr: "ann@example.test",
+                    date: t0(),
+                    message_id: None,
+                    rule: "new",
+                    text: "file",
+                    note: None,
+                })
+                .await
+                .unwrap();
+            tx.add_attachment(&guichet::store::NewAttachment {
+                message_id: message,
+                ticket_id: ticket,
+                filename: "x.png",
+                extension: Some("png"),
+                size: 3,
+                declared_type: "image/png",
+                sniffed_type: Some("image/png"),
+                sha256: Some(sha),
+                verdict: "accepted",
+                reason_code: None,
+                reason: None,
+                created_at: t0(),
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let files = store
+            .stored_files(t0() - Duration::days(365))
+            .await
+            .unwrap();
+        assert_eq!(
+            files,
+            [("aa".to_string(), false), ("bb".to_string(), true)],
+            "{b}"
+        );
+    }
+}
