@@ -9,13 +9,14 @@
 //! nothing is written twice. Rules never see this module: workers load
 //! plain rows, call the rules, and write the outcome in one transaction.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -63,10 +64,15 @@ impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .context("bad PostgreSQL URL")?
+                // the server's NOTICEs ("relation _sqlx_migrations already
+                // exists, skipping" at every start) are not news to an admin
+                .options([("client_min_messages", "warning")]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
+                .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
             return Ok(Store::Postgres(pool));
@@ -322,6 +328,23 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a claimed mail back untried, due at `at` (the server is down):
+    /// the claim does not count as an attempt.
+    pub async fn postpone_mail(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE outbox_mail SET next_attempt_at = $1, locked_until = NULL, \
+                 attempts = attempts - 1 WHERE id = $2 AND sent_at IS NULL",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// `retry_at = None`: a permanent failure, never tried again.
     pub async fn mail_failed(
         &self,
@@ -357,17 +380,46 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<WebhookRow>> {
-        const SQL: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+        const SQLITE: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
                AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
                            AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
                ORDER BY w.id LIMIT $3) \
              RETURNING id, event_id, endpoint, ticket_id, payload, created_at, attempts";
+        // PostgreSQL: when a concurrent claim commits first, the UPDATE
+        // re-checks only the target row's own conditions, not the
+        // subquery's, so both daemons got the row (tests/store.rs saw it).
+        // Either of these closes that: the subquery locks what it picks
+        // and skips rows another daemon is claiming (`SKIP LOCKED`, no
+        // waiting), and the lease conditions are repeated on the row itself.
+        const POSTGRES: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+               AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
+               AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
+                           AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
+               ORDER BY w.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             AND delivered_at IS NULL AND dead_at IS NULL AND (locked_until IS NULL OR locked_until < $2) \
+             RETURNING id, event_id, endpoint, ticket_id, payload, created_at, attempts";
         let until = now + lease;
-        let mut rows = on_db!(pool self, p => {
-            sqlx::query_as::<_, WebhookRow>(SQL).bind(until).bind(now).bind(limit).fetch_all(p).await
-        })?;
+        let mut rows = match self {
+            Store::Sqlite(p) => {
+                sqlx::query_as::<_, WebhookRow>(SQLITE)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as::<_, WebhookRow>(POSTGRES)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+        };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
     }
@@ -478,6 +530,39 @@ impl Store {
     }
 }
 
+/// Text from mail as the database keeps it. PostgreSQL's TEXT cannot
+/// hold the NUL character, which decoded mail can carry (`=00` in a
+/// quoted-printable body or encoded-word subject, a base64 part): it is
+/// replaced by U+FFFD on both backends, so that they store the same.
+fn db_text(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Whether `error` is the database refusing a transaction because of
+/// another one running at the same time: a deadlock or serialization
+/// failure (PostgreSQL), a unique key taken meanwhile, SQLite busy or
+/// locked. The same work, tried again in a new transaction, can succeed.
+pub fn is_retryable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                db.is_unique_violation()
+                    || matches!(
+                        db.code().as_deref(),
+                        // PostgreSQL serialization_failure, deadlock_detected;
+                        // SQLite BUSY, LOCKED and their extended codes
+                        Some("40001" | "40P01" | "5" | "6" | "261" | "262" | "517")
+                    )
+            }
+            _ => false,
+        })
+}
+
 /// The columns a delivery outcome writes: status, error, delivered, dead, next attempt.
 type OutcomeColumns<'a> = (
     Option<i64>,
@@ -528,13 +613,13 @@ impl Tx {
                 "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             )
-            .bind(m.dedup_key)
+            .bind(db_text(m.dedup_key))
             .bind(m.raw)
             .bind(m.raw.len() as i64)
             .bind(m.received_at)
             .bind(m.mailbox)
             .bind(m.imap_uid)
-            .bind(m.problem)
+            .bind(m.problem.map(db_text))
             .fetch_optional(&mut *c)
             .await
         })?)
@@ -543,7 +628,7 @@ impl Tx {
     pub async fn is_known(&mut self, dedup_key: &str) -> Result<bool> {
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM raw_messages WHERE dedup_key = $1")
-                .bind(dedup_key)
+                .bind(db_text(dedup_key))
                 .fetch_one(&mut *c)
                 .await
         })? > 0)
@@ -551,7 +636,7 @@ impl Tx {
 
     pub async fn set_raw_problem(&mut self, raw_id: i64, problem: &str) -> Result<()> {
         on_db!(tx self, c => {
-            sqlx::query("UPDATE raw_messages SET problem = $1 WHERE id = $2").bind(problem).bind(raw_id).execute(&mut *c).await.map(|r| r.rows_affected())
+            sqlx::query("UPDATE raw_messages SET problem = $1 WHERE id = $2").bind(db_text(problem)).bind(raw_id).execute(&mut *c).await.map(|r| r.rows_affected())
         })?;
         Ok(())
     }
@@ -561,7 +646,7 @@ impl Tx {
         for id in ids.iter().take(50) {
             let found = on_db!(tx self, c => {
                 sqlx::query_scalar::<_, i64>("SELECT ticket_id FROM known_message_ids WHERE message_id = $1")
-                    .bind(id)
+                    .bind(db_text(id))
                     .fetch_optional(&mut *c)
                     .await
             })?;
@@ -591,10 +676,28 @@ impl Tx {
         })?)
     }
 
+    /// A ticket, to decide on and write back in this transaction. On
+    /// PostgreSQL the row is locked (`FOR UPDATE`) until the commit, so
+    /// that two daemons (or ingest and the auto-close sweep) never decide
+    /// on the same ticket at once and overwrite each other's change;
+    /// SQLite's `BEGIN IMMEDIATE` already serialises every writer.
     pub async fn ticket(&mut self, id: i64) -> Result<Option<TicketRow>> {
-        Ok(on_db!(tx self, c => {
-            sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1").bind(id).fetch_optional(&mut *c).await
-        })?)
+        const SQLITE: &str = "SELECT * FROM tickets WHERE id = $1";
+        const POSTGRES: &str = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE";
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as::<_, TicketRow>(SQLITE)
+                    .bind(id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as::<_, TicketRow>(POSTGRES)
+                    .bind(id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        })
     }
 
     pub async fn participants(&mut self, ticket: i64) -> Result<Vec<ParticipantRow>> {
@@ -613,7 +716,7 @@ impl Tx {
                  last_activity_at, last_message_from, linked_from) \
                  VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING id",
             )
-            .bind(t.subject)
+            .bind(db_text(t.subject))
             .bind(t.department)
             .bind(t.client)
             .bind(t.language)
@@ -650,10 +753,10 @@ impl Tx {
             .bind(m.kind)
             .bind(m.from_addr)
             .bind(m.date)
-            .bind(m.message_id)
+            .bind(m.message_id.map(db_text))
             .bind(m.rule)
-            .bind(m.text)
-            .bind(m.note)
+            .bind(db_text(m.text))
+            .bind(m.note.map(db_text))
             .fetch_one(&mut *c)
             .await
         })?;
@@ -666,7 +769,7 @@ impl Tx {
     pub async fn remember_message_id(&mut self, message_id: &str, ticket: i64) -> Result<()> {
         on_db!(tx self, c => {
             sqlx::query("INSERT INTO known_message_ids (message_id, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(message_id)
+                .bind(db_text(message_id))
                 .bind(ticket)
                 .execute(&mut *c)
                 .await
@@ -683,15 +786,15 @@ impl Tx {
             )
             .bind(a.message_id)
             .bind(a.ticket_id)
-            .bind(a.filename)
-            .bind(a.extension)
+            .bind(db_text(a.filename))
+            .bind(a.extension.map(db_text))
             .bind(a.size)
-            .bind(a.declared_type)
-            .bind(a.sniffed_type)
+            .bind(db_text(a.declared_type))
+            .bind(a.sniffed_type.map(db_text))
             .bind(a.sha256)
             .bind(a.verdict)
             .bind(a.reason_code)
-            .bind(a.reason)
+            .bind(a.reason.map(db_text))
             .bind(a.created_at)
             .execute(&mut *c)
             .await
@@ -707,7 +810,7 @@ impl Tx {
                 "UPDATE tickets SET subject = $1, department = $2, priority = $3, status = $4, last_activity_at = $5, \
                  last_message_from = $6, first_agent_reply_at = $7, closed_at = $8, close_reason = $9 WHERE id = $10",
             )
-            .bind(&t.subject)
+            .bind(db_text(&t.subject))
             .bind(&t.department)
             .bind(&t.priority)
             .bind(&t.status)
@@ -768,7 +871,7 @@ impl Tx {
             .bind(m.kind)
             .bind(m.envelope_from)
             .bind(m.recipients)
-            .bind(m.message_id)
+            .bind(db_text(m.message_id))
             .bind(m.raw)
             .bind(m.now)
             .execute(&mut *c)

@@ -127,8 +127,8 @@ pub async fn mailbox_pass(
                 uid_validity: Some(validity),
             };
             let ctx = rt.ctx();
-            let outcome = match ingest::ingest(&ctx, &mail.raw, &source, Options::default()).await {
-                Ok((o, _)) => o,
+            let outcome = match ingest_retrying(&ctx, &mail.raw, &source).await {
+                Ok(o) => o,
                 Err(e) => {
                     // keep the bytes and move on: a message must never block the mailbox
                     tracing::error!(
@@ -161,6 +161,35 @@ pub async fn mailbox_pass(
         }
     }
     Ok(report)
+}
+
+/// Ingest, tried again (a few times, briefly) when the database refused
+/// its transaction because of a concurrent one, another daemon's for
+/// instance: such a message is handled normally on the next try instead
+/// of being stored raw as a problem.
+async fn ingest_retrying(
+    ctx: &super::Ctx<'_>,
+    raw: &[u8],
+    source: &Source,
+) -> anyhow::Result<Outcome> {
+    const ATTEMPTS: u32 = 4;
+    let mut attempt = 1;
+    loop {
+        match ingest::ingest(ctx, raw, source, Options::default()).await {
+            Ok((outcome, _)) => return Ok(outcome),
+            Err(e) if attempt < ATTEMPTS && crate::store::is_retryable(&e) => {
+                tracing::info!(
+                    uid = source.uid,
+                    attempt,
+                    error = format!("{e:#}"),
+                    "transaction refused because of a concurrent one; trying again"
+                );
+                tokio::time::sleep(StdDuration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `run --once`: new mail, due lifecycle work, queued deliveries; then exit.

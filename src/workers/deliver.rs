@@ -23,6 +23,25 @@ const MAIL_MAX_AGE_ATTEMPTS: i64 = 20;
 /// Webhook events older than this are dead-lettered.
 const WEBHOOK_MAX_AGE: StdDuration = StdDuration::from_secs(3 * 24 * 3600);
 
+// Leases: once a claimed row's lease expires, another daemon may claim it
+// and send it too. So rows are claimed a few at a time, with a lease that
+// covers sending them all even from a slow server, and a mail is not sent
+// any more when too little of its lease is left for one slow transaction.
+const MAIL_BATCH: i64 = 10;
+const MAIL_LEASE: Duration = Duration::minutes(15);
+/// Several SMTP commands, each up to its timeout (adapters::smtp).
+const MAIL_SEND_MARGIN: Duration = Duration::minutes(5);
+/// Each POST takes at most the webhook client's timeout (10 s).
+const WEBHOOK_BATCH: i64 = 10;
+const WEBHOOK_LEASE: Duration = Duration::minutes(5);
+
+/// The pass's clock moving on: `ctx.now` (the pass's start, or `--now`)
+/// plus the time spent since `started`. A long queue takes a while to
+/// drain, and leases taken at a stale time would expire early.
+fn clock(ctx: &Ctx<'_>, started: std::time::Instant) -> chrono::DateTime<chrono::Utc> {
+    ctx.now + Duration::from_std(started.elapsed()).unwrap_or(Duration::zero())
+}
+
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Delivered {
     pub sent: usize,
@@ -38,15 +57,27 @@ fn mail_backoff(attempts: i64) -> Duration {
 
 pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<Delivered> {
     let mut done = Delivered::default();
+    let started = std::time::Instant::now();
     loop {
+        let claimed_at = clock(ctx, started);
         let batch = ctx
             .store
-            .claim_due_mail(ctx.now, Duration::minutes(5), 100)
+            .claim_due_mail(claimed_at, MAIL_LEASE, MAIL_BATCH)
             .await?;
         if batch.is_empty() {
             return Ok(done);
         }
+        let unsent: Vec<i64> = batch.iter().map(|r| r.id).collect();
         for row in batch {
+            let now = clock(ctx, started);
+            if claimed_at + MAIL_LEASE - now < MAIL_SEND_MARGIN {
+                // left leased: sent after the lease, by whichever daemon claims it
+                tracing::info!(
+                    outbox = row.id,
+                    "lease nearly over: mail left for a later pass"
+                );
+                continue;
+            }
             let from = EmailAddress::parse(&row.envelope_from).map_err(anyhow::Error::msg)?;
             let to: Vec<EmailAddress> = row
                 .recipients
@@ -55,26 +86,30 @@ pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<De
                 .collect();
             match smtp.send_raw(&from, &to, &row.raw).await {
                 Ok(()) => {
-                    ctx.store.mail_sent(row.id, ctx.now).await?;
+                    ctx.store.mail_sent(row.id, now).await?;
                     tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
                     done.sent += 1;
                 }
                 Err(SendError::Permanent(e)) => {
                     tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
-                    ctx.store.mail_failed(row.id, &e, None, ctx.now).await?;
+                    ctx.store.mail_failed(row.id, &e, None, now).await?;
                     done.failed += 1;
                 }
                 Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
                     tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
-                    ctx.store.mail_failed(row.id, &e, None, ctx.now).await?;
+                    ctx.store.mail_failed(row.id, &e, None, now).await?;
                     done.failed += 1;
                 }
                 Err(SendError::Transient(e)) => {
-                    let at = ctx.now + mail_backoff(row.attempts);
+                    let at = now + mail_backoff(row.attempts);
                     tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
-                    ctx.store.mail_failed(row.id, &e, Some(at), ctx.now).await?;
+                    ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
                     done.retried += 1;
-                    // the server is likely down: leave the rest for later
+                    // the server is likely down: the rest of the batch is
+                    // given back untried, due when this one is retried
+                    for rest in unsent.iter().filter(|&&id| id > row.id) {
+                        ctx.store.postpone_mail(*rest, at).await?;
+                    }
                     return Ok(done);
                 }
             }
@@ -87,10 +122,11 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
     if ctx.settings.webhooks.is_empty() {
         return Ok(done);
     }
+    let started = std::time::Instant::now();
     loop {
         let batch = ctx
             .store
-            .claim_due_webhooks(ctx.now, Duration::minutes(2), 100)
+            .claim_due_webhooks(clock(ctx, started), WEBHOOK_LEASE, WEBHOOK_BATCH)
             .await?;
         if batch.is_empty() {
             return Ok(done);

@@ -1,6 +1,11 @@
 //! A help desk for one test: fresh mailboxes on the rig (support, agent),
-//! a fresh SQLite database and storage directory in a temp dir, a settings
-//! file pointing at them, and the real `guichet` binary to run against it.
+//! a fresh database (SQLite in a temp dir by default, or PostgreSQL) and
+//! storage directory, a settings file pointing at them, and the real
+//! `guichet` binary to run against it.
+//!
+//! `GUICHET_TEST_BACKEND=postgres` makes every desk that does not choose
+//! its database use a fresh PostgreSQL database of the rig instead of
+//! SQLite: any end-to-end test can be run on both backends that way.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -9,7 +14,7 @@ use std::process::{Command, Output};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::support::{fresh_user, guichet_bin, rig};
+use crate::support::{fresh_pg_database, fresh_user, guichet_bin, rig};
 
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
@@ -18,6 +23,7 @@ pub struct Desk {
     pub config: PathBuf,
     pub support: String,
     pub agent: String,
+    database_url: String,
 }
 
 impl Desk {
@@ -28,6 +34,34 @@ impl Desk {
     }
 
     pub fn with(extra_helpdesk: &str, extra_attachments: &str, extra_sections: &str) -> Desk {
+        let database = match std::env::var("GUICHET_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Some(fresh_pg_database_blocking()),
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("GUICHET_TEST_BACKEND={other}: use sqlite or postgres"),
+        };
+        Self::build(
+            extra_helpdesk,
+            extra_attachments,
+            extra_sections,
+            database.as_deref(),
+        )
+    }
+
+    /// A desk like [`Desk::new("")`](Desk::new) on the database at `url`
+    /// (`postgres://…` from [`crate::support::fresh_pg_database`], or
+    /// `sqlite://…`).
+    pub fn with_database(url: &str) -> Desk {
+        Self::build("", "", "", Some(url))
+    }
+
+    /// The general form: `database_url` `None` is a SQLite file in the
+    /// desk's directory.
+    pub fn build(
+        extra_helpdesk: &str,
+        extra_attachments: &str,
+        extra_sections: &str,
+        database_url: Option<&str>,
+    ) -> Desk {
         let r = rig();
         let dir = tempfile::tempdir().expect("temp dir");
         let support = fresh_user("support");
@@ -57,7 +91,7 @@ tls = "none"
 from = "Example Support <{support}>"
 
 [database]
-url = "sqlite://guichet.db"
+url = "{database_url}"
 
 [[departments]]
 name = "Support"
@@ -71,6 +105,7 @@ agents = ["{agent}"]
             password = r.password,
             smtp_host = r.smtp_host,
             smtp_port = r.smtp_port,
+            database_url = database_url.unwrap_or("sqlite://guichet.db"),
         );
         std::fs::write(&config, text).expect("write settings");
         Desk {
@@ -78,6 +113,18 @@ agents = ["{agent}"]
             config,
             support,
             agent,
+            database_url: database_url.unwrap_or("sqlite://guichet.db").to_string(),
+        }
+    }
+
+    /// The database URL as the settings file gives it (a relative SQLite
+    /// path is relative to [`Desk::dir`]).
+    pub fn database_url(&self) -> String {
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(path) if !path.starts_with('/') => {
+                format!("sqlite://{}", self.dir.path().join(path).display())
+            }
+            _ => self.database_url.clone(),
         }
     }
 
@@ -228,4 +275,18 @@ pub fn message_id(raw: &[u8]) -> String {
         .parse(raw)
         .and_then(|m| m.message_id().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// [`fresh_pg_database`] from synchronous code, even inside a test's
+/// runtime (on a thread of its own, with a runtime of its own).
+pub fn fresh_pg_database_blocking() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(fresh_pg_database())
+    })
+    .join()
+    .expect("creating a PostgreSQL database")
 }

@@ -1,0 +1,677 @@
+//! The store's promises, checked on both backends (a fresh SQLite file and
+//! a fresh PostgreSQL database of the rig): raw mail is stored once per
+//! key even when two transactions race, outbox leases hold until they
+//! expire and are never handed out twice, webhook deliveries of a ticket
+//! go out one at a time in order, the mailbox's last UID never goes
+//! backwards, and a ticket read in a write transaction is never stale
+//! when written back.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use guichet::store::{NewEvent, NewMail, NewRaw, NewTicket, Store, WebhookOutcome};
+use support::{fresh_pg_database, fresh_sqlite_url};
+
+/// A fresh store on each backend; the temp dir keeps the SQLite file alive.
+async fn backends() -> (tempfile::TempDir, Vec<Store>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut stores = Vec::new();
+    for url in [fresh_sqlite_url(dir.path()), fresh_pg_database().await] {
+        let store = Store::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e:#}"));
+        store.migrate().await.expect("migrate");
+        stores.push(store);
+    }
+    (dir, stores)
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
+}
+
+fn raw(key: &str) -> NewRaw<'_> {
+    NewRaw {
+        dedup_key: key,
+        raw: b"From: a@example.test\r\n\r\nhello\r\n",
+        received_at: t0(),
+        mailbox: Some("support@host/INBOX"),
+        imap_uid: Some(1),
+        problem: None,
+    }
+}
+
+async fn new_ticket(store: &Store, subject: &str) -> i64 {
+    let mut tx = store.begin().await.unwrap();
+    let id = tx
+        .create_ticket(&NewTicket {
+            subject,
+            department: "Support",
+            client: "ann@example.test",
+            language: "en",
+            now: t0(),
+            linked_from: None,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn enqueue_mails(store: &Store, n: usize, at: DateTime<Utc>) {
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..n {
+        let message_id = format!("<m{i}-{}@guichet.test>", support::unique_token());
+        tx.enqueue_mail(&NewMail {
+            ticket_id: None,
+            kind: "ack",
+            envelope_from: "support@example.test",
+            recipients: "ann@example.test",
+            message_id: &message_id,
+            raw: b"Subject: x\r\n\r\nbody\r\n",
+            now: at,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn queue_event(store: &Store, ticket: i64, endpoints: &[&str], at: DateTime<Utc>) -> String {
+    let event_id = format!("evt_{}", support::unique_token());
+    let mut tx = store.begin().await.unwrap();
+    tx.record_event(
+        &NewEvent {
+            event_id: &event_id,
+            ticket_id: ticket,
+            event: "ticket.replied",
+            occurred_at: at,
+            data: "{}",
+            payload: "{}",
+        },
+        endpoints,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    event_id
+}
+
+fn ids<T>(rows: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+    rows.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn insert_raw_stores_a_key_once() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let mut tx = store.begin().await.unwrap();
+        let first = tx.insert_raw(&raw("<one@x>")).await.unwrap();
+        assert!(first.is_some(), "{b}: first insert stores");
+        let again = tx.insert_raw(&raw("<one@x>")).await.unwrap();
+        assert_eq!(again, None, "{b}: same key in the same transaction");
+        assert!(tx.is_known("<one@x>").await.unwrap(), "{b}");
+        assert!(!tx.is_known("<two@x>").await.unwrap(), "{b}");
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.insert_raw(&raw("<one@x>")).await.unwrap(),
+            None,
+            "{b}: same key after the commit"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store
+                .count(guichet::store::CountedTable::RawMessages)
+                .await
+                .unwrap(),
+            1,
+            "{b}"
+        );
+    }
+}
+
+/// Two transactions insert the same key at once: the second waits for the
+/// first, and stores the message only if the first rolled back.
+#[tokio::test]
+async fn insert_raw_racing_transactions_store_one_row() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        for first_commits in [true, false] {
+            let key = format!("<race-{first_commits}@x>");
+            let mut first = store.begin().await.unwrap();
+            assert!(first.insert_raw(&raw(&key)).await.unwrap().is_some());
+            let second = {
+                let store = store.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let mut tx = store.begin().await.unwrap();
+                    let got = tx.insert_raw(&raw(&key)).await.unwrap();
+                    tx.commit().await.unwrap();
+                    got
+                })
+            };
+            tokio::time::sleep(StdDuration::from_millis(300)).await;
+            assert!(
+                !second.is_finished(),
+                "{b}: the second insert waits for the first transaction"
+            );
+            if first_commits {
+                first.commit().await.unwrap();
+            } else {
+                drop(first); // rolled back
+            }
+            let got = tokio::time::timeout(StdDuration::from_secs(40), second)
+                .await
+                .expect("the second insert finishes")
+                .unwrap();
+            assert_eq!(
+                got.is_some(),
+                !first_commits,
+                "{b}: first commits = {first_commits}"
+            );
+        }
+        assert_eq!(
+            store
+                .count(guichet::store::CountedTable::RawMessages)
+                .await
+                .unwrap(),
+            2,
+            "{b}: one row per key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn claimed_mail_is_not_claimed_again_until_its_lease_expires() {
+    let (_dir, stores) = backends().await;
+    let lease = Duration::minutes(5);
+    for store in &stores {
+        let b = store.backend();
+        enqueue_mails(store, 3, t0()).await;
+        assert!(
+            store
+                .claim_due_mail(t0() - Duration::seconds(1), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: not due before next_attempt_at"
+        );
+        let first = store.claim_due_mail(t0(), lease, 2).await.unwrap();
+        assert_eq!(ids(&first, |r| r.id), [1, 2], "{b}: limit, in id order");
+        assert!(first.iter().all(|r| r.attempts == 1), "{b}");
+        let second = store.claim_due_mail(t0(), lease, 10).await.unwrap();
+        assert_eq!(ids(&second, |r| r.id), [3], "{b}: leased rows are skipped");
+        let during = t0() + Duration::minutes(4);
+        assert!(
+            store
+                .claim_due_mail(during, lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: all leased"
+        );
+
+        store.mail_sent(1, during).await.unwrap();
+        store
+            .mail_failed(2, "550 no such user", None, during)
+            .await
+            .unwrap();
+        let retry_at = t0() + Duration::minutes(20);
+        store
+            .mail_failed(3, "421 try later", Some(retry_at), during)
+            .await
+            .unwrap();
+        let after_lease = t0() + Duration::minutes(6);
+        assert!(
+            store
+                .claim_due_mail(after_lease, lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: sent, failed for good, or not due yet"
+        );
+        let retried = store.claim_due_mail(retry_at, lease, 10).await.unwrap();
+        assert_eq!(ids(&retried, |r| r.id), [3], "{b}: retried when due");
+        assert_eq!(retried[0].attempts, 2, "{b}");
+
+        // a lease that expires without an outcome (the daemon died): taken again
+        let later = retry_at + Duration::minutes(6);
+        let again = store.claim_due_mail(later, lease, 10).await.unwrap();
+        assert_eq!(ids(&again, |r| r.id), [3], "{b}: expired lease");
+        assert_eq!(again[0].attempts, 3, "{b}");
+
+        // given back untried (the server is down): due later, not an attempt
+        let back_at = later + Duration::minutes(2);
+        store.postpone_mail(3, back_at).await.unwrap();
+        assert!(
+            store
+                .claim_due_mail(back_at - Duration::seconds(1), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: postponed"
+        );
+        let back = store.claim_due_mail(back_at, lease, 10).await.unwrap();
+        assert_eq!(ids(&back, |r| r.id), [3], "{b}: due again");
+        assert_eq!(
+            back[0].attempts, 3,
+            "{b}: the postponed claim did not count"
+        );
+    }
+}
+
+/// Many claimers at once (several daemons): every row is handed out once.
+#[tokio::test]
+async fn concurrent_mail_claims_never_hand_out_a_row_twice() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        enqueue_mails(store, 120, t0()).await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_due_mail(t0(), Duration::minutes(5), 7)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.iter().map(|r| r.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let distinct: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 120, "{b}: claimed {} rows", all.len());
+        assert_eq!(distinct.len(), 120, "{b}: a row was claimed twice");
+    }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_of_a_ticket_go_one_at_a_time_in_order() {
+    let (_dir, stores) = backends().await;
+    let lease = Duration::minutes(2);
+    let (x, y) = ("https://x.example.test/hook", "https://y.example.test/hook");
+    for store in &stores {
+        let b = store.backend();
+        let a_ticket = new_ticket(store, "A").await;
+        let b_ticket = new_ticket(store, "B").await;
+        let a1 = queue_event(store, a_ticket, &[x, y], t0()).await;
+        let a2 = queue_event(store, a_ticket, &[x], t0()).await;
+        let b1 = queue_event(store, b_ticket, &[x], t0()).await;
+        let events = |rows: &[guichet::store::WebhookRow]| -> Vec<(String, String)> {
+            rows.iter()
+                .map(|r| (r.event_id.clone(), r.endpoint.clone()))
+                .collect()
+        };
+
+        let first = store.claim_due_webhooks(t0(), lease, 10).await.unwrap();
+        assert_eq!(
+            events(&first),
+            [
+                (a1.clone(), x.to_string()),
+                (a1.clone(), y.to_string()),
+                (b1.clone(), x.to_string())
+            ],
+            "{b}: the oldest of each (endpoint, ticket)"
+        );
+        assert!(
+            store
+                .claim_due_webhooks(t0(), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: a2 waits while a1 is leased to x"
+        );
+        let a1_x = first[0].id;
+        let now = t0() + Duration::seconds(10);
+        // a1 failed at x and will be retried later: a2 still waits behind it
+        store
+            .webhook_result(
+                a1_x,
+                WebhookOutcome::Retry {
+                    status: Some(503),
+                    error: "HTTP 503",
+                    at: now + Duration::minutes(1),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_due_webhooks(now, lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: a2 never overtakes a1"
+        );
+        let retry = now + Duration::minutes(1);
+        let again = store.claim_due_webhooks(retry, lease, 10).await.unwrap();
+        assert_eq!(events(&again), [(a1.clone(), x.to_string())], "{b}");
+        assert_eq!(again[0].attempts, 2, "{b}");
+        store
+            .webhook_result(a1_x, WebhookOutcome::Delivered { status: 200 }, retry)
+            .await
+            .unwrap();
+        let next = store.claim_due_webhooks(retry, lease, 10).await.unwrap();
+        assert_eq!(events(&next), [(a2.clone(), x.to_string())], "{b}");
+        // a dead delivery does not block the ones after it forever
+        store
+            .webhook_result(
+                next[0].id,
+                WebhookOutcome::Dead {
+                    status: Some(410),
+                    error: "HTTP 410",
+                },
+                retry,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .count(guichet::store::CountedTable::PendingWebhooks)
+                .await
+                .unwrap(),
+            2,
+            "{b}: a1 at y and b1 are still leased, pending"
+        );
+    }
+}
+
+/// Many claimers at once: no delivery is handed out twice, and never two
+/// deliveries of the same (endpoint, ticket) at the same time.
+#[tokio::test]
+async fn concurrent_webhook_claims_keep_each_ticket_in_order() {
+    let (_dir, stores) = backends().await;
+    let endpoint = "https://x.example.test/hook";
+    for store in &stores {
+        let b = store.backend();
+        let mut expected = HashMap::new();
+        for t in 0..12 {
+            let ticket = new_ticket(store, &format!("T{t}")).await;
+            let mut order = Vec::new();
+            for _ in 0..5 {
+                order.push(queue_event(store, ticket, &[endpoint], t0()).await);
+            }
+            expected.insert(ticket, order);
+        }
+        // each claimer delivers what it got, then claims again, as deliver.rs does
+        let log = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(i64, String)>::new()));
+        let in_flight = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::<i64>::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let store = store.clone();
+            let log = log.clone();
+            let in_flight = in_flight.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let batch = store
+                        .claim_due_webhooks(t0(), Duration::minutes(2), 4)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return;
+                    }
+                    for row in &batch {
+                        assert!(
+                            in_flight.lock().unwrap().insert(row.ticket_id),
+                            "two deliveries of ticket {} in flight at once ({})",
+                            row.ticket_id,
+                            row.event_id
+                        );
+                    }
+                    for row in batch {
+                        log.lock().await.push((row.ticket_id, row.event_id.clone()));
+                        in_flight.lock().unwrap().remove(&row.ticket_id);
+                        store
+                            .webhook_result(row.id, WebhookOutcome::Delivered { status: 200 }, t0())
+                            .await
+                            .unwrap();
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap_or_else(|e| panic!("{b}: {e}"));
+        }
+        let log = log.lock().await;
+        assert_eq!(log.len(), 60, "{b}: every delivery once: {log:?}");
+        for (ticket, order) in &expected {
+            let got: Vec<&String> = log
+                .iter()
+                .filter(|(t, _)| t == ticket)
+                .map(|(_, e)| e)
+                .collect();
+            assert_eq!(
+                got,
+                order.iter().collect::<Vec<_>>(),
+                "{b}: ticket {ticket} in order"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_mailbox_state_never_goes_backwards() {
+    let (_dir, stores) = backends().await;
+    let mb = "support@host/INBOX";
+    for store in &stores {
+        let b = store.backend();
+        // (uidvalidity, uid written) → state after
+        let steps = [
+            ((7, 10), (7, 10)),
+            ((7, 5), (7, 10)),
+            ((7, 10), (7, 10)),
+            ((7, 12), (7, 12)),
+            ((8, 3), (8, 3)), // a new UIDVALIDITY starts over
+            ((8, 2), (8, 3)),
+        ];
+        for ((validity, uid), want) in steps {
+            let mut tx = store.begin().await.unwrap();
+            tx.set_mailbox_state(mb, validity, uid).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(
+                store.mailbox_state(mb).await.unwrap(),
+                Some(want),
+                "{b}: after writing ({validity}, {uid})"
+            );
+        }
+        assert_eq!(store.mailbox_state("other").await.unwrap(), None, "{b}");
+    }
+}
+
+/// Concurrent writers of the same mailbox's state: the highest UID wins,
+/// whatever the commit order.
+#[tokio::test]
+async fn concurrent_mailbox_state_writers_keep_the_highest_uid() {
+    let (_dir, stores) = backends().await;
+    let mb = "support@host/INBOX";
+    for store in &stores {
+        let mut tasks = Vec::new();
+        for uid in [5i64, 40, 3, 17, 39, 1, 22, 8] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                tx.set_mailbox_state(mb, 9, uid).await.unwrap();
+                tokio::time::sleep(StdDuration::from_millis(20)).await;
+                tx.commit().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            store.mailbox_state(mb).await.unwrap(),
+            Some((9, 40)),
+            "{}",
+            store.backend()
+        );
+    }
+}
+
+/// A ticket read inside a write transaction (to decide and save it) is not
+/// read again by another writer before the first commits: no lost update.
+#[tokio::test]
+async fn a_ticket_read_to_be_written_is_not_stale() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let id = new_ticket(store, "Printer").await;
+        let mut first = store.begin().await.unwrap();
+        let mut ticket = first.ticket(id).await.unwrap().unwrap();
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let mut t = tx.ticket(id).await.unwrap().unwrap();
+                let seen = t.status.clone();
+                t.priority = "urgent".into();
+                tx.save_ticket(&t).await.unwrap();
+                tx.commit().await.unwrap();
+                seen
+            })
+        };
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+        ticket.status = "closed".into();
+        ticket.closed_at = Some(t0());
+        first.save_ticket(&ticket).await.unwrap();
+        first.commit().await.unwrap();
+        let seen = tokio::time::timeout(StdDuration::from_secs(40), second)
+            .await
+            .expect("the second writer finishes")
+            .unwrap();
+        assert_eq!(
+            seen, "closed",
+            "{b}: the second writer saw the first's change"
+        );
+        let after = store.ticket(id).await.unwrap().unwrap();
+        assert_eq!(
+            (after.status.as_str(), after.priority.as_str()),
+            ("closed", "urgent"),
+            "{b}: both changes kept"
+        );
+    }
+}
+
+/// What a worker may try again: a transaction refused because of a
+/// concurrent one (a real deadlock on PostgreSQL, a unique key on both),
+/// and not a plain mistake (a missing ticket).
+#[tokio::test]
+async fn concurrency_failures_are_retryable_and_mistakes_are_not() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let ticket = new_ticket(store, "A").await;
+        let event_id = queue_event(store, ticket, &[], t0()).await;
+        let mut tx = store.begin().await.unwrap();
+        let duplicate = NewEvent {
+            event_id: &event_id,
+            ticket_id: ticket,
+            event: "ticket.replied",
+            occurred_at: t0(),
+            data: "{}",
+            payload: "{}",
+        };
+        let err = tx.record_event(&duplicate, &[]).await.unwrap_err();
+        assert!(guichet::store::is_retryable(&err), "{b}: {err:#}");
+        drop(tx);
+
+        let mut tx = store.begin().await.unwrap();
+        let orphan = NewEvent {
+            event_id: "evt_orphan",
+            ticket_id: 999_999,
+            ..duplicate
+        };
+        let err = tx.record_event(&orphan, &[]).await.unwrap_err();
+        assert!(!guichet::store::is_retryable(&err), "{b}: {err:#}");
+    }
+
+    // a deadlock: two transactions lock two tickets in opposite orders
+    let store = &stores[1];
+    let (a, b) = (new_ticket(store, "A").await, new_ticket(store, "B").await);
+    let mut first = store.begin().await.unwrap();
+    let mut second = store.begin().await.unwrap();
+    first.ticket(a).await.unwrap();
+    second.ticket(b).await.unwrap();
+    let (one, two) = tokio::join!(first.ticket(b), second.ticket(a));
+    let err = match (one, two) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        other => panic!("expected one deadlock victim: {other:?}"),
+    };
+    assert!(guichet::store::is_retryable(&err), "{err:#}");
+}
+
+/// `cleanup`'s question, which decodes a computed boolean: which stored
+/// files does a ticket not closed long ago still need?
+#[tokio::test]
+async fn stored_files_know_which_are_still_needed() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let old = new_ticket(store, "old").await;
+        let open = new_ticket(store, "open").await;
+        let mut tx = store.begin().await.unwrap();
+        let mut closed = tx.ticket(old).await.unwrap().unwrap();
+        closed.status = "closed".into();
+        closed.closed_at = Some(t0() - Duration::days(400));
+        tx.save_ticket(&closed).await.unwrap();
+        for (ticket, sha) in [(old, "aa"), (old, "bb"), (open, "bb")] {
+            let message = tx
+                .add_message(&guichet::store::NewMessage {
+                    ticket_id: ticket,
+                    raw_id: None,
+                    direction: "in",
+                    kind: "customer",
+                    from_addr: "ann@example.test",
+                    date: t0(),
+                    message_id: None,
+                    rule: "new",
+                    text: "file",
+                    note: None,
+                })
+                .await
+                .unwrap();
+            tx.add_attachment(&guichet::store::NewAttachment {
+                message_id: message,
+                ticket_id: ticket,
+                filename: "x.png",
+                extension: Some("png"),
+                size: 3,
+                declared_type: "image/png",
+                sniffed_type: Some("image/png"),
+                sha256: Some(sha),
+                verdict: "accepted",
+                reason_code: None,
+                reason: None,
+                created_at: t0(),
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let files = store
+            .stored_files(t0() - Duration::days(365))
+            .await
+            .unwrap();
+        assert_eq!(
+            files,
+            [("aa".to_string(), false), ("bb".to_string(), true)],
+            "{b}"
+        );
+    }
+}
