@@ -137,3 +137,35 @@ fn every_subcommand_has_help() {
     assert_eq!(out.status.code(), Some(2), "a bad --now is a usage error");
     assert!(text(&out).contains("RFC 3339"));
 }
+
+#[test]
+fn processes_starting_together_migrate_one_database_once() {
+    // the daemon and an admin's `tickets list` may both be the first to
+    // open a fresh SQLite file: neither may fail on the other's migration
+    let dir = tempfile::tempdir().unwrap();
+    let out = guichet(dir.path(), &["init", "--preset", "startup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_guichet"))
+                .current_dir(dir.path())
+                .args(if i % 2 == 0 {
+                    &["migrate"][..]
+                } else {
+                    &["tickets", "list", "--json"][..]
+                })
+                .env_remove("GUICHET_CONFIG")
+                .env("GUICHET_SECRET", "s3cret-value-for-tests-0123456789")
+                .env("GUICHET_IMAP_PASSWORD", "x")
+                .env("GUICHET_SMTP_PASSWORD", "x")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
