@@ -430,6 +430,9 @@ async fn an_endpoint_failing_for_a_while_gets_every_event_in_order_with_stable_i
     // too soon for a retry: the back-off is respected
     desk.run_once(Some(&at(t0 + chrono::Duration::seconds(2))));
     assert_eq!(r.count(), 2, "retried before its back-off delay");
+    // the first retry comes after 5 s (± 20 %)
+    desk.run_once(Some(&at(t0 + chrono::Duration::seconds(7))));
+    assert_eq!(r.count(), 4, "first retry 7 s on: {:#?}", r.all());
 
     // the customers answer while the endpoint is still down
     for (c, m) in customers.iter().zip(&firsts) {

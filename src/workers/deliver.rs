@@ -186,7 +186,10 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                         continue;
                     }
                     let jitter: f64 = rand::random();
-                    let delay = webhooks::next_delay(row.attempts.max(1) as u32, after, jitter);
+                    // `attempts` already counts this attempt (the claim
+                    // adds it); `next_delay` wants the failed one's index
+                    let failed_attempt = (row.attempts - 1).max(0) as u32;
+                    let delay = webhooks::next_delay(failed_attempt, after, jitter);
                     let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
                     tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, retry_at = %at, "webhook not delivered, will retry");
                     ctx.store
