@@ -520,6 +520,54 @@ async fn an_endpoint_failing_for_a_while_gets_every_event_in_order_with_stable_i
 }
 
 #[tokio::test]
+async fn a_429_holds_back_the_whole_endpoint_for_its_retry_after() {
+    let r = Receiver::start();
+    r.script_retry_after("/limited", &[429], 200, Some("30"));
+    let desk = Desk::with("", "", &endpoints(&r, &[("/limited", "")]));
+    for i in 0..3 {
+        let c = fresh_user("customer");
+        let m = simple_message(&c, &desk.support, &format!("Limited {i}"), "Hello");
+        deliver_lmtp(&desk.support, &m).await;
+    }
+    let t0 = Utc::now();
+    let out = desk.run_once(Some(&at(t0)));
+    // one request: the 429 is about the endpoint, so the other tickets'
+    // events are not tried in the same pass
+    assert_eq!(r.count(), 1, "{:#?}", r.all());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["webhooks"]["postponed"], 2, "{report:#}");
+    // still inside the 30 s the endpoint asked for: nothing is sent
+    desk.run_once(Some(&at(t0 + chrono::Duration::seconds(20))));
+    assert_eq!(r.count(), 1, "Retry-After was not honoured");
+    desk.run_once(Some(&at(t0 + chrono::Duration::seconds(31))));
+    let all = r.to("/limited");
+    assert_eq!(
+        all.iter().map(|q| q.status).collect::<Vec<_>>(),
+        [429, 200, 200, 200]
+    );
+    assert_eq!(
+        all[0].webhook_id(),
+        all[1].webhook_id(),
+        "the refused event first"
+    );
+    let stats = desk.json(&[
+        "stats",
+        "--json",
+        "--now",
+        &at(t0 + chrono::Duration::minutes(1)),
+    ]);
+    assert_eq!(
+        (
+            &stats["webhooks"]["delivered"],
+            &stats["webhooks"]["retries"]
+        ),
+        (&3.into(), &1.into()),
+        "events held back untried are not counted as attempts: {:#}",
+        stats["webhooks"]
+    );
+}
+
+#[tokio::test]
 async fn a_410_is_given_up_at_once_and_counted_as_failed() {
     let r = Receiver::start();
     r.script("/gone", &[], 410);

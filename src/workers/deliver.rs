@@ -3,10 +3,11 @@
 //! same row at once; a crash after sending and before marking sends it
 //! again (at least once), never loses it.
 
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::adapters::smtp::{SendError, SmtpSender};
@@ -28,6 +29,9 @@ pub struct Delivered {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Webhook deliveries not tried in this pass because their endpoint
+    /// had just said it was unavailable (a 429, a timeout…).
+    pub postponed: usize,
 }
 
 /// Mail retry delay: 1 min, 2, 4 … capped at 1 h.
@@ -87,6 +91,9 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
     if ctx.settings.webhooks.is_empty() {
         return Ok(done);
     }
+    // Endpoints that said they are unavailable in this pass, and when to
+    // try them again: their other events wait until then, untried.
+    let mut unavailable: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
         let batch = ctx
             .store
@@ -96,6 +103,11 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
             return Ok(done);
         }
         for row in batch {
+            if let Some(&at) = unavailable.get(&row.endpoint) {
+                ctx.store.postpone_webhook(row.id, at).await?;
+                done.postponed += 1;
+                continue;
+            }
             let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint)
             else {
                 ctx.store
@@ -191,6 +203,9 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                     let failed_attempt = (row.attempts - 1).max(0) as u32;
                     let delay = webhooks::next_delay(failed_attempt, after, jitter);
                     let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
+                    if webhooks::endpoint_unavailable(status, retry_after.as_deref()) {
+                        unavailable.insert(row.endpoint.clone(), at);
+                    }
                     tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, retry_at = %at, "webhook not delivered, will retry");
                     ctx.store
                         .webhook_result(

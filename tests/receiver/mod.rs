@@ -60,6 +60,8 @@ impl Received {
 struct Script {
     first: VecDeque<u16>,
     then: u16,
+    /// Sent with every answer that is not a 2xx.
+    retry_after: Option<String>,
 }
 
 #[derive(Default)]
@@ -115,11 +117,23 @@ impl Receiver {
 
     /// `path` answers `first` in turn, then `then` for ever.
     pub fn script(&self, path: &str, first: &[u16], then: u16) {
+        self.script_retry_after(path, first, then, None);
+    }
+
+    /// As [`Receiver::script`], failures carrying `Retry-After: retry_after`.
+    pub fn script_retry_after(
+        &self,
+        path: &str,
+        first: &[u16],
+        then: u16,
+        retry_after: Option<&str>,
+    ) {
         self.state.lock().unwrap().scripts.insert(
             path.to_string(),
             Script {
                 first: first.iter().copied().collect(),
                 then,
+                retry_after: retry_after.map(str::to_string),
             },
         );
     }
@@ -211,11 +225,11 @@ impl Receiver {
             }
             let body: Vec<u8> = buf.drain(..length).collect();
             let at = Instant::now();
-            let status = {
+            let (status, retry_after) = {
                 let mut state = self.state.lock().unwrap();
-                let status = match state.scripts.get_mut(&path) {
-                    Some(s) => s.first.pop_front().unwrap_or(s.then),
-                    None => 200,
+                let (status, retry_after) = match state.scripts.get_mut(&path) {
+                    Some(s) => (s.first.pop_front().unwrap_or(s.then), s.retry_after.clone()),
+                    None => (200, None),
                 };
                 state.received.push(Received {
                     method,
@@ -225,7 +239,7 @@ impl Receiver {
                     at,
                     status,
                 });
-                status
+                (status, retry_after)
             };
             self.arrived.notify_waiters();
             let answer = if (200..300).contains(&status) {
@@ -233,8 +247,12 @@ impl Receiver {
             } else {
                 "scripted failure"
             };
+            let retry_after = match retry_after {
+                Some(v) if !(200..300).contains(&status) => format!("Retry-After: {v}\r\n"),
+                _ => String::new(),
+            };
             let response = format!(
-                "HTTP/1.1 {status} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{answer}",
+                "HTTP/1.1 {status} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{retry_after}{}\r\n{answer}",
                 answer.len(),
                 if close { "Connection: close\r\n" } else { "" },
             );
