@@ -703,6 +703,41 @@ async fn a_daemon_killed_while_an_endpoint_is_down_delivers_after_restart() {
     );
 }
 
+#[tokio::test]
+async fn a_hanging_smtp_server_does_not_hold_up_webhooks() {
+    // accepts connections and never says a word
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let r = Receiver::start();
+    let desk = Desk::with("", "", &endpoints(&r, &[("/hook", "")]));
+    let text = std::fs::read_to_string(&desk.config).unwrap().replace(
+        &format!("port = {}\n", support::rig().smtp_port),
+        &format!("port = {silent_port}\n"),
+    );
+    std::fs::write(&desk.config, text).unwrap();
+
+    let mut daemon = start_daemon(&desk, "daemon.log");
+    let customer = fresh_user("customer");
+    let mail = simple_message(&customer, &desk.support, "SMTP is stuck", "Hello");
+    deliver_lmtp(&desk.support, &mail).await;
+    let got = r
+        .wait_until(
+            Duration::from_secs(10),
+            "the webhook, mail being stuck",
+            |all| !all.is_empty(),
+        )
+        .await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(events_of(&got), ["ticket.created"]);
+}
+
 // ---------------------------------------------------------------------------
 // `guichet webhook test`.
 
