@@ -21,7 +21,7 @@
 pub mod retry;
 pub mod signing;
 
-pub use retry::{Answer, classify, is_dead, next_delay};
+pub use retry::{Answer, classify, endpoint_unavailable, is_dead, next_delay};
 pub use signing::{headers, sign};
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -482,6 +482,24 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a claimed delivery back untried, due at `at`: its endpoint is
+    /// unavailable for now (a 429, a timeout…), so the claim does not
+    /// count as an attempt.
+    pub async fn postpone_webhook(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE webhook_outbox SET next_attempt_at = $1, locked_until = NULL, \
+                 attempts = attempts - 1 WHERE id = $2",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     // ---- facts for `guichet stats` and `cleanup` ----
 
     pub async fn all_events(&self, since: Option<DateTime<Utc>>) -> Result<Vec<EventRow>> {

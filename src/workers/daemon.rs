@@ -210,24 +210,47 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Wakes the two outbox loops when a pass has queued something for them.
+#[derive(Clone, Default)]
+struct Wake {
+    mail: Arc<Notify>,
+    webhooks: Arc<Notify>,
+}
+
+impl Wake {
+    fn both(&self) {
+        // `notify_one` keeps a permit when the loop is busy: the next wait
+        // returns at once, so nothing queued meanwhile waits for the timer
+        self.mail.notify_one();
+        self.webhooks.notify_one();
+    }
+}
+
 /// The daemon: runs until `shutdown` turns true.
 pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let wake_delivery = Arc::new(Notify::new());
-    let imap = tokio::spawn(imap_loop(
+    let wake = Wake::default();
+    let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake.clone()));
+    // Two loops, so that neither outbox waits for the other: a webhook is
+    // not held up by the SMTP server's answers (tens of ms a message), nor
+    // mail by an endpoint that times out.
+    let mail = tokio::spawn(delivery_loop(
         rt.clone(),
         shutdown.clone(),
-        wake_delivery.clone(),
+        wake.mail.clone(),
+        Outbox::Mail,
     ));
-    let delivery = tokio::spawn(delivery_loop(
+    let hooks = tokio::spawn(delivery_loop(
         rt.clone(),
         shutdown.clone(),
-        wake_delivery.clone(),
+        wake.webhooks.clone(),
+        Outbox::Webhooks,
     ));
-    let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone()));
-    let (a, b, c) = tokio::join!(imap, delivery, sweeper);
+    let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone(), wake));
+    let (a, b, c, d) = tokio::join!(imap, mail, hooks, sweeper);
     a??;
     b??;
     c??;
+    d??;
     Ok(())
 }
 
@@ -241,7 +264,7 @@ async fn sleep_or_shutdown(d: StdDuration, shutdown: &mut watch::Receiver<bool>)
 async fn imap_loop(
     rt: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
-    wake: Arc<Notify>,
+    wake: Wake,
 ) -> anyhow::Result<()> {
     let mut backoff = StdDuration::from_secs(1);
     while !*shutdown.borrow() {
@@ -265,7 +288,7 @@ async fn imap_loop(
                 Ok(report) => {
                     if report.fetched > 0 {
                         tracing::info!(?report, "mailbox pass");
-                        wake.notify_one();
+                        wake.both();
                     }
                 }
                 Err(e) => {
@@ -290,18 +313,26 @@ async fn imap_loop(
     Ok(())
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Outbox {
+    Mail,
+    Webhooks,
+}
+
 async fn delivery_loop(
     rt: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
     wake: Arc<Notify>,
+    outbox: Outbox,
 ) -> anyhow::Result<()> {
     while !*shutdown.borrow() {
         let ctx = rt.ctx();
-        if let Err(e) = deliver::deliver_mail(&ctx, &rt.smtp).await {
-            tracing::warn!(error = format!("{e:#}"), "mail delivery pass failed");
-        }
-        if let Err(e) = deliver::deliver_webhooks(&ctx, &rt.webhooks).await {
-            tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed");
+        let result = match outbox {
+            Outbox::Mail => deliver::deliver_mail(&ctx, &rt.smtp).await,
+            Outbox::Webhooks => deliver::deliver_webhooks(&ctx, &rt.webhooks).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = format!("{e:#}"), ?outbox, "delivery pass failed");
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -312,10 +343,17 @@ async fn delivery_loop(
     Ok(())
 }
 
-async fn sweep_loop(rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn sweep_loop(
+    rt: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+    wake: Wake,
+) -> anyhow::Result<()> {
     while !*shutdown.borrow() {
-        if let Err(e) = sweep::sweep(&rt.ctx()).await {
-            tracing::warn!(error = format!("{e:#}"), "auto-close sweep failed");
+        match sweep::sweep(&rt.ctx()).await {
+            // their events and notices are queued: send them now
+            Ok(closed) if closed > 0 => wake.both(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "auto-close sweep failed"),
         }
         if sleep_or_shutdown(StdDuration::from_secs(60), &mut shutdown).await {
             break;

@@ -3,10 +3,11 @@
 //! same row at once; a crash after sending and before marking sends it
 //! again (at least once), never loses it.
 
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::adapters::smtp::{SendError, SmtpSender};
@@ -47,6 +48,9 @@ pub struct Delivered {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Webhook deliveries not tried in this pass because their endpoint
+    /// had just said it was unavailable (a 429, a timeout…).
+    pub postponed: usize,
 }
 
 /// Mail retry delay: 1 min, 2, 4 … capped at 1 h.
@@ -123,6 +127,9 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
         return Ok(done);
     }
     let started = std::time::Instant::now();
+    // Endpoints that said they are unavailable in this pass, and when to
+    // try them again: their other events wait until then, untried.
+    let mut unavailable: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
         let batch = ctx
             .store
@@ -132,6 +139,11 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
             return Ok(done);
         }
         for row in batch {
+            if let Some(&at) = unavailable.get(&row.endpoint) {
+                ctx.store.postpone_webhook(row.id, at).await?;
+                done.postponed += 1;
+                continue;
+            }
             let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint)
             else {
                 ctx.store
@@ -186,12 +198,12 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                             ctx.now,
                         )
                         .await?;
-                    tracing::info!(event = %row.event_id, endpoint = %row.endpoint, "webhook delivered");
+                    tracing::info!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), "webhook delivered");
                     done.sent += 1;
                 }
                 Answer::Permanent { why } => {
                     let error = format!("{why} ({error})");
-                    tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook refused for good");
+                    tracing::warn!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, "webhook refused for good");
                     ctx.store
                         .webhook_result(
                             row.id,
@@ -207,7 +219,7 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                 Answer::Retry { after } => {
                     let first = row.created_at;
                     if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
-                        tracing::error!(event = %row.event_id, endpoint = %row.endpoint, %error, "webhook dead-lettered after its maximum age");
+                        tracing::error!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, "webhook dead-lettered after its maximum age");
                         ctx.store
                             .webhook_result(
                                 row.id,
@@ -222,9 +234,15 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                         continue;
                     }
                     let jitter: f64 = rand::random();
-                    let delay = webhooks::next_delay(row.attempts.max(1) as u32, after, jitter);
+                    // `attempts` already counts this attempt (the claim
+                    // adds it); `next_delay` wants the failed one's index
+                    let failed_attempt = (row.attempts - 1).max(0) as u32;
+                    let delay = webhooks::next_delay(failed_attempt, after, jitter);
                     let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
-                    tracing::warn!(event = %row.event_id, endpoint = %row.endpoint, %error, retry_at = %at, "webhook not delivered, will retry");
+                    if webhooks::endpoint_unavailable(status, retry_after.as_deref()) {
+                        unavailable.insert(row.endpoint.clone(), at);
+                    }
+                    tracing::warn!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, retry_at = %at, "webhook not delivered, will retry");
                     ctx.store
                         .webhook_result(
                             row.id,

@@ -117,6 +117,20 @@ pub fn next_delay(attempt: u32, retry_after: Option<Duration>, jitter: f64) -> D
     base.mul_f64(0.8 + 0.4 * jitter).min(MAX_DELAY)
 }
 
+/// Does a failed attempt say the whole endpoint is unavailable, not just
+/// this event? Then the endpoint's other events wait as well, instead of
+/// each being tried in turn: a 429 or a `Retry-After` is about the endpoint
+/// (Discord and Slack rate-limit per webhook, and hammering them after a 429
+/// would not honour it), and so are a transport failure or a timeout and
+/// the gateway statuses 502, 503 and 504. A plain 500 (or 408) may be about
+/// this one event, so the endpoint's other tickets still get their turn.
+pub fn endpoint_unavailable(status: Option<u16>, retry_after: Option<&str>) -> bool {
+    if retry_after.is_some_and(|v| !v.trim().is_empty()) {
+        return !matches!(status, Some(200..=299));
+    }
+    matches!(status, None | Some(429 | 502 | 503 | 504))
+}
+
 /// Is an event whose first attempt was at `first_attempt_at` too old to
 /// try again? (Dead at exactly `max_age`.)
 pub fn is_dead(first_attempt_at: DateTime<Utc>, now: DateTime<Utc>, max_age: Duration) -> bool {
@@ -136,6 +150,33 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn endpoint_wide_failures_are_told_from_one_events_failures() {
+        let cases: &[(Option<u16>, Option<&str>, bool)] = &[
+            (None, None, true),
+            (Some(429), None, true),
+            (Some(429), Some("3"), true),
+            (Some(502), None, true),
+            (Some(503), None, true),
+            (Some(504), None, true),
+            (Some(500), Some("10"), true),
+            (Some(408), Some("1"), true),
+            (Some(500), None, false),
+            (Some(501), None, false),
+            (Some(408), None, false),
+            (Some(500), Some("  "), false),
+            (Some(200), Some("5"), false),
+            (Some(404), None, false),
+        ];
+        for (status, retry_after, expected) in cases {
+            assert_eq!(
+                endpoint_unavailable(*status, *retry_after),
+                *expected,
+                "status {status:?}, Retry-After {retry_after:?}"
+            );
+        }
     }
 
     #[test]
