@@ -290,3 +290,34 @@ pub fn fresh_pg_database_blocking() -> String {
     .join()
     .expect("creating a PostgreSQL database")
 }
+
+/// A test that panics before stopping its `guichet run` must not leave the
+/// daemon behind: every process whose command line names this desk's
+/// settings file (a unique temp path) is killed when the desk goes.
+impl Drop for Desk {
+    fn drop(&mut self) {
+        let Some(config) = self.config.to_str().map(str::to_string) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if pid == std::process::id() {
+                continue;
+            }
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.iter().any(|a| *a == config.as_bytes()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
