@@ -313,7 +313,7 @@ impl Drop for Desk {
                 continue;
             };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            if args.iter().any(|a| *a == config.as_bytes()) {
+            if args.contains(&config.as_bytes()) {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
