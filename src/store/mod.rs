@@ -103,9 +103,34 @@ impl Store {
         Ok(Store::Sqlite(pool))
     }
 
+    /// Applies the migrations. Several processes may start at once (the
+    /// daemon and a `tickets list`): PostgreSQL's migrator takes an advisory
+    /// lock itself; for SQLite, whose migrator does not lock, a lock file
+    /// beside the database serialises them.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
+            Store::Sqlite(p) => {
+                let db = p.connect_options().get_filename().to_path_buf();
+                let _lock = if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+                    None
+                } else {
+                    let mut name = db.clone().into_os_string();
+                    name.push(".migrate-lock");
+                    let file = std::fs::File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&name)
+                        .with_context(|| {
+                            format!("cannot open {}", std::path::Path::new(&name).display())
+                        })?;
+                    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                        .await?
+                        .context("cannot lock the database for migrations")?;
+                    Some(file)
+                };
+                sqlx::migrate!("migrations/sqlite").run(p).await
+            }
             Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
         }
         .context("cannot apply the database migrations")
