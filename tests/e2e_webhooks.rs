@@ -385,17 +385,27 @@ async fn a_tickets_whole_life_arrives_in_order_on_every_kind_of_endpoint() {
             "content: {content}"
         );
         let embed = &b["embeds"][0];
-        assert!(embed["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let title = embed["title"].as_str().unwrap();
+        assert!(
+            title.starts_with(&format!("Ticket #{id} · ")),
+            "title: {title}"
+        );
+        assert!(
+            title.contains("@\u{200B}everyone"),
+            "the mention is neutralised: {title:?}"
+        );
         assert!(embed["color"].is_u64(), "{b:#}");
         assert!(embed["fields"].as_array().is_some_and(|f| f.len() <= 25));
+        let footer = embed["footer"]["text"].as_str().unwrap();
+        assert!(
+            footer.starts_with(expected[i]),
+            "event {i} is {}: footer {footer}",
+            expected[i]
+        );
         let text = b.to_string();
         assert!(
             !text.contains("@everyone"),
             "a customer's @everyone reaches Discord unneutralised: {text}"
-        );
-        assert!(
-            text.contains(&format!("{id}")),
-            "the ticket number is shown: {text}"
         );
     }
 
@@ -568,34 +578,44 @@ async fn a_429_holds_back_the_whole_endpoint_for_its_retry_after() {
 }
 
 #[tokio::test]
-async fn a_410_is_given_up_at_once_and_counted_as_failed() {
+async fn a_410_is_given_up_at_once_counted_and_logged_without_the_token() {
     let r = Receiver::start();
-    r.script("/gone", &[], 410);
-    let desk = Desk::with("", "", &endpoints(&r, &[("/gone", ""), ("/ok", "")]));
+    // the path holds a token, as Discord's and Slack's URLs do
+    let gone_path = "/api/webhooks/1/GONE-SECRET-TOKEN";
+    let ok_path = "/api/webhooks/2/OK-SECRET-TOKEN";
+    r.script(gone_path, &[], 410);
+    let desk = Desk::with("", "", &endpoints(&r, &[(gone_path, ""), (ok_path, "")]));
+    let mut logs = String::new();
     let customer = fresh_user("customer");
     let first = simple_message(&customer, &desk.support, "Gone", "Hello");
     deliver_lmtp(&desk.support, &first).await;
-    desk.run_once(None);
+    logs += &String::from_utf8_lossy(&desk.run_once(None).stderr);
     deliver_lmtp(
         &desk.support,
         &reply_to(&first, &customer, &desk.support, "Hello again"),
     )
     .await;
     let out = desk.run_once(None);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(log.contains("refused for good"), "logged: {log}");
+    logs += &log;
 
     for hours in [2, 30] {
-        desk.run_once(Some(&at(Utc::now() + chrono::Duration::hours(hours))));
+        let out = desk.run_once(Some(&at(Utc::now() + chrono::Duration::hours(hours))));
+        logs += &String::from_utf8_lossy(&out.stderr);
     }
-    let gone = r.to("/gone");
+    assert!(
+        logs.contains("webhook delivered") && !logs.contains("SECRET-TOKEN"),
+        "the logs show the endpoints without their tokens: {logs}"
+    );
+    let gone = r.to(gone_path);
     assert_eq!(
         events_of(&gone),
         ["ticket.created", "ticket.replied"],
         "each event tried once, never again"
     );
     assert_eq!(
-        events_of(&r.to("/ok")),
+        events_of(&r.to(ok_path)),
         ["ticket.created", "ticket.replied"]
     );
     let stats = desk.json(&["stats", "--json"]);
@@ -744,7 +764,7 @@ async fn a_hanging_smtp_server_does_not_hold_up_webhooks() {
 #[tokio::test]
 async fn webhook_test_shows_the_answer_and_fails_on_a_500() {
     let r = Receiver::start();
-    r.script("/broken", &[], 500);
+    r.script("/api/webhooks/9/BROKEN-SECRET-TOKEN", &[], 500);
     let desk = Desk::with(
         "",
         "",
@@ -770,11 +790,20 @@ async fn webhook_test_shows_the_answer_and_fails_on_a_500() {
     assert_eq!(b["ticket_id"], 123);
     assert_eq!(b["data"]["test"], true);
 
-    let out = desk.run(&["webhook", "test", "--url", &r.url("/broken")]);
+    let out = desk.run(&[
+        "webhook",
+        "test",
+        "--url",
+        &r.url("/api/webhooks/9/BROKEN-SECRET-TOKEN"),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("HTTP 500"), "{stdout}");
     assert!(stdout.contains("scripted failure"), "{stdout}");
+    assert!(
+        !stdout.contains("SECRET-TOKEN"),
+        "the URL's token is not shown: {stdout}"
+    );
 
     // a refused connection fails too, without a panic
     let closed = {

@@ -257,7 +257,12 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
         ));
     }
     let mut failed = false;
-    for (target, format, secret) in targets {
+    for (i, (target, format, secret)) in targets.into_iter().enumerate() {
+        // the path may hold the endpoint's token (Discord, Slack): not shown
+        let shown = match url {
+            Some(_) => webhooks::display_url(&target),
+            None => format!("webhooks[{i}] {}", webhooks::display_url(&target)),
+        };
         let format = webhooks::resolve_format(format, &target);
         let body = serde_json::to_vec(&webhooks::render(
             format,
@@ -271,7 +276,7 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
                 let ok = (200..300).contains(&a.status);
                 failed |= !ok;
                 println!(
-                    "{target} ({format:?}): HTTP {} in {} ms{}\n{}",
+                    "{shown} ({format:?}): HTTP {} in {} ms{}\n{}",
                     a.status,
                     a.latency.as_millis(),
                     if ok { "" } else { " FAILED" },
@@ -280,7 +285,7 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
             }
             Err(e) => {
                 failed = true;
-                println!("{target} ({format:?}): FAILED: {e}");
+                println!("{shown} ({format:?}): FAILED: {e}");
             }
         }
     }

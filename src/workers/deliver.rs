@@ -159,6 +159,15 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                 done.failed += 1;
                 continue;
             };
+            // Discord's and Slack's tokens are in the URL's path: logs get
+            // the host and the endpoint's place in the settings only
+            let shown = webhooks::display_url(&row.endpoint);
+            let place = ctx
+                .settings
+                .webhooks
+                .iter()
+                .position(|w| w.url == row.endpoint)
+                .unwrap_or(0);
             let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
             let event: webhooks::Event = serde_json::from_str(&row.payload)
                 .context("unreadable event in the webhook outbox")?;
@@ -198,12 +207,12 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                             ctx.now,
                         )
                         .await?;
-                    tracing::info!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), "webhook delivered");
+                    tracing::info!(event = %row.event_id, endpoint = %shown, webhook = place, "webhook delivered");
                     done.sent += 1;
                 }
                 Answer::Permanent { why } => {
                     let error = format!("{why} ({error})");
-                    tracing::warn!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, "webhook refused for good");
+                    tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook refused for good");
                     ctx.store
                         .webhook_result(
                             row.id,
@@ -219,7 +228,7 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                 Answer::Retry { after } => {
                     let first = row.created_at;
                     if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
-                        tracing::error!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, "webhook dead-lettered after its maximum age");
+                        tracing::error!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook dead-lettered after its maximum age");
                         ctx.store
                             .webhook_result(
                                 row.id,
@@ -242,7 +251,7 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                     if webhooks::endpoint_unavailable(status, retry_after.as_deref()) {
                         unavailable.insert(row.endpoint.clone(), at);
                     }
-                    tracing::warn!(event = %row.event_id, endpoint = %webhooks::display_url(&row.endpoint), %error, retry_at = %at, "webhook not delivered, will retry");
+                    tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, retry_at = %at, "webhook not delivered, will retry");
                     ctx.store
                         .webhook_result(
                             row.id,
