@@ -1595,10 +1595,24 @@ impl<'c> Checker<'c> {
 
     fn webhooks(&mut self, root: &Section<'_>) -> Checked<Vec<WebhookSettings>> {
         let sections = self.table_list(root, "webhooks")?;
-        let mut out = Vec::new();
+        let mut out: Vec<WebhookSettings> = Vec::new();
         let mut ok = true;
         for s in &sections {
             match self.webhook(s) {
+                // the outbox knows an endpoint by its URL: a second entry
+                // with the same URL would silently lose its format, filter
+                // and secret
+                Some(w) if out.iter().any(|o| o.url == w.url) => {
+                    if let Some((_, span)) = self.required_string(s, "url", "") {
+                        self.report(
+                            Some(span),
+                            s.key("url"),
+                            "the same URL as an earlier [[webhooks]] entry",
+                            "each endpoint once: one entry holds its format, events and secret",
+                        );
+                    }
+                    ok = false;
+                }
                 Some(w) => out.push(w),
                 None => ok = false,
             }

@@ -129,6 +129,7 @@ const BAD: &[BadCase] = &[
     ("enabled word", &[("enabled = true", "enabled = \"yes\"")], "attachments.enabled", "true or false"),
     ("http webhook", &[("https://discord.com/api/webhooks/123/abc", "http://hooks.example.com/x")], "webhooks[0].url", "not a loopback host"),
     ("http webhook 10.x", &[("https://discord.com/api/webhooks/123/abc", "http://10.0.0.1/x")], "webhooks[0].url", "`https://`"),
+    ("same webhook twice", &[("events = [\"ticket.created\"]\n", "events = [\"ticket.created\"]\n\n[[webhooks]]\nurl = \"https://discord.com/api/webhooks/123/abc\"\nformat = \"json\"\n")], "webhooks[1].url", "earlier [[webhooks]] entry"),
     ("ftp webhook", &[("https://discord.com/api/webhooks/123/abc", "ftp://example.com/x")], "webhooks[0].url", "not a web address"),
     ("webhook not url", &[("https://discord.com/api/webhooks/123/abc", "discord webhook")], "webhooks[0].url", "not a URL"),
     ("unknown tls", &[("tls = \"implicit\"", "tls = \"ssl\"")], "imap.tls", "implicit, starttls, none"),
