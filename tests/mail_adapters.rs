@@ -459,6 +459,34 @@ async fn smtp_failures_are_classified_permanent_or_transient() {
 }
 
 #[tokio::test]
+async fn smtp_session_sends_many_messages_and_is_broken_after_a_refusal() {
+    let rig = rig();
+    let from = fresh_user("support");
+    let smtp = SmtpSender::new(&rig.smtp_settings(&from, TlsMode::StartTls, true)).unwrap();
+    let customer = fresh_user("customer");
+    let mut session = smtp.session().await.unwrap();
+    for i in 0..3 {
+        let raw = simple_message(&from, &customer, &format!("session {i}"), "x");
+        session
+            .send_raw(&address(&from), &[address(&customer)], &raw)
+            .await
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert!(!session.is_broken(), "after message {i}");
+    }
+    let refused = address(&format!("someone@{}", rig.refused_domain));
+    let raw = simple_message(&from, "x@example.net", "refused", "x");
+    let err = session
+        .send_raw(&address(&from), &[refused], &raw)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Permanent(_)), "{err}");
+    // lettre closes the connection after any error: the caller opens another
+    assert!(session.is_broken());
+    session.quit().await;
+    assert_eq!(wait_for_messages(&customer, 3, WAIT).await.len(), 3);
+}
+
+#[tokio::test]
 async fn smtp_login_failure_is_transient_and_keeps_the_password_secret() {
     let from = fresh_user("support");
     let mut settings = rig().smtp_settings(&from, TlsMode::StartTls, true);

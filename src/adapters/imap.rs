@@ -397,7 +397,11 @@ impl Mailbox {
             };
             match answer {
                 Ok(IdleResponse::NewData(data)) => match data.parsed() {
-                    response if announces_new_mail(response) => break Ok(News::NewMail),
+                    response if announces_new_mail(response) => {
+                        // the moment of the push, for latency measurements
+                        tracing::debug!("IDLE: the server announced new mail");
+                        break Ok(News::NewMail);
+                    }
                     Response::Data {
                         status: Status::Bye,
                         outcome,
@@ -614,7 +618,7 @@ async fn read_greeting(
 
 /// Root certificates: the public web PKI plus, for a private server, the
 /// certificates of `ca_file` (PEM).
-fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
+pub(crate) fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {

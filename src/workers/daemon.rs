@@ -56,6 +56,8 @@ pub struct Runtime {
     pub smtp: SmtpSender,
     pub webhooks: WebhookClient,
     pub clock: Clock,
+    /// Raised when mail was queued: the outbox is drained at once.
+    pub wake_delivery: Arc<Notify>,
 }
 
 impl Runtime {
@@ -72,6 +74,7 @@ impl Runtime {
             smtp,
             webhooks,
             clock,
+            wake_delivery: Arc::new(Notify::new()),
         })
     }
 
@@ -156,6 +159,8 @@ pub async fn mailbox_pass(
             done.push(mail.uid);
         }
         mailbox.mark_processed(&done).await?;
+        // what this batch queued may go out while the next one is read
+        rt.wake_delivery.notify_one();
         if *shutdown.borrow() {
             break;
         }
@@ -193,25 +198,75 @@ async fn ingest_retrying(
 }
 
 /// `run --once`: new mail, due lifecycle work, queued deliveries; then exit.
+/// The outbox is drained while the mailbox is read (each batch's mail goes
+/// out as soon as it is committed), over one SMTP connection.
 pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let (_tx, shutdown) = watch::channel(false);
-    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
-    let report = mailbox_pass(rt, &mut mailbox, &shutdown).await?;
-    let _ = mailbox.logout().await;
+    let ingest_done = watch::channel(false);
+    let ingest = async {
+        let pass = async {
+            let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+            let report = mailbox_pass(rt, &mut mailbox, &shutdown).await?;
+            let _ = mailbox.logout().await;
+            anyhow::Ok(report)
+        }
+        .await;
+        let _ = ingest_done.0.send(true);
+        pass
+    };
+    let mut link = deliver::SmtpLink::default();
+    let delivery = async {
+        let mut total = deliver::Delivered::default();
+        let mut first_claim = None;
+        let mut done_rx = ingest_done.1.clone();
+        loop {
+            // a pass that starts after the mailbox pass ended sees all its mail
+            let ingest_over = *done_rx.borrow_and_update();
+            let pass_started = std::time::Instant::now();
+            let d = deliver::deliver_mail_over(&rt.ctx(), &rt.smtp, &mut link).await?;
+            if d.sent + d.failed + d.retried > 0 {
+                first_claim.get_or_insert(pass_started);
+            }
+            total.add(d);
+            if ingest_over || d.retried > 0 {
+                break;
+            }
+            if d.sent + d.failed == 0 {
+                tokio::select! {
+                    _ = rt.wake_delivery.notified() => {}
+                    _ = done_rx.changed() => {}
+                }
+            }
+        }
+        anyhow::Ok((total, first_claim))
+    };
+    let (report, delivered) = tokio::join!(ingest, delivery);
+    let ingest_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = report?;
     tracing::info!(?report, "mailbox pass done");
+    let (mut mail, first_claim) = delivered?;
     let closed = sweep::sweep(&rt.ctx()).await?;
-    let mail = deliver::deliver_mail(&rt.ctx(), &rt.smtp).await?;
+    if closed > 0 {
+        mail.add(deliver::deliver_mail_over(&rt.ctx(), &rt.smtp, &mut link).await?);
+    }
+    let delivery_ms = first_claim.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+    link.close().await;
     let hooks = deliver::deliver_webhooks(&rt.ctx(), &rt.webhooks).await?;
     tracing::info!(closed, ?mail, ?hooks, "pass done");
+    // timings: the mailbox pass (connect to last commit) and the mail
+    // delivery (first claim to last message handed to SMTP); they overlap
     println!(
         "{}",
-        serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks})
+        serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks,
+            "timings": {"ingest_ms": ingest_ms, "delivery_ms": delivery_ms,
+                "total_ms": started.elapsed().as_secs_f64() * 1000.0}})
     );
     Ok(())
 }
 
 /// Wakes the two outbox loops when a pass has queued something for them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Wake {
     mail: Arc<Notify>,
     webhooks: Arc<Notify>,
@@ -228,7 +283,11 @@ impl Wake {
 
 /// The daemon: runs until `shutdown` turns true.
 pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let wake = Wake::default();
+    // the mailbox pass wakes the mail loop after each committed batch
+    let wake = Wake {
+        mail: rt.wake_delivery.clone(),
+        webhooks: Arc::new(Notify::new()),
+    };
     let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake.clone()));
     // Two loops, so that neither outbox waits for the other: a webhook is
     // not held up by the SMTP server's answers (tens of ms a message), nor
@@ -325,10 +384,11 @@ async fn delivery_loop(
     wake: Arc<Notify>,
     outbox: Outbox,
 ) -> anyhow::Result<()> {
+    let mut link = deliver::SmtpLink::default();
     while !*shutdown.borrow() {
         let ctx = rt.ctx();
         let result = match outbox {
-            Outbox::Mail => deliver::deliver_mail(&ctx, &rt.smtp).await,
+            Outbox::Mail => deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link).await,
             Outbox::Webhooks => deliver::deliver_webhooks(&ctx, &rt.webhooks).await,
         };
         if let Err(e) = result {
@@ -340,6 +400,7 @@ async fn delivery_loop(
             _ = shutdown.changed() => {}
         }
     }
+    link.close().await;
     Ok(())
 }
 

@@ -4,13 +4,13 @@
 //! again (at least once), never loses it.
 
 use std::collections::HashMap;
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::adapters::smtp::{SendError, SmtpSender};
+use crate::adapters::smtp::{SendError, SmtpSender, SmtpSession};
 use crate::adapters::webhook_http::WebhookClient;
 use crate::domain::EmailAddress;
 use crate::rules::webhooks::{self, Answer};
@@ -53,13 +53,73 @@ pub struct Delivered {
     pub postponed: usize,
 }
 
+impl Delivered {
+    pub fn add(&mut self, other: Delivered) {
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.postponed += other.postponed;
+    }
+}
+
 /// Mail retry delay: 1 min, 2, 4 … capped at 1 h.
 fn mail_backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 7) - 1;
     Duration::minutes((1i64 << exp).min(60))
 }
 
+/// Relays often close connections idle for longer than this (lettre
+/// issue #743): a kept session older than this is replaced.
+const SESSION_IDLE_LIMIT: StdDuration = StdDuration::from_secs(30);
+
+/// The SMTP connection the outbox drains over, kept from one pass to the
+/// next (connecting, TLS and login cost more than sending a message).
+#[derive(Default)]
+pub struct SmtpLink {
+    session: Option<(SmtpSession, Instant)>,
+}
+
+impl SmtpLink {
+    /// The kept session when it is alive and fresh, else a new one.
+    async fn session(&mut self, smtp: &SmtpSender) -> Result<&mut SmtpSession, SendError> {
+        let stale = self
+            .session
+            .as_ref()
+            .is_some_and(|(s, used)| s.is_broken() || used.elapsed() > SESSION_IDLE_LIMIT);
+        if stale && let Some((old, _)) = self.session.take() {
+            old.quit().await;
+        }
+        if self.session.is_none() {
+            self.session = Some((smtp.session().await?, Instant::now()));
+        }
+        let (session, used) = self.session.as_mut().expect("just set");
+        *used = Instant::now();
+        Ok(session)
+    }
+
+    pub async fn close(&mut self) {
+        if let Some((session, _)) = self.session.take() {
+            session.quit().await;
+        }
+    }
+}
+
+/// Sends every due message of the outbox over one connection, then
+/// closes it.
 pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<Delivered> {
+    let mut link = SmtpLink::default();
+    let done = deliver_mail_over(ctx, smtp, &mut link).await;
+    link.close().await;
+    done
+}
+
+/// Sends every due message of the outbox over `link`'s connection (opened
+/// when needed, kept afterwards).
+pub async fn deliver_mail_over(
+    ctx: &Ctx<'_>,
+    smtp: &SmtpSender,
+    link: &mut SmtpLink,
+) -> anyhow::Result<Delivered> {
     let mut done = Delivered::default();
     let started = std::time::Instant::now();
     loop {
@@ -88,7 +148,13 @@ pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<De
                 .split(',')
                 .filter_map(|a| EmailAddress::parse(a).ok())
                 .collect();
-            match smtp.send_raw(&from, &to, &row.raw).await {
+            let sent = match link.session(smtp).await {
+                Ok(session) => session.send_raw(&from, &to, &row.raw).await,
+                // no connection is this message's fault: retry it later
+                Err(SendError::Permanent(e)) => Err(SendError::Transient(e)),
+                Err(e) => Err(e),
+            };
+            match sent {
                 Ok(()) => {
                     ctx.store.mail_sent(row.id, now).await?;
                     tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");

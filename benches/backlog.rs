@@ -1,0 +1,1117 @@
+//! `cargo bench --bench backlog` (run by `scripts/bench.sh`, which starts
+//! the servers first): Guichet against the limits of its own mail servers,
+//! every figure printed with its ratio, in one run.
+//!
+//! 1. Backlog drain: N messages waiting in a real Dovecot mailbox;
+//!    `guichet run --once` (the release binary, SQLite) against a bare
+//!    client that only fetches the same messages and submits the same
+//!    outgoing mail to the same Postfix.
+//! 2. Pipeline alone: `ingest` in process against mail-parser's bare parse.
+//! 3. Latency with IDLE: from Dovecot's push to the acknowledgement handed
+//!    to SMTP, for messages delivered one at a time.
+//! 4. Memory: peak RSS of the drain, and of one 25 MB attachment.
+//! 5. Growth: per-message ingest cost with 1k, 10k, 100k stored tickets.
+//!
+//! Not a test: nothing here runs under `cargo test`. Environment:
+//! `BENCH_N` (backlog size, default 10000), `BENCH_RIG` (the rig's
+//! directory, default /dev/shm/guichet-bench), `BENCH_LATENCY_N` (default
+//! 100), `BENCH_GROWTH` (default 1000,10000,100000), `BENCH_ONLY` (comma
+//! list of backlog,pipeline,latency,memory,growth).
+
+#[path = "backlog/mails.rs"]
+mod mails;
+#[path = "backlog/wire.rs"]
+mod wire;
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use guichet::mail::templates::Templates;
+use guichet::store::Store;
+use guichet::workers::Ctx;
+use guichet::workers::ingest::{Options, Outcome, Source, ingest};
+use mails::{BenchMail, Kind};
+use wire::{Imap, Submission, dot_stuffed};
+
+/// django-helpdesk 2.6 `get_email`, acknowledgements on (issue 7).
+const PEER_MSG_PER_S: f64 = 35.0;
+
+struct Config {
+    n: usize,
+    latency_n: usize,
+    growth: Vec<usize>,
+    only: Option<Vec<String>>,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let num = |k: &str, d: usize| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .unwrap_or(d)
+        };
+        Config {
+            n: num("BENCH_N", 10_000),
+            latency_n: num("BENCH_LATENCY_N", 100),
+            growth: std::env::var("BENCH_GROWTH")
+                .ok()
+                .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1_000, 10_000, 100_000]),
+            only: std::env::var("BENCH_ONLY")
+                .ok()
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+        }
+    }
+    fn wants(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|p| p == part))
+    }
+}
+
+/// The servers, from the env file that `mailrig.sh start` wrote.
+struct Rig {
+    dir: PathBuf,
+    vars: HashMap<String, String>,
+    host: String,
+    imap_port: u16,
+    lmtp_port: u16,
+    smtp_port: u16,
+    password: String,
+}
+
+impl Rig {
+    fn load() -> Result<Rig> {
+        let dir = PathBuf::from(
+            std::env::var("BENCH_RIG").unwrap_or_else(|_| "/dev/shm/guichet-bench".into()),
+        );
+        let text = std::fs::read_to_string(dir.join("env")).with_context(|| {
+            format!(
+                "no rig at {}: run scripts/bench.sh, which starts one",
+                dir.display()
+            )
+        })?;
+        let vars: HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = |k: &str| {
+            vars.get(k)
+                .cloned()
+                .with_context(|| format!("{k} missing from the rig's env"))
+        };
+        Ok(Rig {
+            host: get("IMAP_HOST")?,
+            imap_port: get("IMAP_PORT")?.parse()?,
+            lmtp_port: get("LMTP_PORT")?.parse()?,
+            smtp_port: get("SMTP_PORT")?.parse()?,
+            password: get("MAIL_PASSWORD")?,
+            vars,
+            dir,
+        })
+    }
+
+    fn postfix_queue_empty(&self) -> Result<bool> {
+        let conf = self
+            .vars
+            .get("POSTFIX_CONFIG_DIR")
+            .context("POSTFIX_CONFIG_DIR missing")?;
+        let out = Command::new("postqueue")
+            .args(["-c", conf, "-p"])
+            .output()
+            .context("cannot run postqueue")?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains("Mail queue is empty"))
+    }
+
+    /// Waits until Postfix has delivered everything it accepted, so that
+    /// one phase's background deliveries do not load the next one.
+    fn wait_postfix_idle(&self) -> Result<Duration> {
+        let t = Instant::now();
+        while !self.postfix_queue_empty()? {
+            if t.elapsed() > Duration::from_secs(600) {
+                bail!("Postfix queue not empty after 10 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(t.elapsed())
+    }
+
+    async fn count(&self, user: &str) -> Result<u32> {
+        let mut imap = Imap::login(&self.host, self.imap_port, user, &self.password).await?;
+        let n = imap.select("INBOX").await?;
+        let _ = imap.command("LOGOUT").await;
+        Ok(n)
+    }
+}
+
+/// A help desk's settings file and SQLite database in a temp dir.
+struct Desk {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Desk {
+    fn new(rig: &Rig, support: &str, agent: &str, attachments: &str) -> Result<Desk> {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-bench-")
+            .tempdir()?;
+        let config = dir.path().join("guichet.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[helpdesk]
+secret = "bench-secret-0123456789abcdef"
+
+[attachments]
+storage_dir = "files"
+{attachments}
+
+[imap]
+host = "{host}"
+port = {imap}
+tls = "none"
+username = "{support}"
+password = "{password}"
+poll_seconds = 60
+idle = true
+
+[smtp]
+host = "{host}"
+port = {smtp}
+tls = "none"
+from = "Bench Support <{support}>"
+
+[database]
+url = "sqlite://guichet.db"
+
+[[departments]]
+name = "Support"
+address = "{support}"
+agents = ["{agent}"]
+"#,
+                host = rig.host,
+                imap = rig.imap_port,
+                smtp = rig.smtp_port,
+                password = rig.password,
+            ),
+        )?;
+        Ok(Desk { dir, config })
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("guichet.db")
+    }
+}
+
+fn guichet_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_guichet")
+}
+
+/// One run of the real binary: wall time, peak RSS, output.
+struct BinRun {
+    wall: Duration,
+    peak_rss_kb: u64,
+    stdout: String,
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `guichet --config … args`, sampling VmHWM (the kernel's own
+/// high-water mark, so a sample only needs to be late, not lucky) until
+/// it exits.
+fn run_guichet(desk: &Desk, args: &[&str]) -> Result<BinRun> {
+    let log = std::fs::File::create(desk.dir.path().join("guichet.log"))?;
+    let t = Instant::now();
+    let mut child = Command::new(guichet_bin())
+        .arg("--config")
+        .arg(&desk.config)
+        .args(args)
+        .env_remove("GUICHET_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("cannot start guichet")?;
+    let pid = child.id();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        loop {
+            if let Some(kb) = vm_hwm_kb(pid) {
+                peak = peak.max(kb);
+            }
+            if stop_rx.recv_timeout(Duration::from_millis(2)).is_ok() {
+                return peak;
+            }
+        }
+    });
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut stdout)?;
+    }
+    // the last samples: the process is still there until it is reaped
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let wall = t.elapsed();
+    let _ = stop_tx.send(());
+    let peak_rss_kb = sampler.join().unwrap_or(0);
+    if !status.success() {
+        let log = std::fs::read_to_string(desk.dir.path().join("guichet.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        bail!(
+            "guichet {args:?} failed ({status}):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(BinRun {
+        wall,
+        peak_rss_kb,
+        stdout,
+    })
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// Delivers `mails` over one LMTP connection to every one of `rcpts`.
+async fn seed(rig: &Rig, mails: &[BenchMail], rcpts: &[&str]) -> Result<Duration> {
+    let t = Instant::now();
+    let mut lmtp = Submission::lmtp(&rig.host, rig.lmtp_port).await?;
+    for m in mails {
+        lmtp.send(&m.sender, rcpts, &dot_stuffed(&m.raw)).await?;
+    }
+    lmtp.quit().await?;
+    Ok(t.elapsed())
+}
+
+/// The bare fetch baseline: LOGIN, SELECT, UID SEARCH, then UID FETCH
+/// BODY.PEEK[] in batches of 200 (Guichet's batch size). Returns
+/// (messages, bytes).
+async fn bare_fetch(rig: &Rig, user: &str) -> Result<(usize, usize)> {
+    let mut imap = Imap::login(&rig.host, rig.imap_port, user, &rig.password).await?;
+    imap.select("INBOX").await?;
+    let uids = imap.uid_search_all().await?;
+    let (mut count, mut bytes) = (0, 0);
+    for chunk in uids.chunks(200) {
+        for body in imap.fetch_bodies(chunk).await? {
+            count += 1;
+            bytes += body.len();
+            std::hint::black_box(&body);
+        }
+    }
+    let _ = imap.command("LOGOUT").await;
+    Ok((count, bytes))
+}
+
+struct Outgoing {
+    from: String,
+    rcpts: Vec<String>,
+    wire: Vec<u8>,
+}
+
+/// What Guichet queued, read back from its outbox, ready for the wire.
+async fn outbox_of(db: &Path) -> Result<Vec<Outgoing>> {
+    let store = Store::connect(&format!("sqlite://{}", db.display())).await?;
+    let Store::Sqlite(pool) = &store else {
+        bail!("not SQLite")
+    };
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT envelope_from, recipients, raw FROM outbox_mail ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    store.close().await;
+    Ok(rows
+        .into_iter()
+        .map(|(from, rcpts, raw)| Outgoing {
+            from,
+            rcpts: rcpts.split(',').map(str::to_string).collect(),
+            // lettre strips one final line break and adds CRLF . CRLF
+            wire: dot_stuffed(&raw),
+        })
+        .collect())
+}
+
+/// The bare submit baseline: everything over ONE SMTP connection.
+async fn bare_submit(rig: &Rig, mails: &[Outgoing]) -> Result<Duration> {
+    let t = Instant::now();
+    let mut smtp = Submission::smtp(&rig.host, rig.smtp_port).await?;
+    for m in mails {
+        let rcpts: Vec<&str> = m.rcpts.iter().map(String::as_str).collect();
+        smtp.send(&m.from, &rcpts, &m.wire).await?;
+    }
+    smtp.quit().await?;
+    Ok(t.elapsed())
+}
+
+fn mix(mails: &[BenchMail]) -> String {
+    let count = |k| mails.iter().filter(|m| m.kind == k).count();
+    let with_files = mails
+        .iter()
+        .filter(|m| m.kind != Kind::Corpus && has_attachment(&m.raw))
+        .count();
+    let bytes: usize = mails.iter().map(|m| m.raw.len()).sum();
+    format!(
+        "{} corpus, {} new questions, {} replies, {} with a file; {:.1} MB",
+        count(Kind::Corpus),
+        count(Kind::New),
+        count(Kind::Reply),
+        with_files,
+        bytes as f64 / 1e6
+    )
+}
+
+/// Figures kept for the summary.
+#[derive(Default)]
+struct Summary {
+    lines: Vec<String>,
+}
+
+impl Summary {
+    fn add(&mut self, line: String) {
+        println!("{line}");
+        self.lines.push(line);
+    }
+}
+
+async fn backlog_drain(
+    cfg: &Config,
+    rig: &Rig,
+    prefix: &str,
+    backlog: &[BenchMail],
+    sum: &mut Summary,
+) -> Result<()> {
+    let n = cfg.n;
+    let support = format!("{prefix}-desk@example.test");
+    let bare = format!("{prefix}-bare@example.test");
+    let agent = format!("{prefix}-agent@example.test");
+    println!("\n== 1. Backlog drain: {n} messages ({})", mix(backlog));
+
+    let seeded = seed(rig, backlog, &[&support, &bare]).await?;
+    println!(
+        "   seeded both mailboxes over LMTP in {:.1} s ({:.0} msg/s)",
+        secs(seeded),
+        n as f64 / secs(seeded)
+    );
+    for user in [&support, &bare] {
+        let have = rig.count(user).await?;
+        if have as usize != n {
+            bail!("{user} holds {have} messages, not {n}");
+        }
+    }
+    rig.wait_postfix_idle()?;
+
+    let t = Instant::now();
+    let (fetched, bytes) = bare_fetch(rig, &bare).await?;
+    let fetch = t.elapsed();
+    if fetched != n {
+        bail!("bare fetch got {fetched} of {n} messages");
+    }
+    println!(
+        "   bare fetch:   {fetched} messages, {:.1} MB in {:.3} s = {:.0} msg/s",
+        bytes as f64 / 1e6,
+        secs(fetch),
+        n as f64 / secs(fetch)
+    );
+
+    let desk = Desk::new(rig, &support, &agent, "")?;
+    let run = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim())
+        .with_context(|| format!("run --once printed {:?}", run.stdout))?;
+    let drained = rig.wait_postfix_idle()?;
+    let queued = outbox_of(&desk.db()).await?;
+    let sent = report["mail"]["sent"].as_u64().unwrap_or(0) as usize;
+    let mb = &report["mailbox"];
+    println!(
+        "   guichet run --once: {:.2} s; mailbox {mb}; mail {}; peak RSS {:.1} MB; Postfix finished delivering {:.1} s later",
+        secs(run.wall),
+        report["mail"],
+        run.peak_rss_kb as f64 / 1024.0,
+        secs(drained)
+    );
+    if mb["fetched"].as_u64() != Some(n as u64) || sent != queued.len() {
+        bail!(
+            "guichet handled {} of {n} messages and sent {sent} of {} queued mails",
+            mb["fetched"],
+            queued.len()
+        );
+    }
+
+    let submit = bare_submit(rig, &queued).await?;
+    rig.wait_postfix_idle()?;
+    println!(
+        "   bare submit:  {} messages (what Guichet queued: {:.2} per new ticket) over one SMTP connection in {:.2} s = {:.0} msg/s",
+        queued.len(),
+        queued.len() as f64 / mb["new_tickets"].as_f64().unwrap_or(1.0).max(1.0),
+        secs(submit),
+        queued.len() as f64 / secs(submit)
+    );
+
+    let bare_total = secs(fetch) + secs(submit);
+    let total = secs(run.wall);
+    let ratio = bare_total / total;
+    sum.add(format!(
+        "backlog drain   guichet {total:.2} s vs bare client {bare_total:.2} s (fetch {:.2} + submit {:.2}): {ratio:.2}x (target >= 0.80x) {}",
+        secs(fetch),
+        secs(submit),
+        verdict(ratio >= 0.8)
+    ));
+    let t = &report["timings"];
+    let ingest_s = t["ingest_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    let delivery_s = t["delivery_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    sum.add(format!(
+        "  ingest half   mailbox -> tickets committed {ingest_s:.2} s ({:.0} msg/s) vs bare fetch {:.3} s: {:.3}x",
+        n as f64 / ingest_s,
+        secs(fetch),
+        secs(fetch) / ingest_s
+    ));
+    sum.add(format!(
+        "  delivery half outbox -> SMTP {delivery_s:.2} s ({:.0} msg/s) vs bare submit {:.2} s: {:.2}x",
+        queued.len() as f64 / delivery_s,
+        secs(submit),
+        secs(submit) / delivery_s
+    ));
+    let rate = n as f64 / total;
+    let peer = rate / PEER_MSG_PER_S;
+    sum.add(format!(
+        "  throughput    {rate:.0} msg/s = {peer:.1}x django-helpdesk's ~35 msg/s (target >= 100x) {}",
+        verdict(peer >= 100.0)
+    ));
+    let rss_mb = run.peak_rss_kb as f64 / 1024.0;
+    sum.add(format!(
+        "memory drain    peak RSS {rss_mb:.1} MB (target < 100 MB) {}",
+        verdict(rss_mb < 100.0)
+    ));
+    Ok(())
+}
+
+fn fresh_ctx_settings(dir: &Path, extra_attachments: &str) -> Result<guichet::settings::Settings> {
+    let path = dir.join("guichet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[helpdesk]
+secret = "bench-secret-0123456789abcdef"
+[attachments]
+storage_dir = "files"
+{extra_attachments}
+[imap]
+host = "127.0.0.1"
+tls = "none"
+port = 1
+username = "support@example.test"
+password = "x"
+[smtp]
+host = "127.0.0.1"
+tls = "none"
+port = 1
+from = "Support <support@example.test>"
+[database]
+url = "sqlite://guichet.db"
+[[departments]]
+name = "Support"
+address = "support@example.test"
+agents = ["agent@example.test"]
+"#
+        ),
+    )?;
+    guichet::settings::load(&path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn open_store(dir: &Path) -> Result<Store> {
+    let store = Store::connect(&format!("sqlite://{}", dir.join("guichet.db").display())).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Ingests `mails` in process; the time per message.
+async fn ingest_all(
+    settings: &guichet::settings::Settings,
+    store: &Store,
+    templates: &Templates,
+    mails: &[Vec<u8>],
+    first_uid: u32,
+) -> Result<(Duration, HashMap<&'static str, usize>, Vec<Duration>)> {
+    let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
+    let mut each = Vec::with_capacity(mails.len());
+    let t = Instant::now();
+    for (i, raw) in mails.iter().enumerate() {
+        let one = Instant::now();
+        let ctx = Ctx {
+            settings,
+            store,
+            templates,
+            now: Utc::now(),
+        };
+        let source = Source {
+            mailbox: Some("bench".into()),
+            uid: Some(first_uid + i as u32),
+            uid_validity: Some(1),
+        };
+        let (outcome, _) = ingest(&ctx, raw, &source, Options::default()).await?;
+        *outcomes
+            .entry(match outcome {
+                Outcome::AlreadySeen => "already seen",
+                Outcome::Ticket { created: true, .. } => "new ticket",
+                Outcome::Ticket { .. } => "appended",
+                Outcome::Unplaced { .. } => "unplaced",
+            })
+            .or_default() += 1;
+        each.push(one.elapsed());
+    }
+    Ok((t.elapsed(), outcomes, each))
+}
+
+async fn pipeline(backlog: &[BenchMail], sum: &mut Summary) -> Result<()> {
+    let n = backlog.len();
+    println!("\n== 2. Pipeline alone: the same {n} messages, in memory, in process");
+    let raws: Vec<Vec<u8>> = backlog.iter().map(|m| dot_free(&m.raw)).collect();
+    // bare parse: the best of three passes
+    let mut parse = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for raw in &raws {
+            let msg = mail_parser::MessageParser::default().parse(raw.as_slice());
+            std::hint::black_box(msg.map(|m| m.parts.len()));
+        }
+        parse = parse.min(t.elapsed());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("guichet-bench-")
+        .tempdir()?;
+    let settings = fresh_ctx_settings(dir.path(), "")?;
+    let store = open_store(dir.path()).await?;
+    let templates = Templates::load(None)?;
+    let (took, outcomes, each) = ingest_all(&settings, &store, &templates, &raws, 1).await?;
+    store.close().await;
+    let rate = n as f64 / secs(took);
+    let parse_rate = n as f64 / secs(parse);
+    let with_file = |yes: bool| {
+        let v: Vec<f64> = raws
+            .iter()
+            .zip(&each)
+            .filter(|(r, _)| has_attachment(r) == yes)
+            .map(|(_, d)| secs(*d) * 1e6)
+            .collect();
+        (v.len(), v.iter().sum::<f64>() / v.len().max(1) as f64)
+    };
+    let ((nf, uf), (nn, un)) = (with_file(true), with_file(false));
+    println!(
+        "   outcomes: {outcomes:?}; {nf} messages with an attachment: {uf:.0} us each, {nn} without: {un:.0} us each"
+    );
+    sum.add(format!(
+        "pipeline        ingest {rate:.0} msg/s ({:.0} us/msg) vs mail-parser bare parse {parse_rate:.0} msg/s ({:.1} us/msg): {:.3}x",
+        secs(took) * 1e6 / n as f64,
+        secs(parse) * 1e6 / n as f64,
+        rate / parse_rate
+    ));
+    Ok(())
+}
+
+fn has_attachment(raw: &[u8]) -> bool {
+    let needle = b"Content-Disposition: attachment";
+    raw.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The message as Dovecot stores it: CRLF line endings.
+fn dot_free(raw: &[u8]) -> Vec<u8> {
+    let mut w = dot_stuffed(raw);
+    w.truncate(w.len() - 3);
+    // undo the dot-stuffing: ".." at a line start
+    let mut out = Vec::with_capacity(w.len());
+    let mut start = true;
+    let mut i = 0;
+    while i < w.len() {
+        if start && w[i] == b'.' && w.get(i + 1) == Some(&b'.') {
+            i += 1;
+        }
+        out.push(w[i]);
+        start = w[i] == b'\n';
+        i += 1;
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A running `guichet run` whose JSON log is read line by line.
+struct Daemon {
+    child: std::process::Child,
+    acks: mpsc::Receiver<(i64, DateTime<Utc>)>,
+    ready: mpsc::Receiver<()>,
+}
+
+fn start_daemon(desk: &Desk) -> Result<Daemon> {
+    let mut child = Command::new(guichet_bin())
+        .arg("--config")
+        .arg(&desk.config)
+        .args(["--log-format", "json", "run"])
+        .env_remove("GUICHET_CONFIG")
+        .env("GUICHET_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().expect("piped");
+    let (ack_tx, acks) = mpsc::channel();
+    let (ready_tx, ready) = mpsc::channel();
+    let log_path = desk.dir.path().join("daemon.log");
+    std::thread::spawn(move || {
+        let mut log = std::fs::File::create(log_path).ok();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(f) = log.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let fields = &v["fields"];
+            match fields["message"].as_str() {
+                Some("mailbox connected") => {
+                    let _ = ready_tx.send(());
+                }
+                Some("mail sent") if fields["kind"] == "acknowledgement" => {
+                    let ticket = fields["ticket"]
+                        .as_str()
+                        .map(|s| s.chars().filter(char::is_ascii_digit).collect::<String>())
+                        .and_then(|s| s.parse().ok())
+                        .or_else(|| fields["ticket"].as_i64())
+                        .unwrap_or(-1);
+                    if let Some(ts) = v["timestamp"]
+                        .as_str()
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    {
+                        let _ = ack_tx.send((ticket, ts.with_timezone(&Utc)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(Daemon { child, acks, ready })
+}
+
+impl Daemon {
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn latency(cfg: &Config, rig: &Rig, prefix: &str, sum: &mut Summary) -> Result<()> {
+    let m = cfg.latency_n;
+    println!("\n== 3. Latency with IDLE: {m} messages delivered one at a time");
+    let support = format!("{prefix}-lat@example.test");
+    let agent = format!("{prefix}-latagent@example.test");
+    let desk = Desk::new(rig, &support, &agent, "")?;
+    // the mailbox exists before anyone selects it
+    let mut lmtp = Submission::lmtp(&rig.host, rig.lmtp_port).await?;
+    let mut rng = mails::Rng::new(7);
+    let first = latency_mail(&mut rng, &support, prefix, 0);
+    lmtp.send(&first.sender, &[&support], &dot_stuffed(&first.raw))
+        .await?;
+
+    let daemon = start_daemon(&desk)?;
+    daemon
+        .ready
+        .recv_timeout(Duration::from_secs(30))
+        .context("the daemon did not connect to its mailbox")?;
+    // the first message is drained by the daemon's first pass
+    let (t0, _) = daemon
+        .acks
+        .recv_timeout(Duration::from_secs(30))
+        .context("no acknowledgement of the first message")?;
+    if t0 != 1 {
+        bail!("first acknowledgement was for ticket {t0}");
+    }
+
+    // our own IDLE on the same mailbox: the time of Dovecot's push
+    let mut watcher = Imap::login(&rig.host, rig.imap_port, &support, &rig.password).await?;
+    watcher.select("INBOX").await?;
+    watcher.idle().await?;
+    let (push_tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tokio::spawn(async move {
+        while let Ok(resp) = watcher.response().await {
+            if resp.text.ends_with(" EXISTS") {
+                let _ = push_tx.send(Utc::now());
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let mut latencies = Vec::with_capacity(m);
+    let mut push_delays = Vec::with_capacity(m);
+    for i in 1..=m {
+        let mail = latency_mail(&mut rng, &support, prefix, i);
+        lmtp.send(&mail.sender, &[&support], &dot_stuffed(&mail.raw))
+            .await?;
+        let delivered = Utc::now();
+        let pushed = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
+            .await
+            .context("no EXISTS push within 10 s")?
+            .context("IDLE watcher ended")?;
+        let (ticket, acked) =
+            tokio::task::block_in_place(|| daemon.acks.recv_timeout(Duration::from_secs(10)))
+                .with_context(|| format!("no acknowledgement for message {i} within 10 s"))?;
+        if ticket != i as i64 + 1 {
+            bail!("acknowledgement for ticket {ticket}, expected {}", i + 1);
+        }
+        latencies.push((acked - pushed).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        push_delays.push((pushed - delivered).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        // let the daemon go back to IDLE
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watch.abort();
+    lmtp.quit().await?;
+    daemon.stop();
+    latencies.sort_by(f64::total_cmp);
+    push_delays.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    println!(
+        "   Dovecot's push came {:.0} ms (median) after the LMTP delivery; push -> ack handed to SMTP: min {:.1} ms, max {:.1} ms",
+        percentile(&push_delays, 50.0),
+        latencies.first().copied().unwrap_or(f64::NAN),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    sum.add(format!(
+        "latency (IDLE)  push -> ticket committed + ack handed to SMTP over {m} messages: median {p50:.1} ms (target < 50) {}, p99 {p99:.1} ms (target < 200) {}",
+        verdict(p50 < 50.0),
+        verdict(p99 < 200.0)
+    ));
+    Ok(())
+}
+
+fn latency_mail(rng: &mut mails::Rng, support: &str, prefix: &str, i: usize) -> BenchMail {
+    let customer = mails::Customer {
+        address: format!("lat{i}@customers.invalid"),
+        name: format!("Latency {i}"),
+    };
+    let text = format!(
+        "{}\r\n\r\nThanks,\r\n{}\r\n",
+        ["Hello, the export fails again.", "Where is my parcel?"][rng.below(2)],
+        customer.name
+    );
+    BenchMail {
+        raw: mails::customer_mail(
+            &customer,
+            support,
+            &format!("Latency probe {i}"),
+            &format!("lat-{prefix}-{i}@customers.invalid"),
+            None,
+            &text,
+            false,
+            None,
+            "Wed, 25 Nov 2026 10:00:00 +0000",
+        ),
+        sender: customer.address,
+        kind: Kind::New,
+    }
+}
+
+async fn memory(rig: &Rig, prefix: &str, sum: &mut Summary) -> Result<()> {
+    println!("\n== 4. Memory: one ordinary message vs one with a 25 MB attachment");
+    let mut rng = mails::Rng::new(25);
+    let size = 25 * 1024 * 1024;
+    let mut peaks = Vec::new();
+    for (label, file_size) in [("small", 20_000usize), ("big", size)] {
+        let support = format!("{prefix}-mem{label}@example.test");
+        let agent = format!("{prefix}-memagent@example.test");
+        let png = mails::fake_png(&mut rng, file_size);
+        let customer = mails::Customer {
+            address: format!("mem-{label}@customers.invalid"),
+            name: "Memory Probe".into(),
+        };
+        let raw = mails::customer_mail(
+            &customer,
+            &support,
+            "Here is the full scan",
+            &format!("mem-{prefix}-{label}@customers.invalid"),
+            None,
+            "The scan is attached.\r\n",
+            false,
+            Some(("scan.png", "image/png", &png)),
+            "Wed, 25 Nov 2026 10:00:00 +0000",
+        );
+        let mut lmtp = Submission::lmtp(&rig.host, rig.lmtp_port).await?;
+        lmtp.send(&customer.address, &[&support], &dot_stuffed(&raw))
+            .await?;
+        lmtp.quit().await?;
+        let desk = Desk::new(rig, &support, &agent, "max_size_mb = 30")?;
+        let run = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+        let report: serde_json::Value = serde_json::from_str(run.stdout.trim())?;
+        if report["mailbox"]["new_tickets"] != 1 || report["mail"]["sent"].as_u64() < Some(2) {
+            bail!("{label}: unexpected report {report}");
+        }
+        println!(
+            "   {label}: message of {:.1} MB, peak RSS {:.1} MB, {:.2} s",
+            raw.len() as f64 / 1e6,
+            run.peak_rss_kb as f64 / 1024.0,
+            secs(run.wall)
+        );
+        peaks.push(run.peak_rss_kb as f64 / 1024.0);
+        rig.wait_postfix_idle()?;
+    }
+    let added = peaks[1] - peaks[0];
+    let factor = added / 25.0;
+    sum.add(format!(
+        "memory 25 MB    one 25 MB attachment adds {added:.1} MB at peak = {factor:.2}x its size (target <= 3x) {}",
+        verdict(factor <= 3.0)
+    ));
+    Ok(())
+}
+
+/// Fills a fresh store with `size` tickets as a daemon would have left
+/// them: raw mail, message, participant, event, known Message-IDs of the
+/// message and its two outgoing mails, the sent outbox rows, the
+/// auto-reply record.
+async fn prefill(store: &Store, size: usize) -> Result<()> {
+    let Store::Sqlite(pool) = store else {
+        bail!("not SQLite")
+    };
+    let now = Utc::now() - chrono::Duration::days(1);
+    let seq = "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)";
+    let statements = [
+        "INSERT INTO tickets (id, subject, department, priority, client, status, language, created_at, last_activity_at, last_message_from) \
+         SELECT i, 'Prefilled question ' || i, 'Support', 'normal', 'old' || i || '@customers.invalid', \
+         CASE WHEN i % 2 = 0 THEN 'open' ELSE 'awaiting_customer' END, 'en', $2, $2, 'customer' FROM seq",
+        "INSERT INTO participants (ticket_id, address, role) SELECT i, 'old' || i || '@customers.invalid', 'customer' FROM seq",
+        "INSERT INTO raw_messages (id, dedup_key, raw, size, received_at, mailbox, imap_uid) \
+         SELECT i, 'mid:prefill-' || i || '@customers.invalid', randomblob(1500), 1500, $2, 'old', i FROM seq",
+        "INSERT INTO messages (ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text) \
+         SELECT i, i, 'in', 'customer', 'old' || i || '@customers.invalid', $2, 'prefill-' || i || '@customers.invalid', 'new', \
+         'Prefilled question number ' || i || ', with a few words of text so that rows have a realistic size.' FROM seq",
+        "INSERT INTO known_message_ids (message_id, ticket_id) SELECT 'prefill-' || i || '@customers.invalid', i FROM seq \
+         UNION ALL SELECT 'ack-' || i || '@support.example.test', i FROM seq \
+         UNION ALL SELECT 'copy-' || i || '@support.example.test', i FROM seq",
+        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at, attempts, sent_at) \
+         SELECT i, 'acknowledgement', 'support@example.test', 'old' || i || '@customers.invalid', 'ack-' || i || '@support.example.test', randomblob(1200), $2, $2, 1, $2 FROM seq \
+         UNION ALL SELECT i, 'agent_copy', 'support@example.test', 'agent@example.test', 'copy-' || i || '@support.example.test', randomblob(1800), $2, $2, 1, $2 FROM seq",
+        "INSERT INTO ticket_events (event_id, ticket_id, event, occurred_at, data) \
+         SELECT 'evt_prefill_' || i, i, 'ticket.created', $2, '{}' FROM seq",
+        "INSERT INTO auto_replies (address, sent_at) SELECT 'old' || i || '@customers.invalid', $2 FROM seq",
+    ];
+    let mut tx = pool.begin().await?;
+    for body in statements {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{seq} {body}")))
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("prefill: {body}"))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Messages against a store of `size` tickets: new questions, replies
+/// threaded by In-Reply-To to a random stored ticket, replies found by
+/// their subject tag.
+fn growth_mails(size: usize, k: usize, salt: &str) -> Vec<Vec<u8>> {
+    let mut rng = mails::Rng::new(size as u64);
+    let mut out = Vec::with_capacity(k);
+    for j in 0..k {
+        let roll = rng.below(100);
+        let t = 1 + rng.below(size);
+        let (customer, subject, parent) = if roll < 50 {
+            (format!("growth{j}"), format!("New question {j}"), None)
+        } else if roll < 80 {
+            (
+                format!("old{t}"),
+                format!("Re: Prefilled question {t}"),
+                Some(format!("prefill-{t}@customers.invalid")),
+            )
+        } else {
+            (
+                format!("old{t}"),
+                format!("Re: [#{t}] Prefilled question {t}"),
+                None,
+            )
+        };
+        let c = mails::Customer {
+            address: format!("{customer}@customers.invalid"),
+            name: customer.clone(),
+        };
+        let png;
+        let file = if rng.chance(10) {
+            let size = 5_000 + rng.below(20_000);
+            png = mails::fake_png(&mut rng, size);
+            Some(("photo.png", "image/png", png.as_slice()))
+        } else {
+            None
+        };
+        out.push(mails::customer_mail(
+            &c,
+            "support@example.test",
+            &subject,
+            &format!("growth-{salt}-{size}-{j}@customers.invalid"),
+            parent.as_deref(),
+            "Hello again, the problem is still there after the update.\r\nRegards\r\n",
+            false,
+            file,
+            "Wed, 25 Nov 2026 10:00:00 +0000",
+        ));
+    }
+    out
+}
+
+async fn growth(cfg: &Config, prefix: &str, sum: &mut Summary) -> Result<()> {
+    let k = 1000;
+    println!(
+        "\n== 5. Growth: {k} messages (50% new, 30% In-Reply-To, 20% subject tag) ingested into stores of {:?} tickets",
+        cfg.growth
+    );
+    let mut curve: Vec<(usize, f64)> = Vec::new();
+    for &size in &cfg.growth {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-bench-")
+            .tempdir()?;
+        let settings = fresh_ctx_settings(dir.path(), "")?;
+        let store = open_store(dir.path()).await?;
+        let t = Instant::now();
+        prefill(&store, size).await?;
+        let filled = t.elapsed();
+        let templates = Templates::load(None)?;
+        let mails = growth_mails(size, k, prefix);
+        let (took, outcomes, _) =
+            ingest_all(&settings, &store, &templates, &mails, size as u32 + 1).await?;
+        store.close().await;
+        let us = secs(took) * 1e6 / k as f64;
+        println!(
+            "   {size:>7} tickets (filled in {:.1} s): {us:.0} us/message; {outcomes:?}",
+            secs(filled)
+        );
+        curve.push((size, us));
+    }
+    if let (Some(first), Some(last)) = (curve.first(), curve.last()) {
+        let points = curve
+            .iter()
+            .map(|(s, us)| format!("{s}: {us:.0} us"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ratio = last.1 / first.1;
+        sum.add(format!(
+            "growth          per-message ingest cost {points}; {}k vs {}k tickets: {ratio:.2}x (flat = 1.00x) {}",
+            last.0 / 1000,
+            first.0 / 1000,
+            verdict(ratio < 1.5)
+        ));
+    }
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    // `cargo bench` passes --bench; `cargo test --all-targets` builds and
+    // runs this too, without it: stay out of the test suite
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "backlog: a benchmark, run by scripts/bench.sh (cargo bench --bench backlog); skipped"
+        );
+        return Ok(());
+    }
+    let cfg = Config::from_env();
+    let rig = Rig::load()?;
+    let prefix = format!(
+        "b{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            % 100_000_000
+    );
+    println!(
+        "Guichet benchmark: {} CPUs, load average {} at start; rig {} ({} on {}), binary {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+        rig.dir.display(),
+        rig.vars
+            .get("MAIL_FORMAT")
+            .map_or("maildir", String::as_str),
+        if rig.dir.starts_with("/dev/shm") {
+            "tmpfs"
+        } else {
+            "disk"
+        },
+        guichet_bin()
+    );
+    let corpus = mails::corpus_messages(&mails::corpus_dir());
+    if corpus.is_empty() {
+        println!(
+            "   corpus not found at {}: generated mail only",
+            mails::corpus_dir().display()
+        );
+    }
+    let backlog = mails::backlog(
+        cfg.n,
+        &format!("{prefix}-desk@example.test"),
+        &corpus,
+        &prefix,
+    );
+    let mut sum = Summary::default();
+    if cfg.wants("backlog") {
+        backlog_drain(&cfg, &rig, &prefix, &backlog, &mut sum).await?;
+    }
+    if cfg.wants("pipeline") {
+        pipeline(&backlog, &mut sum).await?;
+    }
+    if cfg.wants("latency") {
+        latency(&cfg, &rig, &prefix, &mut sum).await?;
+    }
+    if cfg.wants("memory") {
+        memory(&rig, &prefix, &mut sum).await?;
+    }
+    if cfg.wants("growth") {
+        growth(&cfg, &prefix, &mut sum).await?;
+    }
+    println!(
+        "\n== Summary (N = {}, load average {} at the end)",
+        cfg.n,
+        load_average()
+    );
+    for line in &sum.lines {
+        println!("{line}");
+    }
+    Ok(())
+}
