@@ -1105,22 +1105,7 @@ impl Job<'_, '_> {
 
         if !block.errors.is_empty() {
             let reason = block.errors.join("\n");
-            self.add_message(
-                ticket.id,
-                "note",
-                "agent",
-                from.as_str(),
-                &answer,
-                rule,
-                Some(&format!("not sent: {reason}")),
-            )
-            .await?;
-            self.agent_notice(&ticket, &from, &reason).await?;
-            return Ok(Outcome::Ticket {
-                ticket_id: ticket.id,
-                rule: rule.into(),
-                created: false,
-            });
+            return self.not_sent(&ticket, &from, &answer, rule, &reason).await;
         }
         if block.commands.contains(&Command::Note) {
             self.add_message(
@@ -1160,22 +1145,7 @@ impl Job<'_, '_> {
                             "#department {name}: no such department (known: {})",
                             known.join(", ")
                         );
-                        self.add_message(
-                            ticket.id,
-                            "note",
-                            "agent",
-                            from.as_str(),
-                            &answer,
-                            rule,
-                            Some(&format!("not sent: {reason}")),
-                        )
-                        .await?;
-                        self.agent_notice(&ticket, &from, &reason).await?;
-                        return Ok(Outcome::Ticket {
-                            ticket_id: ticket.id,
-                            rule: rule.into(),
-                            created: false,
-                        });
+                        return self.not_sent(&ticket, &from, &answer, rule, &reason).await;
                     }
                 },
                 Command::Close => closing = Some(CloseReason::Agent),
@@ -1216,23 +1186,8 @@ impl Job<'_, '_> {
             })
             .collect();
         if nothing_to_say && block.commands.is_empty() {
-            let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.".to_string();
-            self.add_message(
-                ticket.id,
-                "note",
-                "agent",
-                from.as_str(),
-                "",
-                rule,
-                Some(&format!("not sent: {reason}")),
-            )
-            .await?;
-            self.agent_notice(&ticket, &from, &reason).await?;
-            return Ok(Outcome::Ticket {
-                ticket_id: ticket.id,
-                rule: rule.into(),
-                created: false,
-            });
+            let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.";
+            return self.not_sent(&ticket, &from, "", rule, reason).await;
         }
         if !nothing_to_say {
             let message_row = self
@@ -1286,6 +1241,34 @@ impl Job<'_, '_> {
             );
         }
         self.tx.save_ticket(&ticket).await?;
+        Ok(Outcome::Ticket {
+            ticket_id: ticket.id,
+            rule: rule.into(),
+            created: false,
+        })
+    }
+
+    /// An agent's mail that is not relayed: kept on the ticket as a note
+    /// saying why, and the agent is told.
+    async fn not_sent(
+        &mut self,
+        ticket: &TicketRow,
+        agent: &EmailAddress,
+        text: &str,
+        rule: &str,
+        reason: &str,
+    ) -> anyhow::Result<Outcome> {
+        self.add_message(
+            ticket.id,
+            "note",
+            "agent",
+            agent.as_str(),
+            text,
+            rule,
+            Some(&format!("not sent: {reason}")),
+        )
+        .await?;
+        self.agent_notice(ticket, agent, reason).await?;
         Ok(Outcome::Ticket {
             ticket_id: ticket.id,
             rule: rule.into(),
