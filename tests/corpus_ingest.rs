@@ -7,30 +7,17 @@
 //! repository; when it is absent this test says so and passes, except under
 //! CI (env `CI` set), where its absence is a failure.
 
+mod corpus;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use guichet::mail::inbound::Inbound;
 use guichet::mail::templates::Templates;
-use guichet::settings;
 use guichet::store::{CountedTable, Store};
 use guichet::workers::Ctx;
 use guichet::workers::ingest::{Options, Outcome, Source, ingest};
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("GUICHET_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    if dir.join("index.tsv").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("corpus not found at {} (CI must have it)", dir.display());
-    }
-    eprintln!("SKIPPED: corpus not found at {}", dir.display());
-    None
-}
 
 /// The corpus files that are whole messages (not bare bodies or TNEF).
 fn corpus_messages(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -45,39 +32,9 @@ fn corpus_messages(dir: &std::path::Path) -> Vec<PathBuf> {
         .collect()
 }
 
-pub fn settings_for(dir: &std::path::Path) -> settings::Settings {
-    let text = r#"
-[helpdesk]
-secret = "corpus-secret-0123456789"
-[attachments]
-storage_dir = "files"
-allowed_extensions = "jpg,jpeg,png,gif,pdf,doc,docx,xls,xlsx,txt,log,zip,csv"
-[imap]
-host = "127.0.0.1"
-tls = "none"
-port = 1
-username = "support@example.test"
-password = "x"
-[smtp]
-host = "127.0.0.1"
-tls = "none"
-port = 1
-from = "Support <support@example.test>"
-[database]
-url = "sqlite://guichet.db"
-[[departments]]
-name = "Support"
-address = "support@example.test"
-agents = ["agent@example.test"]
-"#;
-    let path = dir.join("guichet.toml");
-    std::fs::write(&path, text).unwrap();
-    settings::load(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_corpus_message_is_ingested_once_and_none_fails() {
-    let Some(corpus) = corpus_dir() else { return };
+    let Some(corpus) = corpus::dir() else { return };
     let files = corpus_messages(&corpus);
     assert!(
         files.len() > 1000,
@@ -85,7 +42,7 @@ async fn every_corpus_message_is_ingested_once_and_none_fails() {
         files.len()
     );
     let tmp = tempfile::tempdir().unwrap();
-    let s = settings_for(tmp.path());
+    let s = corpus::offline_settings(tmp.path(), "");
     let store = Store::connect(&s.database.url).await.unwrap();
     store.migrate().await.unwrap();
     let templates = Templates::load(None).unwrap();

@@ -7,51 +7,13 @@
 //! floor at what the classifier reaches today.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod corpus;
+
+use std::path::Path;
 
 use guichet::domain::EmailAddress;
 use guichet::rules::robots::{MailKind, classify, classify_with};
 use mail_parser::MessageParser;
-
-/// The corpus folder, or `None` (after printing SKIPPED) when it is absent
-/// outside CI.
-fn corpus() -> Option<PathBuf> {
-    let root = std::env::var_os("GUICHET_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    if root.join("index.tsv").is_file() {
-        return Some(root);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("corpus not found at {}", root.display());
-    }
-    println!("SKIPPED: corpus not found at {}", root.display());
-    None
-}
-
-/// The bytes of a stored mail as a mailbox would hand them over: a leading
-/// mbox `From ` line and blank lines (artefacts of how the files were saved)
-/// are dropped.
-fn mail_bytes(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut start = 0;
-    loop {
-        let rest = &bytes[start..];
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |p| p + 1);
-        let line = &rest[..line_end];
-        if line.iter().all(|b| b.is_ascii_whitespace()) && !line.is_empty()
-            || line.starts_with(b"From ")
-        {
-            start += line_end;
-        } else {
-            break;
-        }
-    }
-    bytes[start..].to_vec()
-}
 
 struct Outcome {
     kind: MailKind,
@@ -60,7 +22,7 @@ struct Outcome {
 }
 
 fn classify_file(path: &Path) -> Option<Outcome> {
-    let bytes = mail_bytes(path);
+    let bytes = corpus::mail_bytes(path);
     let msg = MessageParser::default().parse(&bytes)?;
     let c = classify(&msg, None);
     Some(Outcome {
@@ -88,7 +50,7 @@ fn tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
 
 #[test]
 fn sisimai_bounces_are_bounces() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let sisimai = root.join("sisimai");
     // path → expected reasons (one row per failed recipient)
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -161,7 +123,7 @@ fn sisimai_bounces_are_bounces() {
         if want.is_empty() || want.contains(".0.9") {
             continue;
         }
-        let bytes = mail_bytes(&sisimai.join(&row["path"]));
+        let bytes = corpus::mail_bytes(&sisimai.join(&row["path"]));
         let Some(msg) = MessageParser::default().parse(&bytes) else {
             continue;
         };
@@ -234,7 +196,7 @@ fn sisimai_bounces_are_bounces() {
 
 #[test]
 fn sisimai_not_bounces_are_not_bounces() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let dir = root.join("sisimai/maildir/not");
     let mut total = 0;
     let mut wrong = Vec::new();
@@ -275,7 +237,7 @@ fn sisimai_not_bounces_are_not_bounces() {
 /// answered (a loop).
 #[test]
 fn postfixadmin_vacation_expectations() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let dir = root.join("postfixadmin-vacation");
     let own = [EmailAddress::parse("david@example.org").expect("address")];
     let mut agree = 0;
@@ -284,7 +246,7 @@ fn postfixadmin_vacation_expectations() {
     for row in tsv(&dir.join("EXPECTED.tsv")) {
         total += 1;
         let path = dir.join(&row["path"]);
-        let bytes = mail_bytes(&path);
+        let bytes = corpus::mail_bytes(&path);
         let msg = MessageParser::default().parse(&bytes).expect("parses");
         let c = classify_with(&msg, None, &own);
         let want = row["should_send_vacation_reply"] == "yes";
@@ -308,7 +270,7 @@ fn postfixadmin_vacation_expectations() {
 /// mail, and is left out.
 #[test]
 fn php_bounce_handler_files_are_reports() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let dir = root.join("php-bounce-handler/eml");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("php-bounce-handler/eml")
@@ -355,7 +317,7 @@ fn php_bounce_handler_files_are_reports() {
 /// `none` that we call a robot) is printed for review.
 #[test]
 fn corpus_robots_never_get_an_answer() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     // Where index.tsv's heuristic and we disagree on purpose.
     let exceptions: BTreeMap<&str, &str> = [(
         "sisimai/maildir/bsd/lhost-sendmail-14.eml",

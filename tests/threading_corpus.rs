@@ -22,52 +22,16 @@
 //! The GPL/AGPL parts of the corpus are read in place, never copied; when
 //! the corpus is absent this test says so and passes, except under CI.
 
+mod corpus;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use guichet::mail::templates::Templates;
-use guichet::settings;
 use guichet::store::Store;
 use guichet::workers::Ctx;
 use guichet::workers::ingest::{Options, Outcome, Source, Trace, ingest};
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("GUICHET_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    if dir.join("index.tsv").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("corpus not found at {} (CI must have it)", dir.display());
-    }
-    println!("SKIPPED: corpus not found at {}", dir.display());
-    None
-}
-
-/// A stored mail as a mailbox hands it over: a leading mbox `From ` line
-/// and blank lines (artefacts of how the files were saved) dropped.
-fn mail_bytes(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut start = 0;
-    loop {
-        let rest = &bytes[start..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |p| p + 1);
-        let line = &rest[..end];
-        if !line.is_empty()
-            && (line.iter().all(|b| b.is_ascii_whitespace()) || line.starts_with(b"From "))
-        {
-            start += end;
-        } else {
-            break;
-        }
-    }
-    bytes[start..].to_vec()
-}
 
 struct Row {
     path: String,
@@ -88,39 +52,6 @@ fn rfc822_rows(dir: &Path) -> Vec<Row> {
             auto_guess: c[guess].to_string(),
         })
         .collect()
-}
-
-fn settings_for(dir: &Path) -> settings::Settings {
-    // the hourly limit at its maximum: the corpus holds many mails from the
-    // same senders, and the figure is about robots, not about the limit
-    let text = r#"
-[helpdesk]
-secret = "corpus-secret-0123456789"
-max_auto_replies_per_hour = 1000
-[attachments]
-storage_dir = "files"
-allowed_extensions = "jpg,jpeg,png,gif,pdf,doc,docx,xls,xlsx,txt,log,zip,csv"
-[imap]
-host = "127.0.0.1"
-tls = "none"
-port = 1
-username = "support@example.test"
-password = "x"
-[smtp]
-host = "127.0.0.1"
-tls = "none"
-port = 1
-from = "Support <support@example.test>"
-[database]
-url = "sqlite://guichet.db"
-[[departments]]
-name = "Support"
-address = "support@example.test"
-agents = ["agent@example.test"]
-"#;
-    let path = dir.join("guichet.toml");
-    std::fs::write(&path, text).unwrap();
-    settings::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The first value of a header in the raw header block, unfolded: read
@@ -195,14 +126,14 @@ fn ticket_of(outcome: &Outcome) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_replies_join_their_thread_and_robots_get_no_answer() {
-    let Some(corpus) = corpus_dir() else { return };
+    let Some(corpus) = corpus::dir() else { return };
     let rows = rfc822_rows(&corpus);
     assert!(rows.len() > 1000, "index.tsv lists {} messages", rows.len());
 
     let mut mails: Vec<(Row, Vec<u8>, Option<String>)> = rows
         .into_iter()
         .map(|r| {
-            let raw = mail_bytes(&corpus.join(&r.path));
+            let raw = corpus::mail_bytes(&corpus.join(&r.path));
             let own = msg_ids(&raw, "Message-ID").into_iter().next();
             (r, raw, own)
         })
@@ -232,7 +163,7 @@ async fn corpus_replies_join_their_thread_and_robots_get_no_answer() {
     order.sort_by_key(|&i| depths[i]);
 
     let tmp = tempfile::tempdir().unwrap();
-    let s = settings_for(tmp.path());
+    let s = corpus::offline_settings(tmp.path(), "max_auto_replies_per_hour = 1000");
     let store = Store::connect(&s.database.url).await.unwrap();
     store.migrate().await.unwrap();
     let templates = Templates::load(None).unwrap();
