@@ -273,6 +273,36 @@ impl Store {
         })?)
     }
 
+    /// Rule 1 before any expensive work: is this message stored already?
+    /// (A read on the pool: no write lock taken.)
+    pub async fn is_known(&self, dedup_key: &str) -> Result<bool> {
+        Ok(!self.known_dedup_keys(&[dedup_key]).await?.is_empty())
+    }
+
+    /// Which of these dedup keys are stored already: one query for a
+    /// whole batch of messages.
+    pub async fn known_dedup_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in keys.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "SELECT dedup_key FROM raw_messages WHERE dedup_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let found: Vec<String> = on_db!(pool self, p => {
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
+                for k in padded(chunk) {
+                    q = q.bind(k);
+                }
+                q.fetch_all(p).await
+            })?;
+            known.extend(found);
+        }
+        Ok(known)
+    }
+
     pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, (i64, i64)>("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
@@ -682,20 +712,32 @@ impl Tx {
         Ok(())
     }
 
-    /// The ticket of the first of `ids` that Guichet received or sent.
+    /// The ticket of the first of `ids` that Guichet received or sent (one
+    /// query, whatever the length of the References chain; the first 50).
     pub async fn ticket_of_message_ids(&mut self, ids: &[String]) -> Result<Option<(i64, String)>> {
-        for id in ids.iter().take(50) {
-            let found = on_db!(tx self, c => {
-                sqlx::query_scalar::<_, i64>("SELECT ticket_id FROM known_message_ids WHERE message_id = $1")
-                    .bind(db_text(id))
-                    .fetch_optional(&mut *c)
-                    .await
-            })?;
-            if let Some(t) = found {
-                return Ok(Some((t, id.clone())));
-            }
+        let ids = &ids[..ids.len().min(50)];
+        if ids.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let sql = format!(
+            "SELECT message_id, ticket_id FROM known_message_ids WHERE message_id IN ({})",
+            placeholders(ids.len())
+        );
+        let found: Vec<(String, i64)> = on_db!(tx self, c => {
+            let mut q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.clone()));
+            for id in padded(ids) {
+                q = q.bind(db_text(id));
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        // the first in the caller's order wins, as rule 3 says
+        Ok(ids.iter().find_map(|id| {
+            let stored = db_text(id);
+            found
+                .iter()
+                .find(|(m, _)| *m == *stored)
+                .map(|(_, t)| (*t, id.clone()))
+        }))
     }
 
     /// The Message-ID and raw bytes of the ticket's latest message from
@@ -747,6 +789,25 @@ impl Tx {
                 .bind(ticket)
                 .fetch_all(&mut *c)
                 .await
+        })?)
+    }
+
+    /// [`Tx::create_ticket`], returning the whole new row (no second read).
+    pub async fn create_ticket_row(&mut self, t: &NewTicket<'_>) -> Result<TicketRow> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, TicketRow>(
+                "INSERT INTO tickets (subject, department, priority, client, status, language, created_at, \
+                 last_activity_at, last_message_from, linked_from) \
+                 VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING *",
+            )
+            .bind(t.subject)
+            .bind(t.department)
+            .bind(t.client)
+            .bind(t.language)
+            .bind(t.now)
+            .bind(t.linked_from)
+            .fetch_one(&mut *c)
+            .await
         })?)
     }
 
@@ -969,4 +1030,28 @@ impl Tx {
         })?;
         Ok(())
     }
+}
+
+/// Longest `IN (…)` list in one statement.
+const IN_LIST_MAX: usize = 64;
+
+/// `$1, $2, …` for an `IN` list of `n` values, rounded up to a power of
+/// two so that few distinct statements reach the prepared-statement cache.
+fn placeholders(n: usize) -> String {
+    (1..=n.next_power_of_two().min(IN_LIST_MAX))
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `values`, with the last one repeated up to the length [`placeholders`]
+/// gave (a repeated value changes nothing in an `IN` list).
+fn padded<T: AsRef<str>>(values: &[T]) -> impl Iterator<Item = &str> {
+    let n = values.len().next_power_of_two().min(IN_LIST_MAX);
+    let last = values.last().map(|v| v.as_ref()).unwrap_or("");
+    values
+        .iter()
+        .map(|v| v.as_ref())
+        .chain(std::iter::repeat(last))
+        .take(n.max(values.len()))
 }

@@ -12,14 +12,14 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
-use crate::adapters::imap::Mailbox;
+use crate::adapters::imap::{FetchedMail, Mailbox};
 use crate::adapters::smtp::SmtpSender;
 use crate::adapters::webhook_http::WebhookClient;
 use crate::mail::templates::Templates;
 use crate::settings::Settings;
 use crate::store::Store;
 
-use super::ingest::{self, Options, Outcome, Source};
+use super::ingest::{self, BatchItem, Options, Outcome, Source};
 use super::{Ctx, deliver, sweep};
 
 /// What a pass over the mailbox did.
@@ -93,7 +93,8 @@ fn mailbox_key(s: &Settings) -> String {
 }
 
 /// One pass over the mailbox: repair flags left by a crash, then ingest
-/// every message after the last UID, flagging each batch once committed.
+/// every message after the last UID, in batches of one transaction each,
+/// flagging them once committed.
 pub async fn mailbox_pass(
     rt: &Runtime,
     mailbox: &mut Mailbox,
@@ -117,38 +118,113 @@ pub async fn mailbox_pass(
     }
     let mut report = PassReport::default();
     let uids = mailbox.uids_after(last).await?;
-    for chunk in uids.chunks(200) {
-        let mails = mailbox.fetch(chunk).await?;
-        let mut done = Vec::with_capacity(mails.len());
-        for mail in mails {
-            if *shutdown.borrow() {
-                break;
-            }
-            let source = Source {
-                mailbox: Some(key.clone()),
-                uid: Some(mail.uid),
-                uid_validity: Some(validity),
-            };
-            let ctx = rt.ctx();
-            let outcome = match ingest_retrying(&ctx, &mail.raw, &source).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // keep the bytes and move on: a message must never block the mailbox
-                    tracing::error!(
-                        uid = mail.uid,
-                        error = format!("{e:#}"),
-                        "cannot handle message; storing it raw"
-                    );
-                    ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
-                        .await
-                        .context("cannot even store the message raw")?
+    let mut chunks = uids.chunks(FETCH_CHUNK);
+    let mut next = match chunks.next() {
+        Some(chunk) => Some(mailbox.fetch(chunk).await?),
+        None => None,
+    };
+    while let Some(mails) = next.take() {
+        if *shutdown.borrow() {
+            break;
+        }
+        // the next chunk comes over IMAP while this one is ingested
+        let following = chunks.next();
+        let (fetched, ingested) = tokio::join!(
+            async {
+                match following {
+                    Some(chunk) => mailbox.fetch(chunk).await.map(Some),
+                    None => Ok(None),
                 }
-            };
-            // test hook: die like `kill -9` between the commit and the IMAP
-            // flag, to prove that a restart neither loses nor repeats
-            if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
-                std::process::abort();
+            },
+            ingest_chunk(rt, &key, validity, &mails, shutdown, &mut report)
+        );
+        let done = ingested?;
+        mailbox.mark_processed(&done).await?;
+        next = fetched?;
+    }
+    Ok(report)
+}
+
+/// UIDs per FETCH: the next chunk is read while one is ingested.
+const FETCH_CHUNK: usize = 200;
+/// Messages per transaction, and their bytes: fewer commits, bounded memory.
+const BATCH_MESSAGES: usize = 50;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Ingests fetched mail in transactions of a few dozen messages; returns
+/// the UIDs committed (to be flagged).
+async fn ingest_chunk(
+    rt: &Runtime,
+    key: &str,
+    validity: u32,
+    mails: &[FetchedMail],
+    shutdown: &watch::Receiver<bool>,
+    report: &mut PassReport,
+) -> anyhow::Result<Vec<u32>> {
+    let mut done = Vec::with_capacity(mails.len());
+    let mut rest = mails;
+    while !rest.is_empty() && !*shutdown.borrow() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len()
+            && n < BATCH_MESSAGES
+            && (n == 0 || bytes + rest[n].raw.len() <= BATCH_BYTES)
+        {
+            bytes += rest[n].raw.len();
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let source = |uid: u32| Source {
+            mailbox: Some(key.to_string()),
+            uid: Some(uid),
+            uid_validity: Some(validity),
+        };
+        let items: Vec<BatchItem<'_>> = batch
+            .iter()
+            .map(|m| BatchItem {
+                raw: &m.raw,
+                source: source(m.uid),
+            })
+            .collect();
+        let ctx = rt.ctx();
+        let outcomes = match ingest::ingest_batch(&ctx, &items).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // something in the batch failed and nothing of it was
+                // committed: one message per transaction, as the slow path
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "batch failed; ingesting its messages one by one"
+                );
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for mail in batch {
+                    let ctx = rt.ctx();
+                    let source = source(mail.uid);
+                    outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            // keep the bytes and move on: a message must never block the mailbox
+                            tracing::error!(
+                                uid = mail.uid,
+                                error = format!("{e:#}"),
+                                "cannot handle message; storing it raw"
+                            );
+                            ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
+                                .await
+                                .context("cannot even store the message raw")?
+                        }
+                    });
+                }
+                outcomes
             }
+        };
+        // test hook: die like `kill -9` between the commit and the IMAP
+        // flag, to prove that a restart neither loses nor repeats
+        if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
+            std::process::abort();
+        }
+        for outcome in outcomes {
             report.fetched += 1;
             match outcome {
                 Outcome::AlreadySeen => report.already_seen += 1,
@@ -156,16 +232,12 @@ pub async fn mailbox_pass(
                 Outcome::Ticket { .. } => report.appended += 1,
                 Outcome::Unplaced { .. } => report.unplaced += 1,
             }
-            done.push(mail.uid);
         }
-        mailbox.mark_processed(&done).await?;
-        // what this batch queued may go out while the next one is read
+        done.extend(batch.iter().map(|m| m.uid));
+        // what this batch queued may go out while the next one is ingested
         rt.wake_delivery.notify_one();
-        if *shutdown.borrow() {
-            break;
-        }
     }
-    Ok(report)
+    Ok(done)
 }
 
 /// Ingest, tried again (a few times, briefly) when the database refused

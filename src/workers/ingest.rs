@@ -193,23 +193,129 @@ pub async fn ingest(
     opts: Options,
 ) -> anyhow::Result<(Outcome, Trace)> {
     let mut trace = Trace::default();
-    let facts = Inbound::parse(raw);
+    let parsed = parse_message(raw);
+    let facts = match &parsed {
+        Some(m) => Inbound::from_message(m, raw),
+        None => Inbound::parse(raw),
+    };
 
     // Rule 1 before any expensive work (a second daemon may have it already;
     // the unique key in the transaction below is what really decides).
-    if !opts.dry_run {
-        let mut probe = ctx.store.begin().await?;
-        if probe.is_known(&facts.dedup_key).await? {
-            trace.note(
-                "threading",
-                "1 already seen: this message is stored already; it is not stored again",
-            );
-            return Ok((Outcome::AlreadySeen, trace));
-        }
-        drop(probe);
+    if !opts.dry_run && ctx.store.is_known(&facts.dedup_key).await? {
+        trace.note(
+            "threading",
+            "1 already seen: this message is stored already; it is not stored again",
+        );
+        return Ok((Outcome::AlreadySeen, trace));
     }
 
-    let parsed = parse_message(raw);
+    let prepared = prepare(ctx, parsed, facts, &mut trace).await;
+    let mut tx = ctx.store.begin().await?;
+    let outcome = apply(
+        ctx,
+        &mut tx,
+        raw,
+        source,
+        prepared,
+        &mut trace,
+        opts.dry_run,
+    )
+    .await?;
+    if !matches!(outcome, Outcome::AlreadySeen)
+        && let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity)
+    {
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid))
+            .await?;
+    }
+    if !opts.dry_run {
+        tx.commit().await?;
+    }
+    Ok((outcome, trace))
+}
+
+/// One message of a batch: its bytes and where it came from.
+pub struct BatchItem<'r> {
+    pub raw: &'r [u8],
+    pub source: Source,
+}
+
+/// Ingests several messages of one mailbox in ONE transaction, which also
+/// moves the mailbox's last UID past them: the outcomes of [`ingest`] one
+/// by one, with one commit instead of one each (the crash-safety contract
+/// holds: every message's changes, mail, events and the last UID commit
+/// together, and the caller flags them after the commit). Any error rolls
+/// the whole batch back and is returned: the caller then ingests the
+/// messages one at a time, where a failing message is stored raw.
+pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Result<Vec<Outcome>> {
+    // the work before the transaction: parsing, classifying, the
+    // attachment gate (scans may take a while: the database is not held)
+    let mut facts = Vec::with_capacity(items.len());
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        let message = parse_message(item.raw);
+        facts.push(match &message {
+            Some(m) => Inbound::from_message(m, item.raw),
+            None => Inbound::parse(item.raw),
+        });
+        parsed.push(message);
+    }
+    let keys: Vec<&str> = facts.iter().map(|f| f.dedup_key.as_str()).collect();
+    let known = ctx.store.known_dedup_keys(&keys).await?;
+    let mut prepared = Vec::with_capacity(items.len());
+    for (facts, message) in facts.into_iter().zip(parsed) {
+        if known.contains(&facts.dedup_key) {
+            prepared.push(None);
+        } else {
+            prepared.push(Some(
+                prepare(ctx, message, facts, &mut Trace::default()).await,
+            ));
+        }
+    }
+
+    let mut tx = ctx.store.begin().await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (item, p) in items.iter().zip(prepared) {
+        outcomes.push(match p {
+            None => Outcome::AlreadySeen,
+            Some(p) => {
+                let mut trace = Trace::default();
+                apply(ctx, &mut tx, item.raw, &item.source, p, &mut trace, false).await?
+            }
+        });
+    }
+    let last = items
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.source.mailbox.as_ref()?,
+                i.source.uid?,
+                i.source.uid_validity?,
+            ))
+        })
+        .max_by_key(|(_, uid, _)| *uid);
+    if let Some((mb, uid, v)) = last {
+        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Everything decided about a message before its transaction.
+struct Prepared {
+    facts: Inbound,
+    classification: Classification,
+    token: Option<TicketId>,
+    sender: Option<SenderClass>,
+    files: Files,
+}
+
+async fn prepare(
+    ctx: &Ctx<'_>,
+    parsed: Option<mail_parser::Message<'_>>,
+    facts: Inbound,
+    trace: &mut Trace,
+) -> Prepared {
     let classification = match &parsed {
         Some(m) => robots::classify(m, facts.return_path.as_deref()),
         None => Classification {
@@ -295,15 +401,40 @@ pub async fn ingest(
                         .collect(),
                 }
             } else {
-                check_files(ctx, parts, &mut trace).await
+                check_files(ctx, parts, trace).await
             }
         }
         _ => Files {
             checked: Vec::new(),
         },
     };
+    Prepared {
+        facts,
+        classification,
+        token,
+        sender,
+        files,
+    }
+}
 
-    let mut tx = ctx.store.begin().await?;
+/// The message's changes inside `tx`: its raw bytes (rule 1 decides here),
+/// then placing and acting. Sets no mailbox state.
+async fn apply(
+    ctx: &Ctx<'_>,
+    tx: &mut Tx,
+    raw: &[u8],
+    source: &Source,
+    p: Prepared,
+    trace: &mut Trace,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    let Prepared {
+        facts,
+        classification,
+        token,
+        sender,
+        files,
+    } = p;
     let problem = facts.problem.clone();
     let Some(raw_id) = tx
         .insert_raw(&NewRaw {
@@ -320,30 +451,23 @@ pub async fn ingest(
             "threading",
             "1 already seen: this message is stored already; it is not stored again",
         );
-        return Ok((Outcome::AlreadySeen, trace));
+        return Ok(Outcome::AlreadySeen);
     };
-    if let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity) {
-        tx.set_mailbox_state(mb, i64::from(v), i64::from(uid))
-            .await?;
-    }
 
     let mut job = Job {
         ctx,
         tx,
-        trace,
+        trace: std::mem::take(trace),
         facts,
         raw_id,
         classification,
         sender,
         files,
-        dry_run: opts.dry_run,
+        dry_run,
     };
-    let outcome = job.place_and_act(token).await?;
-    let Job { tx, trace, .. } = job;
-    if !opts.dry_run {
-        tx.commit().await?;
-    }
-    Ok((outcome, trace))
+    let outcome = job.place_and_act(token).await;
+    *trace = job.trace;
+    outcome
 }
 
 fn agent_file(p: &FilePart<'_>) -> Checked {
@@ -358,9 +482,9 @@ fn agent_file(p: &FilePart<'_>) -> Checked {
 }
 
 /// One message being handled inside its transaction.
-struct Job<'c, 'a> {
+struct Job<'c, 'a, 't> {
     ctx: &'c Ctx<'a>,
-    tx: Tx,
+    tx: &'t mut Tx,
     trace: Trace,
     facts: Inbound,
     raw_id: i64,
@@ -370,7 +494,10 @@ struct Job<'c, 'a> {
     dry_run: bool,
 }
 
-impl Job<'_, '_> {
+// `self.tx` became a `&mut Tx` (a batch shares one transaction); the
+// `&mut self.tx` arguments stay as they were written.
+#[allow(clippy::needless_borrow)]
+impl Job<'_, '_, '_> {
     async fn place_and_act(&mut self, token: Option<TicketId>) -> anyhow::Result<Outcome> {
         if matches!(self.classification.kind, MailKind::OwnMail) {
             return self.unplaced("Guichet's own mail came back: ignored").await;
@@ -575,9 +702,9 @@ impl Job<'_, '_> {
         } else {
             self.facts.subject.clone()
         };
-        let ticket_id = self
+        let ticket = self
             .tx
-            .create_ticket(&NewTicket {
+            .create_ticket_row(&NewTicket {
                 subject: &subject,
                 department: &department,
                 client: from.as_str(),
@@ -586,6 +713,7 @@ impl Job<'_, '_> {
                 linked_from: linked_from.map(|(t, _)| t.id),
             })
             .await?;
+        let ticket_id = ticket.id;
         self.trace.note(
             "ticket",
             format!("new ticket {ticket_id} in department {department}"),
@@ -620,7 +748,6 @@ impl Job<'_, '_> {
                 note.as_deref(),
             )
             .await?;
-        let ticket = self.tx.ticket(ticket_id).await?.expect("just created");
         let mut data = json!({"from": from.as_str(), "rule": rule.as_str(), "message_id": self.facts.message_id});
         if let Some((old, _)) = linked_from {
             data["linked_ticket_id"] = json!(old.id);
