@@ -100,9 +100,17 @@ impl Store {
             // power cut may lose the last commits, and IMAP still has them.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
+            .pragma("wal_autocheckpoint", "16384")
+            .pragma("cache_size", "-16384")
             .foreign_keys(true);
+        // ONE connection: SQLite has one writer anyway, and with several
+        // connections the ingest transaction and the outbox's updates
+        // fought for the lock in SQLite's busy handler (sleeps of up to
+        // 100 ms) and each write emptied the others' page caches. Queued
+        // on one connection, they simply take turns. Never wait for the
+        // pool while holding a `Tx`: that would wait for itself.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(1)
             .connect_with(opts)
             .await
             .with_context(|| format!("cannot open the SQLite database {path}"))?;
