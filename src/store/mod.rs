@@ -406,6 +406,30 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::mail_sent`] for several messages, in one statement.
+    pub async fn mails_sent(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let n = chunk.len().next_power_of_two().min(IN_LIST_MAX);
+            let sql = format!(
+                "UPDATE outbox_mail SET sent_at = $1, locked_until = NULL, last_error = NULL WHERE id IN ({})",
+                (2..n + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let last = *chunk.last().expect("chunks are not empty");
+            on_db!(pool self, p => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now);
+                // padded with the last id: a repeated value changes nothing
+                for id in chunk.iter().copied().chain(std::iter::repeat(last)).take(n) {
+                    q = q.bind(id);
+                }
+                q.execute(p).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
     /// `retry_at = None`: a permanent failure, never tried again.
     pub async fn mail_failed(
         &self,

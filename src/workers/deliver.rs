@@ -72,14 +72,25 @@ fn mail_backoff(attempts: i64) -> Duration {
 /// issue #743): a kept session older than this is replaced.
 const SESSION_IDLE_LIMIT: StdDuration = StdDuration::from_secs(30);
 
-/// The SMTP connection the outbox drains over, kept from one pass to the
+/// Connections the outbox drains over at once: while the relay works on
+/// one message (its queue file, its delivery), the next one is already
+/// on the wire. Most relays accept a few connections per client.
+pub const SMTP_CONNECTIONS: usize = 2;
+
+/// The SMTP connections the outbox drains over, kept from one pass to the
 /// next (connecting, TLS and login cost more than sending a message).
 #[derive(Default)]
 pub struct SmtpLink {
+    slots: [Slot; SMTP_CONNECTIONS],
+}
+
+/// One kept connection and when it was last used.
+#[derive(Default)]
+struct Slot {
     session: Option<(SmtpSession, Instant)>,
 }
 
-impl SmtpLink {
+impl Slot {
     /// The kept session when it is alive and fresh, else a new one.
     async fn session(&mut self, smtp: &SmtpSender) -> Result<&mut SmtpSession, SendError> {
         let stale = self
@@ -96,10 +107,14 @@ impl SmtpLink {
         *used = Instant::now();
         Ok(session)
     }
+}
 
+impl SmtpLink {
     pub async fn close(&mut self) {
-        if let Some((session, _)) = self.session.take() {
-            session.quit().await;
+        for slot in &mut self.slots {
+            if let Some((session, _)) = slot.session.take() {
+                session.quit().await;
+            }
         }
     }
 }
@@ -114,14 +129,50 @@ pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<De
 }
 
 /// Sends every due message of the outbox over `link`'s connection (opened
-/// when needed, kept afterwards).
+/// when needed, kept afterwards). Sent messages are marked by a second
+/// future of this one task, a statement for all those sent meanwhile:
+/// sending never waits for the database's write lock, which an ingest
+/// transaction may hold (a crash in between sends them again: at least
+/// once, as before).
 pub async fn deliver_mail_over(
     ctx: &Ctx<'_>,
     smtp: &SmtpSender,
     link: &mut SmtpLink,
 ) -> anyhow::Result<Delivered> {
-    let mut done = Delivered::default();
     let started = std::time::Instant::now();
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let marking = async {
+        let mut ids = Vec::new();
+        while sent_rx.recv_many(&mut ids, 1000).await > 0 {
+            ctx.store.mails_sent(&ids, clock(ctx, started)).await?;
+            ids.clear();
+        }
+        anyhow::Ok(())
+    };
+    let sending = async move {
+        let done = send_due_mail(ctx, smtp, link, started, &sent_tx).await;
+        drop(sent_tx);
+        done
+    };
+    let (done, marked) = tokio::join!(sending, marking);
+    marked?;
+    done
+}
+
+/// Claims due mail a few rows at a time and sends each claim's rows over
+/// the link's connections, which take them in turn; reports each sent
+/// row's id on `sent`.
+async fn send_due_mail(
+    ctx: &Ctx<'_>,
+    smtp: &SmtpSender,
+    link: &mut SmtpLink,
+    started: Instant,
+    sent: &tokio::sync::mpsc::UnboundedSender<i64>,
+) -> anyhow::Result<Delivered> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Mutex::new(Delivered::default());
+    let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     loop {
         let claimed_at = clock(ctx, started);
         let batch = ctx
@@ -129,61 +180,89 @@ pub async fn deliver_mail_over(
             .claim_due_mail(claimed_at, MAIL_LEASE, MAIL_BATCH)
             .await?;
         if batch.is_empty() {
-            return Ok(done);
+            break;
         }
-        let unsent: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        for row in batch {
-            let now = clock(ctx, started);
-            if claimed_at + MAIL_LEASE - now < MAIL_SEND_MARGIN {
-                // left leased: sent after the lease, by whichever daemon claims it
-                tracing::info!(
-                    outbox = row.id,
-                    "lease nearly over: mail left for a later pass"
-                );
-                continue;
-            }
-            let from = EmailAddress::parse(&row.envelope_from).map_err(anyhow::Error::msg)?;
-            let to: Vec<EmailAddress> = row
-                .recipients
-                .split(',')
-                .filter_map(|a| EmailAddress::parse(a).ok())
-                .collect();
-            let sent = match link.session(smtp).await {
-                Ok(session) => session.send_raw(&from, &to, &row.raw).await,
-                // no connection is this message's fault: retry it later
-                Err(SendError::Permanent(e)) => Err(SendError::Transient(e)),
-                Err(e) => Err(e),
-            };
-            match sent {
-                Ok(()) => {
-                    ctx.store.mail_sent(row.id, now).await?;
-                    tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
-                    done.sent += 1;
+        // the connections take the claim's messages in turn, in order
+        let queue = Mutex::new(batch.into_iter());
+        // set when the server seems down: what is left of the claim is
+        // given back untried, due when this message is retried
+        let retry_rest_at = Mutex::new(None);
+        let stop = AtomicBool::new(false);
+        let workers = link.slots.iter_mut().map(|slot| async {
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return anyhow::Ok(());
                 }
-                Err(SendError::Permanent(e)) => {
-                    tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
-                    ctx.store.mail_failed(row.id, &e, None, now).await?;
-                    done.failed += 1;
+                let Some(row) = queue.lock().expect("not poisoned").next() else {
+                    return Ok(());
+                };
+                let now = clock(ctx, started);
+                if claimed_at + MAIL_LEASE - now < MAIL_SEND_MARGIN {
+                    // left leased: sent after the lease, by whichever daemon claims it
+                    tracing::info!(
+                        outbox = row.id,
+                        "lease nearly over: mail left for a later pass"
+                    );
+                    continue;
                 }
-                Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
-                    tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
-                    ctx.store.mail_failed(row.id, &e, None, now).await?;
-                    done.failed += 1;
-                }
-                Err(SendError::Transient(e)) => {
-                    let at = now + mail_backoff(row.attempts);
-                    tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
-                    ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
-                    done.retried += 1;
-                    // the server is likely down: the rest of the batch is
-                    // given back untried, due when this one is retried
-                    for rest in unsent.iter().filter(|&&id| id > row.id) {
-                        ctx.store.postpone_mail(*rest, at).await?;
+                match send_one(smtp, slot, &row).await {
+                    Ok(()) => {
+                        let _ = sent.send(row.id);
+                        tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
+                        count(|d| d.sent += 1);
                     }
-                    return Ok(done);
+                    Err(SendError::Permanent(e)) => {
+                        tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
+                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        count(|d| d.failed += 1);
+                    }
+                    Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
+                        tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
+                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        count(|d| d.failed += 1);
+                    }
+                    Err(SendError::Transient(e)) => {
+                        let at = now + mail_backoff(row.attempts);
+                        tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
+                        ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
+                        count(|d| d.retried += 1);
+                        retry_rest_at.lock().expect("not poisoned").get_or_insert(at);
+                        stop.store(true, Ordering::Relaxed);
+                    }
                 }
             }
+        });
+        for r in futures::future::join_all(workers).await {
+            r?;
         }
+        if let Some(at) = retry_rest_at.into_inner().expect("not poisoned") {
+            for rest in queue.into_inner().expect("not poisoned") {
+                ctx.store.postpone_mail(rest.id, at).await?;
+            }
+            break;
+        }
+    }
+    Ok(done.into_inner().expect("not poisoned"))
+}
+
+/// One queued message over one of the connections.
+async fn send_one(
+    smtp: &SmtpSender,
+    slot: &mut Slot,
+    row: &crate::store::OutboxMailRow,
+) -> Result<(), SendError> {
+    let from = EmailAddress::parse(&row.envelope_from)
+        .map_err(|e| SendError::Permanent(format!("bad envelope sender: {e}")))?;
+    let to: Vec<EmailAddress> = row
+        .recipients
+        .split(',')
+        .filter_map(|a| EmailAddress::parse(a).ok())
+        .collect();
+    match slot.session(smtp).await {
+        Ok(session) => session.send_raw(&from, &to, &row.raw).await,
+        // no connection is this message's fault: retry it later
+        Err(SendError::Permanent(e)) => Err(SendError::Transient(e)),
+        Err(e) => Err(e),
     }
 }
 
