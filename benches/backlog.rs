@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use guichet::mail::templates::Templates;
 use guichet::store::Store;
 use guichet::workers::Ctx;
-use guichet::workers::ingest::{Options, Outcome, Source, ingest};
+use guichet::workers::ingest::{BatchItem, Options, Outcome, Source, ingest, ingest_batch};
 use mails::{BenchMail, Kind};
 use wire::{Imap, Submission, dot_stuffed};
 
@@ -160,6 +160,16 @@ struct Desk {
 
 impl Desk {
     fn new(rig: &Rig, support: &str, agent: &str, attachments: &str) -> Result<Desk> {
+        Self::with_smtp_port(rig, support, agent, attachments, rig.smtp_port)
+    }
+
+    fn with_smtp_port(
+        rig: &Rig,
+        support: &str,
+        agent: &str,
+        attachments: &str,
+        smtp_port: u16,
+    ) -> Result<Desk> {
         let dir = tempfile::Builder::new()
             .prefix("guichet-bench-")
             .tempdir()?;
@@ -199,7 +209,7 @@ agents = ["{agent}"]
 "#,
                 host = rig.host,
                 imap = rig.imap_port,
-                smtp = rig.smtp_port,
+                smtp = smtp_port,
                 password = rig.password,
             ),
         )?;
@@ -219,7 +229,18 @@ fn guichet_bin() -> &'static str {
 struct BinRun {
     wall: Duration,
     peak_rss_kb: u64,
+    /// User + system CPU time, from the last sample of /proc/PID/stat.
+    cpu: Duration,
     stdout: String,
+}
+
+/// utime + stime of a live process.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the fields after the command name, which is in parentheses
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn vm_hwm_kb(pid: u32) -> Option<u64> {
@@ -248,13 +269,16 @@ fn run_guichet(desk: &Desk, args: &[&str]) -> Result<BinRun> {
     let pid = child.id();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let sampler = std::thread::spawn(move || {
-        let mut peak = 0;
+        let (mut peak, mut cpu) = (0, Duration::ZERO);
         loop {
             if let Some(kb) = vm_hwm_kb(pid) {
                 peak = peak.max(kb);
             }
+            if let Some(c) = cpu_time(pid) {
+                cpu = cpu.max(c);
+            }
             if stop_rx.recv_timeout(Duration::from_millis(2)).is_ok() {
-                return peak;
+                return (peak, cpu);
             }
         }
     });
@@ -271,7 +295,7 @@ fn run_guichet(desk: &Desk, args: &[&str]) -> Result<BinRun> {
     };
     let wall = t.elapsed();
     let _ = stop_tx.send(());
-    let peak_rss_kb = sampler.join().unwrap_or(0);
+    let (peak_rss_kb, cpu) = sampler.join().unwrap_or_default();
     if !status.success() {
         let log = std::fs::read_to_string(desk.dir.path().join("guichet.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
@@ -283,8 +307,35 @@ fn run_guichet(desk: &Desk, args: &[&str]) -> Result<BinRun> {
     Ok(BinRun {
         wall,
         peak_rss_kb,
+        cpu,
         stdout,
     })
+}
+
+/// Busy and total jiffies of the whole machine (/proc/stat).
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// How busy the machine's CPUs were since `start` (all processes).
+fn busy_since(start: (u64, u64)) -> String {
+    let now = machine_cpu();
+    let (busy, total) = (now.0 - start.0, now.1 - start.1);
+    format!(
+        "machine CPUs {:.0}% busy",
+        100.0 * busy as f64 / total.max(1) as f64
+    )
 }
 
 fn secs(d: Duration) -> f64 {
@@ -408,13 +459,14 @@ async fn backlog_drain(
     let agent = format!("{prefix}-agent@example.test");
     println!("\n== 1. Backlog drain: {n} messages ({})", mix(backlog));
 
-    let seeded = seed(rig, backlog, &[&support, &bare]).await?;
+    let split = format!("{prefix}-split@example.test");
+    let seeded = seed(rig, backlog, &[&support, &bare, &split]).await?;
     println!(
-        "   seeded both mailboxes over LMTP in {:.1} s ({:.0} msg/s)",
+        "   seeded three identical mailboxes over LMTP in {:.1} s ({:.0} msg/s)",
         secs(seeded),
         n as f64 / secs(seeded)
     );
-    for user in [&support, &bare] {
+    for user in [&support, &bare, &split] {
         let have = rig.count(user).await?;
         if have as usize != n {
             bail!("{user} holds {have} messages, not {n}");
@@ -422,21 +474,25 @@ async fn backlog_drain(
     }
     rig.wait_postfix_idle()?;
 
+    let cpu = machine_cpu();
     let t = Instant::now();
     let (fetched, bytes) = bare_fetch(rig, &bare).await?;
     let fetch = t.elapsed();
+    let fetch_busy = busy_since(cpu);
     if fetched != n {
         bail!("bare fetch got {fetched} of {n} messages");
     }
     println!(
-        "   bare fetch:   {fetched} messages, {:.1} MB in {:.3} s = {:.0} msg/s",
+        "   bare fetch:   {fetched} messages, {:.1} MB in {:.3} s = {:.0} msg/s; {fetch_busy}",
         bytes as f64 / 1e6,
         secs(fetch),
         n as f64 / secs(fetch)
     );
 
     let desk = Desk::new(rig, &support, &agent, "")?;
+    let cpu = machine_cpu();
     let run = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    let run_busy = busy_since(cpu);
     let report: serde_json::Value = serde_json::from_str(run.stdout.trim())
         .with_context(|| format!("run --once printed {:?}", run.stdout))?;
     let drained = rig.wait_postfix_idle()?;
@@ -444,8 +500,9 @@ async fn backlog_drain(
     let sent = report["mail"]["sent"].as_u64().unwrap_or(0) as usize;
     let mb = &report["mailbox"];
     println!(
-        "   guichet run --once: {:.2} s; mailbox {mb}; mail {}; peak RSS {:.1} MB; Postfix finished delivering {:.1} s later",
+        "   guichet run --once: {:.2} s ({:.2} s of CPU; {run_busy}); mailbox {mb}; mail {}; peak RSS {:.1} MB; Postfix finished delivering {:.1} s later",
         secs(run.wall),
+        secs(run.cpu),
         report["mail"],
         run.peak_rss_kb as f64 / 1024.0,
         secs(drained)
@@ -458,14 +515,49 @@ async fn backlog_drain(
         );
     }
 
+    let cpu = machine_cpu();
     let submit = bare_submit(rig, &queued).await?;
+    let submit_busy = busy_since(cpu);
     rig.wait_postfix_idle()?;
     println!(
-        "   bare submit:  {} messages (what Guichet queued: {:.2} per new ticket) over one SMTP connection in {:.2} s = {:.0} msg/s",
+        "   bare submit:  {} messages (what Guichet queued: {:.2} per new ticket) over one SMTP connection in {:.2} s = {:.0} msg/s; {submit_busy}",
         queued.len(),
         queued.len() as f64 / mb["new_tickets"].as_f64().unwrap_or(1.0).max(1.0),
         secs(submit),
         queued.len() as f64 / secs(submit)
+    );
+
+    // the same work without the overlap: ingest alone (SMTP unreachable,
+    // so nothing is sent), then delivery alone (the next run, minutes
+    // later, when the leases and the retry delay have passed)
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let split_agent = format!("{prefix}-splitagent@example.test");
+    let desk2 = Desk::with_smtp_port(rig, &split, &split_agent, "", closed_port)?;
+    let alone = tokio::task::block_in_place(|| run_guichet(&desk2, &["run", "--once"]))?;
+    let later = (Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    std::fs::write(
+        &desk2.config,
+        std::fs::read_to_string(&desk2.config)?.replace(
+            &format!("port = {closed_port}"),
+            &format!("port = {}", rig.smtp_port),
+        ),
+    )?;
+    let delivery_alone =
+        tokio::task::block_in_place(|| run_guichet(&desk2, &["run", "--once", "--now", &later]))?;
+    rig.wait_postfix_idle()?;
+    let r2: serde_json::Value = serde_json::from_str(delivery_alone.stdout.trim())?;
+    let sent2 = r2["mail"]["sent"].as_u64().unwrap_or(0) as f64;
+    println!(
+        "   without overlap: ingest alone {:.2} s ({:.0} msg/s, {:.2} s of CPU), then delivery alone {:.2} s ({:.0} msg/s, {:.2} s of CPU): {:.2} s in all",
+        secs(alone.wall),
+        n as f64 / secs(alone.wall),
+        secs(alone.cpu),
+        secs(delivery_alone.wall),
+        sent2 / secs(delivery_alone.wall),
+        secs(delivery_alone.cpu),
+        secs(alone.wall) + secs(delivery_alone.wall)
     );
 
     let bare_total = secs(fetch) + secs(submit);
@@ -624,6 +716,43 @@ async fn pipeline(backlog: &[BenchMail], sum: &mut Summary) -> Result<()> {
         "pipeline        ingest {rate:.0} msg/s ({:.0} us/msg) vs mail-parser bare parse {parse_rate:.0} msg/s ({:.1} us/msg): {:.3}x",
         secs(took) * 1e6 / n as f64,
         secs(parse) * 1e6 / n as f64,
+        rate / parse_rate
+    ));
+
+    // the same, in transactions of 50 as `run --once` does
+    let dir = tempfile::Builder::new()
+        .prefix("guichet-bench-")
+        .tempdir()?;
+    let settings = fresh_ctx_settings(dir.path(), "")?;
+    let store = open_store(dir.path()).await?;
+    let t = Instant::now();
+    for (b, batch) in raws.chunks(50).enumerate() {
+        let items: Vec<BatchItem<'_>> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| BatchItem {
+                raw,
+                source: Source {
+                    mailbox: Some("bench".into()),
+                    uid: Some((b * 50 + i + 1) as u32),
+                    uid_validity: Some(1),
+                },
+            })
+            .collect();
+        let ctx = Ctx {
+            settings: &settings,
+            store: &store,
+            templates: &templates,
+            now: Utc::now(),
+        };
+        ingest_batch(&ctx, &items).await?;
+    }
+    let batched = t.elapsed();
+    store.close().await;
+    let rate = n as f64 / secs(batched);
+    sum.add(format!(
+        "  batched       ingest_batch (50 per transaction) {rate:.0} msg/s ({:.0} us/msg): {:.3}x the bare parse",
+        secs(batched) * 1e6 / n as f64,
         rate / parse_rate
     ));
     Ok(())
