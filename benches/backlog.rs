@@ -794,6 +794,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct Daemon {
     child: std::process::Child,
     acks: mpsc::Receiver<(i64, DateTime<Utc>)>,
+    /// When the daemon's own IDLE read the server's push (its debug log).
+    pushes: mpsc::Receiver<DateTime<Utc>>,
     ready: mpsc::Receiver<()>,
 }
 
@@ -803,12 +805,13 @@ fn start_daemon(desk: &Desk) -> Result<Daemon> {
         .arg(&desk.config)
         .args(["--log-format", "json", "run"])
         .env_remove("GUICHET_CONFIG")
-        .env("GUICHET_LOG", "info")
+        .env("GUICHET_LOG", "info,guichet::adapters::imap=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().expect("piped");
     let (ack_tx, acks) = mpsc::channel();
+    let (push_tx, pushes) = mpsc::channel();
     let (ready_tx, ready) = mpsc::channel();
     let log_path = desk.dir.path().join("daemon.log");
     std::thread::spawn(move || {
@@ -822,9 +825,18 @@ fn start_daemon(desk: &Desk) -> Result<Daemon> {
                 continue;
             };
             let fields = &v["fields"];
+            let ts = v["timestamp"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
             match fields["message"].as_str() {
                 Some("mailbox connected") => {
                     let _ = ready_tx.send(());
+                }
+                Some("IDLE: the server announced new mail") => {
+                    if let Some(ts) = ts {
+                        let _ = push_tx.send(ts);
+                    }
                 }
                 Some("mail sent") if fields["kind"] == "acknowledgement" => {
                     let ticket = fields["ticket"]
@@ -833,18 +845,20 @@ fn start_daemon(desk: &Desk) -> Result<Daemon> {
                         .and_then(|s| s.parse().ok())
                         .or_else(|| fields["ticket"].as_i64())
                         .unwrap_or(-1);
-                    if let Some(ts) = v["timestamp"]
-                        .as_str()
-                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    {
-                        let _ = ack_tx.send((ticket, ts.with_timezone(&Utc)));
+                    if let Some(ts) = ts {
+                        let _ = ack_tx.send((ticket, ts));
                     }
                 }
                 _ => {}
             }
         }
     });
-    Ok(Daemon { child, acks, ready })
+    Ok(Daemon {
+        child,
+        acks,
+        pushes,
+        ready,
+    })
 }
 
 impl Daemon {
@@ -907,12 +921,15 @@ async fn latency(cfg: &Config, rig: &Rig, prefix: &str, sum: &mut Summary) -> Re
 
     let mut latencies = Vec::with_capacity(m);
     let mut push_delays = Vec::with_capacity(m);
+    let mut push_offsets = Vec::with_capacity(m);
+    let ms = |d: chrono::Duration| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
     for i in 1..=m {
+        while daemon.pushes.try_recv().is_ok() {}
         let mail = latency_mail(&mut rng, &support, prefix, i);
         lmtp.send(&mail.sender, &[&support], &dot_stuffed(&mail.raw))
             .await?;
         let delivered = Utc::now();
-        let pushed = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
+        let watched = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
             .await
             .context("no EXISTS push within 10 s")?
             .context("IDLE watcher ended")?;
@@ -922,20 +939,27 @@ async fn latency(cfg: &Config, rig: &Rig, prefix: &str, sum: &mut Summary) -> Re
         if ticket != i as i64 + 1 {
             bail!("acknowledgement for ticket {ticket}, expected {}", i + 1);
         }
-        latencies.push((acked - pushed).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-        push_delays.push((pushed - delivered).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        let pushed = daemon
+            .pushes
+            .try_recv()
+            .context("the daemon logged no push (IDLE not used?)")?;
+        latencies.push(ms(acked - pushed));
+        push_offsets.push(ms(pushed - watched));
+        push_delays.push(ms(watched - delivered));
         // let the daemon go back to IDLE
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watch.abort();
     lmtp.quit().await?;
     daemon.stop();
-    latencies.sort_by(f64::total_cmp);
-    push_delays.sort_by(f64::total_cmp);
+    for v in [&mut latencies, &mut push_delays, &mut push_offsets] {
+        v.sort_by(f64::total_cmp);
+    }
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     println!(
-        "   Dovecot's push came {:.0} ms (median) after the LMTP delivery; push -> ack handed to SMTP: min {:.1} ms, max {:.1} ms",
+        "   Dovecot pushed {:.0} ms (median) after the LMTP delivery; the daemon's IDLE got it {:+.1} ms (median) from ours; push -> ack handed to SMTP: min {:.1} ms, max {:.1} ms",
         percentile(&push_delays, 50.0),
+        percentile(&push_offsets, 50.0),
         latencies.first().copied().unwrap_or(f64::NAN),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
