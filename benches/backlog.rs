@@ -1039,6 +1039,9 @@ async fn memory(rig: &Rig, prefix: &str, sum: &mut Summary) -> Result<()> {
             secs(run.wall)
         );
         peaks.push(run.peak_rss_kb as f64 / 1024.0);
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            println!("   kept: {}", desk.dir.keep().display());
+        }
         rig.wait_postfix_idle()?;
     }
     let added = peaks[1] - peaks[0];
