@@ -587,8 +587,19 @@ async fn backlog_drain(
     let rate = n as f64 / total;
     let peer = rate / PEER_MSG_PER_S;
     sum.add(format!(
-        "  throughput    {rate:.0} msg/s = {peer:.1}x django-helpdesk's ~35 msg/s (target >= 100x) {}",
-        verdict(peer >= 100.0)
+        "  throughput    {rate:.0} msg/s = {peer:.1}x django-helpdesk's ~35 msg/s (target >= 100x) {}; the bare client itself: {:.0} msg/s = {:.1}x",
+        verdict(peer >= 100.0),
+        n as f64 / bare_total,
+        n as f64 / bare_total / PEER_MSG_PER_S
+    ));
+    sum.add(format!(
+        "  no overlap    ingest alone {:.2} s = {:.0} msg/s ({:.1}x the peer), then delivery alone {:.2} s = {:.0} msg/s ({:.2}x the bare submit)",
+        secs(alone.wall),
+        n as f64 / secs(alone.wall),
+        n as f64 / secs(alone.wall) / PEER_MSG_PER_S,
+        secs(delivery_alone.wall),
+        sent2 / secs(delivery_alone.wall),
+        secs(submit) / secs(delivery_alone.wall)
     ));
     let rss_mb = run.peak_rss_kb as f64 / 1024.0;
     sum.add(format!(

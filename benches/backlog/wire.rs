@@ -114,7 +114,15 @@ impl Submission {
 
     /// Sends one message (`wire` from [`dot_stuffed`]) to `rcpts`.
     pub async fn send(&mut self, from: &str, rcpts: &[&str], wire: &[u8]) -> Result<()> {
-        let mut head = format!("MAIL FROM:<{from}>\r\n");
+        // the parameters lettre (Guichet's client) adds too
+        let mut params = String::new();
+        if !wire.is_ascii() {
+            params.push_str(" BODY=8BITMIME");
+        }
+        if !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii()) {
+            params.push_str(" SMTPUTF8");
+        }
+        let mut head = format!("MAIL FROM:<{from}>{params}\r\n");
         for r in rcpts {
             head.push_str(&format!("RCPT TO:<{r}>\r\n"));
         }
