@@ -29,8 +29,12 @@ fn main() -> ExitCode {
 /// that doubled the CPU time and the wall time of an ingest. Kept on the
 /// CPU it starts on (all threads inherit this, the runtime's too), a
 /// hand-off is a plain context switch. A narrower affinity set by the
-/// caller (taskset, systemd's CPUAffinity=) is kept as it is.
+/// caller (taskset, systemd's CPUAffinity=) is kept as it is, and
+/// `GUICHET_ALL_CPUS=1` leaves the process on every CPU.
 fn stay_on_one_cpu() {
+    if std::env::var_os("GUICHET_ALL_CPUS").is_some_and(|v| v == "1") {
+        return;
+    }
     #[cfg(target_os = "linux")]
     // SAFETY: plain libc calls on a zeroed cpu_set_t of the right size,
     // for the calling thread only (pid 0).
