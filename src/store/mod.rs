@@ -302,11 +302,17 @@ impl Store {
             let found: Vec<String> = on_db!(pool self, p => {
                 let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
                 for k in padded(chunk) {
-                    q = q.bind(k);
+                    q = q.bind(db_text(k));
                 }
                 q.fetch_all(p).await
             })?;
-            known.extend(found);
+            // the caller's keys, not their stored (NUL-free) form
+            known.extend(
+                chunk
+                    .iter()
+                    .filter(|k| found.iter().any(|f| *f == *db_text(k)))
+                    .map(|k| k.to_string()),
+            );
         }
         Ok(known)
     }
@@ -832,7 +838,7 @@ impl Tx {
                  last_activity_at, last_message_from, linked_from) \
                  VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING *",
             )
-            .bind(t.subject)
+            .bind(db_text(t.subject))
             .bind(t.department)
             .bind(t.client)
             .bind(t.language)
