@@ -527,25 +527,24 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
         "{reports:?}"
     );
     assert_eq!(sum(&["mail", "sent"]), 2 * MESSAGES as i64, "{reports:?}");
-    // Both read every message at the same time. Mail is ingested in
-    // batches, and the daemon that loses the race for a batch finds each
-    // of its messages stored by the other (the unique key, under the
-    // other's row locks): it must count them as already seen, not store
-    // them twice. The outbox is shared too.
-    assert!(
-        reports
-            .iter()
-            .all(|r| r["mailbox"]["fetched"].as_i64() == Some(MESSAGES as i64)),
-        "both daemons read the whole mailbox (else this test proves little): {reports:?}"
-    );
-    assert_eq!(
-        sum(&["mailbox", "already_seen"]),
-        MESSAGES as i64,
-        "what one daemon stored, the other saw as already seen: {reports:?}"
-    );
+    // Mail is ingested in batches: the daemon that loses the race for a
+    // batch finds each of its messages stored by the other (the unique
+    // key, under the other's row locks) and must count them as already
+    // seen, not store them twice; a daemon that starts late finds them
+    // committed and fetches nothing. Either way each message is counted
+    // once as new. (The race itself is forced in tests/store.rs:
+    // insert_raw_racing_transactions_store_one_row.)
+    for r in &reports {
+        assert_eq!(
+            r["mailbox"]["new_tickets"].as_i64().unwrap()
+                + r["mailbox"]["already_seen"].as_i64().unwrap(),
+            r["mailbox"]["fetched"].as_i64().unwrap(),
+            "every fetched message is new or already seen: {reports:?}"
+        );
+    }
     assert!(
         reports.iter().all(|r| r["mail"]["sent"].as_i64() > Some(0)),
-        "both daemons sent mail from the shared outbox: {reports:?}"
+        "both daemons sent mail from the shared outbox (else this test proves little): {reports:?}"
     );
 
     // one ticket per message, each with its one message
