@@ -38,6 +38,7 @@ while (($#)); do
     --agent) agent=$2; shift 2 ;;
     --venv) venv=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "django_helpdesk.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
