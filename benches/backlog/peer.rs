@@ -141,6 +141,18 @@ pub async fn peer(
             "acknowledges (BENCH_PEER_AGENT_COPIES=1 adds agent copies)"
         }
     );
+    // both keep their SQLite file (and stored attachments) in a fresh
+    // directory under the same TMPDIR: commits cost the same fsync
+    let tmp = std::env::temp_dir();
+    println!(
+        "   both databases under {} ({}; TMPDIR moves both)",
+        tmp.display(),
+        if tmp.starts_with("/dev/shm") {
+            "tmpfs"
+        } else {
+            "disk, unless mounted otherwise"
+        }
+    );
     seed(rig, &for_peer, &[&peer_user]).await?;
     seed(rig, &for_guichet, &[&desk_user]).await?;
     for user in [&peer_user, &desk_user] {
