@@ -237,9 +237,11 @@ pub async fn peer(
     }
     let guichet_rate = n as f64 / secs(run.wall);
     println!(
-        "   guichet run --once: {n} messages in {:.2} s = {guichet_rate:.0} msg/s ({run_busy}); mailbox {mb}; mail {}; {acks} reached customers' mailboxes and {copies} the agent's",
+        "   guichet run --once: {n} messages in {:.2} s = {guichet_rate:.0} msg/s ({:.2} s of CPU; {run_busy}); mailbox {mb}; mail {}; timings {}; {acks} reached customers' mailboxes and {copies} the agent's",
         secs(run.wall),
+        secs(run.cpu),
         report["mail"],
+        report["timings"],
     );
 
     let rate = match measured {
