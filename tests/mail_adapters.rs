@@ -459,7 +459,7 @@ async fn smtp_failures_are_classified_permanent_or_transient() {
 }
 
 #[tokio::test]
-async fn smtp_session_sends_many_messages_and_is_broken_after_a_refusal() {
+async fn smtp_session_sends_many_messages_survives_a_refusal_and_never_half_delivers() {
     let rig = rig();
     let from = fresh_user("support");
     let smtp = SmtpSender::new(&rig.smtp_settings(&from, TlsMode::StartTls, true)).unwrap();
@@ -480,10 +480,44 @@ async fn smtp_session_sends_many_messages_and_is_broken_after_a_refusal() {
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::Permanent(_)), "{err}");
-    // lettre closes the connection after any error: the caller opens another
-    assert!(session.is_broken());
+    assert!(err.to_string().contains("550"), "{err}");
+    // Postfix offers PIPELINING: the refused transaction is reset and the
+    // session goes on
+    assert!(!session.is_broken(), "RSET after a refused envelope");
+    let raw = simple_message(&from, &customer, "after the refusal", "x");
+    session
+        .send_raw(&address(&from), &[address(&customer)], &raw)
+        .await
+        .unwrap();
+    // one recipient accepted, one refused: the message fails as a whole
+    // and the accepted one gets nothing (no partial delivery): the relay
+    // said 354 already, so the connection is dropped mid-DATA
+    let other = fresh_user("other");
+    let refused = address(&format!("someone@{}", rig.refused_domain));
+    let raw = simple_message(&from, &other, "half refused", "x");
+    let err = session
+        .send_raw(&address(&from), &[address(&other), refused], &raw)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Permanent(_)), "{err}");
+    assert!(session.is_broken(), "dropped after a 354 it could not use");
     session.quit().await;
-    assert_eq!(wait_for_messages(&customer, 3, WAIT).await.len(), 3);
+    assert_eq!(wait_for_messages(&customer, 4, WAIT).await.len(), 4);
+    let mut session = smtp.session().await.unwrap();
+    let raw = simple_message(&from, &other, "a later message", "x");
+    session
+        .send_raw(&address(&from), &[address(&other)], &raw)
+        .await
+        .unwrap();
+    session.quit().await;
+    wait_for_messages(&other, 1, WAIT).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let got_all = fetch_all(&other).await;
+    assert_eq!(got_all.len(), 1, "only the later message");
+    assert!(
+        String::from_utf8_lossy(&got_all[0]).contains("a later message"),
+        "the half-refused message was not delivered"
+    );
 }
 
 #[tokio::test]
