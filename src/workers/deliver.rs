@@ -28,7 +28,14 @@ const WEBHOOK_MAX_AGE: StdDuration = StdDuration::from_secs(3 * 24 * 3600);
 // and send it too. So rows are claimed a few at a time, with a lease that
 // covers sending them all even from a slow server, and a mail is not sent
 // any more when too little of its lease is left for one slow transaction.
-const MAIL_BATCH: i64 = 10;
+// How many: what the relay took about a minute to accept at the pace of
+// this pass (a claim waits for the database, which a batch of ingest may
+// hold, so fewer, larger claims go faster), never fewer than MAIL_BATCH_MIN
+// nor more than MAIL_BATCH_MAX: ten times slower than measured, a claim
+// still fits in its lease before the margin.
+const MAIL_BATCH_MIN: i64 = 10;
+const MAIL_BATCH_MAX: i64 = 500;
+const MAIL_CLAIM_WINDOW: StdDuration = StdDuration::from_secs(60);
 const MAIL_LEASE: Duration = Duration::minutes(15);
 /// Several SMTP commands, each up to its timeout (adapters::smtp).
 const MAIL_SEND_MARGIN: Duration = Duration::minutes(5);
@@ -173,15 +180,18 @@ async fn send_due_mail(
     use std::sync::atomic::{AtomicBool, Ordering};
     let done = Mutex::new(Delivered::default());
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
+    let mut claim = MAIL_BATCH_MIN;
     loop {
         let claimed_at = clock(ctx, started);
         let batch = ctx
             .store
-            .claim_due_mail(claimed_at, MAIL_LEASE, MAIL_BATCH)
+            .claim_due_mail(claimed_at, MAIL_LEASE, claim)
             .await?;
         if batch.is_empty() {
             break;
         }
+        let claimed = batch.len() as u32;
+        let sending_started = Instant::now();
         // the connections take the claim's messages in turn, in order
         let queue = Mutex::new(batch.into_iter());
         // set when the server seems down: what is left of the claim is
@@ -241,8 +251,17 @@ async fn send_due_mail(
             }
             break;
         }
+        claim = next_claim(sending_started.elapsed() / claimed);
     }
     Ok(done.into_inner().expect("not poisoned"))
+}
+
+/// The next claim's size, from the time the last one took per message.
+fn next_claim(per_mail: StdDuration) -> i64 {
+    let fits = MAIL_CLAIM_WINDOW.as_micros() / per_mail.as_micros().max(1);
+    i64::try_from(fits)
+        .unwrap_or(i64::MAX)
+        .clamp(MAIL_BATCH_MIN, MAIL_BATCH_MAX)
 }
 
 /// One queued message over one of the connections.
@@ -410,6 +429,39 @@ pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::
                         .await?;
                     done.retried += 1;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_follow_the_relays_pace_within_bounds() {
+        let ms = StdDuration::from_millis;
+        for (per_mail, want) in [
+            (ms(0), MAIL_BATCH_MAX),
+            (ms(2), MAIL_BATCH_MAX),
+            (ms(200), 300),
+            (ms(1000), 60),
+            (ms(6000), 10),
+            (ms(60_000), MAIL_BATCH_MIN),
+        ] {
+            assert_eq!(next_claim(per_mail), want, "{per_mail:?} a mail");
+        }
+    }
+
+    #[test]
+    fn a_claim_fits_its_lease_even_ten_times_slower_than_measured() {
+        let usable = (MAIL_LEASE - MAIL_SEND_MARGIN).to_std().unwrap();
+        for ms in [1, 10, 100, 120, 1000, 5000, 6000] {
+            let per_mail = StdDuration::from_millis(ms);
+            let claim = next_claim(per_mail);
+            if claim > MAIL_BATCH_MIN {
+                let worst = per_mail * 10 * u32::try_from(claim).unwrap();
+                assert!(worst <= usable, "{ms} ms a mail: {claim} take {worst:?}");
             }
         }
     }
