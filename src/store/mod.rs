@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+mod blob;
 mod rows;
 pub use rows::*;
 
@@ -354,7 +355,8 @@ impl Store {
         const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
-             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
+             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, \
+               CASE WHEN length(raw) < $4 THEN raw ELSE x'' END AS raw, attempts";
         const POSTGRES: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
@@ -363,12 +365,24 @@ impl Store {
         let until = now + lease;
         let mut rows = match self {
             Store::Sqlite(p) => {
-                sqlx::query_as::<_, OutboxMailRow>(SQLITE)
+                let mut rows = sqlx::query_as::<_, OutboxMailRow>(SQLITE)
                     .bind(until)
                     .bind(now)
                     .bind(limit)
+                    .bind(blob::STREAM_FROM as i64)
                     .fetch_all(p)
-                    .await?
+                    .await?;
+                // big messages came back empty: read them by pieces (see
+                // store::blob); no mail Guichet builds is empty
+                let mut conn = None;
+                for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
+                    if conn.is_none() {
+                        conn = Some(p.acquire().await?);
+                    }
+                    let c = conn.as_mut().expect("just set");
+                    row.raw = blob::read(c, "outbox_mail", "raw", row.id).await?;
+                }
+                rows
             }
             Store::Postgres(p) => {
                 sqlx::query_as::<_, OutboxMailRow>(POSTGRES)
@@ -717,6 +731,27 @@ impl Tx {
     /// Stores the raw bytes under `dedup_key`; `None` when that key is
     /// stored already (rule 1, "already seen"), even by another daemon.
     pub async fn insert_raw(&mut self, m: &NewRaw<'_>) -> Result<Option<i64>> {
+        if let Tx::Sqlite(t) = self
+            && m.raw.len() >= blob::STREAM_FROM
+        {
+            // a big message goes in by pieces (see store::blob)
+            let id = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
+                 VALUES ($1, zeroblob($2), $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            )
+            .bind(db_text(m.dedup_key))
+            .bind(m.raw.len() as i64)
+            .bind(m.received_at)
+            .bind(m.mailbox)
+            .bind(m.imap_uid)
+            .bind(m.problem.map(db_text))
+            .fetch_optional(&mut **t)
+            .await?;
+            if let Some(id) = id {
+                blob::write(t, "raw_messages", "raw", id, m.raw).await?;
+            }
+            return Ok(id);
+        }
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
@@ -1002,7 +1037,26 @@ impl Tx {
 
     /// Queues a message for SMTP and remembers its Message-ID for threading.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<()> {
-        on_db!(tx self, c => {
+        if let Tx::Sqlite(t) = self
+            && m.raw.len() >= blob::STREAM_FROM
+        {
+            // a big message (an agent copy with files) goes in by pieces
+            let id = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, zeroblob($6), $7, $7) RETURNING id",
+            )
+            .bind(m.ticket_id)
+            .bind(m.kind)
+            .bind(m.envelope_from)
+            .bind(m.recipients)
+            .bind(db_text(m.message_id))
+            .bind(m.raw.len() as i64)
+            .bind(m.now)
+            .fetch_one(&mut **t)
+            .await?;
+            blob::write(t, "outbox_mail", "raw", id, m.raw).await?;
+        } else {
+            on_db!(tx self, c => {
             sqlx::query(
                 "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -1017,7 +1071,8 @@ impl Tx {
             .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())
-        })?;
+            })?;
+        }
         if let Some(t) = m.ticket_id {
             self.remember_message_id(m.message_id, t).await?;
         }
