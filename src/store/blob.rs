@@ -6,10 +6,13 @@
 //! again, and the row record built for the INSERT is a third), and reading
 //! one costs two (SQLite assembles the overflow pages, sqlx copies them out).
 //! With a 34 MB message that was 100 MB for a moment. Here the row is
-//! inserted with `zeroblob(n)` and the bytes are then written through
-//! `sqlite3_blob_write` in 1 MiB pieces (only the record of zeros is built,
-//! and pages go through the page cache, whose size is bounded), and read
-//! back straight into one buffer of the right size.
+//! inserted with `zeroblob(n)` in its last column (`raw_big`: SQLite
+//! builds no zeros in memory for a zeroblob that ends the row, see
+//! migrations/sqlite/0002) and the bytes are then written through
+//! `sqlite3_blob_write` in 1 MiB pieces, and read back straight into one
+//! buffer of the right size. Meanwhile the connection's page cache is made
+//! small: a big blob's pages are written or read once, and the usual
+//! cache (16 MB, Store::connect) would only fill up with them.
 
 use std::ffi::{CStr, CString, c_int};
 use std::ptr::{self, NonNull};
@@ -23,6 +26,8 @@ use sqlx::SqliteConnection;
 pub const STREAM_FROM: usize = 256 * 1024;
 
 const PIECE: usize = 1 << 20;
+/// The page cache while a big blob passes (KiB, as `PRAGMA cache_size=-N`).
+const SMALL_CACHE_KIB: i64 = 1024;
 
 /// A blob handle, closed on drop.
 struct Blob(NonNull<ffi::sqlite3_blob>);
@@ -79,6 +84,9 @@ pub async fn write(
     rowid: i64,
     bytes: &[u8],
 ) -> Result<()> {
+    if i32::try_from(bytes.len()).is_err() {
+        bail!("a blob of {} bytes is over SQLite's limit", bytes.len());
+    }
     let mut locked = conn.lock_handle().await?;
     let db = locked.as_raw_handle().as_ptr();
     let blob = open(db, table, column, rowid, true)?;
@@ -105,6 +113,28 @@ pub async fn write(
 }
 
 /// The whole blob `table.column` of row `rowid`, read into one buffer.
+/// Shrinks the page cache (SQLite frees the clean pages over the new
+/// size at once) while a big blob is inserted, written or read; returns
+/// the setting to give back to [`restore_cache`].
+pub async fn small_cache(conn: &mut SqliteConnection) -> Result<i64> {
+    let usual: i64 = sqlx::query_scalar("PRAGMA cache_size")
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA cache_size = -{SMALL_CACHE_KIB}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(usual)
+}
+
+pub async fn restore_cache(conn: &mut SqliteConnection, usual: i64) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {usual}")))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn read(
     conn: &mut SqliteConnection,
     table: &str,

@@ -263,7 +263,9 @@ impl Store {
 
     pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
         Ok(on_db!(pool self, p => {
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT raw FROM raw_messages WHERE id = $1")
+            // a big message comes out whole here (two copies for a moment):
+            // this serves `tickets show` of one message, never the daemon
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(raw_big, raw) FROM raw_messages WHERE id = $1")
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -355,8 +357,7 @@ impl Store {
         const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
-             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, \
-               CASE WHEN length(raw) < $4 THEN raw ELSE x'' END AS raw, attempts";
+             RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
         const POSTGRES: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
@@ -369,18 +370,25 @@ impl Store {
                     .bind(until)
                     .bind(now)
                     .bind(limit)
-                    .bind(blob::STREAM_FROM as i64)
                     .fetch_all(p)
                     .await?;
-                // big messages came back empty: read them by pieces (see
-                // store::blob); no mail Guichet builds is empty
-                let mut conn = None;
-                for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
-                    if conn.is_none() {
-                        conn = Some(p.acquire().await?);
+                // a big message's `raw` is empty, its bytes are in
+                // `raw_big`: read them by pieces (see store::blob)
+                if rows.iter().any(|r| r.raw.is_empty()) {
+                    let mut c = p.acquire().await?;
+                    let usual = blob::small_cache(&mut c).await?;
+                    let mut read = Ok(());
+                    for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
+                        match blob::read(&mut c, "outbox_mail", "raw_big", row.id).await {
+                            Ok(raw) => row.raw = raw,
+                            Err(e) => {
+                                read = Err(e);
+                                break;
+                            }
+                        }
                     }
-                    let c = conn.as_mut().expect("just set");
-                    row.raw = blob::read(c, "outbox_mail", "raw", row.id).await?;
+                    blob::restore_cache(&mut c, usual).await?;
+                    read?;
                 }
                 rows
             }
@@ -735,22 +743,10 @@ impl Tx {
             && m.raw.len() >= blob::STREAM_FROM
         {
             // a big message goes in by pieces (see store::blob)
-            let id = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
-                 VALUES ($1, zeroblob($2), $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-            )
-            .bind(db_text(m.dedup_key))
-            .bind(m.raw.len() as i64)
-            .bind(m.received_at)
-            .bind(m.mailbox)
-            .bind(m.imap_uid)
-            .bind(m.problem.map(db_text))
-            .fetch_optional(&mut **t)
-            .await?;
-            if let Some(id) = id {
-                blob::write(t, "raw_messages", "raw", id, m.raw).await?;
-            }
-            return Ok(id);
+            let usual = blob::small_cache(t).await?;
+            let inserted = insert_big_raw(t, m).await;
+            blob::restore_cache(t, usual).await?;
+            return inserted;
         }
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(
@@ -822,7 +818,9 @@ impl Tx {
     ) -> Result<Option<(String, Vec<u8>)>> {
         Ok(on_db!(tx self, c => {
             sqlx::query_as::<_, (String, Vec<u8>)>(
-                "SELECT m.message_id, r.raw FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                // only an agent's reply reads this, for its References: a big
+                // customer message is then read whole, once
+                "SELECT m.message_id, COALESCE(r.raw_big, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
                  WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \
                  AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1",
             )
@@ -1041,20 +1039,10 @@ impl Tx {
             && m.raw.len() >= blob::STREAM_FROM
         {
             // a big message (an agent copy with files) goes in by pieces
-            let id = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, zeroblob($6), $7, $7) RETURNING id",
-            )
-            .bind(m.ticket_id)
-            .bind(m.kind)
-            .bind(m.envelope_from)
-            .bind(m.recipients)
-            .bind(db_text(m.message_id))
-            .bind(m.raw.len() as i64)
-            .bind(m.now)
-            .fetch_one(&mut **t)
-            .await?;
-            blob::write(t, "outbox_mail", "raw", id, m.raw).await?;
+            let usual = blob::small_cache(t).await?;
+            let queued = enqueue_big_mail(t, m).await;
+            blob::restore_cache(t, usual).await?;
+            queued?;
         } else {
             on_db!(tx self, c => {
             sqlx::query(
@@ -1147,4 +1135,43 @@ fn padded<T: AsRef<str>>(values: &[T]) -> impl Iterator<Item = &str> {
         .map(|v| v.as_ref())
         .chain(std::iter::repeat(last))
         .take(n.max(values.len()))
+}
+
+/// [`Tx::insert_raw`] of a big message on SQLite (see store::blob).
+async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Result<Option<i64>> {
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem, raw_big) \
+         VALUES ($1, x'', $2, $3, $4, $5, $6, zeroblob($2)) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(db_text(m.dedup_key))
+    .bind(m.raw.len() as i64)
+    .bind(m.received_at)
+    .bind(m.mailbox)
+    .bind(m.imap_uid)
+    .bind(m.problem.map(db_text))
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(id) = id {
+        blob::write(c, "raw_messages", "raw_big", id, m.raw).await?;
+    }
+    Ok(id)
+}
+
+/// [`Tx::enqueue_mail`] of a big message on SQLite (see store::blob),
+/// without remembering its Message-ID.
+async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at, raw_big) \
+         VALUES ($1, $2, $3, $4, $5, x'', $7, $7, zeroblob($6)) RETURNING id",
+    )
+    .bind(m.ticket_id)
+    .bind(m.kind)
+    .bind(m.envelope_from)
+    .bind(m.recipients)
+    .bind(db_text(m.message_id))
+    .bind(m.raw.len() as i64)
+    .bind(m.now)
+    .fetch_one(&mut *c)
+    .await?;
+    blob::write(c, "outbox_mail", "raw_big", id, m.raw).await
 }
