@@ -1,4 +1,10 @@
--- The columns SQLite keeps big blobs in (see migrations/sqlite): the SQL
+-- The tables SQLite keeps big blobs in (see migrations/sqlite): the SQL
 -- both backends share reads them. PostgreSQL never fills them.
-ALTER TABLE raw_messages ADD COLUMN raw_big BYTEA;
-ALTER TABLE outbox_mail ADD COLUMN raw_big BYTEA;
+CREATE TABLE raw_message_blobs (
+    id    BIGINT PRIMARY KEY REFERENCES raw_messages(id),
+    bytes BYTEA NOT NULL
+);
+CREATE TABLE outbox_mail_blobs (
+    id    BIGINT PRIMARY KEY REFERENCES outbox_mail(id),
+    bytes BYTEA NOT NULL
+);

@@ -5,10 +5,10 @@
 //! copies a borrowed slice into its arguments, `sqlite3_bind_blob` copies it
 //! again, and the row record built for the INSERT is a third), and reading
 //! one costs two (SQLite assembles the overflow pages, sqlx copies them out).
-//! With a 34 MB message that was 100 MB for a moment. Here the row is
-//! inserted with `zeroblob(n)` in its last column (`raw_big`: SQLite
-//! builds no zeros in memory for a zeroblob that ends the row, see
-//! migrations/sqlite/0002) and the bytes are then written through
+//! With a 34 MB message that was 100 MB for a moment. Here the blob gets a
+//! row of its own (raw_message_blobs, outbox_mail_blobs: see
+//! migrations/sqlite/0002), inserted as `zeroblob(n)` (which ends the row,
+//! so SQLite builds no zeros in memory), and the bytes are then written through
 //! `sqlite3_blob_write` in 1 MiB pieces, and read back straight into one
 //! buffer of the right size. Meanwhile the connection's page cache is made
 //! small: a big blob's pages are written or read once, and the usual

@@ -265,7 +265,7 @@ impl Store {
         Ok(on_db!(pool self, p => {
             // a big message comes out whole here (two copies for a moment):
             // this serves `tickets show` of one message, never the daemon
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(raw_big, raw) FROM raw_messages WHERE id = $1")
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1")
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -373,13 +373,13 @@ impl Store {
                     .fetch_all(p)
                     .await?;
                 // a big message's `raw` is empty, its bytes are in
-                // `raw_big`: read them by pieces (see store::blob)
+                // outbox_mail_blobs: read them by pieces (see store::blob)
                 if rows.iter().any(|r| r.raw.is_empty()) {
                     let mut c = p.acquire().await?;
                     let usual = blob::small_cache(&mut c).await?;
                     let mut read = Ok(());
                     for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
-                        match blob::read(&mut c, "outbox_mail", "raw_big", row.id).await {
+                        match blob::read(&mut c, "outbox_mail_blobs", "bytes", row.id).await {
                             Ok(raw) => row.raw = raw,
                             Err(e) => {
                                 read = Err(e);
@@ -820,7 +820,8 @@ impl Tx {
             sqlx::query_as::<_, (String, Vec<u8>)>(
                 // only an agent's reply reads this, for its References: a big
                 // customer message is then read whole, once
-                "SELECT m.message_id, COALESCE(r.raw_big, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                "SELECT m.message_id, COALESCE(b.bytes, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                 LEFT JOIN raw_message_blobs b ON b.id = r.id \
                  WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \
                  AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1",
             )
@@ -1140,8 +1141,8 @@ fn padded<T: AsRef<str>>(values: &[T]) -> impl Iterator<Item = &str> {
 /// [`Tx::insert_raw`] of a big message on SQLite (see store::blob).
 async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Result<Option<i64>> {
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem, raw_big) \
-         VALUES ($1, x'', $2, $3, $4, $5, $6, zeroblob($2)) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
+         VALUES ($1, x'', $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind(db_text(m.dedup_key))
     .bind(m.raw.len() as i64)
@@ -1152,7 +1153,12 @@ async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Resul
     .fetch_optional(&mut *c)
     .await?;
     if let Some(id) = id {
-        blob::write(c, "raw_messages", "raw_big", id, m.raw).await?;
+        sqlx::query("INSERT INTO raw_message_blobs (id, bytes) VALUES ($1, zeroblob($2))")
+            .bind(id)
+            .bind(m.raw.len() as i64)
+            .execute(&mut *c)
+            .await?;
+        blob::write(c, "raw_message_blobs", "bytes", id, m.raw).await?;
     }
     Ok(id)
 }
@@ -1161,17 +1167,21 @@ async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Resul
 /// without remembering its Message-ID.
 async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at, raw_big) \
-         VALUES ($1, $2, $3, $4, $5, x'', $7, $7, zeroblob($6)) RETURNING id",
+        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id",
     )
     .bind(m.ticket_id)
     .bind(m.kind)
     .bind(m.envelope_from)
     .bind(m.recipients)
     .bind(db_text(m.message_id))
-    .bind(m.raw.len() as i64)
     .bind(m.now)
     .fetch_one(&mut *c)
     .await?;
-    blob::write(c, "outbox_mail", "raw_big", id, m.raw).await
+    sqlx::query("INSERT INTO outbox_mail_blobs (id, bytes) VALUES ($1, zeroblob($2))")
+        .bind(id)
+        .bind(m.raw.len() as i64)
+        .execute(&mut *c)
+        .await?;
+    blob::write(c, "outbox_mail_blobs", "bytes", id, m.raw).await
 }
