@@ -78,11 +78,41 @@ impl ImapError {
 }
 
 /// One message as the server stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct FetchedMail {
     pub uid: u32,
     /// The whole RFC 822 message, byte for byte.
-    pub raw: Vec<u8>,
+    pub raw: RawMail,
+}
+
+/// A fetched message's bytes, left in the buffer async-imap read them
+/// into: copying them out would hold a big message twice for a moment.
+pub struct RawMail(async_imap::types::Fetch);
+
+impl std::ops::Deref for RawMail {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // only responses with a body become a RawMail (Mailbox::fetch)
+        self.0.body().unwrap_or_default()
+    }
+}
+
+impl AsRef<[u8]> for RawMail {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq<Vec<u8>> for RawMail {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl fmt::Debug for RawMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawMail({} bytes)", self.len())
+    }
 }
 
 /// Why [`Mailbox::wait_for_news`] returned.
@@ -259,6 +289,37 @@ impl Mailbox {
         Ok(uids.into_iter().filter(|&uid| uid > last_uid).collect())
     }
 
+    /// UIDs greater than `last_uid` with their sizes (RFC822.SIZE),
+    /// ascending: big messages can then be fetched alone.
+    pub async fn sizes_after(&mut self, last_uid: u32) -> Result<Vec<(u32, u32)>, ImapError> {
+        let uids = self.uids_after(last_uid).await?;
+        let action = "ask for the sizes of new messages";
+        let mut found = Vec::with_capacity(uids.len());
+        for chunk in uids.chunks(UIDS_PER_COMMAND) {
+            let set = uid_set(chunk);
+            let server = self.server.clone();
+            let session = self.session()?;
+            within(COMMAND_TIMEOUT, &server, action, async {
+                let mut fetched = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
+                while let Some(fetch) = fetched.try_next().await? {
+                    // untagged FETCH responses about flags carry no size
+                    if let (Some(uid), Some(size)) = (fetch.uid, fetch.size)
+                        && chunk.binary_search(&uid).is_ok()
+                    {
+                        found.push((uid, size));
+                    }
+                }
+                Ok::<_, async_imap::error::Error>(())
+            })
+            .await?
+            .map_err(|e| self.command_error(action, e))?;
+        }
+        self.drain_unsolicited_keep_news();
+        found.sort_unstable();
+        found.dedup_by_key(|(uid, _)| *uid);
+        Ok(found)
+    }
+
     /// UIDs up to `last_uid` that lack [`PROCESSED_KEYWORD`]: messages
     /// stored before a crash but not yet marked.
     pub async fn unmarked_up_to(&mut self, last_uid: u32) -> Result<Vec<u32>, ImapError> {
@@ -285,27 +346,24 @@ impl Mailbox {
             let set = uid_set(chunk);
             let server = self.server.clone();
             let session = self.session()?;
-            let fetched = within(FETCH_TIMEOUT, &server, "fetch messages", async {
-                session
-                    .uid_fetch(&set, "(UID BODY.PEEK[])")
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await
+            within(FETCH_TIMEOUT, &server, "fetch messages", async {
+                let mut fetched = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+                while let Some(fetch) = fetched.try_next().await? {
+                    // Untagged FETCH responses about other messages (a flag
+                    // change by another client) carry no body: skip them.
+                    if let (Some(uid), Some(_)) = (fetch.uid, fetch.body())
+                        && chunk.binary_search(&uid).is_ok()
+                    {
+                        mails.push(FetchedMail {
+                            uid,
+                            raw: RawMail(fetch),
+                        });
+                    }
+                }
+                Ok::<_, async_imap::error::Error>(())
             })
             .await?
             .map_err(|e| self.command_error("fetch messages", e))?;
-            for fetch in fetched {
-                // Untagged FETCH responses about other messages (a flag
-                // change by another client) carry no body: skip them.
-                if let (Some(uid), Some(body)) = (fetch.uid, fetch.body())
-                    && chunk.binary_search(&uid).is_ok()
-                {
-                    mails.push(FetchedMail {
-                        uid,
-                        raw: body.to_vec(),
-                    });
-                }
-            }
         }
         mails.sort_by_key(|m| m.uid);
         mails.dedup_by_key(|m| m.uid);

@@ -82,7 +82,9 @@ fn raw_header(name: &str, value: String) -> anyhow::Result<HeaderValue> {
     Ok(HeaderValue::new(name, value))
 }
 
-pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
+/// Takes the message by value: its files move into the MIME parts instead
+/// of being copied (a big attachment would be held twice).
+pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
     let mut b = lettre::Message::builder()
         .from(mailbox(o.from.name.as_deref(), &o.from.address)?)
         .subject(o.subject.clone())
@@ -126,10 +128,10 @@ pub fn build(o: &Outgoing) -> anyhow::Result<Vec<u8>> {
         b.singlepart(text_part)?
     } else {
         let mut mp = MultiPart::mixed().singlepart(text_part);
-        for f in &o.attachments {
+        for f in o.attachments {
             let ct = ContentType::parse(&f.content_type)
                 .unwrap_or(ContentType::parse("application/octet-stream")?);
-            mp = mp.singlepart(Attachment::new(f.filename.clone()).body(f.bytes.clone(), ct));
+            mp = mp.singlepart(Attachment::new(f.filename).body(f.bytes, ct));
         }
         b.multipart(mp)?
     };
@@ -166,7 +168,7 @@ mod tests {
             }],
             date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         };
-        let raw = build(&o).unwrap();
+        let raw = build(o.clone()).unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("Auto-Submitted: auto-replied"));
         assert!(text.contains("X-Guichet-Mail: t5"));

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+mod blob;
 mod rows;
 pub use rows::*;
 
@@ -262,7 +263,9 @@ impl Store {
 
     pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
         Ok(on_db!(pool self, p => {
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT raw FROM raw_messages WHERE id = $1")
+            // a big message comes out whole here (two copies for a moment):
+            // this serves `tickets show` of one message, never the daemon
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1")
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -363,12 +366,31 @@ impl Store {
         let until = now + lease;
         let mut rows = match self {
             Store::Sqlite(p) => {
-                sqlx::query_as::<_, OutboxMailRow>(SQLITE)
+                let mut rows = sqlx::query_as::<_, OutboxMailRow>(SQLITE)
                     .bind(until)
                     .bind(now)
                     .bind(limit)
                     .fetch_all(p)
-                    .await?
+                    .await?;
+                // a big message's `raw` is empty, its bytes are in
+                // outbox_mail_blobs: read them by pieces (see store::blob)
+                if rows.iter().any(|r| r.raw.is_empty()) {
+                    let mut c = p.acquire().await?;
+                    let usual = blob::small_cache(&mut c).await?;
+                    let mut read = Ok(());
+                    for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
+                        match blob::read(&mut c, "outbox_mail_blobs", "bytes", row.id).await {
+                            Ok(raw) => row.raw = raw,
+                            Err(e) => {
+                                read = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    blob::restore_cache(&mut c, usual).await?;
+                    read?;
+                }
+                rows
             }
             Store::Postgres(p) => {
                 sqlx::query_as::<_, OutboxMailRow>(POSTGRES)
@@ -717,6 +739,15 @@ impl Tx {
     /// Stores the raw bytes under `dedup_key`; `None` when that key is
     /// stored already (rule 1, "already seen"), even by another daemon.
     pub async fn insert_raw(&mut self, m: &NewRaw<'_>) -> Result<Option<i64>> {
+        if let Tx::Sqlite(t) = self
+            && m.raw.len() >= blob::STREAM_FROM
+        {
+            // a big message goes in by pieces (see store::blob)
+            let usual = blob::small_cache(t).await?;
+            let inserted = insert_big_raw(t, m).await;
+            blob::restore_cache(t, usual).await?;
+            return inserted;
+        }
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
@@ -787,7 +818,10 @@ impl Tx {
     ) -> Result<Option<(String, Vec<u8>)>> {
         Ok(on_db!(tx self, c => {
             sqlx::query_as::<_, (String, Vec<u8>)>(
-                "SELECT m.message_id, r.raw FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                // only an agent's reply reads this, for its References: a big
+                // customer message is then read whole, once
+                "SELECT m.message_id, COALESCE(b.bytes, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+                 LEFT JOIN raw_message_blobs b ON b.id = r.id \
                  WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \
                  AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1",
             )
@@ -1002,7 +1036,16 @@ impl Tx {
 
     /// Queues a message for SMTP and remembers its Message-ID for threading.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<()> {
-        on_db!(tx self, c => {
+        if let Tx::Sqlite(t) = self
+            && m.raw.len() >= blob::STREAM_FROM
+        {
+            // a big message (an agent copy with files) goes in by pieces
+            let usual = blob::small_cache(t).await?;
+            let queued = enqueue_big_mail(t, m).await;
+            blob::restore_cache(t, usual).await?;
+            queued?;
+        } else {
+            on_db!(tx self, c => {
             sqlx::query(
                 "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -1017,7 +1060,8 @@ impl Tx {
             .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())
-        })?;
+            })?;
+        }
         if let Some(t) = m.ticket_id {
             self.remember_message_id(m.message_id, t).await?;
         }
@@ -1092,4 +1136,52 @@ fn padded<T: AsRef<str>>(values: &[T]) -> impl Iterator<Item = &str> {
         .map(|v| v.as_ref())
         .chain(std::iter::repeat(last))
         .take(n.max(values.len()))
+}
+
+/// [`Tx::insert_raw`] of a big message on SQLite (see store::blob).
+async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Result<Option<i64>> {
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
+         VALUES ($1, x'', $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(db_text(m.dedup_key))
+    .bind(m.raw.len() as i64)
+    .bind(m.received_at)
+    .bind(m.mailbox)
+    .bind(m.imap_uid)
+    .bind(m.problem.map(db_text))
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(id) = id {
+        sqlx::query("INSERT INTO raw_message_blobs (id, bytes) VALUES ($1, zeroblob($2))")
+            .bind(id)
+            .bind(m.raw.len() as i64)
+            .execute(&mut *c)
+            .await?;
+        blob::write(c, "raw_message_blobs", "bytes", id, m.raw).await?;
+    }
+    Ok(id)
+}
+
+/// [`Tx::enqueue_mail`] of a big message on SQLite (see store::blob),
+/// without remembering its Message-ID.
+async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id",
+    )
+    .bind(m.ticket_id)
+    .bind(m.kind)
+    .bind(m.envelope_from)
+    .bind(m.recipients)
+    .bind(db_text(m.message_id))
+    .bind(m.now)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query("INSERT INTO outbox_mail_blobs (id, bytes) VALUES ($1, zeroblob($2))")
+        .bind(id)
+        .bind(m.raw.len() as i64)
+        .execute(&mut *c)
+        .await?;
+    blob::write(c, "outbox_mail_blobs", "bytes", id, m.raw).await
 }

@@ -117,22 +117,36 @@ pub async fn mailbox_pass(
         mailbox.mark_processed(&unmarked).await?;
     }
     let mut report = PassReport::default();
-    let uids = mailbox.uids_after(last).await?;
-    let mut chunks = uids.chunks(FETCH_CHUNK);
-    let mut next = match chunks.next() {
-        Some(chunk) => Some(mailbox.fetch(chunk).await?),
+    let news = mailbox.sizes_after(last).await?;
+    let mut groups = fetch_groups(&news).into_iter().peekable();
+    let mut next = match groups.next() {
+        Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
         None => None,
     };
-    while let Some(mails) = next.take() {
+    while let Some((group, mails)) = next.take() {
         if *shutdown.borrow() {
             break;
         }
-        // the next chunk comes over IMAP while this one is ingested
-        let following = chunks.next();
+        if is_big(group) {
+            // alone, and nothing fetched meanwhile: see `ingest_big`
+            let done = ingest_big(rt, mailbox, &key, validity, mails, &mut report).await?;
+            mailbox.mark_processed(&done).await?;
+            next = match groups.next() {
+                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                None => None,
+            };
+            continue;
+        }
+        // the next group comes over IMAP while this one is ingested,
+        // unless it is a big message (fetched once this one is done)
+        let following = groups.next_if(|g| !is_big(g));
         let (fetched, ingested) = tokio::join!(
             async {
                 match following {
-                    Some(chunk) => mailbox.fetch(chunk).await.map(Some),
+                    Some(group) => mailbox
+                        .fetch(&uids_of(group))
+                        .await
+                        .map(|mails| Some((group, mails))),
                     None => Ok(None),
                 }
             },
@@ -140,13 +154,156 @@ pub async fn mailbox_pass(
         );
         let done = ingested?;
         mailbox.mark_processed(&done).await?;
-        next = fetched?;
+        next = match fetched? {
+            Some(fetched) => Some(fetched),
+            None => match groups.next() {
+                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                None => None,
+            },
+        };
     }
     Ok(report)
 }
 
-/// UIDs per FETCH: the next chunk is read while one is ingested.
+/// UIDs per FETCH, and their bytes: the next group is read while one is
+/// ingested, so at most two groups' bytes are in memory.
 const FETCH_CHUNK: usize = 200;
+const FETCH_BYTES: u64 = 8 << 20;
+/// A message this big is fetched and ingested alone (see `ingest_big`).
+const BIG_MESSAGE: u64 = 4 << 20;
+
+/// The new messages (UID, size) cut into FETCH groups: consecutive UIDs,
+/// up to [`FETCH_CHUNK`] messages and [`FETCH_BYTES`] bytes, a big
+/// message alone.
+fn fetch_groups(news: &[(u32, u32)]) -> Vec<&[(u32, u32)]> {
+    let mut groups = Vec::new();
+    let mut rest = news;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len() && n < FETCH_CHUNK {
+            let size = u64::from(rest[n].1);
+            if n > 0 && (size >= BIG_MESSAGE || bytes + size > FETCH_BYTES) {
+                break;
+            }
+            bytes += size;
+            n += 1;
+            if size >= BIG_MESSAGE {
+                break;
+            }
+        }
+        let (group, tail) = rest.split_at(n);
+        groups.push(group);
+        rest = tail;
+    }
+    groups
+}
+
+fn is_big(group: &[(u32, u32)]) -> bool {
+    matches!(group, [(_, size)] if u64::from(*size) >= BIG_MESSAGE)
+}
+
+fn uids_of(group: &[(u32, u32)]) -> Vec<u32> {
+    group.iter().map(|(uid, _)| *uid).collect()
+}
+
+/// A big message, in a transaction of its own, given its bytes: ingest
+/// drops them once they are stored, before building the mail it causes
+/// (the agents' copy, which carries its files), so that the message is
+/// not in memory twice over. When that fails, it is fetched again and
+/// handled like a failed batch.
+async fn ingest_big(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    key: &str,
+    validity: u32,
+    mails: Vec<FetchedMail>,
+    report: &mut PassReport,
+) -> anyhow::Result<Vec<u32>> {
+    let mut done = Vec::with_capacity(mails.len());
+    for mail in mails {
+        let uid = mail.uid;
+        let source = source_of(key, validity, uid);
+        let ctx = rt.ctx();
+        let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
+            Ok((outcome, _)) => outcome,
+            Err(e) => {
+                tracing::warn!(
+                    uid,
+                    error = format!("{e:#}"),
+                    "big message failed; fetching it again to handle it one more way"
+                );
+                let again = mailbox.fetch(&[uid]).await?;
+                let mut outcomes = ingest_one_by_one(rt, key, validity, &again).await?;
+                match outcomes.pop() {
+                    Some(outcome) => outcome,
+                    // gone from the server meanwhile: nothing to flag
+                    None => continue,
+                }
+            }
+        };
+        crash_hook();
+        count(report, outcome);
+        done.push(uid);
+        rt.wake_delivery.notify_one();
+    }
+    Ok(done)
+}
+
+fn source_of(key: &str, validity: u32, uid: u32) -> Source {
+    Source {
+        mailbox: Some(key.to_string()),
+        uid: Some(uid),
+        uid_validity: Some(validity),
+    }
+}
+
+/// Test hook: die like `kill -9` between the commit and the IMAP flag, to
+/// prove that a restart neither loses nor repeats.
+fn crash_hook() {
+    if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
+        std::process::abort();
+    }
+}
+
+fn count(report: &mut PassReport, outcome: Outcome) {
+    report.fetched += 1;
+    match outcome {
+        Outcome::AlreadySeen => report.already_seen += 1,
+        Outcome::Ticket { created: true, .. } => report.new_tickets += 1,
+        Outcome::Ticket { .. } => report.appended += 1,
+        Outcome::Unplaced { .. } => report.unplaced += 1,
+    }
+}
+
+/// The slow path: one message per transaction; a message that still fails
+/// is stored raw with its error (it must never block the mailbox).
+async fn ingest_one_by_one(
+    rt: &Runtime,
+    key: &str,
+    validity: u32,
+    batch: &[FetchedMail],
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for mail in batch {
+        let ctx = rt.ctx();
+        let source = source_of(key, validity, mail.uid);
+        outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(
+                    uid = mail.uid,
+                    error = format!("{e:#}"),
+                    "cannot handle message; storing it raw"
+                );
+                ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
+                    .await
+                    .context("cannot even store the message raw")?
+            }
+        });
+    }
+    Ok(outcomes)
+}
 /// Messages per transaction, and their bytes: fewer commits, bounded memory.
 const BATCH_MESSAGES: usize = 50;
 const BATCH_BYTES: usize = 8 << 20;
@@ -175,16 +332,11 @@ async fn ingest_chunk(
         }
         let (batch, tail) = rest.split_at(n);
         rest = tail;
-        let source = |uid: u32| Source {
-            mailbox: Some(key.to_string()),
-            uid: Some(uid),
-            uid_validity: Some(validity),
-        };
         let items: Vec<BatchItem<'_>> = batch
             .iter()
             .map(|m| BatchItem {
                 raw: &m.raw,
-                source: source(m.uid),
+                source: source_of(key, validity, m.uid),
             })
             .collect();
         let ctx = rt.ctx();
@@ -197,41 +349,12 @@ async fn ingest_chunk(
                     error = format!("{e:#}"),
                     "batch failed; ingesting its messages one by one"
                 );
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for mail in batch {
-                    let ctx = rt.ctx();
-                    let source = source(mail.uid);
-                    outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
-                        Ok(o) => o,
-                        Err(e) => {
-                            // keep the bytes and move on: a message must never block the mailbox
-                            tracing::error!(
-                                uid = mail.uid,
-                                error = format!("{e:#}"),
-                                "cannot handle message; storing it raw"
-                            );
-                            ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
-                                .await
-                                .context("cannot even store the message raw")?
-                        }
-                    });
-                }
-                outcomes
+                ingest_one_by_one(rt, key, validity, batch).await?
             }
         };
-        // test hook: die like `kill -9` between the commit and the IMAP
-        // flag, to prove that a restart neither loses nor repeats
-        if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
-            std::process::abort();
-        }
+        crash_hook();
         for outcome in outcomes {
-            report.fetched += 1;
-            match outcome {
-                Outcome::AlreadySeen => report.already_seen += 1,
-                Outcome::Ticket { created: true, .. } => report.new_tickets += 1,
-                Outcome::Ticket { .. } => report.appended += 1,
-                Outcome::Unplaced { .. } => report.unplaced += 1,
-            }
+            count(report, outcome);
         }
         done.extend(batch.iter().map(|m| m.uid));
         // what this batch queued may go out while the next one is ingested
@@ -493,4 +616,37 @@ async fn sweep_loop(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_groups_bound_bytes_and_put_big_messages_alone() {
+        const K: u32 = 1024;
+        const M: u32 = 1024 * 1024;
+        let many: Vec<(u32, u32)> = (1..=450).map(|uid| (uid, 2 * K)).collect();
+        type Case<'a> = (&'a [(u32, u32)], &'a [usize]);
+        let table: &[Case<'_>] = &[
+            (&[], &[]),
+            (&[(1, 10 * K)], &[1]),
+            (&[(1, 10 * K), (2, 34 * M), (3, 10 * K)], &[1, 1, 1]),
+            (&[(1, 34 * M), (2, 35 * M)], &[1, 1]),
+            (&[(1, 3 * M), (2, 3 * M), (3, 3 * M)], &[2, 1]),
+            (&many[..], &[200, 200, 50]),
+        ];
+        for (news, want) in table {
+            let groups = fetch_groups(news);
+            let sizes: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+            assert_eq!(&sizes, want, "sizes of groups of {news:?}");
+            let flat: Vec<(u32, u32)> = groups.concat();
+            assert_eq!(&flat[..], *news, "every message once, in order");
+            for g in &groups {
+                let big = g.iter().any(|(_, s)| u64::from(*s) >= BIG_MESSAGE);
+                assert_eq!(is_big(g), big, "{g:?}");
+                assert!(big || g.iter().map(|(_, s)| u64::from(*s)).sum::<u64>() <= FETCH_BYTES);
+            }
+        }
+    }
 }

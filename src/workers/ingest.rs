@@ -114,11 +114,58 @@ pub struct Options {
 /// The attachment verdicts of a message, decided before the transaction
 /// (scanning may take a while; the database is not held meanwhile).
 struct Files {
-    checked: Vec<(Checked, Vec<u8>)>,
+    checked: Vec<(Checked, FileBytes)>,
+}
+
+/// Where an accepted file's bytes are. Accepted files are written to the
+/// (content-addressed) file store as soon as they pass the gate, so that
+/// the parsed message, which holds them decoded, can be dropped: a mail
+/// that carries them reads them back. A dry run writes nothing and keeps
+/// them; a write that failed is tried again (and fails the message) when
+/// the message's files are recorded.
+enum FileBytes {
+    Refused,
+    Stored { sha256: String },
+    Held(Vec<u8>),
+}
+
+impl FileBytes {
+    fn keep(ctx: &Ctx<'_>, bytes: std::borrow::Cow<'_, [u8]>, dry_run: bool) -> FileBytes {
+        if !dry_run
+            && let Ok(stored) = file_store::store(&ctx.settings.attachments.storage_dir, &bytes)
+        {
+            return FileBytes::Stored {
+                sha256: stored.sha256,
+            };
+        }
+        FileBytes::Held(bytes.into_owned())
+    }
+
+    /// The bytes, for a mail that carries the file, when that mail is
+    /// their last use: taken when held, else read back from the store.
+    fn take(&mut self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            FileBytes::Held(bytes) => Ok(std::mem::take(bytes)),
+            _ => self.read(ctx),
+        }
+    }
+
+    /// A copy of the bytes: of those held, else read from the store.
+    fn read(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            FileBytes::Refused => Ok(Vec::new()),
+            FileBytes::Held(bytes) => Ok(bytes.clone()),
+            FileBytes::Stored { sha256 } => {
+                let path = file_store::path_of(&ctx.settings.attachments.storage_dir, sha256)?;
+                std::fs::read(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot read back stored file {sha256}: {e}"))
+            }
+        }
+    }
 }
 
 impl Files {
-    fn accepted(&self) -> impl Iterator<Item = &(Checked, Vec<u8>)> {
+    fn accepted(&self) -> impl Iterator<Item = &(Checked, FileBytes)> {
         self.checked.iter().filter(|(c, _)| c.refusal.is_none())
     }
     fn refused(&self) -> impl Iterator<Item = &Checked> {
@@ -129,7 +176,12 @@ impl Files {
     }
 }
 
-async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace) -> Files {
+async fn check_files(
+    ctx: &Ctx<'_>,
+    parts: Vec<FilePart<'_>>,
+    dry_run: bool,
+    trace: &mut Trace,
+) -> Files {
     let a = &ctx.settings.attachments;
     let policy = Policy {
         enabled: a.enabled,
@@ -176,9 +228,9 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
                    "reason_code": c.refusal.as_ref().map(|r| r.code())}),
         );
         let bytes = if c.refusal.is_none() {
-            part.bytes.into_owned()
+            FileBytes::keep(ctx, part.bytes, dry_run)
         } else {
-            Vec::new()
+            FileBytes::Refused
         };
         checked.push((c, bytes));
     }
@@ -186,17 +238,20 @@ async fn check_files(ctx: &Ctx<'_>, parts: Vec<FilePart<'_>>, trace: &mut Trace)
 }
 
 /// Ingests one message. Idempotent: the same bytes twice are one message.
-pub async fn ingest(
+/// Given the bytes themselves (not a reference), it drops them once they
+/// are stored, before building the mail the message causes: a big
+/// message is then not held while its agents' copy is built.
+pub async fn ingest<R: AsRef<[u8]>>(
     ctx: &Ctx<'_>,
-    raw: &[u8],
+    raw: R,
     source: &Source,
     opts: Options,
 ) -> anyhow::Result<(Outcome, Trace)> {
     let mut trace = Trace::default();
-    let parsed = parse_message(raw);
+    let parsed = parse_message(raw.as_ref());
     let facts = match &parsed {
-        Some(m) => Inbound::from_message(m, raw),
-        None => Inbound::parse(raw),
+        Some(m) => Inbound::from_message(m, raw.as_ref()),
+        None => Inbound::parse(raw.as_ref()),
     };
 
     // Rule 1 before any expensive work (a second daemon may have it already;
@@ -209,7 +264,7 @@ pub async fn ingest(
         return Ok((Outcome::AlreadySeen, trace));
     }
 
-    let prepared = prepare(ctx, parsed, facts, &mut trace).await;
+    let prepared = prepare(ctx, parsed, facts, opts.dry_run, &mut trace).await;
     let mut tx = ctx.store.begin().await?;
     let outcome = apply(
         ctx,
@@ -267,7 +322,7 @@ pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Res
             prepared.push(None);
         } else {
             prepared.push(Some(
-                prepare(ctx, message, facts, &mut Trace::default()).await,
+                prepare(ctx, message, facts, false, &mut Trace::default()).await,
             ));
         }
     }
@@ -314,6 +369,7 @@ async fn prepare(
     ctx: &Ctx<'_>,
     parsed: Option<mail_parser::Message<'_>>,
     facts: Inbound,
+    dry_run: bool,
     trace: &mut Trace,
 ) -> Prepared {
     let classification = match &parsed {
@@ -397,11 +453,11 @@ async fn prepare(
                 Files {
                     checked: parts
                         .into_iter()
-                        .map(|p| (agent_file(&p), p.bytes.into_owned()))
+                        .map(|p| (agent_file(&p), FileBytes::keep(ctx, p.bytes, dry_run)))
                         .collect(),
                 }
             } else {
-                check_files(ctx, parts, trace).await
+                check_files(ctx, parts, dry_run, trace).await
             }
         }
         _ => Files {
@@ -419,10 +475,10 @@ async fn prepare(
 
 /// The message's changes inside `tx`: its raw bytes (rule 1 decides here),
 /// then placing and acting. Sets no mailbox state.
-async fn apply(
+async fn apply<R: AsRef<[u8]>>(
     ctx: &Ctx<'_>,
     tx: &mut Tx,
-    raw: &[u8],
+    raw: R,
     source: &Source,
     p: Prepared,
     trace: &mut Trace,
@@ -436,17 +492,19 @@ async fn apply(
         files,
     } = p;
     let problem = facts.problem.clone();
-    let Some(raw_id) = tx
+    let inserted = tx
         .insert_raw(&NewRaw {
             dedup_key: &facts.dedup_key,
-            raw,
+            raw: raw.as_ref(),
             received_at: ctx.now,
             mailbox: source.mailbox.as_deref(),
             imap_uid: source.uid.map(i64::from),
             problem: problem.as_deref(),
         })
-        .await?
-    else {
+        .await?;
+    // stored: not needed any more (see `ingest`)
+    drop(raw);
+    let Some(raw_id) = inserted else {
         trace.note(
             "threading",
             "1 already seen: this message is stored already; it is not stored again",
@@ -975,18 +1033,21 @@ impl Job<'_, '_, '_> {
             })
             .collect();
         let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
-        let attachments = self
-            .files
-            .accepted()
-            .map(|(c, bytes)| FileToSend {
-                filename: c.filename.clone(),
-                content_type: c
-                    .sniffed_type
-                    .clone()
-                    .unwrap_or_else(|| c.declared_type.clone()),
-                bytes: bytes.clone(),
-            })
-            .collect();
+        // the copy is the files' last use (recorded already): their bytes
+        // move into it, or are read back from the file store
+        let mut attachments = Vec::new();
+        for (c, bytes) in &mut self.files.checked {
+            if c.refusal.is_none() {
+                attachments.push(FileToSend {
+                    filename: c.filename.clone(),
+                    content_type: c
+                        .sniffed_type
+                        .clone()
+                        .unwrap_or_else(|| c.declared_type.clone()),
+                    bytes: bytes.take(self.ctx)?,
+                });
+            }
+        }
         let references = self.thread_refs();
         let note = self.spoof_note();
         notify::queue(&mut self.tx, self.ctx, Notice {
@@ -1022,22 +1083,21 @@ impl Job<'_, '_, '_> {
         let lang = Language::En;
         let checked = std::mem::take(&mut self.files.checked);
         for (c, bytes) in &checked {
-            let sha = if c.refusal.is_none() && !self.dry_run {
-                Some(
+            let sha = match bytes {
+                FileBytes::Refused => None,
+                FileBytes::Stored { sha256 } => Some(sha256.clone()),
+                FileBytes::Held(bytes) if !self.dry_run => Some(
                     file_store::store(&dir, bytes)
                         .map_err(|e| {
                             anyhow::anyhow!("cannot store attachment {}: {e}", c.filename)
                         })?
                         .sha256,
-                )
-            } else if c.refusal.is_none() {
-                Some(
+                ),
+                FileBytes::Held(bytes) => Some(
                     crate::mail::inbound::content_key(bytes)
                         .trim_start_matches("sha256:")
                         .to_string(),
-                )
-            } else {
-                None
+                ),
             };
             let reason = c.refusal.as_ref().map(|r| r.explain(lang));
             self.tx
@@ -1302,16 +1362,14 @@ impl Job<'_, '_, '_> {
         }
 
         let nothing_to_say = answer.is_empty() || visible.only_quotes;
-        let relayed_files: Vec<FileToSend> = self
-            .files
-            .checked
-            .iter()
-            .map(|(c, b)| FileToSend {
+        let mut relayed_files = Vec::with_capacity(self.files.checked.len());
+        for (c, b) in &self.files.checked {
+            relayed_files.push(FileToSend {
                 filename: c.filename.clone(),
                 content_type: c.declared_type.clone(),
-                bytes: b.clone(),
-            })
-            .collect();
+                bytes: b.read(self.ctx)?,
+            });
+        }
         if nothing_to_say && block.commands.is_empty() {
             let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.";
             return self.not_sent(&ticket, &from, "", rule, reason).await;

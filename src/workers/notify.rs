@@ -115,7 +115,7 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
         attachments: n.attachments,
         date: ctx.now,
     };
-    let raw = outbound::build(&out)?;
+    let raw = outbound::build(out)?;
     let recipients: Vec<&str> = n.to.iter().chain(n.cc.iter()).map(|a| a.as_str()).collect();
     tx.enqueue_mail(&NewMail {
         ticket_id: Some(t.id),
