@@ -364,33 +364,17 @@ impl Store {
                FOR UPDATE SKIP LOCKED) \
              RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
         let until = now + lease;
+        // a big message's `raw` is empty here, its bytes are in
+        // outbox_mail_blobs: read when it is sent (Store::outbox_mail_raw),
+        // so that a claim of many rows never holds many big messages
         let mut rows = match self {
             Store::Sqlite(p) => {
-                let mut rows = sqlx::query_as::<_, OutboxMailRow>(SQLITE)
+                sqlx::query_as::<_, OutboxMailRow>(SQLITE)
                     .bind(until)
                     .bind(now)
                     .bind(limit)
                     .fetch_all(p)
-                    .await?;
-                // a big message's `raw` is empty, its bytes are in
-                // outbox_mail_blobs: read them by pieces (see store::blob)
-                if rows.iter().any(|r| r.raw.is_empty()) {
-                    let mut c = p.acquire().await?;
-                    let usual = blob::small_cache(&mut c).await?;
-                    let mut read = Ok(());
-                    for row in rows.iter_mut().filter(|r| r.raw.is_empty()) {
-                        match blob::read(&mut c, "outbox_mail_blobs", "bytes", row.id).await {
-                            Ok(raw) => row.raw = raw,
-                            Err(e) => {
-                                read = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                    blob::restore_cache(&mut c, usual).await?;
-                    read?;
-                }
-                rows
+                    .await?
             }
             Store::Postgres(p) => {
                 sqlx::query_as::<_, OutboxMailRow>(POSTGRES)
@@ -403,6 +387,26 @@ impl Store {
         };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
+    }
+
+    /// The bytes of a claimed mail whose `raw` came back empty: a big one,
+    /// kept in outbox_mail_blobs and read by pieces (see store::blob).
+    pub async fn outbox_mail_raw(&self, id: i64) -> Result<Vec<u8>> {
+        match self {
+            Store::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                let usual = blob::small_cache(&mut c).await?;
+                let read = blob::read(&mut c, "outbox_mail_blobs", "bytes", id).await;
+                blob::restore_cache(&mut c, usual).await?;
+                read
+            }
+            Store::Postgres(p) => Ok(sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT raw FROM outbox_mail WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(p)
+            .await?),
+        }
     }
 
     pub async fn mail_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {

@@ -203,7 +203,7 @@ async fn send_due_mail(
                 if stop.load(Ordering::Relaxed) {
                     return anyhow::Ok(());
                 }
-                let Some(row) = queue.lock().expect("not poisoned").next() else {
+                let Some(mut row) = queue.lock().expect("not poisoned").next() else {
                     return Ok(());
                 };
                 let now = clock(ctx, started);
@@ -214,6 +214,11 @@ async fn send_due_mail(
                         "lease nearly over: mail left for a later pass"
                     );
                     continue;
+                }
+                if row.raw.is_empty() {
+                    // a big message: its bytes are read now, and dropped
+                    // with `row` once it is sent
+                    row.raw = ctx.store.outbox_mail_raw(row.id).await?;
                 }
                 match send_one(smtp, slot, &row).await {
                     Ok(()) => {
