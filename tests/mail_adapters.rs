@@ -549,3 +549,51 @@ fn unused_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A big message goes to lettre in pieces of 256 KiB (adapters::smtp):
+/// lines starting with a dot, and a CRLF split between two pieces, must
+/// arrive exactly as they were (dot-stuffing carries over the pieces).
+#[tokio::test]
+async fn smtp_a_big_message_with_dots_at_piece_boundaries_arrives_byte_for_byte() {
+    const PIECE: usize = 256 * 1024;
+    let rig = rig();
+    let from = fresh_user("support");
+    let customer = fresh_user("customer");
+    let smtp = SmtpSender::new(&rig.smtp_settings(&from, TlsMode::StartTls, true)).unwrap();
+    let mut raw = simple_message(&from, &customer, "dots", "");
+    raw.truncate(raw.len() - 2); // simple_message ends the empty body with CRLF
+    // filler lines up to one piece, then a line starting with a dot
+    let fill = |raw: &mut Vec<u8>, upto: usize| {
+        while raw.len() + 80 < upto {
+            raw.extend_from_slice(&[b'a'; 76]);
+            raw.extend_from_slice(b"\r\n");
+        }
+        let pad = upto - raw.len() - 2;
+        raw.extend(std::iter::repeat_n(b'b', pad));
+        raw.extend_from_slice(b"\r\n");
+    };
+    fill(&mut raw, PIECE);
+    assert_eq!(raw.len(), PIECE);
+    raw.extend_from_slice(b".a dot at the start of the second piece\r\n");
+    fill(&mut raw, 2 * PIECE + 1);
+    // the CR of this line's end is the last byte of the second piece
+    raw.truncate(raw.len() - 1);
+    assert_eq!(raw.len(), 2 * PIECE);
+    raw.extend_from_slice(b"\n..two dots after a CRLF split between pieces\r\n.\r\nend\r\n");
+    let mut session = smtp.session().await.unwrap();
+    session
+        .send_raw(&address(&from), &[address(&customer)], &raw)
+        .await
+        .unwrap();
+    session.quit().await;
+    let got = wait_for_messages(&customer, 1, WAIT).await;
+    let body_at = |m: &[u8]| m.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let sent_body = &raw[body_at(&raw)..];
+    let got_body = &got[0][body_at(&got[0])..];
+    assert!(
+        got_body == sent_body,
+        "the body changed on the way ({} bytes sent, {} received)",
+        sent_body.len(),
+        got_body.len()
+    );
+}

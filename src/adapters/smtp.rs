@@ -39,6 +39,8 @@ use crate::settings::{SmtpSettings, TlsMode};
 
 /// Connecting, the greeting, EHLO, STARTTLS, login, each command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of a message is handed to lettre at a time.
+const MESSAGE_PIECE: usize = 256 * 1024;
 /// A whole message: this, plus one second per 100 KB of it.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -363,7 +365,13 @@ impl SmtpSession {
         }
         let data = self.conn.read_response().await;
         match (refused, data) {
-            (None, Ok(_)) => self.conn.message(raw).await.map(|_| ()),
+            // by pieces: lettre dot-stuffs each piece into a copy of its
+            // size, and a whole 36 MB message would be copied at once
+            (None, Ok(_)) => self
+                .conn
+                .message_iter(raw.chunks(MESSAGE_PIECE))
+                .await
+                .map(|_| ()),
             (Some(e), Ok(_)) => {
                 self.dropped = true;
                 Err(e)
