@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use harness::{Desk, header, iso, reply_to_mail};
+use harness::{Desk, iso, reply_to_mail};
 use support::{deliver_lmtp, fetch_all, fresh_user, unique_token};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -118,7 +118,7 @@ async fn agent_closes(desk: &Desk, id: i64, now: DateTime<Utc>) {
         if let Some(m) = fetch_all(&desk.agent)
             .await
             .into_iter()
-            .find(|m| header(m, "X-Guichet-Mail").as_deref() == Some(want.as_str()))
+            .find(|m| harness::marked_ticket(m).as_deref() == Some(want.as_str()))
         {
             break m;
         }

@@ -56,8 +56,14 @@ async fn a_customer_email_becomes_a_ticket_with_an_acknowledgement_and_an_agent_
         Some("auto-replied")
     );
     assert_eq!(
-        header(&ack[0], "X-Guichet-Mail").as_deref(),
+        harness::marked_ticket(&ack[0]).as_deref(),
         Some(format!("t{id}").as_str())
+    );
+    let marker = header(&ack[0], "X-Guichet-Mail").unwrap();
+    let mark = marker.split("install=").nth(1).unwrap_or_default();
+    assert!(
+        mark.len() == 16 && mark.chars().all(|c| c.is_ascii_hexdigit()),
+        "this installation's mark: {marker}"
     );
     let orig_id = harness::message_id(&mail);
     assert!(

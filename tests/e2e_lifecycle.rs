@@ -131,7 +131,7 @@ impl Scene {
         assert!(subject(&ack).contains(&format!("[#{id}]")));
         let copy = self.agent_inbox.next().await;
         assert_eq!(
-            header(&copy, "X-Guichet-Mail").as_deref(),
+            harness::marked_ticket(&copy).as_deref(),
             Some(format!("t{id}").as_str())
         );
         (id, copy)
@@ -309,7 +309,7 @@ async fn an_answered_ticket_closes_after_n_days_reopens_within_the_window_and_li
     );
     let copy3 = s.agent_inbox.next().await;
     assert_eq!(
-        header(&copy3, "X-Guichet-Mail").as_deref(),
+        harness::marked_ticket(&copy3).as_deref(),
         Some(format!("t{new_id}").as_str())
     );
 }

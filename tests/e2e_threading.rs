@@ -932,3 +932,62 @@ async fn automatic_replies_to_one_sender_are_limited_per_hour() {
     assert!(subjects[0].contains("Question 1"), "{subjects:?}");
     assert!(subjects[1].contains("Question 2"), "{subjects:?}");
 }
+
+/// Two companies both run Guichet: the other one's agent answers our
+/// customer-side mail, their Guichet relays it (a human reply, marked with
+/// THEIR installation's mark). We must treat it as a person writing to us
+/// (a ticket, an acknowledgement), not as our own mail come back; our own
+/// marker, and mail from our own address, are still ignored.
+#[tokio::test]
+async fn mail_relayed_by_another_companys_guichet_is_a_person_writing() {
+    let desk = Desk::new("");
+    let other = fresh_user("othercompany");
+    let relayed = mail(
+        &[
+            ("From", &other),
+            ("To", &desk.support),
+            ("Subject", "Re: [#7] Your order with us"),
+            ("X-Guichet-Mail", "t7; install=00112233445566ff"),
+        ],
+        "Hello, here is the answer from our agent.",
+    );
+    deliver_lmtp(&desk.support, &relayed).await;
+    // our own marker (this installation's mark) and our own From address
+    let ours = desk.run_once(None);
+    assert!(ours.status.success());
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1, "{tickets:#?}");
+    let ack = wait_for_messages(&other, 1, WAIT).await;
+    assert_eq!(
+        header(&ack[0], "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    let own_marker = header(&ack[0], "X-Guichet-Mail").unwrap();
+    let looped = mail(
+        &[
+            ("From", &other),
+            ("To", &desk.support),
+            ("Subject", "Re: your acknowledgement, come back"),
+            ("X-Guichet-Mail", &own_marker),
+        ],
+        "Mail of ours that came back.",
+    );
+    deliver_lmtp(&desk.support, &looped).await;
+    let from_us = mail(
+        &[
+            ("From", &desk.support),
+            ("To", &desk.support),
+            ("Subject", "A copy of ours"),
+        ],
+        "Sent from our own address.",
+    );
+    deliver_lmtp(&desk.support, &from_us).await;
+    desk.run_once(None);
+    assert_eq!(desk.tickets().len(), 1, "no ticket for our own mail");
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        fetch_all(&other).await.len(),
+        1,
+        "nothing answered our own mail"
+    );
+}

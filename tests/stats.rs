@@ -12,7 +12,7 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use harness::{Desk, header, iso, reply_to_mail};
+use harness::{Desk, iso, reply_to_mail};
 use support::{deliver_lmtp, fetch_all, fresh_user, unique_token, wait_for_messages};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -89,7 +89,7 @@ async fn copy_for(agent: &str, id: i64) -> Vec<u8> {
         if let Some(m) = fetch_all(agent)
             .await
             .into_iter()
-            .find(|m| header(m, "X-Guichet-Mail").as_deref() == Some(want.as_str()))
+            .find(|m| harness::marked_ticket(m).as_deref() == Some(want.as_str()))
         {
             return m;
         }

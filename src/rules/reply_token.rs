@@ -41,6 +41,15 @@ impl Audience {
     }
 }
 
+/// This installation's mark, written in the `X-Guichet-Mail` marker of
+/// everything it sends: derived from the token secret (so each install
+/// has its own, and it reveals nothing of the secret), 16 hex digits.
+pub fn install_mark(secret: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"guichet-install-mark");
+    hex::encode(&mac.finalize().into_bytes()[..8])
+}
+
 fn mac_for(secret: &[u8], ticket: TicketId) -> String {
     mac_for_audience(secret, ticket, Audience::Customers)
 }
@@ -244,5 +253,16 @@ mod tests {
         // the agents' MAC of one ticket is no token of another
         let mac = agents.tag().unwrap().split_once('.').unwrap().1.to_string();
         assert_eq!(verify_tag(SECRET, &format!("t10.{mac}")), None);
+    }
+
+    #[test]
+    fn each_installation_has_its_own_mark() {
+        let a = install_mark(b"secret one");
+        let b = install_mark(b"secret two");
+        assert_eq!(a, install_mark(b"secret one"), "stable");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert!(!a.contains("secret"));
     }
 }

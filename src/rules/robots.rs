@@ -117,9 +117,24 @@ pub fn classify_with(
     envelope_from: Option<&str>,
     own_addresses: &[EmailAddress],
 ) -> Classification {
+    classify_own(msg, envelope_from, own_addresses, None)
+}
+
+/// [`classify_with`], knowing this installation's mark (the `install=`
+/// parameter of [`OWN_MAIL_HEADER`], see `reply_token::install_mark`):
+/// a marker with another installation's mark is another company's
+/// Guichet, whose mail is judged like anyone's (its automatic mail says
+/// `Auto-Submitted`; its agents' relayed answers are human replies). A
+/// marker without a mark (older versions) counts as our own.
+pub fn classify_own(
+    msg: &Message<'_>,
+    envelope_from: Option<&str>,
+    own_addresses: &[EmailAddress],
+    own_install: Option<&str>,
+) -> Classification {
     let mail = Facts::of(msg, envelope_from);
 
-    if let Some(why) = own_mail(&mail, own_addresses) {
+    if let Some(why) = own_mail(&mail, own_addresses, own_install) {
         return verdict(MailKind::OwnMail, why);
     }
     if let Some((why, report)) = bounce(msg, &mail) {
@@ -304,9 +319,24 @@ fn lower(s: &str) -> String {
 // ---------------------------------------------------------------------------
 // 1. Own mail
 
-fn own_mail(mail: &Facts, own_addresses: &[EmailAddress]) -> Option<String> {
+fn own_mail(
+    mail: &Facts,
+    own_addresses: &[EmailAddress],
+    own_install: Option<&str>,
+) -> Option<String> {
     if let Some(v) = mail.header(OWN_MAIL_HEADER) {
-        return Some(format!("{OWN_MAIL_HEADER}: {v}"));
+        let install = v
+            .split(';')
+            .skip(1)
+            .find_map(|p| p.trim().strip_prefix("install="))
+            .map(str::trim);
+        let ours = match (install, own_install) {
+            (Some(theirs), Some(ours)) => theirs.eq_ignore_ascii_case(ours),
+            _ => true,
+        };
+        if ours {
+            return Some(format!("{OWN_MAIL_HEADER}: {v}"));
+        }
     }
     let from = mail.from.as_ref()?;
     own_addresses
@@ -1554,6 +1584,34 @@ mod tests {
             let msg = MessageParser::default().parse(&bytes).expect("parses");
             let c = classify_with(&msg, None, &own);
             assert_eq!(c.kind.name(), kind, "From: {from}");
+        }
+    }
+
+    #[test]
+    fn the_marker_of_another_installation_is_not_own_mail() {
+        // (marker value, our mark, kind)
+        for (marker, ours, kind) in [
+            ("t42", Some("aaaa"), "own-mail"), // older versions: no mark
+            ("t42; install=aaaa", Some("aaaa"), "own-mail"),
+            ("t42; install=AAAA", Some("aaaa"), "own-mail"),
+            ("t42;install=aaaa", Some("aaaa"), "own-mail"),
+            ("t42; install=bbbb", Some("aaaa"), "human"), // another company's Guichet
+            ("t42; install=bbbb", None, "own-mail"),      // no mark known: any marker
+            ("", Some("aaaa"), "own-mail"),
+        ] {
+            let bytes = mail(
+                &format!(
+                    "From: agent@other.example
+Subject: Re: x
+X-Guichet-Mail: {marker}"
+                ),
+                "Our answer.
+",
+            );
+            let msg = MessageParser::default().parse(&bytes).expect("parses");
+            let c = classify_own(&msg, None, &[], ours);
+            assert_eq!(c.kind.name(), kind, "marker {marker:?}, ours {ours:?}");
+            assert_eq!(c.may_answer, kind == "human", "marker {marker:?}");
         }
     }
 

@@ -373,7 +373,17 @@ async fn prepare(
     trace: &mut Trace,
 ) -> Prepared {
     let classification = match &parsed {
-        Some(m) => robots::classify(m, facts.return_path.as_deref()),
+        Some(m) => {
+            let s = ctx.settings;
+            let own: Vec<EmailAddress> = s
+                .departments
+                .iter()
+                .map(|d| d.address.clone())
+                .chain([s.smtp.from.address.clone()])
+                .collect();
+            let mark = reply_token::install_mark(s.helpdesk.secret.expose().as_bytes());
+            robots::classify_own(m, facts.return_path.as_deref(), &own, Some(&mark))
+        }
         None => Classification {
             kind: MailKind::Human,
             decided_by: "unparseable".into(),

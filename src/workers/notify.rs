@@ -111,7 +111,11 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
         in_reply_to: n.in_reply_to.clone(),
         references: n.references.clone(),
         automation: n.automation,
-        ticket_ref: format!("t{}", t.id),
+        ticket_ref: format!(
+            "t{}; install={}",
+            t.id,
+            reply_token::install_mark(s.helpdesk.secret.expose().as_bytes())
+        ),
         attachments: n.attachments,
         date: ctx.now,
     };

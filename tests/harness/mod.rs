@@ -250,6 +250,13 @@ pub fn reply_to_mail(from: &str, original: &[u8], body: &str) -> (String, Vec<u8
 }
 
 /// The value of a header in raw mail (first occurrence, unfolded).
+/// The ticket part (`t42`) of Guichet's `X-Guichet-Mail` marker, whose
+/// value is `t42; install=<this installation's mark>`.
+pub fn marked_ticket(raw: &[u8]) -> Option<String> {
+    let marker = header(raw, "X-Guichet-Mail")?;
+    Some(marker.split(';').next()?.trim().to_string())
+}
+
 pub fn header(raw: &[u8], name: &str) -> Option<String> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;
     msg.header_raw(name)
