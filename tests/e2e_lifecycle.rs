@@ -218,6 +218,26 @@ async fn an_answered_ticket_closes_after_n_days_reopens_within_the_window_and_li
         header(&notice, "Auto-Submitted").as_deref(),
         Some("auto-replied")
     );
+    // it answers the customer's mail, so that their client threads it
+    let customer_ids: Vec<&str> = t["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "in" && m["kind"] == "customer")
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert_eq!(customer_ids.len(), 1, "{:#?}", t["messages"]);
+    let customer_id = format!("<{}>", customer_ids[0]);
+    assert_eq!(
+        header(&notice, "In-Reply-To").as_deref(),
+        Some(customer_id.as_str())
+    );
+    let references = header(&notice, "References").expect("References");
+    assert_eq!(
+        references.split_whitespace().last(),
+        Some(customer_id.as_str()),
+        "{references}"
+    );
     // a pass later closes nothing more and sends nothing
     let p = pass(&s.desk, closed_at + secs(1));
     assert_eq!((p.auto_closed, p.mail_sent), (0, 0));

@@ -104,7 +104,12 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
         b = b.in_reply_to(format!("<{irt}>"));
     }
     if !o.references.is_empty() {
-        let refs: Vec<String> = o.references.iter().map(|r| format!("<{r}>")).collect();
+        // capped here, so no caller's chain (the customer's, grown by every
+        // reply) makes the header grow without bound
+        let refs: Vec<String> = crate::rules::threading::cap_references(&o.references)
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect();
         b = b.references(refs.join(" "));
     }
     b = b.raw_header(raw_header(OWN_MAIL_HEADER, o.ticket_ref.clone())?);
@@ -184,5 +189,17 @@ mod tests {
         assert!(back.text.contains("votre ticket est ouvert"));
         let parsed = crate::mail::inbound::parse_message(&raw).unwrap();
         assert_eq!(parsed.attachments().count(), 1);
+
+        // a long chain leaves with its root and its 10 newest ids
+        let chain: Vec<String> = (0..30).map(|i| format!("m{i}@example.com")).collect();
+        let raw = build(Outgoing {
+            in_reply_to: Some("m29@example.com".into()),
+            references: chain.clone(),
+            ..o
+        })
+        .unwrap();
+        let back = Inbound::parse(&raw);
+        let want: Vec<String> = [&chain[..1], &chain[20..]].concat();
+        assert_eq!(back.references, want);
     }
 }

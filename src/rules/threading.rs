@@ -202,6 +202,23 @@ pub fn reply_subject(subject: &str) -> String {
     }
 }
 
+/// How many of a References chain's newest ids outgoing mail keeps,
+/// besides the first (see [`cap_references`]).
+pub const REFERENCES_KEPT_NEWEST: usize = 10;
+
+/// A References chain trimmed for outgoing mail: the first id (the thread's
+/// root) and the `REFERENCES_KEPT_NEWEST` newest, in their order. RFC 5322
+/// §3.6.4 lets a reply's References grow by one id each time; trimming the
+/// middle, as common clients do, keeps the header bounded while the root
+/// and the direct parents still thread. Nothing is added or reordered.
+pub fn cap_references(chain: &[String]) -> Vec<String> {
+    if chain.len() <= REFERENCES_KEPT_NEWEST + 1 {
+        return chain.to_vec();
+    }
+    let newest = &chain[chain.len() - REFERENCES_KEPT_NEWEST..];
+    std::iter::once(&chain[0]).chain(newest).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +298,51 @@ mod tests {
         assert_eq!(tag.apply("", TicketId(5)), "[#5]");
         assert_eq!(reply_subject("[#5] Help"), "Re: [#5] Help");
         assert_eq!(reply_subject("RE: [#5] Help"), "RE: [#5] Help");
+    }
+
+    #[test]
+    fn references_keep_the_root_and_the_ten_newest() {
+        let ids = |n: usize| -> Vec<String> { (0..n).map(|i| format!("m{i}@x")).collect() };
+        let kept_newest = |n: usize, k: usize| -> Vec<String> { ids(n).split_off(n - k) };
+        let table: Vec<(usize, Vec<String>)> = vec![
+            (0, vec![]),
+            (1, ids(1)),
+            (2, ids(2)),
+            (11, ids(11)),
+            (12, [vec!["m0@x".to_string()], kept_newest(12, 10)].concat()),
+            (
+                100,
+                [vec!["m0@x".to_string()], kept_newest(100, 10)].concat(),
+            ),
+        ];
+        for (n, want) in table {
+            let chain = ids(n);
+            let got = cap_references(&chain);
+            assert_eq!(got, want, "chain of {n} ids");
+            assert!(
+                got.len() <= REFERENCES_KEPT_NEWEST + 1,
+                "chain of {n}: {got:?}"
+            );
+            assert_eq!(
+                got.last(),
+                chain.last(),
+                "chain of {n}: the last id is kept"
+            );
+            assert_eq!(got.first(), chain.first(), "chain of {n}: the root is kept");
+            let mut unique = got.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                got.len(),
+                "chain of {n}: duplicates in {got:?}"
+            );
+            // order kept: `got` is a subsequence of `chain`
+            let mut rest = chain.iter();
+            assert!(
+                got.iter().all(|g| rest.any(|c| c == g)),
+                "chain of {n}: order changed in {got:?}"
+            );
+        }
     }
 }

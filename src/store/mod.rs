@@ -822,8 +822,9 @@ impl Tx {
     ) -> Result<Option<(String, Vec<u8>)>> {
         Ok(on_db!(tx self, c => {
             sqlx::query_as::<_, (String, Vec<u8>)>(
-                // only an agent's reply reads this, for its References: a big
-                // customer message is then read whole, once
+                // only a relayed agent reply and the closing notice read this,
+                // for their References: a big customer message is then read
+                // whole, once
                 "SELECT m.message_id, COALESCE(b.bytes, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
                  LEFT JOIN raw_message_blobs b ON b.id = r.id \
                  WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \

@@ -1493,15 +1493,7 @@ impl Job<'_, '_, '_> {
         // answer the customer's last message, in the customer's thread: the
         // agent's own headers name the copy only agents saw (and the agent's
         // Message-ID), which the customer's client cannot thread on
-        let (in_reply_to, references) = match self.tx.last_customer_message(ticket.id).await? {
-            Some((id, raw)) => {
-                let mut references = Inbound::parse(&raw).references;
-                references.retain(|r| *r != id);
-                references.push(id.clone());
-                (Some(id), references)
-            }
-            None => (None, Vec::new()),
-        };
+        let (in_reply_to, references) = notify::customer_thread(&mut self.tx, ticket.id).await?;
         notify::queue(
             &mut self.tx,
             self.ctx,

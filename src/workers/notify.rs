@@ -6,6 +6,7 @@ use minijinja::Value;
 use serde_json::json;
 
 use crate::domain::{EmailAddress, TicketId};
+use crate::mail::inbound::Inbound;
 use crate::mail::outbound::{self, Automation, FileToSend, Outgoing};
 use crate::rules::reply_token;
 use crate::rules::threading::SubjectTag;
@@ -51,6 +52,25 @@ pub fn agent_reply_to_for(settings: &Settings, ticket: &TicketRow) -> String {
         settings.helpdesk.secret.expose().as_bytes(),
         TicketId(ticket.id),
     )
+}
+
+/// In-Reply-To and References of mail to the customer that answers their
+/// latest message (a relayed agent answer, the closing notice), so that
+/// their client threads it: that message's id after its own References.
+/// `(None, [])` when the ticket has no customer message with an id.
+pub async fn customer_thread(
+    tx: &mut Tx,
+    ticket_id: i64,
+) -> anyhow::Result<(Option<String>, Vec<String>)> {
+    Ok(match tx.last_customer_message(ticket_id).await? {
+        Some((id, raw)) => {
+            let mut references = Inbound::parse(&raw).references;
+            references.retain(|r| *r != id);
+            references.push(id.clone());
+            (Some(id), references)
+        }
+        None => (None, Vec::new()),
+    })
 }
 
 fn department_address(settings: &Settings, ticket: &TicketRow) -> EmailAddress {

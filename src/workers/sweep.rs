@@ -83,6 +83,9 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
                 sent.try_into().unwrap_or(u32::MAX),
                 h.max_auto_replies_per_hour,
             ) {
+                // a reply to the customer's latest message, so that their
+                // client shows it in the ticket's thread
+                let (in_reply_to, references) = notify::customer_thread(&mut tx, ticket.id).await?;
                 notify::queue(&mut tx, ctx, Notice {
                     kind: "closed_notice",
                     template: "closed_notice",
@@ -91,8 +94,8 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
                     cc: vec![],
                     automation: Automation::AutoReplied,
                     vars: json!({"days": h.auto_close_days, "reopen": reopen, "reopen_until": until}),
-                    in_reply_to: None,
-                    references: vec![],
+                    in_reply_to,
+                    references,
                     attachments: vec![],
                 })
                 .await?;
