@@ -2,7 +2,9 @@
 //! the stored file of a ticket closed longer than
 //! `attachments.retention_days` goes; a file with the same bytes in
 //! another ticket (one file on disk: storage is content-addressed) stays
-//! while that ticket is open or closed recently.
+//! while that ticket is open or closed recently. Temporary files left by
+//! writes that died (older than an hour by the real clock) go too; a
+//! fresh one, maybe a write in progress, stays.
 
 mod harness;
 mod support;
@@ -240,4 +242,66 @@ async fn retention_0_keeps_files_forever() {
     let report = cleanup(&desk, s_plus(36_500, 0), false);
     assert!(report.contains("kept forever"), "{report}");
     assert_eq!(stored(&files_dir), before);
+}
+
+/// `.tmp-<sha256>-<nonce>` beside a stored file, as a killed write leaves it,
+/// last modified `age` ago by the real clock.
+fn plant_temp(dir: &Path, sha: &str, nonce: u64, age: Duration) -> std::path::PathBuf {
+    let path = dir.join(format!(".tmp-{sha}-{nonce:016x}"));
+    std::fs::write(&path, b"half a file").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn cleanup_removes_stale_temporary_files_even_when_files_are_kept_forever() {
+    let desk = Desk::with("", "retention_days = 0", "");
+    let files_dir = desk.dir.path().join("files");
+    let id = opens(&desk, &[("x.png", &png(900, 9))], s_plus(0, 0)).await;
+    let sha = hashes(&desk, id)[0].1.clone();
+    let content = files_dir.join(&sha[0..2]).join(&sha[2..4]).join(&sha);
+    assert!(content.is_file(), "{}", content.display());
+    let dir = content.parent().unwrap();
+    let stale = plant_temp(dir, &sha, 1, Duration::from_secs(3 * 3600));
+    let fresh = plant_temp(dir, &sha, 2, Duration::from_secs(5 * 60));
+    // `--now` a century ahead: the files' age is still read on the real
+    // clock, so the fresh one does not look abandoned
+    let far = s_plus(36_500, 0);
+
+    let report = cleanup(&desk, far, true);
+    assert!(
+        report.contains(&format!("would remove {}", stale.display())),
+        "{report}"
+    );
+    assert!(
+        report.contains("1 stale temporary file(s) would be removed"),
+        "{report}"
+    );
+    assert!(!report.contains(&fresh.display().to_string()), "{report}");
+    assert!(report.contains("kept forever"), "{report}");
+    assert!(stale.exists() && fresh.exists() && content.exists());
+
+    let report = cleanup(&desk, far, false);
+    assert!(
+        report.contains(&format!("removed {}", stale.display())),
+        "{report}"
+    );
+    assert!(
+        report.contains("1 stale temporary file(s) removed"),
+        "{report}"
+    );
+    assert!(!stale.exists(), "the stale temporary file is gone");
+    assert!(fresh.exists(), "a fresh temporary file is kept");
+    assert!(content.exists(), "the stored file is kept");
+
+    let report = cleanup(&desk, far, false);
+    assert!(
+        report.contains("0 stale temporary file(s) removed"),
+        "{report}"
+    );
 }

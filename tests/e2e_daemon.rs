@@ -2,7 +2,8 @@
 //! IDLE, reloads its settings on SIGHUP (keeping the old ones when the new
 //! file is invalid), stops cleanly on SIGTERM, survives a mail server that
 //! is away; and bad input (a 30 MB message, a folder that does not exist)
-//! gets a clear answer and loses nothing.
+//! gets a clear answer and loses nothing. A restart after a crash clears
+//! the file store's abandoned temporary files.
 
 mod harness;
 mod support;
@@ -232,5 +233,48 @@ Content-Transfer-Encoding: base64\r\n\r\n{body}--b--\r\n",
         mail.iter()
             .any(|m| harness::body_text(m).contains("big.log")),
         "the customer is told which file was refused"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_daemon_clears_temporary_files_of_killed_writes() {
+    let desk = Desk::new("");
+    // what a kill -9 in the middle of a write leaves, two hours ago; a
+    // write a minute old (maybe in progress); stored content, old
+    let sha = "ab".repeat(32);
+    let dir = desk.dir.path().join("files").join("ab").join("ab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let content = dir.join(&sha);
+    let stale = dir.join(format!(".tmp-{sha}-{:016x}", 1));
+    let fresh = dir.join(format!(".tmp-{sha}-{:016x}", 2));
+    for (path, age) in [(&content, 7200), (&stale, 7200), (&fresh, 60)] {
+        std::fs::write(path, b"bytes").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(age))
+            .unwrap();
+    }
+    let mut child = desk
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while stale.exists() && start.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(15)).expect("stops on SIGTERM");
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(!stale.exists(), "the stale temporary file is gone: {log}");
+    assert!(fresh.exists(), "a fresh temporary file is kept");
+    assert!(content.exists(), "stored content is kept");
+    assert!(
+        log.contains("removed 1 stale temporary file(s)"),
+        "the count is logged: {log}"
     );
 }

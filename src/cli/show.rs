@@ -9,6 +9,7 @@ use crate::adapters::{file_store, webhook_http::WebhookClient};
 use crate::domain::CloseReason;
 use crate::mail::templates::Templates;
 use crate::rules::stats::{self, AttachmentFacts, DeliveryFacts, TicketFacts};
+use crate::rules::temp_files;
 use crate::rules::webhooks;
 use crate::settings::Settings;
 use crate::store::{Store, TicketRow};
@@ -377,6 +378,37 @@ pub async fn cleanup(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<(), Failure> {
+    // Temporary files of writes that died, whatever the retention. Their
+    // age is read against the real clock, not `--now`: a simulated date
+    // must never make a write in progress look abandoned.
+    let temps = file_store::remove_stale_temps(
+        &s.attachments.storage_dir,
+        std::time::SystemTime::now(),
+        dry_run,
+    )
+    .map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "clearing temporary files under {}",
+            s.attachments.storage_dir.display()
+        ))
+    })?;
+    for path in &temps {
+        println!(
+            "{} {}",
+            if dry_run { "would remove" } else { "removed" },
+            path.display()
+        );
+    }
+    println!(
+        "{} stale temporary file(s) {} (older than {} minutes)",
+        temps.len(),
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        },
+        temp_files::STALE_AFTER.as_secs() / 60
+    );
     let days = s.attachments.retention_days;
     if days == 0 {
         println!("attachments.retention_days = 0: files are kept forever, nothing to do");

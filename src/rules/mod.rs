@@ -10,5 +10,6 @@ pub mod reply_token;
 pub mod robots;
 pub mod senders;
 pub mod stats;
+pub mod temp_files;
 pub mod threading;
 pub mod webhooks;

@@ -599,17 +599,25 @@ async fn delivery_loop(
     Ok(())
 }
 
+const STALE_TEMP_SWEEP_EVERY: StdDuration = StdDuration::from_secs(60 * 60);
+
 async fn sweep_loop(
     rt: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
     wake: Wake,
 ) -> anyhow::Result<()> {
+    // stale temporary files: at start (a restart after a crash), then hourly
+    let mut temps_swept: Option<std::time::Instant> = None;
     while !*shutdown.borrow() {
         match sweep::sweep(&rt.ctx()).await {
             // their events and notices are queued: send them now
             Ok(closed) if closed > 0 => wake.both(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = format!("{e:#}"), "auto-close sweep failed"),
+        }
+        if temps_swept.is_none_or(|t| t.elapsed() >= STALE_TEMP_SWEEP_EVERY) {
+            temps_swept = Some(std::time::Instant::now());
+            sweep::remove_stale_temps(&rt.settings.attachments.storage_dir).await;
         }
         if sleep_or_shutdown(StdDuration::from_secs(60), &mut shutdown).await {
             break;

@@ -2,6 +2,10 @@
 //! is told until when a reply reopens them, and `ticket.closed` fires with
 //! reason `inactivity`. Run every minute by the daemon and by every
 //! `run --once`, against the pass's clock.
+//! Also the file store's stale temporary files, which the daemon clears
+//! hourly.
+
+use std::path::Path;
 
 use chrono::Duration;
 use serde_json::json;
@@ -111,4 +115,31 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         closed += 1;
     }
     Ok(closed)
+}
+
+/// Removes the file store's temporary files left by writes that died
+/// (older than [`crate::rules::temp_files::STALE_AFTER`] by the real clock,
+/// never the pass's: a simulated date must not condemn a write in progress),
+/// and logs how many. Off the async threads: the store may be large.
+/// A failure is logged, not returned: it must not stop the daemon.
+pub async fn remove_stale_temps(storage_dir: &Path) {
+    let dir = storage_dir.to_path_buf();
+    let swept = tokio::task::spawn_blocking(move || {
+        crate::adapters::file_store::remove_stale_temps(&dir, std::time::SystemTime::now(), false)
+    })
+    .await;
+    match swept {
+        Ok(Ok(removed)) if !removed.is_empty() => tracing::info!(
+            removed = removed.len(),
+            "removed {} stale temporary file(s) from the file store",
+            removed.len()
+        ),
+        Ok(Ok(_)) => tracing::debug!("no stale temporary file in the file store"),
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            dir = %storage_dir.display(),
+            "clearing stale temporary files failed"
+        ),
+        Err(e) => tracing::warn!(error = %e, "clearing stale temporary files failed"),
+    }
 }
