@@ -889,21 +889,7 @@ impl Tx {
     }
 
     pub async fn create_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64> {
-        Ok(on_db!(tx self, c => {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO tickets (subject, department, priority, client, status, language, created_at, \
-                 last_activity_at, last_message_from, linked_from) \
-                 VALUES ($1, $2, 'normal', $3, 'open', $4, $5, $5, 'customer', $6) RETURNING id",
-            )
-            .bind(db_text(t.subject))
-            .bind(t.department)
-            .bind(t.client)
-            .bind(t.language)
-            .bind(t.now)
-            .bind(t.linked_from)
-            .fetch_one(&mut *c)
-            .await
-        })?)
+        Ok(self.create_ticket_row(t).await?.id)
     }
 
     pub async fn add_participant(&mut self, ticket: i64, address: &str, role: &str) -> Result<()> {
