@@ -75,9 +75,28 @@ fn open(db: *mut ffi::sqlite3, table: &str, column: &str, rowid: i64, write: boo
     }
 }
 
+/// Inserts row `id` of `table` (raw_message_blobs, outbox_mail_blobs)
+/// with `bytes` as its `bytes` column: a `zeroblob` of their size first,
+/// then the bytes by pieces.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    table: &'static str,
+    id: i64,
+    bytes: &[u8],
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (id, bytes) VALUES ($1, zeroblob($2))"
+    )))
+    .bind(id)
+    .bind(bytes.len() as i64)
+    .execute(&mut *conn)
+    .await?;
+    write(conn, table, "bytes", id, bytes).await
+}
+
 /// Writes `bytes` over the blob `table.column` of row `rowid`, which must
 /// hold exactly `bytes.len()` bytes (inserted as `zeroblob(len)`).
-pub async fn write(
+async fn write(
     conn: &mut SqliteConnection,
     table: &str,
     column: &str,
@@ -112,7 +131,6 @@ pub async fn write(
     Ok(())
 }
 
-/// The whole blob `table.column` of row `rowid`, read into one buffer.
 /// Shrinks the page cache (SQLite frees the clean pages over the new
 /// size at once) while a big blob is inserted, written or read; returns
 /// the setting to give back to [`restore_cache`].
@@ -135,6 +153,7 @@ pub async fn restore_cache(conn: &mut SqliteConnection, usual: i64) -> Result<()
     Ok(())
 }
 
+/// The whole blob `table.column` of row `rowid`, read into one buffer.
 pub async fn read(
     conn: &mut SqliteConnection,
     table: &str,

@@ -1144,12 +1144,7 @@ async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Resul
     .fetch_optional(&mut *c)
     .await?;
     if let Some(id) = id {
-        sqlx::query("INSERT INTO raw_message_blobs (id, bytes) VALUES ($1, zeroblob($2))")
-            .bind(id)
-            .bind(m.raw.len() as i64)
-            .execute(&mut *c)
-            .await?;
-        blob::write(c, "raw_message_blobs", "bytes", id, m.raw).await?;
+        blob::insert(c, "raw_message_blobs", id, m.raw).await?;
     }
     Ok(id)
 }
@@ -1169,10 +1164,5 @@ async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Re
     .bind(m.now)
     .fetch_one(&mut *c)
     .await?;
-    sqlx::query("INSERT INTO outbox_mail_blobs (id, bytes) VALUES ($1, zeroblob($2))")
-        .bind(id)
-        .bind(m.raw.len() as i64)
-        .execute(&mut *c)
-        .await?;
-    blob::write(c, "outbox_mail_blobs", "bytes", id, m.raw).await
+    blob::insert(c, "outbox_mail_blobs", id, m.raw).await
 }
