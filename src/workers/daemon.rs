@@ -179,24 +179,31 @@ fn fetch_groups(news: &[(u32, u32)]) -> Vec<&[(u32, u32)]> {
     let mut groups = Vec::new();
     let mut rest = news;
     while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len() && n < FETCH_CHUNK {
-            let size = u64::from(rest[n].1);
-            if n > 0 && (size >= BIG_MESSAGE || bytes + size > FETCH_BYTES) {
-                break;
-            }
-            bytes += size;
-            n += 1;
-            if size >= BIG_MESSAGE {
-                break;
-            }
-        }
-        let (group, tail) = rest.split_at(n);
+        // a big message counts as filling a group by itself
+        let sizes = rest.iter().map(|&(_, size)| match u64::from(size) {
+            big if big >= BIG_MESSAGE => u64::MAX,
+            size => size,
+        });
+        let (group, tail) = rest.split_at(leading_fit(sizes, FETCH_CHUNK, FETCH_BYTES));
         groups.push(group);
         rest = tail;
     }
     groups
+}
+
+/// How many of the leading items, of these sizes, fit in `max_items` and
+/// `max_bytes`: at least one (a lone item too big goes alone).
+fn leading_fit(sizes: impl Iterator<Item = u64>, max_items: usize, max_bytes: u64) -> usize {
+    let mut bytes = 0u64;
+    let mut n = 0;
+    for size in sizes.take(max_items) {
+        bytes = bytes.saturating_add(size);
+        if n > 0 && bytes > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 fn is_big(group: &[(u32, u32)]) -> bool {
@@ -306,7 +313,7 @@ async fn ingest_one_by_one(
 }
 /// Messages per transaction, and their bytes: fewer commits, bounded memory.
 const BATCH_MESSAGES: usize = 50;
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: u64 = 8 << 20;
 
 /// Ingests fetched mail in transactions of a few dozen messages; returns
 /// the UIDs committed (to be flagged).
@@ -321,16 +328,8 @@ async fn ingest_chunk(
     let mut done = Vec::with_capacity(mails.len());
     let mut rest = mails;
     while !rest.is_empty() && !*shutdown.borrow() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len()
-            && n < BATCH_MESSAGES
-            && (n == 0 || bytes + rest[n].raw.len() <= BATCH_BYTES)
-        {
-            bytes += rest[n].raw.len();
-            n += 1;
-        }
-        let (batch, tail) = rest.split_at(n);
+        let sizes = rest.iter().map(|m| m.raw.len() as u64);
+        let (batch, tail) = rest.split_at(leading_fit(sizes, BATCH_MESSAGES, BATCH_BYTES));
         rest = tail;
         let items: Vec<BatchItem<'_>> = batch
             .iter()
@@ -629,6 +628,24 @@ async fn sweep_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_fit_table() {
+        // (sizes, max items, max bytes, how many fit)
+        let table: &[(&[u64], usize, u64, usize)] = &[
+            (&[], 5, 10, 0),
+            (&[50], 5, 10, 1), // too big alone: still goes
+            (&[4, 4, 4], 5, 10, 2),
+            (&[5, 5, 5], 5, 10, 2), // exactly full
+            (&[1, 1, 1, 1], 3, 10, 3),
+            (&[1, u64::MAX, 1], 5, 10, 1),
+            (&[u64::MAX, 1], 5, 10, 1),
+        ];
+        for &(sizes, items, bytes, want) in table {
+            let got = leading_fit(sizes.iter().copied(), items, bytes);
+            assert_eq!(got, want, "{sizes:?} in {items} items / {bytes} bytes");
+        }
+    }
 
     #[test]
     fn fetch_groups_bound_bytes_and_put_big_messages_alone() {
