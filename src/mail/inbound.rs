@@ -91,14 +91,22 @@ pub fn content_key(raw: &[u8]) -> String {
 
 impl Inbound {
     pub fn parse(raw: &[u8]) -> Inbound {
-        match parse_message(raw) {
-            Some(msg) => Self::from_message(&msg, raw),
+        Self::read(raw).1
+    }
+
+    /// The parsed message, when mail-parser makes sense of it, and its
+    /// facts, from one parse.
+    pub fn read(raw: &[u8]) -> (Option<Message<'_>>, Inbound) {
+        let msg = parse_message(raw);
+        let facts = match &msg {
+            Some(m) => Self::from_message(m, raw),
             None => Inbound {
                 dedup_key: content_key(raw),
                 problem: Some("mail-parser could not find any header in this message".into()),
                 ..Default::default()
             },
-        }
+        };
+        (msg, facts)
     }
 
     pub fn from_message(msg: &Message<'_>, raw: &[u8]) -> Inbound {

@@ -101,10 +101,19 @@ impl Settings {
         self.departments.iter().any(|d| d.agents.contains(addr))
     }
 
+    /// Our own support addresses: every department's, and the sender of
+    /// outgoing mail.
+    pub fn support_addresses(&self) -> impl Iterator<Item = &EmailAddress> {
+        self.departments
+            .iter()
+            .map(|d| &d.address)
+            .chain([&self.smtp.from.address])
+    }
+
     /// Is this one of our own support addresses (any department)?
     pub fn is_support_address(&self, addr: &EmailAddress) -> bool {
         let base = addr.without_tag();
-        self.departments.iter().any(|d| d.address == base) || base == self.smtp.from.address
+        self.support_addresses().any(|a| *a == base)
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::adapters::{clamd, file_store};
 use crate::domain::{CloseReason, EmailAddress, EventKind, TicketId, TicketStatus};
-use crate::mail::inbound::{Inbound, parse_message};
+use crate::mail::inbound::Inbound;
 use crate::mail::outbound::{Automation, FileToSend};
 use crate::rules::attachments::{self, Checked, FilePart, Policy, Refusal};
 use crate::rules::commands::{self, Command};
@@ -248,11 +248,7 @@ pub async fn ingest<R: AsRef<[u8]>>(
     opts: Options,
 ) -> anyhow::Result<(Outcome, Trace)> {
     let mut trace = Trace::default();
-    let parsed = parse_message(raw.as_ref());
-    let facts = match &parsed {
-        Some(m) => Inbound::from_message(m, raw.as_ref()),
-        None => Inbound::parse(raw.as_ref()),
-    };
+    let (parsed, facts) = Inbound::read(raw.as_ref());
 
     // Rule 1 before any expensive work (a second daemon may have it already;
     // the unique key in the transaction below is what really decides).
@@ -307,11 +303,8 @@ pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Res
     let mut facts = Vec::with_capacity(items.len());
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
-        let message = parse_message(item.raw);
-        facts.push(match &message {
-            Some(m) => Inbound::from_message(m, item.raw),
-            None => Inbound::parse(item.raw),
-        });
+        let (message, message_facts) = Inbound::read(item.raw);
+        facts.push(message_facts);
         parsed.push(message);
     }
     let keys: Vec<&str> = facts.iter().map(|f| f.dedup_key.as_str()).collect();
@@ -375,12 +368,7 @@ async fn prepare(
     let classification = match &parsed {
         Some(m) => {
             let s = ctx.settings;
-            let own: Vec<EmailAddress> = s
-                .departments
-                .iter()
-                .map(|d| d.address.clone())
-                .chain([s.smtp.from.address.clone()])
-                .collect();
+            let own: Vec<EmailAddress> = s.support_addresses().cloned().collect();
             let mark = reply_token::install_mark(s.helpdesk.secret.expose().as_bytes());
             robots::classify_own(m, facts.return_path.as_deref(), &own, Some(&mark))
         }
@@ -562,9 +550,6 @@ struct Job<'c, 'a, 't> {
     dry_run: bool,
 }
 
-// `self.tx` became a `&mut Tx` (a batch shares one transaction); the
-// `&mut self.tx` arguments stay as they were written.
-#[allow(clippy::needless_borrow)]
 impl Job<'_, '_, '_> {
     async fn place_and_act(&mut self, token: Option<TicketId>) -> anyhow::Result<Outcome> {
         if matches!(self.classification.kind, MailKind::OwnMail) {
@@ -821,7 +806,7 @@ impl Job<'_, '_, '_> {
             data["linked_ticket_id"] = json!(old.id);
         }
         events::emit(
-            &mut self.tx,
+            self.tx,
             s,
             EventKind::TicketCreated,
             &ticket,
@@ -923,7 +908,7 @@ impl Job<'_, '_, '_> {
     ) -> anyhow::Result<()> {
         let references = self.thread_refs();
         notify::queue(
-            &mut self.tx,
+            self.tx,
             self.ctx,
             Notice {
                 kind: template,
@@ -973,7 +958,7 @@ impl Job<'_, '_, '_> {
         let vars = json!({"refused": refused, "allowed": a.allowed_extensions.join(", "), "max_size_mb": a.max_size_mb, "enabled": a.enabled});
         let references = self.thread_refs();
         notify::queue(
-            &mut self.tx,
+            self.tx,
             self.ctx,
             Notice {
                 kind: "refused_attachments",
@@ -1060,7 +1045,7 @@ impl Job<'_, '_, '_> {
         }
         let references = self.thread_refs();
         let note = self.spoof_note();
-        notify::queue(&mut self.tx, self.ctx, Notice {
+        notify::queue(self.tx, self.ctx, Notice {
             kind: "agent_copy",
             template: "agent_copy",
             ticket,
@@ -1140,15 +1125,7 @@ impl Job<'_, '_, '_> {
                     json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason}),
                 ),
             };
-            events::emit(
-                &mut self.tx,
-                self.ctx.settings,
-                kind,
-                ticket,
-                data,
-                self.ctx.now,
-            )
-            .await?;
+            events::emit(self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
         }
         self.files.checked = checked;
         Ok(())
@@ -1178,7 +1155,7 @@ impl Job<'_, '_, '_> {
                     ticket.close_reason = None;
                     self.tx.save_ticket(&ticket).await?;
                     events::emit(
-                        &mut self.tx,
+                        self.tx,
                         s,
                         EventKind::TicketReopened,
                         &ticket,
@@ -1248,7 +1225,7 @@ impl Job<'_, '_, '_> {
             format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()),
         );
         events::emit(
-            &mut self.tx,
+            self.tx,
             s,
             EventKind::TicketReplied,
             &ticket,
@@ -1332,7 +1309,7 @@ impl Job<'_, '_, '_> {
                     Some(d) if d.name != ticket.department => {
                         let old = std::mem::replace(&mut ticket.department, d.name.clone());
                         self.tx.save_ticket(&ticket).await?;
-                        events::emit(&mut self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.ctx.now).await?;
+                        events::emit(self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.ctx.now).await?;
                     }
                     Some(_) => {}
                     None => {
@@ -1357,7 +1334,7 @@ impl Job<'_, '_, '_> {
                         ticket.last_activity_at = self.ctx.now;
                         self.tx.save_ticket(&ticket).await?;
                         events::emit(
-                            &mut self.tx,
+                            self.tx,
                             s,
                             EventKind::TicketReopened,
                             &ticket,
@@ -1418,7 +1395,7 @@ impl Job<'_, '_, '_> {
             ticket.close_reason = Some(reason.as_str().into());
             self.tx.save_ticket(&ticket).await?;
             events::emit(
-                &mut self.tx,
+                self.tx,
                 s,
                 EventKind::TicketClosed,
                 &ticket,
@@ -1493,9 +1470,9 @@ impl Job<'_, '_, '_> {
         // answer the customer's last message, in the customer's thread: the
         // agent's own headers name the copy only agents saw (and the agent's
         // Message-ID), which the customer's client cannot thread on
-        let (in_reply_to, references) = notify::customer_thread(&mut self.tx, ticket.id).await?;
+        let (in_reply_to, references) = notify::customer_thread(self.tx, ticket.id).await?;
         notify::queue(
-            &mut self.tx,
+            self.tx,
             self.ctx,
             Notice {
                 kind: "agent_reply",
@@ -1541,7 +1518,7 @@ impl Job<'_, '_, '_> {
     ) -> anyhow::Result<()> {
         let references = self.thread_refs();
         notify::queue(
-            &mut self.tx,
+            self.tx,
             self.ctx,
             Notice {
                 kind: "agent_notice",
