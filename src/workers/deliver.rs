@@ -177,7 +177,6 @@ async fn send_due_mail(
     sent: &tokio::sync::mpsc::UnboundedSender<i64>,
 ) -> anyhow::Result<Delivered> {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let done = Mutex::new(Delivered::default());
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     let mut claim = MAIL_BATCH_MIN;
@@ -194,13 +193,13 @@ async fn send_due_mail(
         let sending_started = Instant::now();
         // the connections take the claim's messages in turn, in order
         let queue = Mutex::new(batch.into_iter());
-        // set when the server seems down: what is left of the claim is
-        // given back untried, due when this message is retried
+        // set when the server seems down: the connections stop, and what
+        // is left of the claim is given back untried, due when this
+        // message is retried
         let retry_rest_at = Mutex::new(None);
-        let stop = AtomicBool::new(false);
         let workers = link.slots.iter_mut().map(|slot| async {
             loop {
-                if stop.load(Ordering::Relaxed) {
+                if retry_rest_at.lock().expect("not poisoned").is_some() {
                     return anyhow::Ok(());
                 }
                 let Some(mut row) = queue.lock().expect("not poisoned").next() else {
@@ -242,7 +241,6 @@ async fn send_due_mail(
                         ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
                         count(|d| d.retried += 1);
                         retry_rest_at.lock().expect("not poisoned").get_or_insert(at);
-                        stop.store(true, Ordering::Relaxed);
                     }
                 }
             }
