@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Everything Guichet creates (the database and its journal, stored
+    // files, the secret `init` writes) holds customers' mail: private to
+    // its user, whatever umask it was started with.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     // one crypto provider for every TLS connection (IMAP, SMTP, HTTPS)
     let _ = rustls::crypto::ring::default_provider().install_default();
     stay_on_one_cpu();

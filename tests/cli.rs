@@ -21,6 +21,18 @@ fn guichet(dir: &Path, args: &[&str]) -> Output {
         .expect("run guichet")
 }
 
+/// What the admin does after `init`: their own names for the preset's
+/// example.com placeholders and webhook credentials.
+fn fill_in(dir: &Path) {
+    let path = dir.join("guichet.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("example.com", "mycorp.test")
+        .replace("ID/TOKEN", "1234/s3cr3t")
+        .replace("T000/B000/XXXX", "T1/B2/s3cr3t");
+    std::fs::write(path, text).unwrap();
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -45,8 +57,16 @@ fn every_preset_initialises_a_file_that_check_config_accepts_with_secrets_masked
         );
 
         let out = guichet(dir.path(), &["check-config"]);
+        assert_eq!(out.status.code(), Some(2), "placeholders refused");
+        fill_in(dir.path());
+        let out = guichet(dir.path(), &["check-config"]);
         let all = text(&out);
         assert!(out.status.success(), "{preset}: {all}");
+        let key = std::fs::read_to_string(dir.path().join("guichet.secret")).unwrap();
+        assert!(
+            !all.contains(key.trim()),
+            "{preset}: the secret file was printed"
+        );
         assert!(all.contains("valid"), "{all}");
         for secret in [
             "s3cret-value-for-tests",
@@ -142,30 +162,36 @@ fn every_subcommand_has_help() {
 fn processes_starting_together_migrate_one_database_once() {
     // the daemon and an admin's `tickets list` may both be the first to
     // open a fresh SQLite file: neither may fail on the other's migration
-    let dir = tempfile::tempdir().unwrap();
-    let out = guichet(dir.path(), &["init", "--preset", "startup"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let children: Vec<_> = (0..6)
-        .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_guichet"))
-                .current_dir(dir.path())
-                .args(if i % 2 == 0 {
-                    &["migrate"][..]
-                } else {
-                    &["tickets", "list", "--json"][..]
-                })
-                .env_remove("GUICHET_CONFIG")
-                .env("GUICHET_SECRET", "s3cret-value-for-tests-0123456789")
-                .env("GUICHET_IMAP_PASSWORD", "x")
-                .env("GUICHET_SMTP_PASSWORD", "x")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    // nor on its switch to WAL ("database is locked": seen under the load
+    // of the full suite, about once in three runs; not reproduced alone,
+    // hence more rounds and processes than one)
+    for _round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = guichet(dir.path(), &["init", "--preset", "startup"]);
         assert!(out.status.success(), "{}", text(&out));
+        fill_in(dir.path());
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                Command::new(env!("CARGO_BIN_EXE_guichet"))
+                    .current_dir(dir.path())
+                    .args(if i % 2 == 0 {
+                        &["migrate"][..]
+                    } else {
+                        &["tickets", "list", "--json"][..]
+                    })
+                    .env_remove("GUICHET_CONFIG")
+                    .env("GUICHET_SECRET", "s3cret-value-for-tests-0123456789")
+                    .env("GUICHET_IMAP_PASSWORD", "x")
+                    .env("GUICHET_SMTP_PASSWORD", "x")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+        }
     }
 }

@@ -344,7 +344,8 @@ async fn mail_carrying_nul_characters_becomes_the_same_ticket_on_both_backends()
         );
         let tickets = desk.tickets();
         assert_eq!(tickets.len(), 1, "{tickets:#?}");
-        assert_eq!(tickets[0]["subject"], "caf\u{e9}\u{fffd}menu");
+        // a NUL in a subject is a control character: one space (one line)
+        assert_eq!(tickets[0]["subject"], "caf\u{e9} menu");
         let detail = desk.ticket(tickets[0]["ticket_id"].as_i64().unwrap());
         assert_eq!(detail["messages"][0]["text"], "hello\u{fffd}world");
         // delivered again: already seen, through the same replaced key

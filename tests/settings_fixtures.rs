@@ -110,6 +110,19 @@ fn bad_settings_files_give_their_expected_reports() {
 fn the_spec_example_loads_with_the_documented_values() {
     let path = fixtures().join("spec_example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
+    // as SPEC writes it, its example.com names are placeholders: refused,
+    // each with its line, and nothing else is wrong with it
+    let refused = load_str_with_env(&text, &path, &env).expect_err("placeholders");
+    assert!(
+        refused
+            .problems
+            .iter()
+            .all(|p| p.line > 0 && p.message.starts_with("placeholder")),
+        "{refused}"
+    );
+    assert_eq!(refused.problems.len(), 9, "{refused}");
+    // as an admin fills it in
+    let text = text.replace("example.com", "mycorp.test");
     let s = load_str_with_env(&text, &path, &env).unwrap_or_else(|e| panic!("{e}"));
     let dir = fixtures();
 
@@ -144,9 +157,9 @@ fn the_spec_example_loads_with_the_documented_values() {
     let i = &s.imap;
     assert_eq!(
         (i.host.as_str(), i.port, i.tls),
-        ("imap.example.com", 993, TlsMode::Implicit)
+        ("imap.mycorp.test", 993, TlsMode::Implicit)
     );
-    assert_eq!(i.username, "support@example.com");
+    assert_eq!(i.username, "support@mycorp.test");
     assert_eq!(i.password.expose(), IMAP_PASSWORD);
     assert_eq!(
         i.password_source,
@@ -160,26 +173,26 @@ fn the_spec_example_loads_with_the_documented_values() {
     let m = &s.smtp;
     assert_eq!(
         (m.host.as_str(), m.port, m.tls),
-        ("smtp.example.com", 465, TlsMode::Implicit)
+        ("smtp.mycorp.test", 465, TlsMode::Implicit)
     );
-    assert_eq!(m.username.as_deref(), Some("support@example.com"));
+    assert_eq!(m.username.as_deref(), Some("support@mycorp.test"));
     assert_eq!(m.password.as_ref().map(|p| p.expose()), Some(SMTP_PASSWORD));
-    assert_eq!(m.from.to_string(), "Example Support <support@example.com>");
+    assert_eq!(m.from.to_string(), "Example Support <support@mycorp.test>");
 
     assert_eq!(
         s.database.url,
         format!("sqlite://{}", dir.join("data/guichet.db").display())
     );
-    assert_eq!(s.trust.authserv_ids, ["mx.example.com"]);
+    assert_eq!(s.trust.authserv_ids, ["mx.mycorp.test"]);
 
     assert_eq!(s.departments.len(), 1);
     let d = &s.departments[0];
     assert_eq!(
         (d.name.as_str(), d.address.as_str(), d.default),
-        ("Technique", "support@example.com", true)
+        ("Technique", "support@mycorp.test", true)
     );
     let agents: Vec<&str> = d.agents.iter().map(|a| a.as_str()).collect();
-    assert_eq!(agents, ["alice@example.com", "bob@example.com"]);
+    assert_eq!(agents, ["alice@mycorp.test", "bob@mycorp.test"]);
 
     assert_eq!(s.webhooks.len(), 1);
     let w = &s.webhooks[0];

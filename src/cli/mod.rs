@@ -175,10 +175,57 @@ fn fail(code: u8, error: anyhow::Error) -> Failure {
     Failure { code, error }
 }
 
+/// Libraries whose debug/trace output carries protocol lines, and so
+/// credentials: see [`init_logging`].
+pub const PROTOCOL_LOG_TARGETS: &[&str] = &[
+    "lettre",
+    "async_imap",
+    "imap_proto",
+    "hyper",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tokio_rustls",
+];
+
+/// Writes 32 random bytes (hex) to `path`, readable by its owner only,
+/// unless the file exists: a new key would invalidate every reply token
+/// already sent, so an existing one is kept. True when written.
+fn write_new_secret(path: &Path) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let key: [u8; 32] = rand::random();
+    writeln!(file, "{}", hex::encode(key))?;
+    file.sync_all()?;
+    Ok(true)
+}
+
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GUICHET_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sqlx=warn,async_imap=warn,lettre=warn")
-    });
+    let asked = std::env::var("GUICHET_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&asked)
+        .ok()
+        .filter(|_| !asked.trim().is_empty())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // The protocol logs of the mail libraries show credentials (lettre's
+    // `AUTH PLAIN <base64>` at debug, async-imap's `LOGIN "user" "pw"` at
+    // trace): off at every level unless asked for by their own name.
+    for target in PROTOCOL_LOG_TARGETS {
+        if !asked.contains(target)
+            && let Ok(directive) = format!("{target}=warn").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -228,10 +275,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             std::fs::write(&path, settings::presets::render(preset))
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            let secret = path.with_file_name("guichet.secret");
+            let made = write_new_secret(&secret)
+                .with_context(|| format!("cannot write {}", secret.display()))?;
             println!(
-                "wrote {} (preset {:?}); edit the mail server placeholders, then run `guichet check-config`",
+                "wrote {} (preset {:?}); {} {}; replace the example.com placeholders, then run `guichet check-config`",
                 path.display(),
-                preset
+                preset,
+                if made {
+                    "wrote a new random reply-token secret to"
+                } else {
+                    "kept the existing secret"
+                },
+                secret.display(),
             );
             Ok(())
         }

@@ -123,7 +123,10 @@ impl Inbound {
             }
         };
         let (from, from_name) = match msg.from().and_then(first_mailbox) {
-            Some((addr, name)) => (Some(addr), name),
+            Some((addr, name)) => (
+                Some(addr),
+                name.map(|n| one_line(&n)).filter(|n| !n.is_empty()),
+            ),
             None => {
                 problems.push("no usable From address".to_string());
                 (None, None)
@@ -152,7 +155,7 @@ impl Inbound {
             cc: addresses(msg.cc()),
             delivered_to,
             reply_to: addresses(msg.reply_to()),
-            subject: msg.subject().unwrap_or("").trim().to_string(),
+            subject: one_line(msg.subject().unwrap_or("")),
             date: msg
                 .date()
                 .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
@@ -283,5 +286,38 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
             content_key(body),
             content_key(b"Subject: ho\r\n\r\nbody\r\n")
         );
+    }
+}
+
+/// A header value as one line: an encoded word (`=?utf-8?q?a=0D=0Ab?=`)
+/// may decode to line breaks and other control characters, which would
+/// spill into the body of every mail that shows the value. Each run of
+/// white space and control characters becomes one space.
+pub fn one_line(value: &str) -> String {
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_one_line() {
+        for (raw, want) in [
+            ("Printer\r\n\r\nINJECTED", "Printer INJECTED"),
+            ("  a\tb\u{0}c\u{85}d  ", "a b c d"),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(one_line(raw), want, "{raw:?}");
+        }
+        let m = "From: =?utf-8?q?Eve=0AX?= <e@x.test>\r\nSubject: =?utf-8?q?A=0D=0AB?=\r\n\r\nhi";
+        let facts = Inbound::parse(m.as_bytes());
+        assert_eq!(facts.subject, "A B");
+        assert_eq!(facts.from_name.as_deref(), Some("Eve X"));
     }
 }

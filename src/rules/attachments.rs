@@ -331,6 +331,10 @@ pub enum Refusal {
     NotScanned {
         why: String,
     },
+    /// The message carried more files than `attachments.max_files`.
+    TooMany {
+        limit: u32,
+    },
 }
 
 impl Refusal {
@@ -349,6 +353,7 @@ impl Refusal {
             Refusal::Tnef => "tnef",
             Refusal::Infected { .. } => "infected",
             Refusal::NotScanned { .. } => "not_scanned",
+            Refusal::TooMany { .. } => "too_many_files",
         }
     }
 
@@ -358,6 +363,17 @@ impl Refusal {
     pub fn explain(&self, lang: Language) -> String {
         let fr = lang == Language::Fr;
         match self {
+            Refusal::TooMany { limit } => {
+                if fr {
+                    format!(
+                        "Le message contenait plus de {limit} fichiers : les suivants n'ont pas été examinés."
+                    )
+                } else {
+                    format!(
+                        "The message carried more than {limit} files: the ones after those were not examined."
+                    )
+                }
+            }
             Refusal::Disabled => {
                 if fr {
                     "Ce support n'accepte pas de pièces jointes.".into()
@@ -514,6 +530,34 @@ pub struct Checked {
 /// Steps 1–4 of SPEC "Attachments", in order; the first failing step is
 /// the verdict. A TNEF part is refused right after the size step: its
 /// `.dat` extension would otherwise give a misleading reason.
+/// A file past the message's limit of `limit` files: named and sized, its
+/// content never examined (a mail with 10,000 parts costs 10,000 names,
+/// not 10,000 scans), refused as one too many.
+pub fn refuse_as_too_many(part: &FilePart, limit: u32) -> Checked {
+    let named = part.raw_name.as_deref().and_then(filename::clean_name);
+    let (filename, extension) = match named {
+        Some(name) => {
+            let ext = extension_of(&name);
+            (name, ext)
+        }
+        None => {
+            let ext = extension_for_type(&part.declared_type);
+            (
+                filename::fallback_name(part.index, ext),
+                ext.map(str::to_string),
+            )
+        }
+    };
+    Checked {
+        filename,
+        extension,
+        size: part.bytes.len() as u64,
+        declared_type: part.declared_type.clone(),
+        sniffed_type: None,
+        refusal: Some(Refusal::TooMany { limit }),
+    }
+}
+
 pub fn check(policy: &Policy, part: &FilePart) -> Checked {
     let bytes: &[u8] = &part.bytes;
     let facts = Facts::new(bytes);
@@ -941,6 +985,7 @@ mod tests {
             Refusal::NotScanned {
                 why: "timeout".into(),
             },
+            Refusal::TooMany { limit: 20 },
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(Refusal::code).collect();
         assert_eq!(codes.len(), all.len());

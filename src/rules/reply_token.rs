@@ -158,6 +158,31 @@ pub fn find_token_audience<'a>(
     }
 }
 
+/// The ticket a token names when it has a token's exact shape on one of
+/// our addresses but verifies under neither audience: most often a token
+/// made under an earlier `helpdesk.secret` (every token sent before the
+/// key changed), else a forgery. For the log: it threads nothing.
+pub fn find_unverified_token<'a>(
+    addresses: impl IntoIterator<Item = &'a EmailAddress>,
+    is_support_address: impl Fn(&EmailAddress) -> bool,
+) -> Option<TicketId> {
+    addresses.into_iter().find_map(|a| {
+        let tag = a.tag()?;
+        if !is_support_address(&a.without_tag()) {
+            return None;
+        }
+        let (id, mac) = tag.strip_prefix('t')?.split_once('.')?;
+        let shaped = !id.is_empty()
+            && id.len() <= 18
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && mac.len() == MAC_CHARS
+            && mac
+                .bytes()
+                .all(|b| ALPHABET.contains(&b.to_ascii_lowercase()));
+        shaped.then(|| id.parse().ok().map(TicketId)).flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +289,30 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
         assert!(!a.contains("secret"));
+    }
+}
+
+#[cfg(test)]
+mod unverified_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_under_another_key_is_recognised_as_such() {
+        let support = EmailAddress::parse("support@example.test").unwrap();
+        let old = reply_address(&support, b"the-old-secret-0123456789", TicketId(7));
+        let old = EmailAddress::parse(&old).unwrap();
+        let new_secret = b"the-new-secret-0123456789";
+        let ours = |a: &EmailAddress| a.as_str() == "support@example.test";
+        assert_eq!(find_token(new_secret, [&old], ours), None);
+        assert_eq!(find_unverified_token([&old], ours), Some(TicketId(7)));
+        // not a token's shape, or not our address: nothing to say
+        for other in [
+            "support+t7.short@example.test",
+            "support+hello@example.test",
+            "other+t7.aaaaaaaaaa@example.test",
+        ] {
+            let a = EmailAddress::parse(other).unwrap();
+            assert_eq!(find_unverified_token([&a], ours), None, "{other}");
+        }
     }
 }

@@ -274,7 +274,10 @@ const KNOWN_DATA: &[(&str, &str)] = &[
     ("sniffed_type", "Detected type"),
     ("reason", "Reason"),
     ("linked_ticket_id", "Linked ticket"),
+    ("count", "Files"),
 ];
+/// Data keys shown in the summary, not as fields.
+const SUMMARY_KEYS: &[&str] = &["files"];
 const EXCERPT_KEY: &str = "text_excerpt";
 
 impl Message {
@@ -338,6 +341,21 @@ impl Message {
                     Part::Theirs(subject.clone()),
                 ],
             },
+            EventKind::AttachmentUploaded | EventKind::AttachmentRejected
+                if files_count(&event.data) > 1 =>
+            {
+                let verb = if event.kind == EventKind::AttachmentUploaded {
+                    "received"
+                } else {
+                    "refused"
+                };
+                let mut parts = vec![ours(format!(
+                    "{} files {verb} on ticket #{id}: ",
+                    files_count(&event.data)
+                ))];
+                parts.push(Part::Theirs(files_names(&event.data)));
+                parts
+            }
             EventKind::AttachmentUploaded => match data_str("filename") {
                 Some(name) => vec![
                     ours("File ".into()),
@@ -382,7 +400,9 @@ impl Message {
             }
         }
         for (key, v) in &data {
-            let known = KNOWN_DATA.iter().any(|(k, _)| k == key) || key == EXCERPT_KEY;
+            let known = KNOWN_DATA.iter().any(|(k, _)| k == key)
+                || key == EXCERPT_KEY
+                || SUMMARY_KEYS.contains(&key.as_str());
             if !known && let Some(value) = data_value(key, v) {
                 fields.push((data_label(key), value));
             }
@@ -854,3 +874,35 @@ fn render_teams(m: &Message) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+/// How many files one attachment event is about (`count`; 1 for events
+/// about one file, which carry no count).
+fn files_count(data: &Value) -> u64 {
+    data.get("count").and_then(Value::as_u64).unwrap_or(1)
+}
+
+/// The first names of an attachment event's `files`, with how many more.
+fn files_names(data: &Value) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<&str> = data
+        .get("files")
+        .and_then(Value::as_array)
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f.get("filename").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = files_count(data) as usize;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > SHOWN.min(names.len()) {
+        text.push_str(&format!(" and {} more", count - SHOWN.min(names.len())));
+    }
+    text
+}

@@ -174,6 +174,8 @@ const HELPDESK_KEYS: &[&str] = &[
     "secret_env",
     "secret_file",
     "max_auto_replies_per_hour",
+    "max_relays_per_hour",
+    "max_participants",
     "reply_to_participants",
     "ticket_url",
     "templates_dir",
@@ -181,6 +183,7 @@ const HELPDESK_KEYS: &[&str] = &[
 const ATTACHMENT_KEYS: &[&str] = &[
     "enabled",
     "max_size_mb",
+    "max_files",
     "allowed_extensions",
     "storage_dir",
     "retention_days",
@@ -825,6 +828,7 @@ impl<'c> Checker<'c> {
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
         let webhooks = self.webhooks(&root);
+        self.placeholders(&root);
 
         Some(Settings {
             source: self.file.clone(),
@@ -916,6 +920,20 @@ impl<'c> Checker<'c> {
             0..=1000,
             "0 (no automatic replies) or a number up to 1000",
         );
+        let max_relays_per_hour = self.int_in(
+            s,
+            "max_relays_per_hour",
+            20,
+            1..=1000,
+            "a number of relayed answers per ticket and hour, from 1 to 1000",
+        );
+        let max_participants = self.int_in(
+            s,
+            "max_participants",
+            20,
+            1..=1000,
+            "a number of people per ticket (its customer included), from 1 to 1000",
+        );
         let reply_to_participants = self.boolean(s, "reply_to_participants", true);
         let ticket_url = self.ticket_url(s);
         let templates_dir = match self.path(
@@ -937,6 +955,8 @@ impl<'c> Checker<'c> {
             secret: secret.value,
             secret_source: secret.source,
             max_auto_replies_per_hour: max_auto_replies_per_hour? as u32,
+            max_relays_per_hour: max_relays_per_hour? as u32,
+            max_participants: max_participants? as u32,
             reply_to_participants: reply_to_participants?,
             ticket_url: ticket_url?,
             templates_dir: templates_dir?,
@@ -999,6 +1019,13 @@ impl<'c> Checker<'c> {
             1..=1024,
             "a whole number of MiB from 1 to 1024",
         );
+        let max_files = self.int_in(
+            s,
+            "max_files",
+            20,
+            1..=1000,
+            "a number of files per message from 1 to 1000",
+        );
         let allowed_extensions = self.extensions(s);
         let storage_dir = match self.path(
             s,
@@ -1020,6 +1047,7 @@ impl<'c> Checker<'c> {
             enabled: enabled?,
             max_size_mb: max_size_mb? as u64,
             allowed_extensions: allowed_extensions?,
+            max_files: max_files? as u32,
             storage_dir: storage_dir?,
             retention_days: retention_days? as u32,
         })
@@ -1344,6 +1372,106 @@ impl<'c> Checker<'c> {
                 self.report(url.1, s.key("url"), message, accepted);
                 None
             }
+        }
+    }
+
+    /// Values left as a preset wrote them (`imap.example.com`,
+    /// `alice@example.com`, a webhook URL ending in `ID/TOKEN`) are refused
+    /// wherever they stand: a server name, login or agent address that only
+    /// documentation uses means the admin has not put their own there yet,
+    /// and a trusted `mx.example.com` would let anyone who writes that
+    /// header pose as an agent. See [`placeholder_in`].
+    fn placeholders(&mut self, root: &Section<'_>) {
+        let mut found: Vec<(Span, String, &'static str)> = Vec::new();
+        let mut string_at = |v: Option<&Spanned<DeValue<'_>>>, key: String, what: &'static str| {
+            if let Some(v) = v
+                && let DeValue::String(text) = v.get_ref()
+                && placeholder_in(text).is_some()
+            {
+                found.push((v.span(), key, what));
+            }
+        };
+        let table = |name: &str| match root.get(name).map(|v| v.get_ref()) {
+            Some(DeValue::Table(t)) => Some(t),
+            _ => None,
+        };
+        for (section, keys) in [
+            ("imap", &["host", "username"][..]),
+            ("smtp", &["host", "username", "from"][..]),
+        ] {
+            if let Some(t) = table(section) {
+                for key in keys {
+                    string_at(t.get(*key), format!("{section}.{key}"), server_what(key));
+                }
+            }
+        }
+        if let Some(t) = table("helpdesk") {
+            string_at(
+                t.get("ticket_url"),
+                "helpdesk.ticket_url".into(),
+                "your help desk's ticket page",
+            );
+        }
+        if let Some(t) = table("trust")
+            && let Some(v) = t.get("authserv_ids")
+            && let DeValue::Array(items) = v.get_ref()
+        {
+            for item in items.iter() {
+                string_at(
+                    Some(item),
+                    "trust.authserv_ids".into(),
+                    "the authserv-id that YOUR receiving mail server writes in Authentication-Results (or `[]` to trust no one)",
+                );
+            }
+        }
+        for (list, keys) in [
+            ("departments", &["address", "agents"][..]),
+            ("webhooks", &["url"][..]),
+        ] {
+            let Some(DeValue::Array(items)) = root.get(list).map(|v| v.get_ref()) else {
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let DeValue::Table(t) = item.get_ref() else {
+                    continue;
+                };
+                for key in keys {
+                    let path = format!("{list}[{}].{key}", i + 1);
+                    match t.get(*key) {
+                        Some(v) if matches!(v.get_ref(), DeValue::Array(_)) => {
+                            if let DeValue::Array(values) = v.get_ref() {
+                                for value in values.iter() {
+                                    string_at(
+                                        Some(value),
+                                        path.clone(),
+                                        "your agents' real addresses",
+                                    );
+                                }
+                            }
+                        }
+                        v => string_at(
+                            v,
+                            path,
+                            if *key == "url" {
+                                "the endpoint's real URL (the chat service shows it when you create the webhook)"
+                            } else {
+                                "your department's real address"
+                            },
+                        ),
+                    }
+                }
+            }
+        }
+        for (span, key, what) in found {
+            let text = &self.text[span.clone()];
+            let shown = text.trim_matches('"');
+            let why = placeholder_in(shown).unwrap_or("a placeholder");
+            self.report(
+                Some(span),
+                key,
+                format!("placeholder `{shown}` left from a preset ({why})"),
+                what,
+            );
         }
     }
 
@@ -2019,3 +2147,46 @@ fn parse_mailbox(text: &str) -> Result<MailboxName, String> {
 #[cfg(test)]
 #[path = "load_tests.rs"]
 mod tests;
+
+/// What to put in a server key instead of a placeholder.
+fn server_what(key: &str) -> &'static str {
+    match key {
+        "host" => "your mail server's name",
+        "username" => "your mailbox's login",
+        _ => "your support address",
+    }
+}
+
+/// Why `text` is a placeholder, if it is one: a name under the domains
+/// that documentation uses (RFC 2606: `example.com`, `example.net`,
+/// `example.org` and the `.example` top-level domain), or a webhook URL
+/// whose credentials are still the preset's (`ID/TOKEN`, `T000/B000/XXXX`).
+/// `.test` and `.invalid` are left to test set-ups.
+pub fn placeholder_in(text: &str) -> Option<&'static str> {
+    let lower = text.trim().to_ascii_lowercase();
+    if lower.contains("/id/token") || lower.contains("t000/b000/xxxx") {
+        return Some("the webhook's ID and token are the preset's");
+    }
+    let host = match url::Url::parse(&lower) {
+        Ok(u) if u.host_str().is_some() => u.host_str().unwrap_or_default().to_string(),
+        _ => {
+            // `Name <a@b>`, `a@b` or a bare host name
+            let address = lower
+                .rsplit_once('<')
+                .map(|(_, a)| a.trim_end_matches('>'))
+                .unwrap_or(&lower);
+            address
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or(address)
+                .to_string()
+        }
+    };
+    let host = host.trim_end_matches('.');
+    let documentation = ["example.com", "example.net", "example.org"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || host == "example"
+        || host.ends_with(".example");
+    documentation.then_some("a domain reserved for documentation")
+}

@@ -22,30 +22,30 @@ allowed_extensions = "jpg,jpeg,png"
 storage_dir = "data/attachments"
 
 [imap]
-host = "imap.example.com"
+host = "imap.mycorp.test"
 port = 993
 tls = "implicit"
-username = "imap-user@example.com"
+username = "imap-user@mycorp.test"
 password_env = "T_IMAP"
 folder = "INBOX"
 poll_seconds = 60
 idle = true
 
 [smtp]
-host = "smtp.example.com"
+host = "smtp.mycorp.test"
 port = 465
 tls = "implicit"
-username = "smtp-user@example.com"
+username = "smtp-user@mycorp.test"
 password_env = "T_SMTP"
-from = "Example Support <support@example.com>"
+from = "Example Support <support@mycorp.test>"
 
 [database]
 url = "sqlite://data/guichet.db"
 
 [[departments]]
 name = "Technique"
-address = "support@example.com"
-agents = ["alice@example.com"]
+address = "support@mycorp.test"
+agents = ["alice@mycorp.test"]
 default = true
 
 [[webhooks]]
@@ -97,7 +97,7 @@ fn base_loads_with_documented_values() {
     assert_eq!(s.imap.password.expose(), IMAP_PASSWORD);
     assert_eq!(s.smtp.password.as_ref().unwrap().expose(), SMTP_PASSWORD);
     assert_eq!(s.smtp.from.name.as_deref(), Some("Example Support"));
-    assert_eq!(s.smtp.from.address.as_str(), "support@example.com");
+    assert_eq!(s.smtp.from.address.as_str(), "support@mycorp.test");
     assert_eq!(s.attachments.allowed_extensions, ["jpg", "jpeg", "png"]);
     assert_eq!(
         s.attachments.storage_dir,
@@ -127,28 +127,28 @@ const BAD: &[BadCase] = &[
     ("size quoted number", &[("max_size_mb = 5", "max_size_mb = \"5\"")], "attachments.max_size_mb", "without quotes"),
     ("size zero", &[("max_size_mb = 5", "max_size_mb = 0")], "attachments.max_size_mb", "from 1 to 1024"),
     ("enabled word", &[("enabled = true", "enabled = \"yes\"")], "attachments.enabled", "true or false"),
-    ("http webhook", &[("https://discord.com/api/webhooks/123/abc", "http://hooks.example.com/x")], "webhooks[0].url", "not a loopback host"),
+    ("http webhook", &[("https://discord.com/api/webhooks/123/abc", "http://hooks.mycorp.test/x")], "webhooks[0].url", "not a loopback host"),
     ("http webhook 10.x", &[("https://discord.com/api/webhooks/123/abc", "http://10.0.0.1/x")], "webhooks[0].url", "`https://`"),
     ("same webhook twice", &[("events = [\"ticket.created\"]\n", "events = [\"ticket.created\"]\n\n[[webhooks]]\nurl = \"https://discord.com/api/webhooks/123/abc\"\nformat = \"json\"\n")], "webhooks[1].url", "earlier [[webhooks]] entry"),
-    ("ftp webhook", &[("https://discord.com/api/webhooks/123/abc", "ftp://example.com/x")], "webhooks[0].url", "not a web address"),
+    ("ftp webhook", &[("https://discord.com/api/webhooks/123/abc", "ftp://mycorp.test/x")], "webhooks[0].url", "not a web address"),
     ("webhook not url", &[("https://discord.com/api/webhooks/123/abc", "discord webhook")], "webhooks[0].url", "not a URL"),
     ("unknown tls", &[("tls = \"implicit\"", "tls = \"ssl\"")], "imap.tls", "implicit, starttls, none"),
     ("tls none remote imap", &[("tls = \"implicit\"", "tls = \"none\"")], "imap.tls", "not a loopback host"),
     ("tls none remote smtp", &[("port = 465\ntls = \"implicit\"", "port = 465\ntls = \"none\"")], "smtp.tls", "`none` only with a loopback host"),
-    ("host is url", &[("host = \"smtp.example.com\"", "host = \"smtps://smtp.example.com\"")], "smtp.host", "without `smtps://`"),
-    ("host with port", &[("host = \"imap.example.com\"", "host = \"imap.example.com:993\"")], "imap.host", "put the port in `port`"),
-    ("department without address", &[("address = \"support@example.com\"\n", "")], "departments[0].address", "missing in [[departments]]"),
+    ("host is url", &[("host = \"smtp.mycorp.test\"", "host = \"smtps://smtp.mycorp.test\"")], "smtp.host", "without `smtps://`"),
+    ("host with port", &[("host = \"imap.mycorp.test\"", "host = \"imap.mycorp.test:993\"")], "imap.host", "put the port in `port`"),
+    ("department without address", &[("address = \"support@mycorp.test\"\n", "")], "departments[0].address", "missing in [[departments]]"),
     ("department without name", &[("name = \"Technique\"\n", "")], "departments[0].name", "missing"),
-    ("department plus address", &[("address = \"support@example.com\"", "address = \"support+x@example.com\"")], "departments[0].address", "`+tag`"),
-    ("bad email", &[("address = \"support@example.com\"", "address = \"support-at-example.com\"")], "departments[0].address", "not an email address"),
-    ("two emails in one", &[("[\"alice@example.com\"]", "[\"alice@example.com, bob@example.com\"]")], "departments[0].agents[0]", "not a single plain address"),
-    ("agents as string", &[("[\"alice@example.com\"]", "\"alice@example.com\"")], "departments[0].agents", "expected a list"),
-    ("agent is support address", &[("[\"alice@example.com\"]", "[\"support@example.com\"]")], "departments[0].agents[0]", "loop"),
-    ("two defaults", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"Ventes\"\naddress = \"sales@example.com\"\ndefault = true\n")], "departments[1].default", "exactly one department"),
-    ("no default among two", &[("default = true\n", "\n[[departments]]\nname = \"Ventes\"\naddress = \"sales@example.com\"\n")], "departments", "none of the 2 departments"),
-    ("duplicate name", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"technique\"\naddress = \"sales@example.com\"\n")], "departments[1].name", "also the name"),
-    ("duplicate address", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"Ventes\"\naddress = \"Support@Example.com\"\n")], "departments[1].address", "also the address"),
-    ("no department", &[("[[departments]]\nname = \"Technique\"\naddress = \"support@example.com\"\nagents = [\"alice@example.com\"]\ndefault = true\n", "")], "departments", "no department"),
+    ("department plus address", &[("address = \"support@mycorp.test\"", "address = \"support+x@mycorp.test\"")], "departments[0].address", "`+tag`"),
+    ("bad email", &[("address = \"support@mycorp.test\"", "address = \"support-at-mycorp.test\"")], "departments[0].address", "not an email address"),
+    ("two emails in one", &[("[\"alice@mycorp.test\"]", "[\"alice@mycorp.test, bob@mycorp.test\"]")], "departments[0].agents[0]", "not a single plain address"),
+    ("agents as string", &[("[\"alice@mycorp.test\"]", "\"alice@mycorp.test\"")], "departments[0].agents", "expected a list"),
+    ("agent is support address", &[("[\"alice@mycorp.test\"]", "[\"support@mycorp.test\"]")], "departments[0].agents[0]", "loop"),
+    ("two defaults", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"Ventes\"\naddress = \"sales@mycorp.test\"\ndefault = true\n")], "departments[1].default", "exactly one department"),
+    ("no default among two", &[("default = true\n", "\n[[departments]]\nname = \"Ventes\"\naddress = \"sales@mycorp.test\"\n")], "departments", "none of the 2 departments"),
+    ("duplicate name", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"technique\"\naddress = \"sales@mycorp.test\"\n")], "departments[1].name", "also the name"),
+    ("duplicate address", &[("default = true\n", "default = true\n\n[[departments]]\nname = \"Ventes\"\naddress = \"Support@MyCorp.test\"\n")], "departments[1].address", "also the address"),
+    ("no department", &[("[[departments]]\nname = \"Technique\"\naddress = \"support@mycorp.test\"\nagents = [\"alice@mycorp.test\"]\ndefault = true\n", "")], "departments", "no department"),
     ("departments single table", &[("[[departments]]", "[departments]")], "departments", "single table"),
     ("tag without id", &[("\"[#{id}]\"", "\"[Ticket]\"")], "helpdesk.subject_tag", "has no `{id}`"),
     ("tag twice", &[("\"[#{id}]\"", "\"[{id}-{id}]\"")], "helpdesk.subject_tag", "2 times"),
@@ -170,11 +170,11 @@ const BAD: &[BadCase] = &[
     ("secret env not a name", &[("\"T_SECRET\"", "\"A B\"")], "helpdesk.secret_env", "not an environment variable name"),
     ("password as number", &[("password_env = \"T_IMAP\"", "password = 1234")], "imap.password", "expected a string, found a whole number"),
     ("imap password missing", &[("password_env = \"T_IMAP\"\n", "")], "imap.password", "GUICHET_IMAP_PASSWORD"),
-    ("imap username missing", &[("username = \"imap-user@example.com\"\n", "")], "imap.username", "missing"),
+    ("imap username missing", &[("username = \"imap-user@mycorp.test\"\n", "")], "imap.username", "missing"),
     ("smtp user without password", &[("password_env = \"T_SMTP\"\n", "")], "smtp.password", "with `username`"),
-    ("smtp password without user", &[("username = \"smtp-user@example.com\"\n", "")], "smtp.password_env", "without a `username`"),
-    ("smtp from unclosed", &[("<support@example.com>", "<support@example.com")], "smtp.from", "closing `>`"),
-    ("smtp from missing", &[("from = \"Example Support <support@example.com>\"\n", "")], "smtp.from", "missing"),
+    ("smtp password without user", &[("username = \"smtp-user@mycorp.test\"\n", "")], "smtp.password_env", "without a `username`"),
+    ("smtp from unclosed", &[("<support@mycorp.test>", "<support@mycorp.test")], "smtp.from", "closing `>`"),
+    ("smtp from missing", &[("from = \"Example Support <support@mycorp.test>\"\n", "")], "smtp.from", "missing"),
     ("typo in key", &[("reopen_days = 7", "reopen_day = 7")], "helpdesk.reopen_day", "did you mean `reopen_days`?"),
     ("typo lists keys", &[("idle = true", "idel = true")], "imap.idel", "one of: host, port, tls, username"),
     ("typo in section", &[("[database]", "[databse]")], "databse", "did you mean `database`?"),
@@ -186,13 +186,13 @@ const BAD: &[BadCase] = &[
     ("extension not string", &[("\"jpg,jpeg,png\"", "[\"jpg\", 3]")], "attachments.allowed_extensions", "expected a string"),
     ("webhook secret bad whsec", &[("events = [", "secret = \"whsec_!!!\"\nevents = [")], "webhooks[0].secret", "not valid base64"),
     ("webhook url missing", &[("url = \"https://discord.com/api/webhooks/123/abc\"\n", "")], "webhooks[0].url", "missing"),
-    ("ticket url without id", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.example.com/t\"")], "helpdesk.ticket_url", "has no `{id}`"),
+    ("ticket url without id", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.mycorp.test/t\"")], "helpdesk.ticket_url", "has no `{id}`"),
     ("database mysql", &[("sqlite://data/guichet.db", "mysql://db/guichet")], "database.url", "neither a `sqlite:` nor a `postgres://`"),
     ("clamd bad", &[("[database]", "[antivirus]\nclamd = \"clamd.local:3310\"\n\n[database]")], "antivirus.clamd", "neither `tcp://…` nor `unix:…`"),
     ("clamd bad port", &[("[database]", "[antivirus]\nclamd = \"tcp://127.0.0.1:0\"\n\n[database]")], "antivirus.clamd", "not a port number"),
     ("clamd missing", &[("[database]", "[antivirus]\ntimeout_seconds = 5\n\n[database]")], "antivirus.clamd", "missing in [antivirus]"),
     ("ca file missing", &[("idle = true", "idle = true\nca_file = \"no-ca.pem\"")], "imap.ca_file", "cannot read `/etc/guichet/no-ca.pem`"),
-    ("trust not list", &[("[database]", "[trust]\nauthserv_ids = \"mx.example.com\"\n\n[database]")], "trust.authserv_ids", "expected a list"),
+    ("trust not list", &[("[database]", "[trust]\nauthserv_ids = \"mx.mycorp.test\"\n\n[database]")], "trust.authserv_ids", "expected a list"),
 ];
 
 #[test]
@@ -244,25 +244,25 @@ const GOOD: &[(&str, &[(&str, &str)])] = &[
     ("http to 127.1.2.3", &[("https://discord.com/api/webhooks/123/abc", "http://127.1.2.3/hook")]),
     ("http to localhost", &[("https://discord.com/api/webhooks/123/abc", "http://localhost:9000/hook")]),
     ("http to ::1", &[("https://discord.com/api/webhooks/123/abc", "http://[::1]:9000/hook")]),
-    ("tls none to localhost", &[("host = \"imap.example.com\"\nport = 993\ntls = \"implicit\"", "host = \"localhost\"\nport = 143\ntls = \"none\"")]),
-    ("tls none to 127.0.0.1", &[("host = \"smtp.example.com\"\nport = 465\ntls = \"implicit\"", "host = \"127.0.0.1\"\nport = 25\ntls = \"none\"")]),
+    ("tls none to localhost", &[("host = \"imap.mycorp.test\"\nport = 993\ntls = \"implicit\"", "host = \"localhost\"\nport = 143\ntls = \"none\"")]),
+    ("tls none to 127.0.0.1", &[("host = \"smtp.mycorp.test\"\nport = 465\ntls = \"implicit\"", "host = \"127.0.0.1\"\nport = 25\ntls = \"none\"")]),
     ("starttls", &[("port = 465\ntls = \"implicit\"", "port = 587\ntls = \"starttls\"")]),
-    ("smtp without auth", &[("username = \"smtp-user@example.com\"\n", ""), ("password_env = \"T_SMTP\"\n", "")]),
-    ("bare from", &[("\"Example Support <support@example.com>\"", "\"support@example.com\"")]),
-    ("quoted from name", &[("\"Example Support <support@example.com>\"", "'\"Support, Inc.\" <support@example.com>'")]),
+    ("smtp without auth", &[("username = \"smtp-user@mycorp.test\"\n", ""), ("password_env = \"T_SMTP\"\n", "")]),
+    ("bare from", &[("\"Example Support <support@mycorp.test>\"", "\"support@mycorp.test\"")]),
+    ("quoted from name", &[("\"Example Support <support@mycorp.test>\"", "'\"Support, Inc.\" <support@mycorp.test>'")]),
     ("extensions array", &[("\"jpg,jpeg,png\"", "[\".JPG\", \"png\"]")]),
     ("extensions trailing comma", &[("\"jpg,jpeg,png\"", "\"jpg, png,\"")]),
     ("literal secret", &[("secret_env = \"T_SECRET\"", "secret = \"a-literal-secret-of-32-bytes-----\"")]),
     ("whsec from env", &[("events = [", "secret_env = \"T_WHSEC\"\nevents = [")]),
     ("raw webhook secret", &[("events = [", "secret = \"any text\"\nevents = [")]),
     ("no webhooks", &[("[[webhooks]]\nurl = \"https://discord.com/api/webhooks/123/abc\"\nevents = [\"ticket.created\"]\n", "")]),
-    ("postgres", &[("sqlite://data/guichet.db", "postgres://guichet:pw@db.example.com/guichet")]),
+    ("postgres", &[("sqlite://data/guichet.db", "postgres://guichet:pw@db.mycorp.test/guichet")]),
     ("sqlite memory", &[("sqlite://data/guichet.db", "sqlite::memory:")]),
     ("clamd tcp", &[("[database]", "[antivirus]\nclamd = \"tcp://127.0.0.1:3310\"\n\n[database]")]),
     ("clamd unix", &[("[database]", "[antivirus]\nclamd = \"unix:/run/clamav/clamd.ctl\"\n\n[database]")]),
     ("inline table", &[("[database]\nurl = \"sqlite://data/guichet.db\"\n", ""), ("[helpdesk]\n", "database = { url = \"sqlite://x.db\" }\n[helpdesk]\n")]),
-    ("ticket url", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.example.com/t/{id}\"")]),
-    ("department without agents", &[("agents = [\"alice@example.com\"]\n", "")]),
+    ("ticket url", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.mycorp.test/t/{id}\"")]),
+    ("department without agents", &[("agents = [\"alice@mycorp.test\"]\n", "")]),
     ("events given twice", &[("[\"ticket.created\"]", "[\"ticket.created\", \"ticket.created\", \"ticket.closed\"]")]),
 ];
 
@@ -289,7 +289,7 @@ fn problems_point_at_the_value_or_the_table_header() {
          (accepted: -1 (unlimited), 0 (never: a reply opens a new ticket) or a positive number of days up to 36500)"
     );
     // A missing key points at its table's header: `[[departments]]` is line 37.
-    let e = check(&edited(&[("address = \"support@example.com\"\n", "")])).unwrap_err();
+    let e = check(&edited(&[("address = \"support@mycorp.test\"\n", "")])).unwrap_err();
     assert_eq!((e.problems[0].line, e.problems[0].column), (36, 1), "{e}");
     // A missing section is about the whole file.
     let e = check(&edited(&[("[imap]", "[imap_x]")])).unwrap_err();
@@ -315,10 +315,10 @@ fn all_problems_are_reported_at_once() {
         ("reopen_days = 7", "reopen_days = -2"),
         ("max_size_mb = 5", "max_size_mb = \"big\""),
         ("tls = \"implicit\"", "tls = \"tls13\""),
-        ("address = \"support@example.com\"\n", ""),
+        ("address = \"support@mycorp.test\"\n", ""),
         (
             "https://discord.com/api/webhooks/123/abc",
-            "http://example.com/hook",
+            "http://mycorp.test/hook",
         ),
         ("\"T_SECRET\"", "\"T_NOPE\""),
     ]);
@@ -362,15 +362,15 @@ fn defaults_fill_what_is_left_out() {
 [helpdesk]
 secret_env = "T_SECRET"
 [imap]
-host = "imap.example.com"
-username = "support@example.com"
+host = "imap.mycorp.test"
+username = "support@mycorp.test"
 password_env = "T_IMAP"
 [smtp]
-host = "smtp.example.com"
-from = "support@example.com"
+host = "smtp.mycorp.test"
+from = "support@mycorp.test"
 [[departments]]
 name = "Support"
-address = "support@example.com"
+address = "support@mycorp.test"
 "#;
     let s = load_str_with_env(minimal, Path::new("/srv/g/guichet.toml"), &env)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -564,11 +564,11 @@ fn loopback_hosts() {
         assert!(is_loopback_host(host), "{host} not loopback");
     }
     for host in [
-        "example.com",
+        "mycorp.test",
         "10.0.0.1",
         "0.0.0.0",
         "::",
-        "localhost.example.com",
+        "localhost.mycorp.test",
         "128.0.0.1",
     ] {
         assert!(!is_loopback_host(host), "{host} loopback");
@@ -577,8 +577,8 @@ fn loopback_hosts() {
 
 #[test]
 fn mailboxes() {
-    let m = parse_mailbox("Example Support <Support@Example.com>").unwrap();
-    assert_eq!(m.to_string(), "Example Support <support@example.com>");
+    let m = parse_mailbox("Example Support <Support@MyCorp.test>").unwrap();
+    assert_eq!(m.to_string(), "Example Support <support@mycorp.test>");
     let m = parse_mailbox("\"Support, Inc.\" <a@b.c>").unwrap();
     assert_eq!(m.name.as_deref(), Some("Support, Inc."));
     assert_eq!(parse_mailbox("a@b.c").unwrap().name, None);
@@ -632,7 +632,7 @@ fn render_masked_shows_everything_but_secrets() {
     let text = edited(&[
         (
             "sqlite://data/guichet.db",
-            "postgres://guichet:db-pass-Q9@db.example.com/guichet?password=qp-Q9",
+            "postgres://guichet:db-pass-Q9@db.mycorp.test/guichet?password=qp-Q9",
         ),
         ("events = [", "secret_env = \"T_WHSEC\"\nevents = ["),
         (
@@ -664,11 +664,11 @@ fn render_masked_shows_everything_but_secrets() {
         "clamd = \"tcp://[::1]:3310\"",
         "[imap]",
         "[smtp]",
-        "from = \"Example Support <support@example.com>\"",
-        "url = \"postgres://guichet:********@db.example.com/guichet?password=********\"",
+        "from = \"Example Support <support@mycorp.test>\"",
+        "url = \"postgres://guichet:********@db.mycorp.test/guichet?password=********\"",
         "[trust]",
         "[[departments]]",
-        "agents = [\"alice@example.com\"]",
+        "agents = [\"alice@mycorp.test\"]",
         "url = \"https://discord.com/api/webhooks/********/********\"",
         "events = [\"ticket.created\"]",
         "secret = \"********\"  # from env T_WHSEC",
@@ -749,7 +749,7 @@ fn warnings_for_risky_choices() {
         ),
         (
             "no agents",
-            &[("agents = [\"alice@example.com\"]\n", "")],
+            &[("agents = [\"alice@mycorp.test\"]\n", "")],
             &["has no agents"],
         ),
         (

@@ -131,6 +131,12 @@ pub struct HelpdeskSettings {
     pub secret_source: SecretSource,
     /// Automatic replies per sender and hour (robot safety). Default 5.
     pub max_auto_replies_per_hour: u32,
+    /// Agents' answers relayed to the customer per ticket and hour; more
+    /// are held and the agent told (robots answering robots). Default 20.
+    pub max_relays_per_hour: u32,
+    /// People who receive a ticket's mail (its customer and Cc'd
+    /// participants); more are not added and the agents told. Default 20.
+    pub max_participants: u32,
     /// Send agents' replies to the customer's Cc'd participants too. Default true.
     pub reply_to_participants: bool,
     /// Optional link for webhook messages, with `{id}`:
@@ -179,6 +185,9 @@ pub struct AttachmentSettings {
     pub max_size_mb: u64,
     /// Lower-case, without leading dots, deduplicated, in file order.
     pub allowed_extensions: Vec<String>,
+    /// Files checked per message; the rest are refused as too many.
+    /// Default 20.
+    pub max_files: u32,
     pub storage_dir: PathBuf,
     /// `guichet cleanup` removes files of tickets closed longer ago than
     /// this. `0` keeps files forever. Default 365.

@@ -112,8 +112,9 @@ pub fn render(preset: Preset) -> String {
         o,
         r#"# guichet.toml â€” preset "{name}" (guichet init --preset {name})
 # {title}
-# Edit the mail servers, addresses and URLs below, set the environment
-# variables named by the *_env keys, then run `guichet check-config`.
+# Replace every example.com name, address and URL below with your own
+# (check-config refuses them until you do), set the environment variables
+# named by the *_env keys, then run `guichet check-config`.
 # Relative paths are relative to the folder of this file.
 
 [helpdesk]
@@ -122,7 +123,7 @@ auto_close_scope = "awaiting_customer"  # only tickets waiting for the customer;
 reopen_days = {reopen:<24}# {reopen_comment}
 subject_tag = "[#{{id}}]"               # how the ticket number appears in subjects
 language = "en"                       # language of the emails sent to customers: "en" or "fr"
-secret_env = "GUICHET_SECRET"         # HMAC key of reply tokens (at least 16 bytes), read from this variable
+secret_file = "guichet.secret"        # HMAC key of reply tokens: `guichet init` wrote a random one; keep it (replies to earlier mail need it)
 max_auto_replies_per_hour = 5         # automatic replies per sender and hour, against mail loops
 reply_to_participants = true          # agents' replies also go to the people in Cc of the ticket
 
@@ -187,7 +188,7 @@ from = "Example Support <support@example.com>"  # sender of every outgoing messa
 url = "sqlite://data/guichet.db"      # SQLite file, or postgres://user@host/db for several daemons
 
 [trust]
-authserv_ids = ["mx.example.com"]     # Authentication-Results from these servers prove agents' DKIM/SPF
+authserv_ids = []                     # trust no one until you name YOUR receiving server's authserv-id (it must strip forged Authentication-Results)
 
 [[departments]]
 name = "Support"                      # shown to agents and used by `#department NAME`
@@ -234,7 +235,6 @@ secret_env = "GUICHET_WEBHOOK_SECRET"  # signing key (Standard Webhooks, whsec_â
 #[cfg(test)]
 mod tests {
     use std::env::VarError;
-    use std::path::Path;
 
     use super::*;
     use crate::domain::EventKind;
@@ -253,10 +253,62 @@ mod tests {
         }
     }
 
+    /// The preset as an admin leaves it: placeholders replaced by their
+    /// own names, beside the secret file `guichet init` writes.
     fn loaded(preset: Preset) -> Settings {
-        let text = render(preset);
-        load_str_with_env(&text, Path::new("/srv/guichet/guichet.toml"), &env)
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("guichet.secret"),
+            "preset-test-secret-0123456789\n",
+        )
+        .unwrap();
+        let text = render(preset)
+            .replace("example.com", "acme.test")
+            .replace("ID/TOKEN", "1234/s3cr3t")
+            .replace("T000/B000/XXXX", "T1/B2/s3cr3t");
+        load_str_with_env(&text, &dir.path().join("guichet.toml"), &env)
             .unwrap_or_else(|e| panic!("preset {} does not load:\n{e}\n{text}", preset.name()))
+    }
+
+    /// A preset left as written is refused, each placeholder with its
+    /// line; it trusts no Authentication-Results at all.
+    #[test]
+    fn a_preset_as_written_is_refused_for_its_placeholders() {
+        for &preset in Preset::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("guichet.secret"),
+                "preset-test-secret-0123456789",
+            )
+            .unwrap();
+            let text = render(preset);
+            assert!(text.contains("authserv_ids = []"), "{}", preset.name());
+            let err = load_str_with_env(&text, &dir.path().join("guichet.toml"), &env)
+                .expect_err("placeholders are refused");
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            for key in [
+                "imap.host",
+                "imap.username",
+                "smtp.host",
+                "smtp.username",
+                "smtp.from",
+                "departments[1].address",
+                "departments[1].agents",
+                "webhooks[1].url",
+            ] {
+                assert!(
+                    keys.contains(&key),
+                    "{}: {key} not refused: {keys:?}",
+                    preset.name()
+                );
+            }
+            assert!(
+                err.problems
+                    .iter()
+                    .all(|p| p.line > 0 && p.message.starts_with("placeholder")),
+                "{err}"
+            );
+        }
     }
 
     /// The seed's "Exemples de configuration": auto-close, reopen, size,
@@ -291,7 +343,7 @@ mod tests {
             let got: Vec<WebhookFormat> = s.webhooks.iter().map(|w| w.format).collect();
             assert_eq!(got, formats, "{name}");
             assert_eq!(s.antivirus.is_some(), antivirus, "{name}");
-            assert_eq!(s.imap.host, "imap.example.com", "{name}");
+            assert_eq!(s.imap.host, "imap.acme.test", "{name}");
             assert_eq!(s.helpdesk.secret.expose(), "preset-test-secret-0123456789");
         }
     }

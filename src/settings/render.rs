@@ -57,6 +57,8 @@ pub fn render_masked(settings: &Settings) -> String {
         "max_auto_replies_per_hour = {}",
         h.max_auto_replies_per_hour
     );
+    let _ = writeln!(o, "max_relays_per_hour = {}", h.max_relays_per_hour);
+    let _ = writeln!(o, "max_participants = {}", h.max_participants);
     let _ = writeln!(o, "reply_to_participants = {}", h.reply_to_participants);
     match &h.ticket_url {
         Some(url) => {
@@ -79,6 +81,7 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "\n[attachments]");
     let _ = writeln!(o, "enabled = {}", a.enabled);
     let _ = writeln!(o, "max_size_mb = {}", a.max_size_mb);
+    let _ = writeln!(o, "max_files = {}", a.max_files);
     let _ = writeln!(o, "allowed_extensions = {}", list(&a.allowed_extensions));
     let _ = writeln!(
         o,

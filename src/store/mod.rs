@@ -110,6 +110,16 @@ impl Store {
         // 100 ms) and each write emptied the others' page caches. Queued
         // on one connection, they simply take turns. Never wait for the
         // pool while holding a `Tx`: that would wait for itself.
+        // Two processes opening a new file at once (the daemon and an
+        // admin's `tickets list`) both switch it to WAL, which needs the
+        // file alone: one of them got "database is locked" whatever the
+        // busy timeout. The same lock file as the migrations serialises
+        // the opening; it is held for milliseconds.
+        let _lock = if path == ":memory:" {
+            None
+        } else {
+            Some(lock_beside(Path::new(path)).await?)
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
@@ -129,18 +139,7 @@ impl Store {
                 let _lock = if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
                     None
                 } else {
-                    let mut name = db.clone().into_os_string();
-                    name.push(".migrate-lock");
-                    let file = std::fs::File::options()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&name)
-                        .with_context(|| format!("cannot open {}", Path::new(&name).display()))?;
-                    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-                        .await?
-                        .context("cannot lock the database for migrations")?;
-                    Some(file)
+                    Some(lock_beside(&db).await?)
                 };
                 sqlx::migrate!("migrations/sqlite").run(p).await
             }
@@ -1092,6 +1091,37 @@ impl Tx {
         })?)
     }
 
+    /// Agents' answers queued for the ticket's customer since `since`
+    /// (the relay rate limit against robots answering robots).
+    pub async fn relays_since(&mut self, ticket: i64, since: DateTime<Utc>) -> Result<i64> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox_mail WHERE ticket_id = $1 AND kind = 'agent_reply' AND created_at >= $2",
+            )
+            .bind(ticket)
+            .bind(since)
+            .fetch_one(&mut *c)
+            .await
+        })?)
+    }
+
+    /// The text and date of the ticket's latest answer relayed to its
+    /// customer.
+    pub async fn last_relayed_answer(
+        &mut self,
+        ticket: i64,
+    ) -> Result<Option<(String, DateTime<Utc>)>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, (String, DateTime<Utc>)>(
+                "SELECT text, date FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent' \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
     pub async fn record_auto_reply(&mut self, address: &str, at: DateTime<Utc>) -> Result<()> {
         on_db!(tx self, c => {
             sqlx::query("INSERT INTO auto_replies (address, sent_at) VALUES ($1, $2)")
@@ -1103,6 +1133,22 @@ impl Tx {
         })?;
         Ok(())
     }
+}
+
+/// An exclusive lock on `<db>.migrate-lock`, held until the file is
+/// dropped: processes that open or migrate one SQLite file take turns.
+async fn lock_beside(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("cannot open {}", Path::new(&name).display()))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await?
+        .context("cannot lock the database file")
 }
 
 /// Longest `IN (…)` list in one statement.

@@ -189,8 +189,13 @@ async fn check_files(
         allowed_extensions: &a.allowed_extensions,
     };
     let mut checked = Vec::new();
-    for part in parts {
-        let mut c = attachments::check(&policy, &part);
+    let max_files = a.max_files;
+    for (n, part) in parts.into_iter().enumerate() {
+        let mut c = if n < max_files as usize {
+            attachments::check(&policy, &part)
+        } else {
+            attachments::refuse_as_too_many(&part, max_files)
+        };
         if c.refusal.is_none()
             && let Some(av) = &ctx.settings.antivirus
         {
@@ -354,6 +359,9 @@ struct Prepared {
     facts: Inbound,
     classification: Classification,
     token: Option<TicketId>,
+    /// The token found is the customers' one (mail to the customer and
+    /// their Cc'd participants): such mail may add participants.
+    customers_token: bool,
     sender: Option<SenderClass>,
     files: Files,
 }
@@ -399,6 +407,22 @@ async fn prepare(
         ctx.settings.is_support_address(a)
     });
     let token = found.map(|(t, _)| t);
+    let customers_token = matches!(found, Some((_, reply_token::Audience::Customers)));
+    if found.is_none()
+        && let Some(stale) = reply_token::find_unverified_token(facts.recipients(), |a| {
+            ctx.settings.is_support_address(a)
+        })
+    {
+        tracing::warn!(
+            ticket = stale.0,
+            "a reply token for ticket {} does not verify under the current secret: it was made under another key (has helpdesk.secret changed?) or forged; the message is threaded by its other clues",
+            stale.0
+        );
+        trace.note(
+            "threading",
+            format!("a reply token names ticket {} but does not verify under the current secret (made under another key, or forged): no token", stale.0),
+        );
+    }
     // only the token of mail sent to agents proves an agent: customers hold
     // the other one
     let agent_token = matches!(found, Some((_, reply_token::Audience::Agents)));
@@ -466,6 +490,7 @@ async fn prepare(
         facts,
         classification,
         token,
+        customers_token,
         sender,
         files,
     }
@@ -486,6 +511,7 @@ async fn apply<R: AsRef<[u8]>>(
         facts,
         classification,
         token,
+        customers_token,
         sender,
         files,
     } = p;
@@ -520,6 +546,8 @@ async fn apply<R: AsRef<[u8]>>(
         sender,
         files,
         dry_run,
+        customers_token,
+        copy_notes: Vec::new(),
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
@@ -548,6 +576,10 @@ struct Job<'c, 'a, 't> {
     sender: Option<SenderClass>,
     files: Files,
     dry_run: bool,
+    /// The customers' reply token of the ticket is among the recipients.
+    customers_token: bool,
+    /// Lines for the agents' copy (who was not added, and why).
+    copy_notes: Vec<String>,
 }
 
 impl Job<'_, '_, '_> {
@@ -615,8 +647,11 @@ impl Job<'_, '_, '_> {
         let (exists, participant) = match tag {
             Some(t) => match self.tx.ticket(t.0).await? {
                 Some(ticket) => {
+                    // an agent address counts only once proven: anyone
+                    // can write `From: agent@…`
+                    let proven_agent = matches!(self.sender, Some(SenderClass::Agent { .. }));
                     let is_participant = ticket.client == from.as_str()
-                        || self.ctx.settings.is_agent(from)
+                        || proven_agent
                         || self
                             .tx
                             .participants(t.0)
@@ -774,15 +809,7 @@ impl Job<'_, '_, '_> {
         self.tx
             .add_participant(ticket_id, from.as_str(), "customer")
             .await?;
-        for cc in self.cc_participants(from) {
-            self.tx
-                .add_participant(ticket_id, cc.as_str(), "cc")
-                .await?;
-            self.trace.note(
-                "participants",
-                format!("{cc} (Cc) takes part in ticket {ticket_id}"),
-            );
-        }
+        self.add_cc_participants(ticket_id, from).await?;
         let text = self.customer_text();
         let note = self.spoof_note();
         let kind = if matches!(self.classification.kind, MailKind::AutoReply) {
@@ -859,6 +886,57 @@ impl Job<'_, '_, '_> {
             rule: rule.as_str().into(),
             created: true,
         })
+    }
+
+    /// Adds the mail's Cc'd (and other To) addresses to the ticket's
+    /// participants, up to `helpdesk.max_participants` people in all; those
+    /// past the cap receive nothing, and the agents' copy says so.
+    async fn add_cc_participants(
+        &mut self,
+        ticket_id: i64,
+        from: &EmailAddress,
+    ) -> anyhow::Result<()> {
+        let candidates = self.cc_participants(from);
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let known = self.tx.participants(ticket_id).await?;
+        let cap = self.ctx.settings.helpdesk.max_participants as usize;
+        let mut count = known.len();
+        let mut left_out = Vec::new();
+        for cc in candidates {
+            if known.iter().any(|p| p.address == cc.as_str()) {
+                continue;
+            }
+            if count >= cap {
+                left_out.push(cc);
+                continue;
+            }
+            self.tx
+                .add_participant(ticket_id, cc.as_str(), "cc")
+                .await?;
+            count += 1;
+            self.trace.note(
+                "participants",
+                format!("{cc} (Cc) takes part in ticket {ticket_id}"),
+            );
+        }
+        if !left_out.is_empty() {
+            let shown: Vec<&str> = left_out.iter().take(10).map(|a| a.as_str()).collect();
+            let line = format!(
+                "{} addresses were not added to the ticket (at most {cap} people receive its mail, helpdesk.max_participants): {}{}",
+                left_out.len(),
+                shown.join(", "),
+                if left_out.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+            self.trace.note("participants", line.clone());
+            self.copy_notes.push(line);
+        }
+        Ok(())
     }
 
     /// Cc'd addresses that become participants: not us, not agents.
@@ -1044,7 +1122,12 @@ impl Job<'_, '_, '_> {
             }
         }
         let references = self.thread_refs();
-        let note = self.spoof_note();
+        let notes: Vec<String> = self
+            .spoof_note()
+            .into_iter()
+            .chain(self.copy_notes.iter().cloned())
+            .collect();
+        let note = (!notes.is_empty()).then(|| notes.join("\nNote: "));
         notify::queue(self.tx, self.ctx, Notice {
             kind: "agent_copy",
             template: "agent_copy",
@@ -1077,6 +1160,7 @@ impl Job<'_, '_, '_> {
         let dir = self.ctx.settings.attachments.storage_dir.clone();
         let lang = Language::En;
         let checked = std::mem::take(&mut self.files.checked);
+        let (mut uploaded, mut rejected) = (Vec::new(), Vec::new());
         for (c, bytes) in &checked {
             let sha = match bytes {
                 FileBytes::Refused => None,
@@ -1115,17 +1199,20 @@ impl Job<'_, '_, '_> {
                     created_at: self.ctx.now,
                 })
                 .await?;
-            let (kind, data) = match &c.refusal {
-                None => (
-                    EventKind::AttachmentUploaded,
-                    json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha}),
-                ),
-                Some(r) => (
-                    EventKind::AttachmentRejected,
-                    json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason}),
-                ),
-            };
-            events::emit(self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
+            match &c.refusal {
+                None => uploaded.push(json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha})),
+                Some(r) => rejected.push(json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason})),
+            }
+        }
+        // one event of each kind for one message's files: a mail with
+        // 10,000 parts is one alert in the chat channel, not 10,000
+        for (kind, files) in [
+            (EventKind::AttachmentUploaded, uploaded),
+            (EventKind::AttachmentRejected, rejected),
+        ] {
+            if let Some(data) = files_event_data(files) {
+                events::emit(self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
+            }
         }
         self.files.checked = checked;
         Ok(())
@@ -1208,11 +1295,28 @@ impl Job<'_, '_, '_> {
                 created: false,
             });
         }
-        // a Cc'd participant of the ticket may add others
-        for cc in self.cc_participants(from) {
-            self.tx
-                .add_participant(ticket.id, cc.as_str(), "cc")
-                .await?;
+        // only mail carrying the customers' reply token may add people:
+        // a forged From or a known Message-ID joins the ticket (the words
+        // are kept) but never widens who receives its mail
+        if self.customers_token && rule == Rule::Token {
+            self.add_cc_participants(ticket.id, from).await?;
+        } else if !self.cc_participants(from).is_empty() {
+            let known = self.tx.participants(ticket.id).await?;
+            let unproven: Vec<String> = self
+                .cc_participants(from)
+                .into_iter()
+                .filter(|a| !known.iter().any(|p| p.address == a.as_str()))
+                .map(|a| a.to_string())
+                .collect();
+            if !unproven.is_empty() {
+                let line = format!(
+                    "{} in this mail were not added to the ticket: it does not carry the ticket's reply token (rule {}), so it proves nothing about its sender",
+                    unproven.join(", "),
+                    rule.as_str()
+                );
+                self.trace.note("participants", line.clone());
+                self.copy_notes.push(line);
+            }
         }
         ticket.last_activity_at = self.ctx.now;
         ticket.last_message_from = "customer".into();
@@ -1361,7 +1465,24 @@ impl Job<'_, '_, '_> {
             let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.";
             return self.not_sent(&ticket, &from, "", rule, reason).await;
         }
-        if !nothing_to_say {
+        let hold = if nothing_to_say {
+            None
+        } else {
+            self.relay_hold(&ticket, &answer).await?
+        };
+        if let Some(reason) = &hold {
+            self.add_message(
+                ticket.id,
+                "note",
+                "agent",
+                from.as_str(),
+                &answer,
+                rule,
+                Some(&format!("not sent: {reason}")),
+            )
+            .await?;
+            self.agent_notice(&ticket, &from, reason).await?;
+        } else if !nothing_to_say {
             let message_row = self
                 .add_message(
                     ticket.id,
@@ -1418,6 +1539,42 @@ impl Job<'_, '_, '_> {
             rule: rule.into(),
             created: false,
         })
+    }
+
+    /// Why an agent's answer must not be relayed now, if it must not: the
+    /// same words as the last answer relayed on the ticket (two robots
+    /// answering each other through Guichet), or the ticket's hourly
+    /// limit of relays reached.
+    async fn relay_hold(
+        &mut self,
+        ticket: &TicketRow,
+        answer: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let now = self.ctx.now;
+        if let Some((last, at)) = self.tx.last_relayed_answer(ticket.id).await?
+            && now - at < Duration::hours(24)
+            && robots::same_words(&last, answer)
+        {
+            let why = format!(
+                "This answer is identical to the one relayed to the customer on {}: it was not sent again. Two automatic responders answering each other look like this; to send the same words twice on purpose, change one of them.",
+                at.format("%Y-%m-%d %H:%M UTC")
+            );
+            self.trace.note("relay", why.clone());
+            return Ok(Some(why));
+        }
+        let limit = self.ctx.settings.helpdesk.max_relays_per_hour;
+        let sent = self
+            .tx
+            .relays_since(ticket.id, now - Duration::hours(1))
+            .await?;
+        if sent >= i64::from(limit) {
+            let why = format!(
+                "{sent} answers were already relayed to the customer of this ticket in the last hour, the limit (helpdesk.max_relays_per_hour = {limit} per hour): this one was not sent. Send it again later if it is meant for the customer."
+            );
+            self.trace.note("relay", why.clone());
+            return Ok(Some(why));
+        }
+        Ok(None)
     }
 
     /// An agent's mail that is not relayed: kept on the ticket as a note
@@ -1516,6 +1673,21 @@ impl Job<'_, '_, '_> {
         agent: &EmailAddress,
         reason: &str,
     ) -> anyhow::Result<()> {
+        // notices are automatic mail too: an agent's robot answering each
+        // notice must not keep a loop going
+        let since = self.ctx.now - Duration::hours(1);
+        let already = self.tx.auto_replies_since(agent.as_str(), since).await?;
+        let limit = self.ctx.settings.helpdesk.max_auto_replies_per_hour;
+        if !robots::may_send_auto_reply(already.try_into().unwrap_or(u32::MAX), limit) {
+            self.trace.note(
+                "agent",
+                format!("not relayed ({reason}); no notice: {already} automatic mails already went to {agent} in the last hour (limit {limit})"),
+            );
+            return Ok(());
+        }
+        self.tx
+            .record_auto_reply(agent.as_str(), self.ctx.now)
+            .await?;
         let references = self.thread_refs();
         notify::queue(
             self.tx,
@@ -1541,6 +1713,25 @@ impl Job<'_, '_, '_> {
         );
         Ok(())
     }
+}
+
+/// Files listed in one event at most; `count` says how many there were.
+const FILES_PER_EVENT: usize = 50;
+
+/// The data of one message's `attachment.uploaded` (or `.rejected`) event:
+/// `count` and `files` (each `filename`, `size`, `sniffed_type`, and
+/// `sha256` or `reason`); with one file, that file's keys at the top level
+/// as well, as receivers of one event per file read them. `None`: no file.
+fn files_event_data(mut files: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let count = files.len();
+    let mut data = match files.first()? {
+        serde_json::Value::Object(first) if count == 1 => first.clone(),
+        _ => serde_json::Map::new(),
+    };
+    files.truncate(FILES_PER_EVENT);
+    data.insert("count".into(), json!(count));
+    data.insert("files".into(), json!(files));
+    Some(serde_json::Value::Object(data))
 }
 
 fn kind_name(k: &MailKind) -> &'static str {

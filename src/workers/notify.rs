@@ -88,6 +88,9 @@ fn language(ticket: &TicketRow, settings: &Settings) -> Language {
     }
 }
 
+/// Template variables that hold header values (subjects, names, addresses).
+const ONE_LINE_VARS: &[&str] = &["subject", "name", "client", "department", "cc", "team"];
+
 /// Renders, builds and queues one message; returns its Message-ID.
 pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<String> {
     let s = ctx.settings;
@@ -106,6 +109,15 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
     if let (Some(base), Some(extra)) = (vars.as_object_mut(), n.vars.as_object()) {
         for (k, v) in extra {
             base.insert(k.clone(), v.clone());
+        }
+    }
+    // values that came from someone's headers are one line wherever a
+    // template puts them (a ticket stored before this rule included)
+    if let Some(base) = vars.as_object_mut() {
+        for key in ONE_LINE_VARS {
+            if let Some(serde_json::Value::String(text)) = base.get_mut(*key) {
+                *text = crate::mail::inbound::one_line(text);
+            }
         }
     }
     let rendered = ctx.templates.render(

@@ -754,3 +754,32 @@ fn sizes_are_shown_in_binary_units() {
         assert_eq!(human_size(*bytes), *shown, "{bytes}");
     }
 }
+
+/// One message's many files are one event: its chat summary counts them
+/// and names the first few; the list itself is no field.
+#[test]
+fn one_event_for_many_files_counts_and_names_the_first() {
+    let mut event = sample_event(EventKind::AttachmentRejected);
+    let files: Vec<Value> = (0..12)
+        .map(|i| json!({"filename": format!("s{i}.png"), "size": 10, "reason": "too_many_files"}))
+        .collect();
+    event.data = json!({"count": 12, "files": files});
+    let m = Message::of(&event, None);
+    let summary: String = m
+        .summary
+        .iter()
+        .map(|p| match p {
+            Part::Ours(s) | Part::Theirs(s) => s.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        "12 files refused on ticket #123: s0.png, s1.png, s2.png, s3.png, s4.png and 7 more"
+    );
+    let labels: Vec<&str> = m.fields.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels.iter().filter(|l| l.starts_with("File")).count(),
+        1,
+        "a count, not the list: {labels:?}"
+    );
+}
