@@ -185,6 +185,19 @@ string_enum!(
     }
 );
 
+/// What the antivirus said of one file (adapters::clamd asks it;
+/// rules::attachments turns it into a verdict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    Clean,
+    /// The signature name, as clamd gives it (`Eicar-Test-Signature`, with
+    /// `.UNOFFICIAL` for signatures ClamAV did not sign).
+    Infected(String),
+    /// Not scanned: unreachable, timed out, size limit, or a reply we do
+    /// not understand. Why, for the log and the record.
+    Failed(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use guichet::adapters::clamd::{ScanOutcome, ping, scan};
+use guichet::rules::attachments::Refusal;
 use guichet::settings::ClamdAddress;
 
 /// The EICAR test file, split so that this source file is not itself
@@ -79,7 +80,7 @@ async fn eicar_is_infected_over_tcp_and_unix_socket() {
             ScanOutcome::Infected(sig) if sig.starts_with("Eicar-Test-Signature") => {}
             other => panic!("{addr:?}: EICAR gave {other:?}"),
         }
-        let refusal = got.refusal().expect("infected is a refusal");
+        let refusal = Refusal::from_scan(&got).expect("infected is a refusal");
         assert_eq!(refusal.code(), "infected");
     }
 }
@@ -92,7 +93,7 @@ async fn clean_files_are_clean_whatever_their_size() {
         let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         let got = scan(&addr, &bytes, TIMEOUT).await;
         assert_eq!(got, ScanOutcome::Clean, "{size} bytes");
-        assert_eq!(got.refusal(), None);
+        assert_eq!(Refusal::from_scan(&got), None);
     }
 }
 
@@ -126,7 +127,10 @@ async fn a_closed_port_fails_fast() {
         "{got:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(got.refusal().map(|r| r.code()), Some("not_scanned"));
+    assert_eq!(
+        Refusal::from_scan(&got).map(|r| r.code()),
+        Some("not_scanned")
+    );
     assert!(ping(&addr).await.is_err());
     let missing = ClamdAddress::Unix("/nonexistent/clamd.sock".into());
     assert!(matches!(
@@ -213,7 +217,7 @@ async fn a_message_through_the_whole_gate() {
     for part in file_parts(&msg) {
         let mut checked = check(&policy, &part);
         if checked.refusal.is_none() {
-            checked.refusal = scan(&addr, &part.bytes, TIMEOUT).await.refusal();
+            checked.refusal = Refusal::from_scan(&scan(&addr, &part.bytes, TIMEOUT).await);
         }
         verdicts.push((checked.filename, checked.refusal.map(|r| r.code())));
     }

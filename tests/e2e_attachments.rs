@@ -129,13 +129,14 @@ Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/p
     assert!(stored.iter().any(|p| p.ends_with(&sha)), "{stored:?}");
     assert!(!desk.dir.path().join("etc").exists());
 
-    // the customer: the acknowledgement and ONE refusal listing the 5 files
-    let mail = wait_for_messages(&customer, 2, WAIT).await;
+    // the customer: ONE mail, the acknowledgement listing the 5 refused
+    // files (issue 12: it was two mails with the same subject)
+    let mail = wait_for_messages(&customer, 1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         fetch_all(&customer).await.len(),
-        2,
-        "acknowledgement + one refusal"
+        1,
+        "the acknowledgement carries the refusals"
     );
     let refusal = mail
         .iter()

@@ -228,7 +228,7 @@ Content-Transfer-Encoding: base64\r\n\r\n{body}--b--\r\n",
     assert_eq!(files.len(), 1, "{t:#}");
     assert_eq!(files[0]["verdict"], "refused");
     assert_eq!(files[0]["reason_code"], "too_large", "{:#}", files[0]);
-    let mail = wait_for_messages(&customer, 2, WAIT).await;
+    let mail = wait_for_messages(&customer, 1, WAIT).await;
     assert!(
         mail.iter()
             .any(|m| harness::body_text(m).contains("big.log")),

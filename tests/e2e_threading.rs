@@ -505,21 +505,23 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     assert_eq!(msgs.len(), 2, "{msgs:#?}");
     let spoofed = &msgs[1];
     assert_eq!(spoofed["direction"], "in");
-    assert_eq!(spoofed["kind"], "customer");
+    // neither a customer's message nor an agent's (issue 12)
+    assert_eq!(spoofed["kind"], "unverified");
     let note = spoofed["note"].as_str().unwrap_or("");
     assert!(
         note.contains("not authenticated") && note.contains("evil.example"),
         "the ticket records why: {note}"
     );
+    assert_eq!(desk.ticket(id)["status"], "open");
     let got = exactly(&[
         (&customer, 1, "customer: the spoof is NOT relayed"),
-        (&desk.agent, 3, "agent: a copy, flagged"),
+        (&desk.agent, 3, "agent: told how to reply so that it counts"),
     ])
     .await;
+    let notice = visible(&got[1][2]);
     assert!(
-        visible(&got[1][2]).contains("not authenticated"),
-        "{}",
-        visible(&got[1][2])
+        notice.contains("nothing proves it came from you") && notice.contains("reply to the copy"),
+        "{notice}"
     );
 
     // the customer holds the reply token of their acknowledgement: with a
@@ -545,7 +547,7 @@ async fn strangers_and_spoofed_agents_cannot_write_into_a_ticket() {
     assert_eq!(desk.ticket(id)["status"], "open", "#close not obeyed");
     exactly(&[
         (&customer, 1, "customer: the forgery is NOT relayed"),
-        (&desk.agent, 4, "agent: a copy, flagged"),
+        (&desk.agent, 4, "agent: told again"),
     ])
     .await;
 

@@ -327,7 +327,8 @@ async fn explain_names_every_decision_and_changes_nothing() {
     assert_eq!(data["rule"], "subject_tag", "{v:#}");
     assert!(lines[3].contains("the sender takes part"), "{lines:#?}");
 
-    // 6. a spoofed agent: handled as a customer, never relayed
+    // 6. a spoofed agent: kept as unverified, never relayed, and the real
+    // agent is told how to reply so that it counts (issue 12)
     let spoof = mail(
         &[
             ("From", &agent),
@@ -352,7 +353,7 @@ async fn explain_names_every_decision_and_changes_nothing() {
     assert_eq!(threading(&v).1["rule"], "headers");
     assert_eq!(
         sends(&v),
-        [("agent_copy".to_string(), vec![agent.clone()], vec![])],
+        [("agent_notice".to_string(), vec![agent.clone()], vec![])],
         "not relayed to the customer"
     );
 
@@ -505,8 +506,8 @@ async fn explain_names_every_decision_and_changes_nothing() {
     assert_eq!(
         kinds,
         [
+            // the refusals ride in the acknowledgement: one mail (issue 12)
             ("acknowledgement".to_string(), owned(&[&newcomer])),
-            ("refused_attachments".to_string(), owned(&[&newcomer])),
             ("agent_copy".to_string(), owned(&[&agent])),
         ]
     );

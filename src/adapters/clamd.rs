@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::rules::attachments::Refusal;
+pub use crate::domain::ScanOutcome;
 use crate::settings::ClamdAddress;
 
 /// Bytes per INSTREAM chunk. clamd's own default StreamMaxLength is 25 MB;
@@ -19,30 +19,6 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// clamd's replies are one short line; anything longer is not clamd.
 const MAX_REPLY_BYTES: usize = 4096;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanOutcome {
-    Clean,
-    /// The signature name, as clamd gives it (`Eicar-Test-Signature`, with
-    /// `.UNOFFICIAL` for signatures ClamAV did not sign).
-    Infected(String),
-    /// Not scanned: unreachable, timed out, size limit, or a reply we do
-    /// not understand. Why, for the log and the record.
-    Failed(String),
-}
-
-impl ScanOutcome {
-    /// Step 5 of the policy: `None` for a clean file.
-    pub fn refusal(&self) -> Option<Refusal> {
-        match self {
-            ScanOutcome::Clean => None,
-            ScanOutcome::Infected(signature) => Some(Refusal::Infected {
-                signature: signature.clone(),
-            }),
-            ScanOutcome::Failed(why) => Some(Refusal::NotScanned { why: why.clone() }),
-        }
-    }
-}
 
 /// Stream `bytes` to clamd and read its verdict, all within `timeout`.
 pub async fn scan(addr: &ClamdAddress, bytes: &[u8], timeout: Duration) -> ScanOutcome {
@@ -210,9 +186,5 @@ mod tests {
                 "{reply}"
             );
         }
-        assert!(matches!(
-            ScanOutcome::Failed("x".into()).refusal(),
-            Some(Refusal::NotScanned { .. })
-        ));
     }
 }

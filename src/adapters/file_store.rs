@@ -5,14 +5,16 @@
 //! directory, fsync, rename, fsync of the directory. A write killed midway
 //! leaves its temporary file behind; [`remove_stale_temps`] clears those.
 
+/// Temporary files' names and staleness: a detail of this store.
+pub mod temp_files;
+pub use temp_files::STALE_AFTER;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
-
-use crate::rules::temp_files;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {

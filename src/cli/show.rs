@@ -5,11 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
+use crate::adapters::file_store::temp_files;
 use crate::adapters::{file_store, webhook_http::WebhookClient};
 use crate::domain::CloseReason;
 use crate::mail::templates::Templates;
 use crate::rules::stats::{self, AttachmentFacts, DeliveryFacts, TicketFacts};
-use crate::rules::temp_files;
 use crate::rules::webhooks;
 use crate::settings::Settings;
 use crate::store::{Store, TicketRow};

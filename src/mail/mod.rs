@@ -5,3 +5,4 @@
 pub mod inbound;
 pub mod outbound;
 pub mod templates;
+pub mod words;

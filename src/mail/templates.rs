@@ -22,6 +22,7 @@ pub const KINDS: &[&str] = &[
     "reopened",
     "new_linked",
     "refused_attachments",
+    "closed_by_agent",
 ];
 
 macro_rules! builtin {
@@ -47,6 +48,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "fr" / "new_linked",
     "en" / "refused_attachments",
     "fr" / "refused_attachments",
+    "en" / "closed_by_agent",
+    "fr" / "closed_by_agent",
 );
 
 pub struct Templates {

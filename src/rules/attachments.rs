@@ -338,6 +338,19 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Step 5 of the policy, from the antivirus's answer: `None` for a
+    /// clean file; a scanner that did not answer refuses (fail closed).
+    pub fn from_scan(outcome: &crate::domain::ScanOutcome) -> Option<Refusal> {
+        use crate::domain::ScanOutcome;
+        match outcome {
+            ScanOutcome::Clean => None,
+            ScanOutcome::Infected(signature) => Some(Refusal::Infected {
+                signature: signature.clone(),
+            }),
+            ScanOutcome::Failed(why) => Some(Refusal::NotScanned { why: why.clone() }),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Refusal::Disabled => "disabled",
@@ -987,6 +1000,10 @@ mod tests {
             },
             Refusal::TooMany { limit: 20 },
         ];
+        assert!(matches!(
+            Refusal::from_scan(&crate::domain::ScanOutcome::Failed("x".into())),
+            Some(Refusal::NotScanned { .. })
+        ));
         let codes: std::collections::HashSet<_> = all.iter().map(Refusal::code).collect();
         assert_eq!(codes.len(), all.len());
         for r in &all {

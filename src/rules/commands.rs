@@ -1,13 +1,16 @@
-//! Agent command lines at the top of a reply (`#close`, `#priority high`, …).
+//! Agent command lines in a reply (`#close`, `#priority high`, …).
 //!
-//! The block is the run of leading lines that start with `#` and a word;
-//! blank lines inside it are skipped, and the first other line ends it. A
-//! misspelt command or a bad argument is reported to the agent and never
-//! relayed as text, so a typo cannot leak `#clsoe` to the customer. A `#`
-//! followed by a digit (`#123 is the order number`), a space (`# Title`) or
-//! other punctuation is ordinary text.
+//! At the top of a reply, every line that starts with `#` and a word is a
+//! command line (blank lines inside the block are skipped; the first other
+//! line ends it): a misspelt one (`#clsoe`) is reported to the agent and
+//! never relayed as text. Further down, outside quoted text (`>` or `|`),
+//! a line whose first word is a known command (`#close` typed as the last
+//! line) is a command too, wherever it stands; other `#words` there are
+//! text. A `#` followed by a digit (`#123 is the order number`), a space
+//! (`# Title`) or punctuation is always text. Pure.
 
 use crate::domain::Priority;
+use crate::settings::Language;
 
 /// One command an agent gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,53 +21,143 @@ pub enum Command {
     Priority(Priority),
     /// Escalation to the named department, as written (trimmed).
     Department(String),
-    /// The whole message is an internal note: it is not relayed.
+    /// `#note` alone: the whole message is an internal note.
     Note,
+    /// `#note TEXT`: TEXT is an internal note; the rest of the reply is
+    /// an answer like any other.
+    NoteText(String),
 }
 
-/// The commands at the top of a reply, and what follows them.
+/// A command line that could not be obeyed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// `#close now`: this command takes no argument.
+    TakesNoArgument { name: String, argument: String },
+    /// `#priority` alone.
+    NeedsLevel,
+    /// `#priority asap`.
+    NotAPriority { argument: String },
+    /// `#department` alone.
+    NeedsDepartment,
+    /// `#clsoe` at the top of a reply.
+    Unknown { word: String },
+}
+
+const ACCEPTED: &str =
+    "#close, #resolve, #reopen, #priority low|normal|high|urgent, #department NAME, #note [TEXT]";
+
+impl CommandError {
+    /// One sentence for the agent, naming the line and what is accepted.
+    pub fn explain(&self, lang: Language) -> String {
+        let fr = lang == Language::Fr;
+        match self {
+            CommandError::TakesNoArgument { name, argument } if fr => format!(
+                "`#{name}` ne prend pas d'argument (reçu `{argument}`) : écrivez-le seul sur sa ligne."
+            ),
+            CommandError::TakesNoArgument { name, argument } => format!(
+                "`#{name}` takes no argument (got `{argument}`); write it alone on its line."
+            ),
+            CommandError::NeedsLevel if fr => {
+                "`#priority` demande un niveau : low, normal, high ou urgent.".into()
+            }
+            CommandError::NeedsLevel => {
+                "`#priority` needs a level: low, normal, high or urgent.".into()
+            }
+            CommandError::NotAPriority { argument } if fr => format!(
+                "`#priority {argument}` n'est pas une priorité : les niveaux acceptés sont low, normal, high, urgent."
+            ),
+            CommandError::NotAPriority { argument } => format!(
+                "`#priority {argument}` is not a priority: accepted are low, normal, high, urgent."
+            ),
+            CommandError::NeedsDepartment if fr => {
+                "`#department` demande un nom de service, par exemple `#department facturation`."
+                    .into()
+            }
+            CommandError::NeedsDepartment => {
+                "`#department` needs a department name, e.g. `#department billing`.".into()
+            }
+            CommandError::Unknown { word } if fr => {
+                format!("`#{word}` n'est pas une commande ; les commandes sont {ACCEPTED}.")
+            }
+            CommandError::Unknown { word } => {
+                format!("`#{word}` is not a command; accepted commands are {ACCEPTED}.")
+            }
+        }
+    }
+}
+
+/// The commands of a reply, and the reply without them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommandBlock {
     /// In the order written; repeated or contradictory commands are kept as
     /// given for the caller to judge.
     pub commands: Vec<Command>,
-    /// The reply after the command block, leading blank lines removed.
+    /// The reply without its command lines, leading blank lines removed.
     pub rest: String,
-    /// One message per refused command line, naming what is accepted.
-    pub errors: Vec<String>,
+    /// One per refused command line.
+    pub errors: Vec<CommandError>,
 }
 
-const ACCEPTED: &str =
-    "#close, #resolve, #reopen, #priority low|normal|high|urgent, #department NAME, #note";
+const NAMES: &[&str] = &[
+    "close",
+    "resolve",
+    "reopen",
+    "priority",
+    "department",
+    "note",
+];
 
-/// Reads the command block at the top of `text` (an agent's visible reply).
+/// Reads the commands of `text` (an agent's visible reply).
 pub fn parse_commands(text: &str) -> CommandBlock {
     let mut block = CommandBlock::default();
-    let mut rest_start = text.len();
-    let mut offset = 0;
+    let mut rest = String::with_capacity(text.len());
+    let mut in_top_block = true;
     for raw in text.split_inclusive('\n') {
         let line = raw.trim_end_matches(['\n', '\r']);
         let trimmed = line.trim();
-        if trimmed.is_empty() {
-            offset += raw.len();
-            continue;
-        }
-        match read_command_line(trimmed) {
-            Some(Ok(command)) => block.commands.push(command),
-            Some(Err(error)) => block.errors.push(error),
-            None => {
-                rest_start = offset;
-                break;
+        if in_top_block {
+            if trimmed.is_empty() {
+                continue;
+            }
+            match read_command_line(trimmed, true) {
+                Some(Ok(command)) => {
+                    block.commands.push(command);
+                    continue;
+                }
+                Some(Err(error)) => {
+                    block.errors.push(error);
+                    continue;
+                }
+                None => in_top_block = false,
+            }
+        } else if !is_quoted(line) {
+            match read_command_line(trimmed, false) {
+                Some(Ok(command)) => {
+                    block.commands.push(command);
+                    continue;
+                }
+                Some(Err(error)) => {
+                    block.errors.push(error);
+                    continue;
+                }
+                None => {}
             }
         }
-        offset += raw.len();
+        rest.push_str(raw);
     }
-    block.rest = text[rest_start..].to_string();
+    block.rest = rest;
     block
 }
 
-/// `None` when the line is text, not a command line.
-fn read_command_line(line: &str) -> Option<Result<Command, String>> {
+fn is_quoted(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with('>') || t == "|" || t.starts_with("| ")
+}
+
+/// `None` when the line is text. `top`: at the top of the reply, where any
+/// `#word` is a command line (so that a typo is reported, not relayed);
+/// further down only the known command names are.
+fn read_command_line(line: &str, top: bool) -> Option<Result<Command, CommandError>> {
     let after_hash = line.strip_prefix('#')?;
     if !after_hash.chars().next().is_some_and(char::is_alphabetic) {
         return None;
@@ -74,39 +167,42 @@ fn read_command_line(line: &str) -> Option<Result<Command, String>> {
         None => (after_hash, ""),
     };
     let name = word.to_lowercase();
+    if !top && !NAMES.contains(&name.as_str()) {
+        return None;
+    }
     let no_argument = |command: Command| {
         if argument.is_empty() {
             Ok(command)
         } else {
-            Err(format!(
-                "`#{name}` takes no argument (got `{argument}`); write it alone on its line"
-            ))
+            Err(CommandError::TakesNoArgument {
+                name: name.clone(),
+                argument: argument.to_string(),
+            })
         }
     };
     Some(match name.as_str() {
         "close" => no_argument(Command::Close),
         "resolve" => no_argument(Command::Resolve),
         "reopen" => no_argument(Command::Reopen),
-        "note" => no_argument(Command::Note),
+        "note" if argument.is_empty() => Ok(Command::Note),
+        "note" => Ok(Command::NoteText(argument.to_string())),
         "priority" => argument
             .parse::<Priority>()
             .map(Command::Priority)
             .map_err(|_| {
                 if argument.is_empty() {
-                    "`#priority` needs a level: low, normal, high or urgent".to_string()
+                    CommandError::NeedsLevel
                 } else {
-                    format!(
-                        "`#priority {argument}` is not a priority: accepted are low, normal, high, urgent"
-                    )
+                    CommandError::NotAPriority {
+                        argument: argument.to_string(),
+                    }
                 }
             }),
-        "department" if argument.is_empty() => {
-            Err("`#department` needs a department name, e.g. `#department billing`".to_string())
-        }
+        "department" if argument.is_empty() => Err(CommandError::NeedsDepartment),
         "department" => Ok(Command::Department(argument.to_string())),
-        _ => Err(format!(
-            "`#{word}` is not a command; accepted commands are {ACCEPTED}"
-        )),
+        _ => Err(CommandError::Unknown {
+            word: word.to_string(),
+        }),
     })
 }
 
@@ -119,7 +215,8 @@ mod tests {
     }
 
     #[test]
-    fn command_blocks_are_read_from_the_top() {
+    fn command_lines_are_read_at_the_top_and_wherever_they_stand() {
+        use crate::domain::Priority as P;
         use Command::*;
         // (input, commands, rest, number of errors)
         let cases: &[(&str, &[Command], &str, usize)] = &[
@@ -136,24 +233,11 @@ mod tests {
                 0,
             ),
             ("#note\nCalled them.", &[Note], "Called them.", 0),
-            (
-                "#priority high\nOn it.",
-                &[Priority(crate::domain::Priority::High)],
-                "On it.",
-                0,
-            ),
-            (
-                "#Priority URGENT",
-                &[Priority(crate::domain::Priority::Urgent)],
-                "",
-                0,
-            ),
+            ("#priority high\nOn it.", &[Priority(P::High)], "On it.", 0),
+            ("#Priority URGENT", &[Priority(P::Urgent)], "", 0),
             (
                 "#priority low\n#priority normal",
-                &[
-                    Priority(crate::domain::Priority::Low),
-                    Priority(crate::domain::Priority::Normal),
-                ],
+                &[Priority(P::Low), Priority(P::Normal)],
                 "",
                 0,
             ),
@@ -165,13 +249,30 @@ mod tests {
             ),
             (
                 "#close\n\n#priority low\n\n\nBye",
-                &[Close, Priority(crate::domain::Priority::Low)],
+                &[Close, Priority(P::Low)],
                 "Bye",
                 0,
             ),
-            // The block ends at the first text line: later `#` lines are text.
-            ("Hi\n#close", &[], "Hi\n#close", 0),
-            ("#close\nHi\n#reopen", &[Close], "Hi\n#reopen", 0),
+            // issue 12: a known command further down is a command too
+            ("Hi\n#close", &[Close], "Hi\n", 0),
+            ("#close\nHi\n#reopen", &[Close, Reopen], "Hi\n", 0),
+            (
+                "Thanks!\n\n#priority high\nMore text",
+                &[Priority(P::High)],
+                "Thanks!\n\nMore text",
+                0,
+            ),
+            // ... but not in quoted text, and an unknown #word there is text
+            ("Hi\n> #close\n", &[], "Hi\n> #close\n", 0),
+            ("Hi\n| #close", &[], "Hi\n| #close", 0),
+            ("Hi\n#hashtag trending", &[], "Hi\n#hashtag trending", 0),
+            // issue 12: `#priority` and `#note TEXT` together, both kept
+            (
+                "#priority high\n#note internal only\nOn it.",
+                &[Priority(P::High), NoteText("internal only".into())],
+                "On it.",
+                0,
+            ),
             // `#` + digit, space or punctuation is text.
             (
                 "#123 is the order number",
@@ -197,6 +298,7 @@ mod tests {
             ("#close now\nDone.", &[], "Done.", 1),
             ("#clsoe\n#close\n#priority asap\nok", &[Close], "ok", 2),
             ("#fermer", &[], "", 1),
+            ("Done.\n#priority asap", &[], "Done.\n", 1),
         ];
         for (input, commands, rest, errors) in cases {
             let block = parse_commands(input);
@@ -212,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_say_what_is_accepted() {
+    fn error_messages_say_what_is_accepted_in_both_languages() {
         let cases: &[(&str, &[&str])] = &[
             (
                 "#clsoe",
@@ -224,19 +326,20 @@ mod tests {
                 ],
             ),
             ("#priority asap", &["asap", "low, normal, high, urgent"]),
-            ("#priority", &["low, normal, high or urgent"]),
-            ("#department", &["department name"]),
-            ("#note private stuff", &["#note", "takes no argument"]),
+            ("#priority", &["low, normal, high", "urgent"]),
+            ("#department", &["#department"]),
+            ("#close now", &["#close", "now"]),
         ];
         for (input, needles) in cases {
             let block = parse_commands(input);
             assert_eq!(block.errors.len(), 1, "errors of {input:?}");
+            let (en, fr) = (
+                block.errors[0].explain(Language::En),
+                block.errors[0].explain(Language::Fr),
+            );
+            assert_ne!(en, fr);
             for needle in *needles {
-                assert!(
-                    block.errors[0].contains(needle),
-                    "error for {input:?} lacks {needle:?}: {}",
-                    block.errors[0]
-                );
+                assert!(en.contains(needle), "{input:?}: {en} lacks {needle:?}");
             }
         }
     }

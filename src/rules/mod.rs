@@ -4,12 +4,12 @@
 
 pub mod attachments;
 pub mod commands;
+pub mod conversation;
 pub mod lifecycle;
 pub mod quotes;
 pub mod reply_token;
 pub mod robots;
 pub mod senders;
 pub mod stats;
-pub mod temp_files;
 pub mod threading;
 pub mod webhooks;

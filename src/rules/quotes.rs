@@ -75,9 +75,12 @@ pub fn visible_html(html: &str) -> Visible {
 pub fn visible_text_with(body: &str, options: Options) -> Visible {
     let lines = body
         .split('\n')
-        .map(|l| Line {
-            text: Cow::Borrowed(l.strip_suffix('\r').unwrap_or(l)),
-            attribution: false,
+        .map(|l| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            Line {
+                text: dashed_header(l).map_or(Cow::Borrowed(l), Cow::Owned),
+                attribution: false,
+            }
         })
         .collect();
     strip(lines, options)
@@ -207,13 +210,46 @@ fn classify(line: &Line<'_>) -> Kind {
     let t = line.text.as_ref();
     if is_blank(t) {
         Kind::Blank
-    } else if t.trim_start().starts_with('>') {
+    } else if is_quote_prefixed(t) {
         Kind::Quoted
     } else if line.attribution {
         Kind::Attribution
     } else {
         Kind::Text
     }
+}
+
+/// `> text`, or `| text` as some clients (Zoho, old Outlook settings)
+/// quote: a bar followed by a space or nothing.
+fn is_quote_prefixed(t: &str) -> bool {
+    let t = t.trim_start();
+    t.starts_with('>') || t == "|" || t.starts_with("| ")
+}
+
+/// Zoho's quote header `---- On … wrote ----` as the usual
+/// `On … wrote:`, so that the header rules below see it.
+fn dashed_header(t: &str) -> Option<String> {
+    let trimmed = t.trim();
+    if !(trimmed.starts_with("----") && trimmed.ends_with("----")) || trimmed.len() > MAX_HEADER_LEN
+    {
+        return None;
+    }
+    let inner = trimmed.trim_matches(|c: char| c == '-' || c.is_whitespace());
+    let lower = normalize(inner);
+    (has_digit_or_at(inner)
+        && [
+            "wrote",
+            "a écrit",
+            "a ecrit",
+            "schrieb",
+            "escribió",
+            "ha scritto",
+            "escreveu",
+            "skrev",
+        ]
+        .iter()
+        .any(|v| lower.ends_with(v)))
+    .then(|| format!("{inner}:"))
 }
 
 /// Zero-width and direction marks some clients sprinkle into headers.
@@ -856,3 +892,22 @@ fn bottom_posted_answer(kinds: &[Kind]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod other_quoting_tests {
+    use super::visible_text;
+
+    /// Issue 12: Zoho's `---- On … wrote ----` header and `|`-prefixed
+    /// quotes were not recognised, so the whole agent copy was relayed.
+    #[test]
+    fn zoho_headers_and_bar_quotes_are_quotes() {
+        let zoho = "Thanks, fixed.\n\n---- On Tue, 01 Dec 2026 10:00:00 +0000 Support <support@example.test> wrote ----\n\nNew ticket\nTicket 2 · status open\n";
+        let v = visible_text(zoho);
+        assert_eq!(v.text, "Thanks, fixed.");
+        assert!(v.removed_quote);
+        let bars = "Thanks, fixed.\n\nOn Tue, 01 Dec 2026 at 10:00, Support <support@example.test> wrote:\n| New ticket\n| Ticket 2 · status open\n|\n| My printer is on fire.\n";
+        assert_eq!(visible_text(bars).text, "Thanks, fixed.");
+        // a bar inside prose is prose
+        assert_eq!(visible_text("a | b").text, "a | b");
+    }
+}

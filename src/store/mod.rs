@@ -1091,6 +1091,20 @@ impl Tx {
         })?)
     }
 
+    /// An open ticket that a late reply to the closed `ticket` opened
+    /// (the newest), which later late replies join.
+    pub async fn open_linked_ticket(&mut self, ticket: i64) -> Result<Option<i64>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM tickets WHERE linked_from = $1 AND status IN ('open', 'awaiting_customer') \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
     /// Agents' answers queued for the ticket's customer since `since`
     /// (the relay rate limit against robots answering robots).
     pub async fn relays_since(&mut self, ticket: i64, since: DateTime<Utc>) -> Result<i64> {

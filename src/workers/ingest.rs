@@ -12,7 +12,7 @@
 //! Every decision is also written to a [`Trace`], which `guichet explain`
 //! prints after running the same code in a transaction it rolls back.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::json;
 
@@ -20,9 +20,13 @@ use crate::adapters::{clamd, file_store};
 use crate::domain::{CloseReason, EmailAddress, EventKind, TicketId, TicketStatus};
 use crate::mail::inbound::Inbound;
 use crate::mail::outbound::{Automation, FileToSend};
-use crate::rules::attachments::{self, Checked, FilePart, Policy, Refusal};
-use crate::rules::commands::{self, Command};
-use crate::rules::lifecycle::{self, LinkReason, ReplyToClosed};
+use crate::mail::words;
+use crate::rules::attachments::{self, Checked, FilePart, Policy as FilePolicy, Refusal};
+use crate::rules::conversation::{
+    self, AgentText, Change, Counters, Facts, Headline, Mail, Plan, Policy, Sender, Target,
+    TicketView, Writer,
+};
+use crate::rules::lifecycle::LinkReason;
 use crate::rules::quotes;
 use crate::rules::reply_token;
 use crate::rules::robots::{self, Classification, MailKind};
@@ -183,7 +187,7 @@ async fn check_files(
     trace: &mut Trace,
 ) -> Files {
     let a = &ctx.settings.attachments;
-    let policy = Policy {
+    let policy = FilePolicy {
         enabled: a.enabled,
         max_size_bytes: a.max_size_bytes(),
         allowed_extensions: &a.allowed_extensions,
@@ -547,7 +551,6 @@ async fn apply<R: AsRef<[u8]>>(
         files,
         dry_run,
         customers_token,
-        copy_notes: Vec::new(),
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
@@ -565,7 +568,8 @@ fn agent_file(p: &FilePart<'_>) -> Checked {
     }
 }
 
-/// One message being handled inside its transaction.
+/// One message being handled inside its transaction: gather what the
+/// decision needs, [`conversation::decide`], apply the plan.
 struct Job<'c, 'a, 't> {
     ctx: &'c Ctx<'a>,
     tx: &'t mut Tx,
@@ -578,8 +582,6 @@ struct Job<'c, 'a, 't> {
     dry_run: bool,
     /// The customers' reply token of the ticket is among the recipients.
     customers_token: bool,
-    /// Lines for the agents' copy (who was not added, and why).
-    copy_notes: Vec<String>,
 }
 
 impl Job<'_, '_, '_> {
@@ -608,31 +610,385 @@ impl Job<'_, '_, '_> {
                 json!({"rule": placement.rule.as_str(), "ticket_id": placement.ticket.map(|t| t.0)}),
             );
         }
-        let existing = match placement.ticket {
+        let ticket = match placement.ticket {
             Some(t) => self.tx.ticket(t.0).await?,
             None => None,
         };
+        if ticket.is_none() && matches!(self.classification.kind, MailKind::AutoReply) {
+            return self
+                .unplaced("an automatic reply that belongs to no ticket: stored raw, no ticket")
+                .await;
+        }
 
-        match (&self.sender, existing) {
-            // an agent's vacation responder answering a copy carries the
-            // reply token too: it is recorded like any robot, never relayed
-            (Some(SenderClass::Agent { .. }), Some(ticket))
-                if matches!(self.classification.kind, MailKind::Human) =>
-            {
-                self.agent_reply(ticket, &placement).await
+        // gather
+        let facts = self.conversation_facts(&from, placement.rule, placement.ticket);
+        let view = match &ticket {
+            Some(t) => Some(self.ticket_view(t).await?),
+            None => None,
+        };
+        let since = self.ctx.now - Duration::hours(1);
+        let counters = Counters {
+            automatic_to_sender_last_hour: self
+                .tx
+                .auto_replies_since(from.as_str(), since)
+                .await?
+                .try_into()
+                .unwrap_or(u32::MAX),
+        };
+        // decide
+        let plan = conversation::decide(
+            &facts,
+            view.as_ref(),
+            &self.policy(),
+            counters,
+            self.ctx.now,
+        );
+        for line in &plan.trace {
+            self.trace.note("decision", line.clone());
+        }
+        // apply
+        self.apply_plan(plan, &facts, ticket, placement.rule).await
+    }
+
+    fn policy(&self) -> Policy {
+        let s = self.ctx.settings;
+        Policy {
+            reopen: s.helpdesk.reopen_days,
+            max_participants: s.helpdesk.max_participants,
+            max_relays_per_hour: s.helpdesk.max_relays_per_hour,
+            max_auto_replies_per_hour: s.helpdesk.max_auto_replies_per_hour,
+            departments: s.departments.iter().map(|d| d.name.clone()).collect(),
+        }
+    }
+
+    /// The message as the conversation rules see it.
+    fn conversation_facts(
+        &mut self,
+        from: &EmailAddress,
+        rule: Rule,
+        ticket: Option<TicketId>,
+    ) -> Facts {
+        let s = self.ctx.settings;
+        let sender = match &self.sender {
+            Some(SenderClass::Agent { .. }) => Sender::Agent,
+            Some(SenderClass::SpoofedAgent { why }) => Sender::UnprovenAgent { why: why.clone() },
+            _ => Sender::Customer,
+        };
+        let writer = match self.classification.kind {
+            MailKind::Human => Writer::Person,
+            MailKind::AutoReply => Writer::AutoReply,
+            _ => Writer::Robot,
+        };
+        let agent = match ticket {
+            Some(t) if sender == Sender::Agent => self.agent_text(t),
+            _ => AgentText::default(),
+        };
+        Facts {
+            from: from.clone(),
+            sender,
+            writer,
+            may_answer: self.classification.may_answer,
+            rule,
+            customers_token: self.customers_token,
+            others: self.cc_participants(from),
+            text: self.customer_text(),
+            agent,
+            refused_files: self.files.refused().count(),
+            department: s
+                .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
+                .name
+                .clone(),
+        }
+    }
+
+    /// An agent's reply, read: Guichet's own text out (quoted or not),
+    /// then quotes and signature, then command lines.
+    fn agent_text(&mut self, ticket: TicketId) -> AgentText {
+        let own = words::own_lines();
+        let strip = |text: &str| conversation::remove_own_text(text, ticket.0, &own);
+        // an HTML-only reply (Outlook, Apple Mail) is read as HTML: the text
+        // mail-parser generates from it has lost the quote containers
+        let (visible, own_removed) = match self.facts.html.as_deref() {
+            Some(html) if self.facts.text_from_html || self.facts.text.trim().is_empty() => {
+                let v = quotes::visible_html(html);
+                let (text, removed) = strip(&v.text);
+                (quotes::Visible { text, ..v }, removed)
             }
-            (_, Some(ticket)) => self.customer_reply(ticket, &placement, &from).await,
-            (_, None) => {
-                if matches!(self.classification.kind, MailKind::AutoReply) {
-                    return self
-                        .unplaced(
-                            "an automatic reply that belongs to no ticket: stored raw, no ticket",
-                        )
-                        .await;
-                }
-                self.new_ticket(&from, None, Rule::New).await
+            _ => {
+                let (text, removed) = strip(&self.facts.text);
+                (quotes::visible_text(&text), removed)
+            }
+        };
+        let read = AgentText::read(&visible.text, visible.only_quotes);
+        self.trace.note(
+            "agent",
+            format!(
+                "commands {:?}; quote removed: {}; signature removed: {}; inline reply: {}; Guichet's own text removed: {own_removed}",
+                read.commands, visible.removed_quote, visible.removed_signature, visible.inline_reply
+            ),
+        );
+        read
+    }
+
+    /// What the decision needs of the placed ticket, read once.
+    async fn ticket_view(&mut self, t: &TicketRow) -> anyhow::Result<TicketView> {
+        let mut participants: Vec<String> = self
+            .tx
+            .participants(t.id)
+            .await?
+            .into_iter()
+            .map(|p| p.address)
+            .collect();
+        if !participants.contains(&t.client) {
+            participants.push(t.client.clone());
+        }
+        let open_linked = if t.status().is_closed() {
+            self.tx.open_linked_ticket(t.id).await?
+        } else {
+            None
+        };
+        let since = self.ctx.now - Duration::hours(1);
+        Ok(TicketView {
+            id: t.id,
+            status: t.status(),
+            priority: t.priority(),
+            department: t.department.clone(),
+            closed_at: t.closed_at,
+            last_activity_at: t.last_activity_at,
+            participants,
+            open_linked,
+            last_relay: self.tx.last_relayed_answer(t.id).await?,
+            relays_last_hour: self
+                .tx
+                .relays_since(t.id, since)
+                .await?
+                .try_into()
+                .unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Writes the plan: the ticket, its participants, the messages, the
+    /// ticket's changes, the events, the files, the mail; in that order.
+    async fn apply_plan(
+        &mut self,
+        plan: Plan,
+        facts: &Facts,
+        placed: Option<TicketRow>,
+        rule: Rule,
+    ) -> anyhow::Result<Outcome> {
+        let s = self.ctx.settings;
+        let (mut ticket, created) = match &plan.target {
+            Target::New {
+                department,
+                linked_from,
+            } => {
+                let subject = match (&placed, linked_from) {
+                    // it continues the old ticket: its subject, not "Re: [#old] …"
+                    (Some(old), Some(_)) => old.subject.clone(),
+                    _ if self.facts.subject.is_empty() => "(no subject)".to_string(),
+                    _ => self.facts.subject.clone(),
+                };
+                let row = self
+                    .tx
+                    .create_ticket_row(&NewTicket {
+                        subject: &subject,
+                        department,
+                        client: facts.from.as_str(),
+                        language: s.helpdesk.language.code(),
+                        now: self.ctx.now,
+                        linked_from: linked_from.map(|(id, _)| id),
+                    })
+                    .await?;
+                self.tx
+                    .add_participant(row.id, facts.from.as_str(), "customer")
+                    .await?;
+                self.trace.note(
+                    "ticket",
+                    format!("new ticket {} in department {department}", row.id),
+                );
+                (row, true)
+            }
+            Target::Existing(id) => match &placed {
+                Some(t) if t.id == *id => (t.clone(), false),
+                _ => (
+                    self.tx
+                        .ticket(*id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("ticket {id} vanished"))?,
+                    false,
+                ),
+            },
+        };
+        for cc in &plan.add_participants {
+            self.tx
+                .add_participant(ticket.id, cc.as_str(), "cc")
+                .await?;
+            self.trace.note(
+                "participants",
+                format!("{cc} (Cc) takes part in ticket {}", ticket.id),
+            );
+        }
+        let mut files_row = None;
+        for r in &plan.records {
+            let row = self
+                .add_message(
+                    ticket.id,
+                    r.direction,
+                    r.kind,
+                    facts.from.as_str(),
+                    &r.text,
+                    rule.as_str(),
+                    r.note.as_deref(),
+                )
+                .await?;
+            if r.with_files {
+                files_row = Some(row);
             }
         }
+        if !plan.changes.is_empty() {
+            for c in &plan.changes {
+                apply_change(&mut ticket, c, self.ctx.now);
+            }
+            self.tx.save_ticket(&ticket).await?;
+        }
+        for (kind, data) in &plan.events {
+            let mut data = data.clone();
+            if *kind == EventKind::TicketCreated {
+                data["message_id"] = json!(self.facts.message_id);
+            }
+            events::emit(self.tx, s, *kind, &ticket, data, self.ctx.now).await?;
+        }
+        if let Some(row) = files_row {
+            self.store_files(&ticket, row).await?;
+        }
+        for mail in &plan.mails {
+            self.send(&ticket, facts, mail, &plan.copy_notes).await?;
+        }
+        Ok(Outcome::Ticket {
+            ticket_id: ticket.id,
+            rule: rule.as_str().into(),
+            created,
+        })
+    }
+
+    /// Renders and queues one mail of the plan.
+    async fn send(
+        &mut self,
+        ticket: &TicketRow,
+        facts: &Facts,
+        mail: &Mail,
+        copy_notes: &[String],
+    ) -> anyhow::Result<()> {
+        let from = &facts.from;
+        match mail {
+            Mail::Acknowledgement => {
+                let mut vars = self.refusal_vars(ticket);
+                vars["name"] = json!(self.facts.from_name);
+                self.auto_reply(ticket, from, "acknowledgement", vars)
+                    .await?;
+            }
+            Mail::NewLinked { old, why } => {
+                let (why_code, until) = match why {
+                    LinkReason::ReopenDisabled => ("disabled", String::new()),
+                    LinkReason::WindowExpired { deadline } => {
+                        ("expired", deadline.format("%Y-%m-%d %H:%M UTC").to_string())
+                    }
+                };
+                let closed_on = match self.tx.ticket(*old).await? {
+                    Some(o) => o
+                        .closed_at
+                        .map(|c| c.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                let mut vars = self.refusal_vars(ticket);
+                for (k, v) in [
+                    ("old_ticket_id", json!(old)),
+                    ("why", json!(why_code)),
+                    ("reopen_until", json!(until)),
+                    ("closed_on", json!(closed_on)),
+                ] {
+                    vars[k] = v;
+                }
+                self.auto_reply(ticket, from, "new_linked", vars).await?;
+            }
+            Mail::Reopened => {
+                self.auto_reply(ticket, from, "reopened", json!({})).await?;
+            }
+            Mail::Refusals => {
+                let vars = self.refusal_vars(ticket);
+                self.auto_reply(ticket, from, "refused_attachments", vars)
+                    .await?;
+            }
+            Mail::AgentCopy { headline } => {
+                self.copy_to_agents(ticket, *headline, copy_notes).await?;
+            }
+            Mail::Relay { text } => {
+                let mut files = Vec::with_capacity(self.files.checked.len());
+                for (c, b) in &self.files.checked {
+                    files.push(FileToSend {
+                        filename: c.filename.clone(),
+                        content_type: c.declared_type.clone(),
+                        bytes: b.read(self.ctx)?,
+                    });
+                }
+                self.relay_to_customer(ticket, text, files).await?;
+            }
+            Mail::ClosedByAgent { reason } => {
+                let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
+                let (in_reply_to, references) = notify::customer_thread(self.tx, ticket.id).await?;
+                let (reopen, days) = match self.ctx.settings.helpdesk.reopen_days {
+                    crate::settings::ReopenWindow::Never => ("never", 0),
+                    crate::settings::ReopenWindow::Unlimited => ("unlimited", 0),
+                    crate::settings::ReopenWindow::Days(d) => ("days", d),
+                };
+                notify::queue(
+                    self.tx,
+                    self.ctx,
+                    Notice {
+                        kind: "closed_by_agent",
+                        template: "closed_by_agent",
+                        ticket,
+                        to: vec![client.clone()],
+                        cc: vec![],
+                        automation: Automation::AutoGenerated,
+                        vars: json!({"resolved": *reason == CloseReason::Resolved, "reopen": reopen, "days": days}),
+                        in_reply_to,
+                        references,
+                        attachments: vec![],
+                        from_name: None,
+                    },
+                )
+                .await?;
+                self.trace.note_data(
+                    "answer",
+                    format!("closing notice to {client}"),
+                    sent("closed_by_agent", std::slice::from_ref(&client), &[]),
+                );
+            }
+            Mail::AgentNotice { to, reasons } => {
+                let lang = notify::ticket_language(ticket, self.ctx.settings);
+                let reason = reasons
+                    .iter()
+                    .map(|r| r.explain(lang))
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                self.agent_notice(ticket, to, &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The refused files of the message, for the customer's mail.
+    fn refusal_vars(&self, ticket: &TicketRow) -> serde_json::Value {
+        let lang = notify::ticket_language(ticket, self.ctx.settings);
+        let refused: Vec<serde_json::Value> = self
+            .files
+            .refused()
+            .map(|c| json!({"filename": c.filename, "reason": c.refusal.as_ref().map(|r| r.explain(lang))}))
+            .collect();
+        let a = &self.ctx.settings.attachments;
+        json!({"refused": refused, "allowed": a.allowed_extensions.join(", "), "max_size_mb": a.max_size_mb, "enabled": a.enabled})
     }
 
     async fn place(
@@ -648,10 +1004,14 @@ impl Job<'_, '_, '_> {
             Some(t) => match self.tx.ticket(t.0).await? {
                 Some(ticket) => {
                     // an agent address counts only once proven: anyone
-                    // can write `From: agent@…`
-                    let proven_agent = matches!(self.sender, Some(SenderClass::Agent { .. }));
+                    // can write `From: agent@…`. Unproven, its mail joins
+                    // the ticket as unverified: kept, acting on nothing
+                    let agent_address = matches!(
+                        self.sender,
+                        Some(SenderClass::Agent { .. } | SenderClass::SpoofedAgent { .. })
+                    );
                     let is_participant = ticket.client == from.as_str()
-                        || proven_agent
+                        || agent_address
                         || self
                             .tx
                             .participants(t.0)
@@ -760,185 +1120,6 @@ impl Job<'_, '_, '_> {
         text.trim().to_string()
     }
 
-    fn spoof_note(&self) -> Option<String> {
-        match &self.sender {
-            Some(SenderClass::SpoofedAgent { why }) => Some(format!(
-                "From an agent address but not authenticated ({why}): handled as a customer message, not relayed"
-            )),
-            _ => None,
-        }
-    }
-
-    /// A customer's first message: a new ticket, its acknowledgement, the
-    /// agents' copy, `ticket.created`.
-    async fn new_ticket(
-        &mut self,
-        from: &EmailAddress,
-        linked_from: Option<(&TicketRow, LinkReason)>,
-        rule: Rule,
-    ) -> anyhow::Result<Outcome> {
-        let s = self.ctx.settings;
-        let department = s
-            .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
-            .name
-            .clone();
-        let subject = if let Some((old, _)) = linked_from {
-            // it continues the old ticket: its subject, not "Re: [#old] …"
-            old.subject.clone()
-        } else if self.facts.subject.is_empty() {
-            "(no subject)".to_string()
-        } else {
-            self.facts.subject.clone()
-        };
-        let ticket = self
-            .tx
-            .create_ticket_row(&NewTicket {
-                subject: &subject,
-                department: &department,
-                client: from.as_str(),
-                language: s.helpdesk.language.code(),
-                now: self.ctx.now,
-                linked_from: linked_from.map(|(t, _)| t.id),
-            })
-            .await?;
-        let ticket_id = ticket.id;
-        self.trace.note(
-            "ticket",
-            format!("new ticket {ticket_id} in department {department}"),
-        );
-        self.tx
-            .add_participant(ticket_id, from.as_str(), "customer")
-            .await?;
-        self.add_cc_participants(ticket_id, from).await?;
-        let text = self.customer_text();
-        let note = self.spoof_note();
-        let kind = if matches!(self.classification.kind, MailKind::AutoReply) {
-            "auto_reply"
-        } else {
-            "customer"
-        };
-        let message_row = self
-            .add_message(
-                ticket_id,
-                "in",
-                kind,
-                from.as_str(),
-                &text,
-                rule.as_str(),
-                note.as_deref(),
-            )
-            .await?;
-        let mut data = json!({"from": from.as_str(), "rule": rule.as_str(), "message_id": self.facts.message_id});
-        if let Some((old, _)) = linked_from {
-            data["linked_ticket_id"] = json!(old.id);
-        }
-        events::emit(
-            self.tx,
-            s,
-            EventKind::TicketCreated,
-            &ticket,
-            data,
-            self.ctx.now,
-        )
-        .await?;
-        self.store_files(&ticket, message_row).await?;
-
-        let answerable = self.may_answer(from).await?;
-        if answerable {
-            match linked_from {
-                Some((old, why)) => {
-                    let (why_code, until) = match why {
-                        LinkReason::ReopenDisabled => ("disabled", String::new()),
-                        LinkReason::WindowExpired { deadline } => {
-                            ("expired", deadline.format("%Y-%m-%d %H:%M UTC").to_string())
-                        }
-                    };
-                    let closed_on = old
-                        .closed_at
-                        .map(|c| c.format("%Y-%m-%d").to_string())
-                        .unwrap_or_default();
-                    self.auto_reply(&ticket, from, "new_linked", json!({"old_ticket_id": old.id, "why": why_code, "reopen_until": until, "closed_on": closed_on})).await?;
-                }
-                None => {
-                    self.auto_reply(
-                        &ticket,
-                        from,
-                        "acknowledgement",
-                        json!({"name": self.facts.from_name}),
-                    )
-                    .await?;
-                }
-            }
-            self.send_refusals(&ticket, from).await?;
-        }
-        self.copy_to_agents(
-            &ticket,
-            if linked_from.is_some() {
-                "New ticket (continues a closed one)"
-            } else {
-                "New ticket"
-            },
-            &text,
-        )
-        .await?;
-        Ok(Outcome::Ticket {
-            ticket_id,
-            rule: rule.as_str().into(),
-            created: true,
-        })
-    }
-
-    /// Adds the mail's Cc'd (and other To) addresses to the ticket's
-    /// participants, up to `helpdesk.max_participants` people in all; those
-    /// past the cap receive nothing, and the agents' copy says so.
-    async fn add_cc_participants(
-        &mut self,
-        ticket_id: i64,
-        from: &EmailAddress,
-    ) -> anyhow::Result<()> {
-        let candidates = self.cc_participants(from);
-        if candidates.is_empty() {
-            return Ok(());
-        }
-        let known = self.tx.participants(ticket_id).await?;
-        let cap = self.ctx.settings.helpdesk.max_participants as usize;
-        let mut count = known.len();
-        let mut left_out = Vec::new();
-        for cc in candidates {
-            if known.iter().any(|p| p.address == cc.as_str()) {
-                continue;
-            }
-            if count >= cap {
-                left_out.push(cc);
-                continue;
-            }
-            self.tx
-                .add_participant(ticket_id, cc.as_str(), "cc")
-                .await?;
-            count += 1;
-            self.trace.note(
-                "participants",
-                format!("{cc} (Cc) takes part in ticket {ticket_id}"),
-            );
-        }
-        if !left_out.is_empty() {
-            let shown: Vec<&str> = left_out.iter().take(10).map(|a| a.as_str()).collect();
-            let line = format!(
-                "{} addresses were not added to the ticket (at most {cap} people receive its mail, helpdesk.max_participants): {}{}",
-                left_out.len(),
-                shown.join(", "),
-                if left_out.len() > shown.len() {
-                    ", …"
-                } else {
-                    ""
-                }
-            );
-            self.trace.note("participants", line.clone());
-            self.copy_notes.push(line);
-        }
-        Ok(())
-    }
-
     /// Cc'd addresses that become participants: not us, not agents.
     fn cc_participants(&self, from: &EmailAddress) -> Vec<EmailAddress> {
         let s = self.ctx.settings;
@@ -951,30 +1132,6 @@ impl Job<'_, '_, '_> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect()
-    }
-
-    /// May an automatic reply go to this sender now? (robots, own mail,
-    /// the hourly limit)
-    async fn may_answer(&mut self, to: &EmailAddress) -> anyhow::Result<bool> {
-        if !self.classification.may_answer {
-            self.trace.note(
-                "answer",
-                format!(
-                    "no automatic reply: {} ({})",
-                    kind_name(&self.classification.kind),
-                    self.classification.decided_by
-                ),
-            );
-            return Ok(false);
-        }
-        let since = self.ctx.now - Duration::hours(1);
-        let sent = self.tx.auto_replies_since(to.as_str(), since).await?;
-        let limit = self.ctx.settings.helpdesk.max_auto_replies_per_hour;
-        if !robots::may_send_auto_reply(sent.try_into().unwrap_or(u32::MAX), limit) {
-            self.trace.note("answer", format!("no automatic reply: {sent} already sent to {to} in the last hour (limit {limit})"));
-            return Ok(false);
-        }
-        Ok(true)
     }
 
     async fn auto_reply(
@@ -999,6 +1156,7 @@ impl Job<'_, '_, '_> {
                 in_reply_to: self.facts.message_id.clone(),
                 references,
                 attachments: vec![],
+                from_name: None,
             },
         )
         .await?;
@@ -1021,57 +1179,17 @@ impl Job<'_, '_, '_> {
         refs
     }
 
-    /// One mail listing every refused file and why (SPEC "Attachments").
-    async fn send_refusals(&mut self, ticket: &TicketRow, to: &EmailAddress) -> anyhow::Result<()> {
-        let lang = self.ctx.settings.helpdesk.language;
-        let refused: Vec<serde_json::Value> = self
-            .files
-            .refused()
-            .map(|c| json!({"filename": c.filename, "reason": c.refusal.as_ref().map(|r| r.explain(lang))}))
-            .collect();
-        if refused.is_empty() {
-            return Ok(());
-        }
-        let a = &self.ctx.settings.attachments;
-        let vars = json!({"refused": refused, "allowed": a.allowed_extensions.join(", "), "max_size_mb": a.max_size_mb, "enabled": a.enabled});
-        let references = self.thread_refs();
-        notify::queue(
-            self.tx,
-            self.ctx,
-            Notice {
-                kind: "refused_attachments",
-                template: "refused_attachments",
-                ticket,
-                to: vec![to.clone()],
-                cc: vec![],
-                automation: Automation::AutoReplied,
-                vars,
-                in_reply_to: self.facts.message_id.clone(),
-                references,
-                attachments: vec![],
-            },
-        )
-        .await?;
-        self.tx.record_auto_reply(to.as_str(), self.ctx.now).await?;
-        self.trace.note_data(
-            "answer",
-            format!(
-                "refusal notice to {to} listing {} file(s)",
-                self.files.refused().count()
-            ),
-            sent("refused_attachments", std::slice::from_ref(to), &[]),
-        );
-        Ok(())
-    }
-
     /// The customer's words (and accepted files) to the department's agents.
+    /// The customer's words (and accepted files) to the department's
+    /// agents, in the ticket's language, sent in the customer's name.
     async fn copy_to_agents(
         &mut self,
         ticket: &TicketRow,
-        headline: &str,
-        text: &str,
+        headline: Headline,
+        notes: &[String],
     ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
+        let lang = notify::ticket_language(ticket, s);
         let agents = s
             .department_named(&ticket.department)
             .map(|d| d.agents.clone())
@@ -1100,7 +1218,7 @@ impl Job<'_, '_, '_> {
                     c.filename,
                     c.refusal
                         .as_ref()
-                        .map(|r| r.explain(Language::En))
+                        .map(|r| r.explain(lang))
                         .unwrap_or_default()
                 )
             })
@@ -1122,12 +1240,14 @@ impl Job<'_, '_, '_> {
             }
         }
         let references = self.thread_refs();
-        let notes: Vec<String> = self
-            .spoof_note()
-            .into_iter()
-            .chain(self.copy_notes.iter().cloned())
-            .collect();
-        let note = (!notes.is_empty()).then(|| notes.join("\nNote: "));
+        let text = self.customer_text();
+        let name = self.facts.from_name.clone();
+        let team = s.smtp.from.name.clone().unwrap_or_else(|| "Support".into());
+        // agents tell tickets apart in their inbox by who wrote
+        let from_name = Some(match &name {
+            Some(n) => format!("{n} via {team}"),
+            None => format!("{} via {team}", ticket.client),
+        });
         notify::queue(self.tx, self.ctx, Notice {
             kind: "agent_copy",
             template: "agent_copy",
@@ -1135,10 +1255,15 @@ impl Job<'_, '_, '_> {
             to: agents.clone(),
             cc: vec![],
             automation: Automation::AutoGenerated,
-            vars: json!({"headline": headline, "text": text, "attachments_accepted": accepted.join(", "), "attachments_refused": refused.join("; "), "cc": cc.join(", "), "note": note}),
+            vars: json!({"headline": words::headline(lang, headline), "help": words::help(lang),
+                         "text": text, "name": name, "attachments_accepted": accepted.join(", "),
+                         "attachments_refused": refused.join("; "), "cc": cc.join(", "), "notes": notes,
+                         // the single `note` of earlier templates an admin may have copied
+                         "note": (!notes.is_empty()).then(|| notes.join("; "))}),
             in_reply_to: self.facts.message_id.clone(),
             references,
             attachments,
+            from_name,
         })
         .await?;
         self.trace.note_data(
@@ -1158,7 +1283,7 @@ impl Job<'_, '_, '_> {
 
     async fn store_files(&mut self, ticket: &TicketRow, message_row: i64) -> anyhow::Result<()> {
         let dir = self.ctx.settings.attachments.storage_dir.clone();
-        let lang = Language::En;
+        let lang = notify::ticket_language(ticket, self.ctx.settings);
         let checked = std::mem::take(&mut self.files.checked);
         let (mut uploaded, mut rejected) = (Vec::new(), Vec::new());
         for (c, bytes) in &checked {
@@ -1218,393 +1343,6 @@ impl Job<'_, '_, '_> {
         Ok(())
     }
 
-    /// A customer (or unauthenticated) message on an existing ticket.
-    async fn customer_reply(
-        &mut self,
-        mut ticket: TicketRow,
-        placement: &Placement,
-        from: &EmailAddress,
-    ) -> anyhow::Result<Outcome> {
-        let s = self.ctx.settings;
-        let rule = placement.rule;
-        let robot = !matches!(self.classification.kind, MailKind::Human);
-        if ticket.status().is_closed() && !robot {
-            let closed_at = ticket.closed_at.unwrap_or(ticket.last_activity_at);
-            match lifecycle::customer_reply_to_closed(
-                closed_at,
-                s.helpdesk.reopen_days,
-                self.ctx.now,
-            ) {
-                ReplyToClosed::Reopen => {
-                    self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: within the reopen window, reopened", ticket.id));
-                    ticket.set_status(TicketStatus::Open);
-                    ticket.closed_at = None;
-                    ticket.close_reason = None;
-                    self.tx.save_ticket(&ticket).await?;
-                    events::emit(
-                        self.tx,
-                        s,
-                        EventKind::TicketReopened,
-                        &ticket,
-                        json!({"by": from.as_str()}),
-                        self.ctx.now,
-                    )
-                    .await?;
-                    if self.may_answer(from).await? {
-                        self.auto_reply(&ticket, from, "reopened", json!({}))
-                            .await?;
-                    }
-                }
-                ReplyToClosed::OpenLinkedTicket { why } => {
-                    self.trace.note("lifecycle", format!("ticket {} was closed on {closed_at}: {}, a new linked ticket is opened", ticket.id, match why { LinkReason::ReopenDisabled => "reopening is disabled".to_string(), LinkReason::WindowExpired { deadline } => format!("the reopen window ended {deadline}") }));
-                    return self.new_ticket(from, Some((&ticket, why)), rule).await;
-                }
-            }
-        }
-
-        let text = self.customer_text();
-        let note = self.spoof_note();
-        let kind = match &self.classification.kind {
-            MailKind::AutoReply => "auto_reply",
-            MailKind::Human => "customer",
-            _ => "robot",
-        };
-        let message_row = self
-            .add_message(
-                ticket.id,
-                "in",
-                kind,
-                from.as_str(),
-                &text,
-                rule.as_str(),
-                note.as_deref(),
-            )
-            .await?;
-        if robot {
-            self.trace.note(
-                "ticket",
-                format!(
-                    "appended to ticket {} as {kind}: no activity, nothing sent",
-                    ticket.id
-                ),
-            );
-            self.store_files(&ticket, message_row).await?;
-            return Ok(Outcome::Ticket {
-                ticket_id: ticket.id,
-                rule: rule.as_str().into(),
-                created: false,
-            });
-        }
-        // only mail carrying the customers' reply token may add people:
-        // a forged From or a known Message-ID joins the ticket (the words
-        // are kept) but never widens who receives its mail
-        if self.customers_token && rule == Rule::Token {
-            self.add_cc_participants(ticket.id, from).await?;
-        } else if !self.cc_participants(from).is_empty() {
-            let known = self.tx.participants(ticket.id).await?;
-            let unproven: Vec<String> = self
-                .cc_participants(from)
-                .into_iter()
-                .filter(|a| !known.iter().any(|p| p.address == a.as_str()))
-                .map(|a| a.to_string())
-                .collect();
-            if !unproven.is_empty() {
-                let line = format!(
-                    "{} in this mail were not added to the ticket: it does not carry the ticket's reply token (rule {}), so it proves nothing about its sender",
-                    unproven.join(", "),
-                    rule.as_str()
-                );
-                self.trace.note("participants", line.clone());
-                self.copy_notes.push(line);
-            }
-        }
-        ticket.last_activity_at = self.ctx.now;
-        ticket.last_message_from = "customer".into();
-        if !ticket.status().is_closed() {
-            ticket.set_status(TicketStatus::Open);
-        }
-        self.tx.save_ticket(&ticket).await?;
-        self.trace.note(
-            "ticket",
-            format!("appended to ticket {} (rule {})", ticket.id, rule.as_str()),
-        );
-        events::emit(
-            self.tx,
-            s,
-            EventKind::TicketReplied,
-            &ticket,
-            json!({"from": from.as_str(), "rule": rule.as_str(), "text_excerpt": excerpt(&text)}),
-            self.ctx.now,
-        )
-        .await?;
-        self.store_files(&ticket, message_row).await?;
-        if self.files.refused().next().is_some() && self.may_answer(from).await? {
-            self.send_refusals(&ticket, from).await?;
-        }
-        self.copy_to_agents(&ticket, "Customer reply", &text)
-            .await?;
-        Ok(Outcome::Ticket {
-            ticket_id: ticket.id,
-            rule: rule.as_str().into(),
-            created: false,
-        })
-    }
-
-    /// An authenticated agent's reply: commands, then the visible answer
-    /// relayed to the customer.
-    async fn agent_reply(
-        &mut self,
-        mut ticket: TicketRow,
-        placement: &Placement,
-    ) -> anyhow::Result<Outcome> {
-        let s = self.ctx.settings;
-        let from = self.facts.from.clone().expect("agents have a From");
-        let rule = placement.rule.as_str();
-        // an HTML-only reply (Outlook, Apple Mail) is read as HTML: the text
-        // mail-parser generates from it has lost the quote containers
-        let visible = match self.facts.html.as_deref() {
-            Some(html) if self.facts.text_from_html || self.facts.text.trim().is_empty() => {
-                quotes::visible_html(html)
-            }
-            _ => quotes::visible_text(&self.facts.text),
-        };
-        let block = commands::parse_commands(&visible.text);
-        let answer = block.rest.trim().to_string();
-        self.trace.note(
-            "agent",
-            format!(
-                "commands {:?}; quote removed: {}; signature removed: {}; inline reply: {}",
-                block.commands,
-                visible.removed_quote,
-                visible.removed_signature,
-                visible.inline_reply
-            ),
-        );
-
-        if !block.errors.is_empty() {
-            let reason = block.errors.join("\n");
-            return self.not_sent(&ticket, &from, &answer, rule, &reason).await;
-        }
-        if block.commands.contains(&Command::Note) {
-            self.add_message(
-                ticket.id,
-                "note",
-                "agent",
-                from.as_str(),
-                &answer,
-                rule,
-                Some("internal note"),
-            )
-            .await?;
-            self.trace
-                .note("agent", "internal note: recorded, not sent");
-            return Ok(Outcome::Ticket {
-                ticket_id: ticket.id,
-                rule: rule.into(),
-                created: false,
-            });
-        }
-
-        let mut closing: Option<CloseReason> = None;
-        for c in &block.commands {
-            match c {
-                Command::Priority(p) => ticket.priority = p.as_str().to_string(),
-                Command::Department(name) => match s.department_named(name) {
-                    Some(d) if d.name != ticket.department => {
-                        let old = std::mem::replace(&mut ticket.department, d.name.clone());
-                        self.tx.save_ticket(&ticket).await?;
-                        events::emit(self.tx, s, EventKind::TicketEscalated, &ticket, json!({"from_department": old, "to_department": d.name, "by": from.as_str()}), self.ctx.now).await?;
-                    }
-                    Some(_) => {}
-                    None => {
-                        let known: Vec<&str> =
-                            s.departments.iter().map(|d| d.name.as_str()).collect();
-                        let reason = format!(
-                            "#department {name}: no such department (known: {})",
-                            known.join(", ")
-                        );
-                        return self.not_sent(&ticket, &from, &answer, rule, &reason).await;
-                    }
-                },
-                Command::Close => closing = Some(CloseReason::Agent),
-                Command::Resolve => closing = Some(CloseReason::Resolved),
-                Command::Reopen => {
-                    if ticket.status().is_closed() && lifecycle::agent_mail_to_closed(true) {
-                        ticket.set_status(TicketStatus::Open);
-                        ticket.closed_at = None;
-                        ticket.close_reason = None;
-                        // the inactivity clock restarts at the reopening, or
-                        // the same pass's sweep would close it again at once
-                        ticket.last_activity_at = self.ctx.now;
-                        self.tx.save_ticket(&ticket).await?;
-                        events::emit(
-                            self.tx,
-                            s,
-                            EventKind::TicketReopened,
-                            &ticket,
-                            json!({"by": from.as_str()}),
-                            self.ctx.now,
-                        )
-                        .await?;
-                    }
-                }
-                Command::Note => {}
-            }
-        }
-
-        let nothing_to_say = answer.is_empty() || visible.only_quotes;
-        let mut relayed_files = Vec::with_capacity(self.files.checked.len());
-        for (c, b) in &self.files.checked {
-            relayed_files.push(FileToSend {
-                filename: c.filename.clone(),
-                content_type: c.declared_type.clone(),
-                bytes: b.read(self.ctx)?,
-            });
-        }
-        if nothing_to_say && block.commands.is_empty() {
-            let reason = "Your reply held nothing but quoted text and a signature, so there was nothing to send.";
-            return self.not_sent(&ticket, &from, "", rule, reason).await;
-        }
-        let hold = if nothing_to_say {
-            None
-        } else {
-            self.relay_hold(&ticket, &answer).await?
-        };
-        if let Some(reason) = &hold {
-            self.add_message(
-                ticket.id,
-                "note",
-                "agent",
-                from.as_str(),
-                &answer,
-                rule,
-                Some(&format!("not sent: {reason}")),
-            )
-            .await?;
-            self.agent_notice(&ticket, &from, reason).await?;
-        } else if !nothing_to_say {
-            let message_row = self
-                .add_message(
-                    ticket.id,
-                    "out",
-                    "agent",
-                    from.as_str(),
-                    &answer,
-                    rule,
-                    None,
-                )
-                .await?;
-            self.relay_to_customer(&ticket, &answer, relayed_files)
-                .await?;
-            self.store_files(&ticket, message_row).await?;
-            ticket.last_activity_at = self.ctx.now;
-            ticket.last_message_from = "agent".into();
-            ticket.first_agent_reply_at.get_or_insert(self.ctx.now);
-            if !ticket.status().is_closed() {
-                ticket.set_status(TicketStatus::AwaitingCustomer);
-            }
-        }
-        if let Some(reason) = closing
-            && !ticket.status().is_closed()
-        {
-            ticket.set_status(if reason == CloseReason::Resolved {
-                TicketStatus::Resolved
-            } else {
-                TicketStatus::Closed
-            });
-            ticket.closed_at = Some(self.ctx.now);
-            ticket.close_reason = Some(reason.as_str().into());
-            self.tx.save_ticket(&ticket).await?;
-            events::emit(
-                self.tx,
-                s,
-                EventKind::TicketClosed,
-                &ticket,
-                json!({"reason": reason.as_str(), "by": from.as_str()}),
-                self.ctx.now,
-            )
-            .await?;
-            self.trace.note(
-                "lifecycle",
-                format!(
-                    "ticket {} closed by {from} (reason {})",
-                    ticket.id,
-                    reason.as_str()
-                ),
-            );
-        }
-        self.tx.save_ticket(&ticket).await?;
-        Ok(Outcome::Ticket {
-            ticket_id: ticket.id,
-            rule: rule.into(),
-            created: false,
-        })
-    }
-
-    /// Why an agent's answer must not be relayed now, if it must not: the
-    /// same words as the last answer relayed on the ticket (two robots
-    /// answering each other through Guichet), or the ticket's hourly
-    /// limit of relays reached.
-    async fn relay_hold(
-        &mut self,
-        ticket: &TicketRow,
-        answer: &str,
-    ) -> anyhow::Result<Option<String>> {
-        let now = self.ctx.now;
-        if let Some((last, at)) = self.tx.last_relayed_answer(ticket.id).await?
-            && now - at < Duration::hours(24)
-            && robots::same_words(&last, answer)
-        {
-            let why = format!(
-                "This answer is identical to the one relayed to the customer on {}: it was not sent again. Two automatic responders answering each other look like this; to send the same words twice on purpose, change one of them.",
-                at.format("%Y-%m-%d %H:%M UTC")
-            );
-            self.trace.note("relay", why.clone());
-            return Ok(Some(why));
-        }
-        let limit = self.ctx.settings.helpdesk.max_relays_per_hour;
-        let sent = self
-            .tx
-            .relays_since(ticket.id, now - Duration::hours(1))
-            .await?;
-        if sent >= i64::from(limit) {
-            let why = format!(
-                "{sent} answers were already relayed to the customer of this ticket in the last hour, the limit (helpdesk.max_relays_per_hour = {limit} per hour): this one was not sent. Send it again later if it is meant for the customer."
-            );
-            self.trace.note("relay", why.clone());
-            return Ok(Some(why));
-        }
-        Ok(None)
-    }
-
-    /// An agent's mail that is not relayed: kept on the ticket as a note
-    /// saying why, and the agent is told.
-    async fn not_sent(
-        &mut self,
-        ticket: &TicketRow,
-        agent: &EmailAddress,
-        text: &str,
-        rule: &str,
-        reason: &str,
-    ) -> anyhow::Result<Outcome> {
-        self.add_message(
-            ticket.id,
-            "note",
-            "agent",
-            agent.as_str(),
-            text,
-            rule,
-            Some(&format!("not sent: {reason}")),
-        )
-        .await?;
-        self.agent_notice(ticket, agent, reason).await?;
-        Ok(Outcome::Ticket {
-            ticket_id: ticket.id,
-            rule: rule.into(),
-            created: false,
-        })
-    }
-
     async fn relay_to_customer(
         &mut self,
         ticket: &TicketRow,
@@ -1646,6 +1384,7 @@ impl Job<'_, '_, '_> {
                 in_reply_to,
                 references,
                 attachments: files,
+                from_name: None,
             },
         )
         .await?;
@@ -1673,18 +1412,9 @@ impl Job<'_, '_, '_> {
         agent: &EmailAddress,
         reason: &str,
     ) -> anyhow::Result<()> {
-        // notices are automatic mail too: an agent's robot answering each
-        // notice must not keep a loop going
-        let since = self.ctx.now - Duration::hours(1);
-        let already = self.tx.auto_replies_since(agent.as_str(), since).await?;
-        let limit = self.ctx.settings.helpdesk.max_auto_replies_per_hour;
-        if !robots::may_send_auto_reply(already.try_into().unwrap_or(u32::MAX), limit) {
-            self.trace.note(
-                "agent",
-                format!("not relayed ({reason}); no notice: {already} automatic mails already went to {agent} in the last hour (limit {limit})"),
-            );
-            return Ok(());
-        }
+        // a notice is automatic mail to the agent: counted in the hourly
+        // limit the decision checked (an agent's robot answering each
+        // notice must not keep a loop going)
         self.tx
             .record_auto_reply(agent.as_str(), self.ctx.now)
             .await?;
@@ -1703,6 +1433,7 @@ impl Job<'_, '_, '_> {
                 in_reply_to: self.facts.message_id.clone(),
                 references,
                 attachments: vec![],
+                from_name: None,
             },
         )
         .await?;
@@ -1712,6 +1443,43 @@ impl Job<'_, '_, '_> {
             sent("agent_notice", std::slice::from_ref(agent), &[]),
         );
         Ok(())
+    }
+}
+
+/// One change of the plan on the ticket row.
+fn apply_change(t: &mut TicketRow, change: &Change, now: DateTime<Utc>) {
+    match change {
+        Change::Status(status) => {
+            if !t.status().is_closed() {
+                t.set_status(*status);
+            }
+        }
+        Change::Priority(p) => t.priority = p.as_str().to_string(),
+        Change::Department(d) => t.department = d.clone(),
+        Change::Reopen => {
+            t.set_status(TicketStatus::Open);
+            t.closed_at = None;
+            t.close_reason = None;
+            // the inactivity clock restarts at the reopening, or the same
+            // pass's sweep would close it again at once
+            t.last_activity_at = now;
+        }
+        Change::Close(reason) => {
+            t.set_status(if *reason == CloseReason::Resolved {
+                TicketStatus::Resolved
+            } else {
+                TicketStatus::Closed
+            });
+            t.closed_at = Some(now);
+            t.close_reason = Some(reason.as_str().into());
+        }
+        Change::Activity { by_agent } => {
+            t.last_activity_at = now;
+            t.last_message_from = if *by_agent { "agent" } else { "customer" }.into();
+            if *by_agent {
+                t.first_agent_reply_at.get_or_insert(now);
+            }
+        }
     }
 }
 
@@ -1732,27 +1500,6 @@ fn files_event_data(mut files: Vec<serde_json::Value>) -> Option<serde_json::Val
     data.insert("count".into(), json!(count));
     data.insert("files".into(), json!(files));
     Some(serde_json::Value::Object(data))
-}
-
-fn kind_name(k: &MailKind) -> &'static str {
-    match k {
-        MailKind::Human => "human",
-        MailKind::OwnMail => "Guichet's own mail",
-        MailKind::Bounce(_) => "a delivery report",
-        MailKind::AutoReply => "an automatic reply",
-        MailKind::AutoGenerated => "automatic mail",
-        MailKind::Bulk => "bulk mail",
-        MailKind::ListMail => "mailing-list mail",
-        MailKind::RobotSender => "a robot sender",
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    let mut s: String = text.chars().take(280).collect();
-    if s.len() < text.len() {
-        s.push('…');
-    }
-    s
 }
 
 /// Last resort when [`ingest`] fails on a message (a bug, or a store

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::domain::{EmailAddress, TicketId};
 use crate::mail::inbound::Inbound;
 use crate::mail::outbound::{self, Automation, FileToSend, Outgoing};
+use crate::mail::words;
 use crate::rules::reply_token;
 use crate::rules::threading::SubjectTag;
 use crate::settings::{Language, Settings};
@@ -32,6 +33,9 @@ pub struct Notice<'a> {
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub attachments: Vec<FileToSend>,
+    /// The sender's display name instead of the team's (the agents' copy
+    /// shows who wrote), still from the support address.
+    pub from_name: Option<String>,
 }
 
 /// The address replies should go to: the department's, tagged with the
@@ -80,7 +84,8 @@ fn department_address(settings: &Settings, ticket: &TicketRow) -> EmailAddress {
         .unwrap_or_else(|| settings.smtp.from.address.clone())
 }
 
-fn language(ticket: &TicketRow, settings: &Settings) -> Language {
+/// The language a ticket's mail is written in.
+pub fn ticket_language(ticket: &TicketRow, settings: &Settings) -> Language {
     match ticket.language.as_str() {
         "fr" => Language::Fr,
         "en" => Language::En,
@@ -105,6 +110,8 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
         "priority": t.priority,
         "client": t.client,
         "team": s.smtp.from.name.clone().unwrap_or_else(|| "Support".into()),
+        "status_label": words::status_label(ticket_language(t, s), t.status()),
+        "priority_label": words::priority_label(ticket_language(t, s), t.priority()),
     });
     if let (Some(base), Some(extra)) = (vars.as_object_mut(), n.vars.as_object()) {
         for (k, v) in extra {
@@ -121,13 +128,19 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<
         }
     }
     let rendered = ctx.templates.render(
-        language(t, s),
+        ticket_language(t, s),
         n.template,
         Value::from(minijinja::value::Serde(&vars)),
     )?;
     let message_id = outbound::new_message_id(&s.smtp.from.address);
     let out = Outgoing {
-        from: s.smtp.from.clone(),
+        from: match &n.from_name {
+            Some(name) => crate::settings::MailboxName {
+                name: Some(crate::mail::inbound::one_line(name)),
+                address: s.smtp.from.address.clone(),
+            },
+            None => s.smtp.from.clone(),
+        },
         to: n.to.clone(),
         cc: n.cc.clone(),
         reply_to: Some(

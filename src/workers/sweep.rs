@@ -101,6 +101,7 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
                     in_reply_to,
                     references,
                     attachments: vec![],
+                    from_name: None,
                 })
                 .await?;
                 tx.record_auto_reply(client.as_str(), ctx.now).await?;
@@ -118,7 +119,7 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
 }
 
 /// Removes the file store's temporary files left by writes that died
-/// (older than [`crate::rules::temp_files::STALE_AFTER`] by the real clock,
+/// (older than [`crate::adapters::file_store::STALE_AFTER`] by the real clock,
 /// never the pass's: a simulated date must not condemn a write in progress),
 /// and logs how many. Off the async threads: the store may be large.
 /// A failure is logged, not returned: it must not stop the daemon.
