@@ -1,0 +1,235 @@
+//! A message's files: the attachment gate's verdicts before the
+//! transaction, their bytes, and their rows and events inside it.
+
+use serde_json::json;
+
+use crate::adapters::{clamd, file_store};
+use crate::domain::EventKind;
+use crate::rules::attachments::{self, Checked, FilePart, Policy as FilePolicy, Refusal};
+use crate::settings::Language;
+use crate::store::{NewAttachment, TicketRow};
+
+use super::{Job, Trace};
+use crate::workers::{Ctx, events, notify};
+
+/// The attachment verdicts of a message, decided before the transaction
+/// (scanning may take a while; the database is not held meanwhile).
+pub(super) struct Files {
+    pub(super) checked: Vec<(Checked, FileBytes)>,
+}
+
+/// Where an accepted file's bytes are. Accepted files are written to the
+/// (content-addressed) file store as soon as they pass the gate, so that
+/// the parsed message, which holds them decoded, can be dropped: a mail
+/// that carries them reads them back. A dry run writes nothing and keeps
+/// them; a write that failed is tried again (and fails the message) when
+/// the message's files are recorded.
+pub(super) enum FileBytes {
+    Refused,
+    Stored { sha256: String },
+    Held(Vec<u8>),
+}
+
+impl FileBytes {
+    pub(super) fn keep(
+        ctx: &Ctx<'_>,
+        bytes: std::borrow::Cow<'_, [u8]>,
+        dry_run: bool,
+    ) -> FileBytes {
+        if !dry_run
+            && let Ok(stored) = file_store::store(&ctx.settings.attachments.storage_dir, &bytes)
+        {
+            return FileBytes::Stored {
+                sha256: stored.sha256,
+            };
+        }
+        FileBytes::Held(bytes.into_owned())
+    }
+
+    /// The bytes, for a mail that carries the file, when that mail is
+    /// their last use: taken when held, else read back from the store.
+    pub(super) fn take(&mut self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            FileBytes::Held(bytes) => Ok(std::mem::take(bytes)),
+            _ => self.read(ctx),
+        }
+    }
+
+    /// A copy of the bytes: of those held, else read from the store.
+    pub(super) fn read(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            FileBytes::Refused => Ok(Vec::new()),
+            FileBytes::Held(bytes) => Ok(bytes.clone()),
+            FileBytes::Stored { sha256 } => {
+                let path = file_store::path_of(&ctx.settings.attachments.storage_dir, sha256)?;
+                std::fs::read(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot read back stored file {sha256}: {e}"))
+            }
+        }
+    }
+}
+
+impl Files {
+    pub(super) fn accepted(&self) -> impl Iterator<Item = &(Checked, FileBytes)> {
+        self.checked.iter().filter(|(c, _)| c.refusal.is_none())
+    }
+    pub(super) fn refused(&self) -> impl Iterator<Item = &Checked> {
+        self.checked
+            .iter()
+            .map(|(c, _)| c)
+            .filter(|c| c.refusal.is_some())
+    }
+}
+
+pub(super) async fn check_files(
+    ctx: &Ctx<'_>,
+    parts: Vec<FilePart<'_>>,
+    dry_run: bool,
+    trace: &mut Trace,
+) -> Files {
+    let a = &ctx.settings.attachments;
+    let policy = FilePolicy {
+        enabled: a.enabled,
+        max_size_bytes: a.max_size_bytes(),
+        allowed_extensions: &a.allowed_extensions,
+    };
+    let mut checked = Vec::new();
+    let max_files = a.max_files;
+    for (n, part) in parts.into_iter().enumerate() {
+        let mut c = if n < max_files as usize {
+            attachments::check(&policy, &part)
+        } else {
+            attachments::refuse_as_too_many(&part, max_files)
+        };
+        if c.refusal.is_none()
+            && let Some(av) = &ctx.settings.antivirus
+        {
+            let timeout = std::time::Duration::from_secs(av.timeout_seconds);
+            match clamd::scan(&av.clamd, &part.bytes, timeout).await {
+                clamd::ScanOutcome::Clean => {}
+                clamd::ScanOutcome::Infected(signature) => {
+                    c.refusal = Some(Refusal::Infected { signature })
+                }
+                clamd::ScanOutcome::Failed(why) => {
+                    tracing::error!(file = %c.filename, %why, "ANTIVIRUS UNAVAILABLE: file refused as not scanned");
+                    c.refusal = Some(Refusal::NotScanned { why })
+                }
+            }
+        }
+        trace.note_data(
+            "attachment",
+            match &c.refusal {
+                None => format!(
+                    "{} ({} bytes, sniffed {}): accepted",
+                    c.filename,
+                    c.size,
+                    c.sniffed_type.as_deref().unwrap_or("unknown")
+                ),
+                Some(r) => format!(
+                    "{} ({} bytes): refused, {}",
+                    c.filename,
+                    c.size,
+                    r.explain(Language::En)
+                ),
+            },
+            json!({"filename": c.filename, "size": c.size, "declared_type": c.declared_type,
+                   "sniffed_type": c.sniffed_type,
+                   "verdict": if c.refusal.is_none() { "accepted" } else { "refused" },
+                   "reason_code": c.refusal.as_ref().map(|r| r.code())}),
+        );
+        let bytes = if c.refusal.is_none() {
+            FileBytes::keep(ctx, part.bytes, dry_run)
+        } else {
+            FileBytes::Refused
+        };
+        checked.push((c, bytes));
+    }
+    Files { checked }
+}
+
+impl Job<'_, '_, '_> {
+    pub(super) async fn store_files(
+        &mut self,
+        ticket: &TicketRow,
+        message_row: i64,
+    ) -> anyhow::Result<()> {
+        let dir = self.ctx.settings.attachments.storage_dir.clone();
+        let lang = notify::ticket_language(ticket, self.ctx.settings);
+        let checked = std::mem::take(&mut self.files.checked);
+        let (mut uploaded, mut rejected) = (Vec::new(), Vec::new());
+        for (c, bytes) in &checked {
+            let sha = match bytes {
+                FileBytes::Refused => None,
+                FileBytes::Stored { sha256 } => Some(sha256.clone()),
+                FileBytes::Held(bytes) if !self.dry_run => Some(
+                    file_store::store(&dir, bytes)
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot store attachment {}: {e}", c.filename)
+                        })?
+                        .sha256,
+                ),
+                FileBytes::Held(bytes) => Some(
+                    crate::mail::inbound::content_key(bytes)
+                        .trim_start_matches("sha256:")
+                        .to_string(),
+                ),
+            };
+            let reason = c.refusal.as_ref().map(|r| r.explain(lang));
+            self.tx
+                .add_attachment(&NewAttachment {
+                    message_id: message_row,
+                    ticket_id: ticket.id,
+                    filename: &c.filename,
+                    extension: c.extension.as_deref(),
+                    size: c.size as i64,
+                    declared_type: &c.declared_type,
+                    sniffed_type: c.sniffed_type.as_deref(),
+                    sha256: sha.as_deref(),
+                    verdict: if c.refusal.is_none() {
+                        "accepted"
+                    } else {
+                        "refused"
+                    },
+                    reason_code: c.refusal.as_ref().map(|r| r.code()),
+                    reason: reason.as_deref(),
+                    created_at: self.ctx.now,
+                })
+                .await?;
+            match &c.refusal {
+                None => uploaded.push(json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "sha256": sha})),
+                Some(r) => rejected.push(json!({"filename": c.filename, "size": c.size, "sniffed_type": c.sniffed_type, "reason": r.code(), "explanation": reason})),
+            }
+        }
+        // one event of each kind for one message's files: a mail with
+        // 10,000 parts is one alert in the chat channel, not 10,000
+        for (kind, files) in [
+            (EventKind::AttachmentUploaded, uploaded),
+            (EventKind::AttachmentRejected, rejected),
+        ] {
+            if let Some(data) = files_event_data(files) {
+                events::emit(self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
+            }
+        }
+        self.files.checked = checked;
+        Ok(())
+    }
+}
+
+/// Files listed in one event at most; `count` says how many there were.
+const FILES_PER_EVENT: usize = 50;
+
+/// The data of one message's `attachment.uploaded` (or `.rejected`) event:
+/// `count` and `files` (each `filename`, `size`, `sniffed_type`, and
+/// `sha256` or `reason`); with one file, that file's keys at the top level
+/// as well, as receivers of one event per file read them. `None`: no file.
+pub(super) fn files_event_data(mut files: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let count = files.len();
+    let mut data = match files.first()? {
+        serde_json::Value::Object(first) if count == 1 => first.clone(),
+        _ => serde_json::Map::new(),
+    };
+    files.truncate(FILES_PER_EVENT);
+    data.insert("count".into(), json!(count));
+    data.insert("files".into(), json!(files));
+    Some(serde_json::Value::Object(data))
+}
