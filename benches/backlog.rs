@@ -680,6 +680,7 @@ async fn ingest_all(
             mailbox: Some("bench".into()),
             uid: Some(first_uid + i as u32),
             uid_validity: Some(1),
+            arrived_at: None,
         };
         let (outcome, _) = ingest(&ctx, raw, &source, Options::default()).await?;
         *outcomes
@@ -756,6 +757,7 @@ async fn pipeline(backlog: &[BenchMail], sum: &mut Summary) -> Result<()> {
                     mailbox: Some("bench".into()),
                     uid: Some((b * 50 + i + 1) as u32),
                     uid_validity: Some(1),
+                    arrived_at: None,
                 },
             })
             .collect();

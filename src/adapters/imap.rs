@@ -83,6 +83,8 @@ pub struct FetchedMail {
     pub uid: u32,
     /// The whole RFC 822 message, byte for byte.
     pub raw: RawMail,
+    /// When the server received it (INTERNALDATE), if it said.
+    pub arrived_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A fetched message's bytes, left in the buffer async-imap read them
@@ -293,6 +295,11 @@ impl Mailbox {
     /// ascending: big messages can then be fetched alone.
     pub async fn sizes_after(&mut self, last_uid: u32) -> Result<Vec<(u32, u32)>, ImapError> {
         let uids = self.uids_after(last_uid).await?;
+        self.sizes_of(&uids).await
+    }
+
+    /// These UIDs (ascending) with their sizes, those that exist.
+    pub async fn sizes_of(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
         let action = "ask for the sizes of new messages";
         let mut found = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(UIDS_PER_COMMAND) {
@@ -318,6 +325,42 @@ impl Mailbox {
         found.sort_unstable();
         found.dedup_by_key(|(uid, _)| *uid);
         Ok(found)
+    }
+
+    /// UIDs of messages that arrived on or after `since` (IMAP SINCE,
+    /// by day), or all of them.
+    pub async fn uids_since(
+        &mut self,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<u32>, ImapError> {
+        let query = match since {
+            Some(d) => format!("SINCE {}", d.format("%-d-%b-%Y")),
+            None => "ALL".to_string(),
+        };
+        let mut uids = self.search(&query, "search for messages").await?;
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Unread messages in `(above, up_to]` that lack [`PROCESSED_KEYWORD`]:
+    /// below the checkpoint, candidates for the catch-up.
+    pub async fn unseen_between(&mut self, above: u32, up_to: u32) -> Result<Vec<u32>, ImapError> {
+        if up_to <= above {
+            return Ok(Vec::new());
+        }
+        let uids = self
+            .search(
+                &format!(
+                    "UID {}:{up_to} UNSEEN UNKEYWORD {PROCESSED_KEYWORD}",
+                    above + 1
+                ),
+                "search for unread messages below the checkpoint",
+            )
+            .await?;
+        Ok(uids
+            .into_iter()
+            .filter(|&u| u > above && u <= up_to)
+            .collect())
     }
 
     /// UIDs up to `last_uid` that lack [`PROCESSED_KEYWORD`]: messages
@@ -347,16 +390,20 @@ impl Mailbox {
             let server = self.server.clone();
             let session = self.session()?;
             within(FETCH_TIMEOUT, &server, "fetch messages", async {
-                let mut fetched = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+                let mut fetched = session
+                    .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                    .await?;
                 while let Some(fetch) = fetched.try_next().await? {
                     // Untagged FETCH responses about other messages (a flag
                     // change by another client) carry no body: skip them.
                     if let (Some(uid), Some(_)) = (fetch.uid, fetch.body())
                         && chunk.binary_search(&uid).is_ok()
                     {
+                        let arrived_at = fetch.internal_date().map(|d| d.to_utc());
                         mails.push(FetchedMail {
                             uid,
                             raw: RawMail(fetch),
+                            arrived_at,
                         });
                     }
                 }

@@ -69,6 +69,20 @@ pub enum Command {
         /// The clock for this pass (RFC 3339), for tests and dry runs
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
+        /// With --once: say what the pass would take and send, change nothing
+        #[arg(long, requires = "once")]
+        dry_run: bool,
+    },
+    /// Turn existing mail into tickets without sending anything or firing
+    /// webhook events (history: past conversations, so that replies to
+    /// them land in the right ticket)
+    Import {
+        /// Folder to read [default: imap.folder]
+        #[arg(long)]
+        folder: Option<String>,
+        /// Only messages that arrived on or after this day (YYYY-MM-DD)
+        #[arg(long, value_parser = parse_day)]
+        since: Option<NaiveDate>,
     },
     /// List or show tickets
     Tickets {
@@ -147,6 +161,11 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| format!("`{s}` is not an RFC 3339 time (2026-11-25T10:00:00Z): {e}"))
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("`{s}` is not a day (2024-01-31): {e}"))
 }
 
 fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
@@ -306,10 +325,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!("database up to date ({})", store.backend());
             Ok(())
         }
-        Command::Run { once, now } => {
+        Command::Run { once, now, dry_run } => {
             let s = load_settings(&cli.config)?;
             let clock = now.map(Clock::Fixed).unwrap_or(Clock::System);
-            if once {
+            if dry_run {
+                let rt = Runtime::start(s, clock).await?;
+                let report = daemon::dry_run_pass(&rt).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                rt.store.close().await;
+                Ok(())
+            } else if once {
                 let rt = Runtime::start(s, clock).await?;
                 daemon::run_once(&rt).await?;
                 rt.store.close().await;
@@ -317,6 +342,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             } else {
                 run_daemon(&cli.config, s, clock).await
             }
+        }
+        Command::Import { folder, since } => {
+            let s = load_settings(&cli.config)?;
+            let rt = Runtime::start(s, Clock::System).await?;
+            let report = daemon::import(&rt, folder.as_deref(), since).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            rt.store.close().await;
+            Ok(())
         }
         Command::Tickets { command } => {
             let s = load_settings(&cli.config)?;

@@ -217,8 +217,16 @@ pub async fn explain(
         templates: &templates,
         now,
     };
-    let (outcome, trace) =
-        ingest::ingest(&ctx, raw, &Source::default(), Options { dry_run: true }).await?;
+    let (outcome, trace) = ingest::ingest(
+        &ctx,
+        raw,
+        &Source::default(),
+        Options {
+            dry_run: true,
+            import: false,
+        },
+    )
+    .await?;
     if as_json {
         println!(
             "{}",

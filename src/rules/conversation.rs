@@ -89,6 +89,9 @@ pub struct Facts {
     pub refused_files: usize,
     /// The department a new ticket goes to (by the address it was sent to).
     pub department: String,
+    /// Why this message must cause no mail and no event (old mail,
+    /// imported history), if so.
+    pub quiet: Option<String>,
 }
 
 /// What the decision needs to know of the placed ticket.
@@ -359,7 +362,7 @@ pub fn decide(
             .saturating_sub(counters.automatic_to_sender_last_hour),
         now,
     };
-    match ticket {
+    let mut plan = match ticket {
         None => d.new_ticket(None, None),
         Some(t) if facts.writer == Writer::Person && facts.sender == Sender::Agent => {
             d.agent_reply(t)
@@ -371,7 +374,21 @@ pub fn decide(
             d.unverified(t)
         }
         Some(t) => d.customer_reply(t),
+    };
+    // history (SPEC "Running it": first contact with a mailbox) becomes
+    // tickets, but no customer, agent or chat channel hears of it again
+    if let Some(why) = &facts.quiet
+        && !(plan.mails.is_empty() && plan.events.is_empty())
+    {
+        plan.trace.push(format!(
+            "{why}: no mail ({} left out) and no webhook event ({} left out)",
+            plan.mails.len(),
+            plan.events.len()
+        ));
+        plan.mails.clear();
+        plan.events.clear();
     }
+    plan
 }
 
 struct Decision<'a> {

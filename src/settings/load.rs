@@ -28,8 +28,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
-    Department, HelpdeskSettings, ImapSettings, Language, MailboxName, ReopenWindow, Secret,
-    SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
+    Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, ReopenWindow,
+    Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat,
+    WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -176,6 +177,7 @@ const HELPDESK_KEYS: &[&str] = &[
     "max_auto_replies_per_hour",
     "max_relays_per_hour",
     "max_participants",
+    "old_mail_days",
     "reply_to_participants",
     "ticket_url",
     "templates_dir",
@@ -201,6 +203,7 @@ const IMAP_KEYS: &[&str] = &[
     "poll_seconds",
     "idle",
     "ca_file",
+    "first_start",
 ];
 const SMTP_KEYS: &[&str] = &[
     "host",
@@ -934,6 +937,13 @@ impl<'c> Checker<'c> {
             1..=1000,
             "a number of people per ticket (its customer included), from 1 to 1000",
         );
+        let old_mail_days = self.int_in(
+            s,
+            "old_mail_days",
+            3,
+            0..=MAX_DAYS,
+            "0 (no limit) or a number of days up to 36500",
+        );
         let reply_to_participants = self.boolean(s, "reply_to_participants", true);
         let ticket_url = self.ticket_url(s);
         let templates_dir = match self.path(
@@ -957,6 +967,7 @@ impl<'c> Checker<'c> {
             max_auto_replies_per_hour: max_auto_replies_per_hour? as u32,
             max_relays_per_hour: max_relays_per_hour? as u32,
             max_participants: max_participants? as u32,
+            old_mail_days: old_mail_days? as u32,
             reply_to_participants: reply_to_participants?,
             ticket_url: ticket_url?,
             templates_dir: templates_dir?,
@@ -1260,6 +1271,17 @@ impl<'c> Checker<'c> {
         );
         let idle = self.boolean(s, "idle", true);
         let ca_file = self.ca_file(s);
+        let first_start = self.choice(
+            s,
+            "first_start",
+            &[
+                ("unseen", FirstStart::Unseen),
+                ("new", FirstStart::New),
+                ("all", FirstStart::All),
+            ],
+            FirstStart::Unseen,
+            "first start",
+        );
         let (host, port, tls) = server?;
         let password = password?;
         Some(ImapSettings {
@@ -1273,6 +1295,7 @@ impl<'c> Checker<'c> {
             poll_seconds: poll_seconds? as u64,
             idle: idle?,
             ca_file: ca_file?,
+            first_start: first_start?.0,
         })
     }
 

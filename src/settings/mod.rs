@@ -137,6 +137,11 @@ pub struct HelpdeskSettings {
     /// People who receive a ticket's mail (its customer and Cc'd
     /// participants); more are not added and the agents told. Default 20.
     pub max_participants: u32,
+    /// Mail older than this many days (its server arrival date, else its
+    /// Date) becomes a ticket but causes no automatic mail and no webhook
+    /// event: history met on a first start or after a server move. `0`:
+    /// no limit. Default 3.
+    pub old_mail_days: u32,
     /// Send agents' replies to the customer's Cc'd participants too. Default true.
     pub reply_to_participants: bool,
     /// Optional link for webhook messages, with `{id}`:
@@ -234,6 +239,30 @@ pub struct ImapSettings {
     pub idle: bool,
     /// Extra CA certificate (PEM) to trust, for a private mail server.
     pub ca_file: Option<PathBuf>,
+    /// What the first pass over a mailbox Guichet has no checkpoint for
+    /// takes. Default [`FirstStart::Unseen`].
+    pub first_start: FirstStart,
+}
+
+/// `imap.first_start`: what to take from a mailbox met for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstStart {
+    /// Unread messages; read mail is left as history.
+    Unseen,
+    /// Nothing already there: only mail arriving from now on.
+    New,
+    /// Everything (old messages get no automatic mail all the same).
+    All,
+}
+
+impl FirstStart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirstStart::Unseen => "unseen",
+            FirstStart::New => "new",
+            FirstStart::All => "all",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

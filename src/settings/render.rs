@@ -59,6 +59,7 @@ pub fn render_masked(settings: &Settings) -> String {
     );
     let _ = writeln!(o, "max_relays_per_hour = {}", h.max_relays_per_hour);
     let _ = writeln!(o, "max_participants = {}", h.max_participants);
+    let _ = writeln!(o, "old_mail_days = {}", h.old_mail_days);
     let _ = writeln!(o, "reply_to_participants = {}", h.reply_to_participants);
     match &h.ticket_url {
         Some(url) => {
@@ -126,6 +127,7 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "folder = {}", quote(&i.folder));
     let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
     let _ = writeln!(o, "idle = {}", i.idle);
+    let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
     if let Some(ca) = &i.ca_file {
         let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
     }

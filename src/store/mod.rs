@@ -319,13 +319,76 @@ impl Store {
         Ok(known)
     }
 
+    /// Of these UIDs of a mailbox, the ones whose raw message is stored
+    /// (the repair step flags only those).
+    pub async fn stored_uids(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut found = Vec::new();
+        for chunk in uids.chunks(IN_LIST_MAX) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT DISTINCT imap_uid FROM raw_messages WHERE mailbox = $1 AND imap_uid IN ({list})"
+            );
+            let rows: Vec<i64> = on_db!(pool self, p => {
+                // only placeholders are formatted in, never a value
+                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone())).bind(mailbox);
+                for uid in chunk {
+                    q = q.bind(i64::from(*uid));
+                }
+                q.fetch_all(p).await
+            })?;
+            found.extend(rows.into_iter().filter_map(|u| u32::try_from(u).ok()));
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
     pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .mailbox_checkpoint(mailbox)
+            .await?
+            .map(|(v, last, _)| (v, last)))
+    }
+
+    /// `(uidvalidity, last_uid, catch_up_from)` of a mailbox.
+    pub async fn mailbox_checkpoint(&self, mailbox: &str) -> Result<Option<(i64, i64, i64)>> {
         Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, (i64, i64)>("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
-                .bind(mailbox)
-                .fetch_optional(p)
-                .await
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT uidvalidity, last_uid, catch_up_from FROM mailbox_state WHERE mailbox = $1",
+            )
+            .bind(mailbox)
+            .fetch_optional(p)
+            .await
         })?)
+    }
+
+    /// The checkpoint of a first contact: `last_uid`, and below which
+    /// unread messages are history for good.
+    pub async fn first_checkpoint(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+        catch_up_from: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        on_db!(tx &mut tx, c => {
+            sqlx::query(
+                "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, catch_up_from) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
+                 last_uid = excluded.last_uid, catch_up_from = excluded.catch_up_from",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(last_uid)
+            .bind(catch_up_from)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await
     }
 
     pub async fn count(&self, table: CountedTable) -> Result<i64> {
@@ -1069,7 +1132,9 @@ impl Tx {
                 "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3) \
                  ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
                  last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity \
-                   AND mailbox_state.last_uid > excluded.last_uid THEN mailbox_state.last_uid ELSE excluded.last_uid END",
+                   AND mailbox_state.last_uid > excluded.last_uid THEN mailbox_state.last_uid ELSE excluded.last_uid END, \
+                 catch_up_from = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity \
+                   THEN mailbox_state.catch_up_from ELSE 0 END",
             )
             .bind(mailbox)
             .bind(uidvalidity)

@@ -16,7 +16,7 @@ use crate::adapters::imap::{FetchedMail, Mailbox};
 use crate::adapters::smtp::SmtpSender;
 use crate::adapters::webhook_http::WebhookClient;
 use crate::mail::templates::Templates;
-use crate::settings::Settings;
+use crate::settings::{FirstStart, Settings};
 use crate::store::Store;
 
 use super::ingest::{self, BatchItem, Options, Outcome, Source};
@@ -30,6 +30,8 @@ pub struct PassReport {
     pub appended: usize,
     pub already_seen: usize,
     pub unplaced: usize,
+    /// Messages a first contact left as history.
+    pub left_as_history: usize,
 }
 
 /// The clock: real time, or the instant `--now` gave.
@@ -103,21 +105,33 @@ pub async fn mailbox_pass(
     let s = &rt.settings;
     let key = mailbox_key(s);
     let validity = mailbox.uid_validity();
-    let last = match rt.store.mailbox_state(&key).await? {
-        Some((v, last)) if v == i64::from(validity) => last as u32,
-        Some(_) => {
-            tracing::warn!(mailbox = %key, "UIDVALIDITY changed: reading the whole mailbox again (duplicates are recognised)");
-            0
-        }
-        None => 0,
-    };
-    // committed but not flagged (a crash between the two): flag them now
-    let unmarked = mailbox.unmarked_up_to(last).await?;
-    if !unmarked.is_empty() {
-        mailbox.mark_processed(&unmarked).await?;
-    }
     let mut report = PassReport::default();
-    let news = mailbox.sizes_after(last).await?;
+    let selection = select(rt, mailbox, &key, validity).await?;
+    if let Some(first) = &selection.first_contact {
+        tracing::info!(
+            mailbox = %key,
+            first_start = s.imap.first_start.as_str(),
+            "first contact with this mailbox: {} message(s) taken, {} left as history (imap.first_start = {:?})",
+            selection.take.len(),
+            first.left_alone,
+            s.imap.first_start.as_str()
+        );
+        rt.store
+            .first_checkpoint(
+                &key,
+                i64::from(validity),
+                i64::from(first.last_uid),
+                i64::from(first.catch_up_from),
+            )
+            .await?;
+        report.left_as_history = first.left_alone;
+    }
+    // committed but not flagged (a crash between the two): flag them now,
+    // only those really stored (history left on a first start is not)
+    if !selection.unmarked_stored.is_empty() {
+        mailbox.mark_processed(&selection.unmarked_stored).await?;
+    }
+    let news = selection.take;
     let mut groups = fetch_groups(&news).into_iter().peekable();
     let mut next = match groups.next() {
         Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
@@ -163,6 +177,76 @@ pub async fn mailbox_pass(
         };
     }
     Ok(report)
+}
+
+/// What one pass takes from the mailbox, decided before it takes it.
+pub struct Selection {
+    /// `(uid, size)` to ingest, ascending: new mail, and unread mail below
+    /// the checkpoint that was never stored (catch-up).
+    pub take: Vec<(u32, u32)>,
+    /// Unflagged UIDs below the checkpoint whose message is stored.
+    pub unmarked_stored: Vec<u32>,
+    /// Set on the first pass over a mailbox without a checkpoint.
+    pub first_contact: Option<FirstContact>,
+    /// Messages in the mailbox.
+    pub waiting: usize,
+}
+
+/// The checkpoint a first contact writes, and what it leaves.
+pub struct FirstContact {
+    pub last_uid: u32,
+    pub catch_up_from: u32,
+    pub left_alone: usize,
+}
+
+/// What this pass takes (SPEC "Running it": first contact takes unread
+/// mail only, `imap.first_start`), reading the mailbox and the store but
+/// changing neither.
+pub async fn select(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    key: &str,
+    validity: u32,
+) -> anyhow::Result<Selection> {
+    let all = mailbox.uids_after(0).await?;
+    let waiting = all.len();
+    let highest = all.iter().copied().max().unwrap_or(0);
+    let (last, catch_up_from, first_contact) = match rt.store.mailbox_checkpoint(key).await? {
+        Some((v, last, from)) if v == i64::from(validity) => (last as u32, from as u32, None),
+        Some(_) => {
+            tracing::warn!(mailbox = %key, "UIDVALIDITY changed: reading the whole mailbox again (duplicates are recognised; mail older than helpdesk.old_mail_days gets no automatic mail)");
+            (0, 0, None)
+        }
+        None => match rt.settings.imap.first_start {
+            FirstStart::All => (0, 0, None),
+            // the checkpoint passes the history at once; the unread mail
+            // below it is taken by the catch-up, this pass and (if it is
+            // cut short) the next
+            FirstStart::Unseen => (highest, 0, Some(highest)),
+            FirstStart::New => (highest, highest, Some(highest)),
+        },
+    };
+    let unmarked = mailbox.unmarked_up_to(last).await?;
+    let stored = rt.store.stored_uids(key, &unmarked).await?;
+    let unseen = mailbox.unseen_between(catch_up_from, last).await?;
+    let catch_up: Vec<u32> = unseen
+        .into_iter()
+        .filter(|u| stored.binary_search(u).is_err())
+        .collect();
+    let mut take = mailbox.sizes_of(&catch_up).await?;
+    take.extend(mailbox.sizes_after(last).await?);
+    take.sort_unstable();
+    take.dedup_by_key(|(uid, _)| *uid);
+    Ok(Selection {
+        first_contact: first_contact.map(|last_uid| FirstContact {
+            last_uid,
+            catch_up_from,
+            left_alone: waiting - take.len(),
+        }),
+        take,
+        unmarked_stored: stored,
+        waiting,
+    })
 }
 
 /// UIDs per FETCH, and their bytes: the next group is read while one is
@@ -230,7 +314,7 @@ async fn ingest_big(
     let mut done = Vec::with_capacity(mails.len());
     for mail in mails {
         let uid = mail.uid;
-        let source = source_of(key, validity, uid);
+        let source = source_of(key, validity, uid, mail.arrived_at);
         let ctx = rt.ctx();
         let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
             Ok((outcome, _)) => outcome,
@@ -257,8 +341,14 @@ async fn ingest_big(
     Ok(done)
 }
 
-fn source_of(key: &str, validity: u32, uid: u32) -> Source {
+fn source_of(
+    key: &str,
+    validity: u32,
+    uid: u32,
+    arrived_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Source {
     Source {
+        arrived_at,
         mailbox: Some(key.to_string()),
         uid: Some(uid),
         uid_validity: Some(validity),
@@ -294,7 +384,7 @@ async fn ingest_one_by_one(
     let mut outcomes = Vec::with_capacity(batch.len());
     for mail in batch {
         let ctx = rt.ctx();
-        let source = source_of(key, validity, mail.uid);
+        let source = source_of(key, validity, mail.uid, mail.arrived_at);
         outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
             Ok(o) => o,
             Err(e) => {
@@ -335,7 +425,7 @@ async fn ingest_chunk(
             .iter()
             .map(|m| BatchItem {
                 raw: &m.raw,
-                source: source_of(key, validity, m.uid),
+                source: source_of(key, validity, m.uid, m.arrived_at),
             })
             .collect();
         let ctx = rt.ctx();
@@ -394,6 +484,98 @@ async fn ingest_retrying(
 /// `run --once`: new mail, due lifecycle work, queued deliveries; then exit.
 /// The outbox is drained while the mailbox is read (each batch's mail goes
 /// out as soon as it is committed), over one SMTP connection.
+/// What a pass would do, changing nothing: per mailbox, the messages
+/// waiting, those it would take, those it would leave as history, and the
+/// mails and webhook events they would cause (each message decided alone,
+/// in a transaction rolled back).
+pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
+    let key = mailbox_key(&rt.settings);
+    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+    let validity = mailbox.uid_validity();
+    let selection = select(rt, &mut mailbox, &key, validity).await?;
+    let uids: Vec<u32> = selection.take.iter().map(|(uid, _)| *uid).collect();
+    let (mut mails, mut events, mut tickets) = (0usize, 0usize, 0usize);
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for chunk in uids.chunks(50) {
+        for mail in mailbox.fetch(chunk).await? {
+            let source = source_of(&key, validity, mail.uid, mail.arrived_at);
+            let opts = Options {
+                dry_run: true,
+                import: false,
+            };
+            let (outcome, trace) = ingest::ingest(&rt.ctx(), mail.raw, &source, opts).await?;
+            if matches!(outcome, Outcome::Ticket { created: true, .. }) {
+                tickets += 1;
+            }
+            for step in &trace.steps {
+                if let Some(kind) = step
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("send"))
+                    .and_then(|k| k.as_str())
+                {
+                    mails += 1;
+                    *by_kind.entry(kind.to_string()).or_default() += 1;
+                }
+                if step.stage == "event" {
+                    events += 1;
+                }
+            }
+        }
+    }
+    let _ = mailbox.logout().await;
+    Ok(serde_json::json!({
+        "mailbox": key,
+        "first_contact": selection.first_contact.is_some(),
+        "first_start": rt.settings.imap.first_start.as_str(),
+        "waiting": selection.waiting,
+        "would_take": uids.len(),
+        "left_as_history": selection.first_contact.as_ref().map_or(0, |f| f.left_alone),
+        "would_open_tickets": tickets,
+        "would_send": mails,
+        "would_send_by_kind": by_kind,
+        "would_fire_events": events,
+    }))
+}
+
+/// `guichet import`: existing mail of a folder becomes tickets, sending
+/// nothing and firing no webhook event; the mailbox's checkpoint and
+/// flags are left as they are. Messages stored already are recognised.
+pub async fn import(
+    rt: &Runtime,
+    folder: Option<&str>,
+    since: Option<chrono::NaiveDate>,
+) -> anyhow::Result<PassReport> {
+    let mut imap = rt.settings.imap.clone();
+    if let Some(f) = folder {
+        imap.folder = f.to_string();
+    }
+    let mut mailbox = Mailbox::connect(&imap).await?;
+    let uids = mailbox.uids_since(since).await?;
+    let mut report = PassReport::default();
+    for chunk in uids.chunks(50) {
+        for mail in mailbox.fetch(chunk).await? {
+            let source = Source {
+                arrived_at: mail.arrived_at,
+                ..Source::default()
+            };
+            let opts = Options {
+                dry_run: false,
+                import: true,
+            };
+            let outcome = match ingest::ingest(&rt.ctx(), &mail.raw, &source, opts).await {
+                Ok((o, _)) => o,
+                Err(e) => ingest::store_unhandled(&rt.ctx(), &mail.raw, &source, &format!("{e:#}"))
+                    .await
+                    .context("cannot even store the message raw")?,
+            };
+            count(&mut report, outcome);
+        }
+    }
+    let _ = mailbox.logout().await;
+    Ok(report)
+}
+
 pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let (_tx, shutdown) = watch::channel(false);

@@ -148,6 +148,7 @@ impl Rig {
             poll_seconds: 60,
             idle: true,
             ca_file: Some(self.ca_file.clone()),
+            first_start: guichet::settings::FirstStart::All,
         }
     }
 
@@ -400,6 +401,29 @@ fn from_address(raw: &[u8]) -> Option<String> {
 }
 
 // ---------------------------------------------------------------- IMAP
+
+/// Puts `raw` into `user`'s `folder` (created if missing) with IMAP
+/// APPEND, as mail that was there before Guichet: its flags (`\\Seen`
+/// for read mail, or "") and the server's arrival date (INTERNALDATE,
+/// `"01-Mar-2024 10:00:00 +0000"`).
+pub async fn append(user: &str, folder: &str, raw: &[u8], flags: &str, arrived: &str) {
+    let mut inbox = Inbox::open(user).await;
+    if folder != "INBOX" {
+        let _ = inbox.session.create(folder).await;
+    }
+    let flags = (!flags.is_empty()).then(|| format!("({flags})"));
+    inbox
+        .session
+        .append(
+            folder,
+            flags.as_deref(),
+            Some(&format!("\"{arrived}\"")),
+            raw,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("APPEND to {user}/{folder}: {e}"));
+    let _ = inbox.session.logout().await;
+}
 
 /// A read-only (EXAMINE) view of one user's INBOX over plain IMAP.
 struct Inbox {

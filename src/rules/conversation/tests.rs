@@ -27,6 +27,7 @@ fn customer_mail(text: &str) -> Facts {
         agent: AgentText::default(),
         refused_files: 0,
         department: "Support".into(),
+        quiet: None,
     }
 }
 
@@ -388,4 +389,21 @@ fn guichet_own_text_is_removed_from_agents_replies() {
     // another ticket's number is not ours to remove
     let (text, removed) = remove_own_text("Ticket 23 · is fine", 2, &own);
     assert!(!removed && text == "Ticket 23 · is fine");
+}
+
+/// Issue 21: history (old mail on a first start, imports) becomes tickets
+/// and sends nothing.
+#[test]
+fn old_mail_becomes_a_ticket_and_sends_nothing() {
+    let mut f = customer_mail("From 2024.");
+    f.rule = Rule::New;
+    f.quiet = Some("received 2024-03-01".into());
+    let plan = run(&f, None);
+    assert!(matches!(plan.target, Target::New { .. }));
+    assert!(plan.mails.is_empty() && plan.events.is_empty(), "{plan:?}");
+    let mut f = agent_mail("An answer from 2024.");
+    f.quiet = Some("imported".into());
+    let plan = run(&f, Some(&open_ticket()));
+    assert!(relayed(&plan).is_none());
+    assert_eq!(plan.records[0].direction, "out", "recorded as it was");
 }

@@ -206,8 +206,13 @@ impl Job<'_, '_, '_> {
             (EventKind::AttachmentUploaded, uploaded),
             (EventKind::AttachmentRejected, rejected),
         ] {
+            if self.quiet.is_some() {
+                continue;
+            }
             if let Some(data) = files_event_data(files) {
                 events::emit(self.tx, self.ctx.settings, kind, ticket, data, self.ctx.now).await?;
+                self.trace
+                    .note_data("event", kind.as_str(), json!({"event": kind.as_str()}));
             }
         }
         self.files.checked = checked;

@@ -42,6 +42,8 @@ pub struct Source {
     pub mailbox: Option<String>,
     pub uid: Option<u32>,
     pub uid_validity: Option<u32>,
+    /// When the server received it (IMAP INTERNALDATE).
+    pub arrived_at: Option<DateTime<Utc>>,
 }
 
 /// What became of a message.
@@ -101,10 +103,12 @@ impl Trace {
     }
 }
 
-/// Options of one ingest: `dry_run` writes no file (explain).
+/// Options of one ingest: `dry_run` writes no file (explain); `import`
+/// sends nothing and fires no event (`guichet import`: history).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub dry_run: bool,
+    pub import: bool,
 }
 
 /// Ingests one message. Idempotent: the same bytes twice are one message.
@@ -132,16 +136,7 @@ pub async fn ingest<R: AsRef<[u8]>>(
 
     let prepared = prepare(ctx, parsed, facts, opts.dry_run, &mut trace).await;
     let mut tx = ctx.store.begin().await?;
-    let outcome = apply(
-        ctx,
-        &mut tx,
-        raw,
-        source,
-        prepared,
-        &mut trace,
-        opts.dry_run,
-    )
-    .await?;
+    let outcome = apply(ctx, &mut tx, raw, source, prepared, &mut trace, opts).await?;
     if !matches!(outcome, Outcome::AlreadySeen)
         && let (Some(mb), Some(uid), Some(v)) = (&source.mailbox, source.uid, source.uid_validity)
     {
@@ -197,7 +192,16 @@ pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Res
             None => Outcome::AlreadySeen,
             Some(p) => {
                 let mut trace = Trace::default();
-                apply(ctx, &mut tx, item.raw, &item.source, p, &mut trace, false).await?
+                apply(
+                    ctx,
+                    &mut tx,
+                    item.raw,
+                    &item.source,
+                    p,
+                    &mut trace,
+                    Options::default(),
+                )
+                .await?
             }
         });
     }
@@ -370,7 +374,7 @@ async fn apply<R: AsRef<[u8]>>(
     source: &Source,
     p: Prepared,
     trace: &mut Trace,
-    dry_run: bool,
+    opts: Options,
 ) -> anyhow::Result<Outcome> {
     let Prepared {
         facts,
@@ -401,6 +405,8 @@ async fn apply<R: AsRef<[u8]>>(
         return Ok(Outcome::AlreadySeen);
     };
 
+    let quiet = quiet_reason(ctx, &facts, source, opts);
+    let dry_run = opts.dry_run;
     let mut job = Job {
         ctx,
         tx,
@@ -412,10 +418,31 @@ async fn apply<R: AsRef<[u8]>>(
         files,
         dry_run,
         customers_token,
+        quiet,
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
     outcome
+}
+
+/// Why a message must cause no mail and no webhook event: it is imported
+/// history, or older than `helpdesk.old_mail_days` (by the server's
+/// arrival date, else its Date header).
+fn quiet_reason(ctx: &Ctx<'_>, facts: &Inbound, source: &Source, opts: Options) -> Option<String> {
+    if opts.import {
+        return Some("imported history (guichet import)".into());
+    }
+    let days = ctx.settings.helpdesk.old_mail_days;
+    let received = source.arrived_at.or(facts.date)?;
+    // by the real clock, never `--now`: a test or dry run that moves the
+    // clock days ahead still meets the mail it delivered as new mail
+    let now = Utc::now();
+    (days > 0 && now - received > Duration::days(i64::from(days))).then(|| {
+        format!(
+            "received {}, more than {days} days ago (helpdesk.old_mail_days)",
+            received.format("%Y-%m-%d")
+        )
+    })
 }
 
 fn agent_file(p: &FilePart<'_>) -> Checked {
@@ -443,6 +470,8 @@ struct Job<'c, 'a, 't> {
     dry_run: bool,
     /// The customers' reply token of the ticket is among the recipients.
     customers_token: bool,
+    /// Why this message causes no mail and no event (history), if so.
+    quiet: Option<String>,
 }
 
 impl Job<'_, '_, '_> {
@@ -555,6 +584,7 @@ impl Job<'_, '_, '_> {
             text: self.customer_text(),
             agent,
             refused_files: self.files.refused().count(),
+            quiet: self.quiet.clone(),
             department: s
                 .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
                 .name
@@ -718,6 +748,8 @@ impl Job<'_, '_, '_> {
                 data["message_id"] = json!(self.facts.message_id);
             }
             events::emit(self.tx, s, *kind, &ticket, data, self.ctx.now).await?;
+            self.trace
+                .note_data("event", kind.as_str(), json!({"event": kind.as_str()}));
         }
         if let Some(row) = files_row {
             self.store_files(&ticket, row).await?;
