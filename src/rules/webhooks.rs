@@ -2,7 +2,7 @@
 //! JSON, Discord, Slack, Microsoft Teams), and the body of one event in that
 //! shape, escaped for its target and cut to the target's documented limits.
 //! The Standard Webhooks signature lives in [`signing`], the retry policy in
-//! [`retry`]. No I/O and no clock: the caller passes the event, its time and
+//! [`retry`], each endpoint's lane and circuit breaker in [`lanes`]. No I/O and no clock: the caller passes the event, its time and
 //! its stable id.
 //!
 //! Escaping, per target:
@@ -18,6 +18,7 @@
 //! Text is cut on whole escaped units (an escape is never split from its
 //! character), and a cut text ends with `…`.
 
+pub mod lanes;
 pub mod retry;
 pub mod signing;
 

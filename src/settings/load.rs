@@ -8,7 +8,7 @@
 //!
 //! **Relative paths are resolved against the folder of the settings file**,
 //! not against the current directory: `attachments.storage_dir`, every
-//! `*_file` secret, `imap.ca_file` / `smtp.ca_file`, a relative
+//! `*_file` secret, `imap.ca_file` / `smtp.ca_file` / `webhooks[].ca_file`, a relative
 //! `unix:` clamd socket and a relative `sqlite://` database (which becomes
 //! `sqlite:///absolute/path`). The daemon then finds the same files whether
 //! systemd, a container or a shell in another folder starts it.
@@ -220,6 +220,8 @@ const WEBHOOK_KEYS: &[&str] = &[
     "secret",
     "secret_env",
     "secret_file",
+    "timeout_seconds",
+    "ca_file",
 ];
 
 /// The section each key belongs to, to tell someone who wrote
@@ -1668,6 +1670,14 @@ impl<'c> Checker<'c> {
                 }
             },
         };
+        let timeout_seconds = self.int_in(
+            s,
+            "timeout_seconds",
+            crate::settings::WEBHOOK_TIMEOUT_SECONDS as i64,
+            1..=300,
+            "a number of seconds from 1 to 300: the deadline of each attempt (connect, TLS, send, answer)",
+        );
+        let ca_file = self.ca_file(s);
         let (secret, secret_source) = match secret? {
             Some(s) => (Some(s.value), Some(s.source)),
             None => (None, None),
@@ -1678,6 +1688,8 @@ impl<'c> Checker<'c> {
             events: events?,
             secret,
             secret_source,
+            timeout_seconds: timeout_seconds? as u64,
+            ca_file: ca_file?,
         })
     }
 

@@ -193,6 +193,10 @@ pub fn render_masked(settings: &Settings) -> String {
                 let _ = writeln!(o, "# no secret: deliveries are not signed");
             }
         }
+        let _ = writeln!(o, "timeout_seconds = {}", w.timeout_seconds);
+        if let Some(ca) = &w.ca_file {
+            let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+        }
     }
     out
 }
