@@ -1008,6 +1008,84 @@ async fn broken_beside_healthy(fault: Fault) {
     );
 }
 
+#[tokio::test]
+async fn a_paused_endpoint_is_announced_to_the_endpoints_that_asked_and_resumes_by_itself() {
+    let r = Receiver::start();
+    r.script("/down", &[], 503);
+    let desk = Desk::with(
+        "",
+        "",
+        &endpoints(
+            &r,
+            &[
+                ("/down", ""),
+                // no ticket events, only the system ones
+                ("/ops", "events = [\"ticket.closed\"]\nsystem_events = true"),
+                ("/quiet", "events = [\"ticket.closed\"]"),
+            ],
+        ),
+    );
+    let customer = fresh_user("customer");
+    let m = simple_message(&customer, &desk.support, "Paused", "Hello");
+    deliver_lmtp(&desk.support, &m).await;
+    // one probe a pass, each past the endpoint's hold: the fifth failure
+    // in a row pauses it
+    let t0 = Utc::now();
+    for pass in 0..5 {
+        desk.run_once(Some(&at(t0 + chrono::Duration::hours(pass))));
+    }
+    // within its hold: it waits, and /ops hears of it
+    desk.run_once(Some(&at(t0
+        + chrono::Duration::hours(4)
+        + chrono::Duration::seconds(2))));
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["webhooks"][0]["state"], "paused", "{outbox:#}");
+    assert_eq!(outbox["webhooks"][0]["failures"], 5, "{outbox:#}");
+    let down = r.to("/down");
+    assert_eq!(down.len(), 5, "one probe a pass: {down:#?}");
+    let ops = r.to("/ops");
+    assert_eq!(ops.len(), 1, "{ops:#?}");
+    let degraded = ops[0].json();
+    assert_eq!(degraded["event"], "system.degraded", "{degraded:#}");
+    assert_eq!(degraded["data"]["component"], "webhooks");
+    assert_eq!(degraded["data"]["webhook"], 0);
+    assert_eq!(degraded["data"]["failures"], 5);
+    assert!(
+        degraded["data"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/…"),
+        "no path: {degraded:#}"
+    );
+    assert!(
+        degraded["data"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{degraded:#}"
+    );
+
+    // it answers again: resumed, its event delivered, and /ops told
+    r.script("/down", &[], 200);
+    desk.run_once(Some(&at(t0 + chrono::Duration::hours(7))));
+    desk.run_once(Some(&at(t0 + chrono::Duration::hours(8))));
+    let down = r.to("/down");
+    assert_eq!(
+        down.iter().map(|q| q.status).collect::<Vec<_>>(),
+        [503, 503, 503, 503, 503, 200]
+    );
+    assert_eq!(events_of(&down[5..]), ["ticket.created"]);
+    let ops: Vec<String> = r
+        .to("/ops")
+        .iter()
+        .map(|q| q.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ops, ["system.degraded", "system.recovered"]);
+    assert!(r.to("/quiet").is_empty(), "only endpoints that asked");
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["webhooks"][0]["state"], "healthy", "{outbox:#}");
+}
+
 // ---------------------------------------------------------------------------
 // `guichet webhook test`.
 

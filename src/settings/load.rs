@@ -222,6 +222,7 @@ const WEBHOOK_KEYS: &[&str] = &[
     "secret_file",
     "timeout_seconds",
     "ca_file",
+    "system_events",
 ];
 
 /// The section each key belongs to, to tell someone who wrote
@@ -1678,6 +1679,7 @@ impl<'c> Checker<'c> {
             "a number of seconds from 1 to 300: the deadline of each attempt (connect, TLS, send, answer)",
         );
         let ca_file = self.ca_file(s);
+        let system_events = self.boolean(s, "system_events", false);
         let (secret, secret_source) = match secret? {
             Some(s) => (Some(s.value), Some(s.source)),
             None => (None, None),
@@ -1690,6 +1692,7 @@ impl<'c> Checker<'c> {
             secret_source,
             timeout_seconds: timeout_seconds? as u64,
             ca_file: ca_file?,
+            system_events: system_events?,
         })
     }
 

@@ -107,6 +107,7 @@ fn base_loads_with_documented_values() {
     assert_eq!(s.webhooks[0].events, [EventKind::TicketCreated]);
     assert_eq!(s.webhooks[0].timeout_seconds, 10, "the default deadline");
     assert_eq!(s.webhooks[0].ca_file, None);
+    assert!(!s.webhooks[0].system_events, "system events are asked for");
     assert!(s.departments[0].default);
 }
 
@@ -190,6 +191,7 @@ const BAD: &[BadCase] = &[
     ("webhook timeout zero", &[("events = [", "timeout_seconds = 0\nevents = [")], "webhooks[0].timeout_seconds", "from 1 to 300"),
     ("webhook timeout too long", &[("events = [", "timeout_seconds = 301\nevents = [")], "webhooks[0].timeout_seconds", "301 is not allowed"),
     ("webhook timeout word", &[("events = [", "timeout_seconds = \"10s\"\nevents = [")], "webhooks[0].timeout_seconds", "a whole number"),
+    ("webhook system_events word", &[("events = [", "system_events = \"yes\"\nevents = [")], "webhooks[0].system_events", "true or false"),
     ("webhook ca file missing", &[("events = [", "ca_file = \"no-ca.pem\"\nevents = [")], "webhooks[0].ca_file", "cannot read `/etc/guichet/no-ca.pem`"),
     ("webhook url missing", &[("url = \"https://discord.com/api/webhooks/123/abc\"\n", "")], "webhooks[0].url", "missing"),
     ("ticket url without id", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.example.com/t\"")], "helpdesk.ticket_url", "has no `{id}`"),
@@ -262,6 +264,7 @@ const GOOD: &[(&str, &[(&str, &str)])] = &[
     ("whsec from env", &[("events = [", "secret_env = \"T_WHSEC\"\nevents = [")]),
     ("raw webhook secret", &[("events = [", "secret = \"any text\"\nevents = [")]),
     ("webhook timeout", &[("events = [", "timeout_seconds = 300\nevents = [")]),
+    ("webhook system events", &[("events = [", "system_events = true\nevents = [")]),
     ("no webhooks", &[("[[webhooks]]\nurl = \"https://discord.com/api/webhooks/123/abc\"\nevents = [\"ticket.created\"]\n", "")]),
     ("postgres", &[("sqlite://data/guichet.db", "postgres://guichet:pw@db.example.com/guichet")]),
     ("sqlite memory", &[("sqlite://data/guichet.db", "sqlite::memory:")]),

@@ -290,6 +290,9 @@ pub struct WebhookSettings {
     pub timeout_seconds: u64,
     /// Extra CA (PEM) to trust for this endpoint, besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// This endpoint is told (`system.degraded`, `system.recovered`) when
+    /// another endpoint is paused and when it answers again.
+    pub system_events: bool,
 }
 
 /// The default of `webhooks[].timeout_seconds`.

@@ -197,6 +197,7 @@ pub fn render_masked(settings: &Settings) -> String {
         if let Some(ca) = &w.ca_file {
             let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
         }
+        let _ = writeln!(o, "system_events = {}", w.system_events);
     }
     out
 }

@@ -618,6 +618,34 @@ impl Store {
         })?)
     }
 
+    /// Queues an event that belongs to no ticket (`system.degraded`…) for
+    /// `endpoints`, filed under ticket [`NO_TICKET`](crate::rules::webhooks::system::NO_TICKET).
+    pub async fn queue_system_event(
+        &self,
+        event_id: &str,
+        endpoints: &[&str],
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for endpoint in endpoints {
+            on_db!(pool self, p => {
+                sqlx::query(
+                    "INSERT INTO webhook_outbox (event_id, endpoint, ticket_id, payload, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(*endpoint)
+                .bind(crate::rules::webhooks::system::NO_TICKET)
+                .bind(payload)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Undelivered events per endpoint (for `guichet outbox`).
     pub async fn webhook_backlogs(&self) -> Result<Vec<EndpointBacklogRow>> {
         Ok(on_db!(pool self, p => {

@@ -16,6 +16,7 @@ use crate::domain::EmailAddress;
 use crate::rules::webhooks::{
     self,
     lanes::{self, Change, Health, Step},
+    system,
 };
 use crate::settings::Settings;
 use crate::store::{WebhookOutcome, WebhookRow};
@@ -516,20 +517,13 @@ async fn attempt(
     started: Instant,
 ) -> (WebhookRow, Result<HttpAnswer, String>) {
     let endpoint = &ctx.settings.webhooks[place];
-    let event: webhooks::Event = match serde_json::from_str(&row.payload) {
-        Ok(event) => event,
-        Err(e) => {
-            return (
-                row,
-                Err(format!("unreadable event in the webhook outbox: {e}")),
-            );
-        }
-    };
     let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
-    let rendered = webhooks::render(format, &event, ctx.settings.helpdesk.ticket_url.as_deref());
-    let body = match serde_json::to_vec(&rendered) {
+    let ticket_url = ctx.settings.helpdesk.ticket_url.as_deref();
+    let body = match webhooks::render_stored(format, &row.payload, ticket_url)
+        .and_then(|v| serde_json::to_vec(&v).map_err(|e| format!("cannot render the event: {e}")))
+    {
         Ok(body) => body,
-        Err(e) => return (row, Err(format!("cannot render the event: {e}"))),
+        Err(e) => return (row, Err(e)),
     };
     // the id stays the same across retries; timestamp and signature are
     // this attempt's own (SPEC: signed at the moment of sending)
@@ -624,6 +618,23 @@ async fn record(
             true
         }
     };
+    if let Some(change) = plan.change {
+        // the endpoints that asked are told (system.degraded, .recovered)
+        let flags: Vec<(&str, bool)> = ctx
+            .settings
+            .webhooks
+            .iter()
+            .map(|w| (w.url.as_str(), w.system_events))
+            .collect();
+        let to = system::recipients(&flags, place);
+        if !to.is_empty() {
+            let last_error = matches!(change, Change::Paused { .. }).then_some(error.as_str());
+            let event = system::notice(change, place, &shown, last_error, now, rand::random());
+            ctx.store
+                .queue_system_event(&event.id, &to, &serde_json::to_string(&event)?, now)
+                .await?;
+        }
+    }
     match plan.change {
         Some(Change::Paused { failures, until }) => {
             tracing::warn!(endpoint = %shown, webhook = place, failures, paused_until = %until, %error,
