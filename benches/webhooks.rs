@@ -4,14 +4,19 @@
 //!    `deliver_webhooks` to a receiver on 127.0.0.1 (claim, render, sign,
 //!    POST, record), against N bare POSTs of one rendered body with the same
 //!    HTTP client to the same receiver.
-//! 2. Latency: `guichet run` (the real daemon, IMAP IDLE, polling set to 5
+//! 2. A hung endpoint beside a healthy one (issue 26): the same N events
+//!    drained to a healthy endpoint alone, and with a second endpoint
+//!    configured that accepts connections and never answers (its attempt
+//!    hangs until its 10 s deadline); the healthy endpoint's rate with the
+//!    hung one beside it, as a ratio of its rate alone (target ≥ 0.9).
+//! 3. Latency: `guichet run` (the real daemon, IMAP IDLE, polling set to 5
 //!    minutes so only IDLE can wake it) and messages delivered one at a time
 //!    over LMTP; the delay from the LMTP delivery's end (the message is in
 //!    the mailbox) to its `ticket.created` webhook reaching the receiver,
 //!    against the floor set by the server: the same delay for a bare IDLE
 //!    client (Guichet's IMAP adapter, nothing else) to hear of the message.
 //!
-//! `cargo bench --bench webhooks [-- --events N --messages M]`
+//! `cargo bench --bench webhooks [-- --events N --messages M --only throughput|hung|latency]`
 //! (`GUICHET_BENCH_LOG=debug` prints the daemon's log). The latency
 //! part needs the test rig (`bash scripts/mailrig.sh start /tmp/guichet-rig`)
 //! and is skipped without it. Under `cargo test --all-targets` (no
@@ -35,7 +40,7 @@ use guichet::rules::webhooks;
 use guichet::settings::{TlsMode, WebhookFormat};
 use guichet::store::{NewTicket, Store};
 use guichet::workers::{Ctx, deliver, events};
-use receiver::Receiver;
+use receiver::{Fault, FaultyEndpoint, Receiver};
 use serde_json::json;
 
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -55,22 +60,41 @@ fn main() {
     };
     let events = number("--events", 2000);
     let messages = number("--messages", 50);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let runs = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        println!("== webhook delivery throughput ({events} events, one endpoint on 127.0.0.1)");
-        for (label, per_ticket, signed) in [
-            ("10 events a ticket, unsigned", 10, false),
-            ("10 events a ticket, signed", 10, true),
-            ("all on one ticket, unsigned", events, false),
-        ] {
-            throughput(label, events, per_ticket, signed).await;
+        if runs("throughput") {
+            println!("== webhook delivery throughput ({events} events, one endpoint on 127.0.0.1)");
+            for (label, per_ticket, signed) in [
+                ("10 events a ticket, unsigned", 10, false),
+                ("10 events a ticket, signed", 10, true),
+                ("all on one ticket, unsigned", events, false),
+            ] {
+                throughput(label, events, per_ticket, signed).await;
+            }
+            println!();
         }
-        println!();
-        println!("== mailbox to webhook latency (`guichet run`, IMAP IDLE, {messages} messages)");
-        latency(messages).await;
+        if runs("hung") {
+            println!(
+                "== a healthy endpoint alone vs. beside a hung one ({events} events, 10 a ticket)"
+            );
+            beside_a_hung_endpoint(events).await;
+            println!();
+        }
+        if runs("latency") {
+            println!(
+                "== mailbox to webhook latency (`guichet run`, IMAP IDLE, {messages} messages)"
+            );
+            latency(messages).await;
+        }
     });
 }
 
@@ -158,6 +182,7 @@ async fn throughput(label: &str, events: usize, per_ticket: usize, signed: bool)
 
     // The machine may be shared: rounds alternate the two measurements
     // and the median round of each is reported.
+    let mut lanes = deliver::Lane::all(&settings).unwrap();
     let mut delivering = Vec::new();
     let mut bare = Vec::new();
     for round in 0..ROUNDS {
@@ -169,7 +194,7 @@ async fn throughput(label: &str, events: usize, per_ticket: usize, signed: bool)
             now: Utc::now(),
         };
         let started = Instant::now();
-        let done = deliver::deliver_webhooks(&ctx, &client).await.unwrap();
+        let done = deliver::deliver_webhooks(&ctx, &mut lanes).await.unwrap();
         delivering.push(started.elapsed());
         assert_eq!(done.sent, events, "{done:?}");
         assert_eq!(r.to("/bench").len(), events * (round + 1));
@@ -193,6 +218,86 @@ async fn throughput(label: &str, events: usize, per_ticket: usize, signed: bool)
         rate / bare_rate
     );
     store.close().await;
+}
+
+/// Issue 26: the healthy endpoint's throughput alone, and with a hung
+/// endpoint configured beside it, in alternating rounds of the same run.
+async fn beside_a_hung_endpoint(events: usize) {
+    let hung = FaultyEndpoint::start(Fault::Blackhole, None);
+    let mut alone = Vec::new();
+    let mut beside = Vec::new();
+    for _ in 0..ROUNDS {
+        alone.push(drain_to_healthy(events, None).await);
+        beside.push(drain_to_healthy(events, Some(&hung.url("/crm"))).await);
+    }
+    let alone = figures(alone).median;
+    let beside = figures(beside).median;
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    println!(
+        "healthy endpoint alone           {:>7.0} events/s ({} for {events})",
+        rate(alone),
+        ms(alone)
+    );
+    println!(
+        "healthy endpoint beside a hung   {:>7.0} events/s ({} for {events})",
+        rate(beside),
+        ms(beside)
+    );
+    println!(
+        "ratio (beside / alone)           {:.2} (target >= 0.90); connections to the hung endpoint: {}",
+        rate(beside) / rate(alone),
+        hung.broken_connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
+
+/// A fresh store with `events` events for a healthy endpoint (and for
+/// `hung`, when given), drained by one `deliver_webhooks` pass; the time
+/// from its start to the healthy endpoint's last event.
+async fn drain_to_healthy(events: usize, hung: Option<&str>) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let mut hooks = format!("[[webhooks]]\nurl = \"{}\"\n", r.url("/chat"));
+    if let Some(url) = hung {
+        hooks += &format!("\n[[webhooks]]\nurl = \"{url}\"\n");
+    }
+    let path = dir.path().join("guichet.toml");
+    let text = settings_text(&Desk {
+        support: "support@example.test",
+        agent: "agent@example.test",
+        imap: "[imap]\nhost = \"127.0.0.1\"\nport = 143\ntls = \"none\"\nusername = \"support@example.test\"\npassword = \"x\"",
+        smtp_host: "127.0.0.1",
+        smtp_port: 25,
+        hooks: &hooks,
+    });
+    let settings = guichet::settings::load_str(&text, &path).expect("bench settings");
+    let store = Store::connect(&settings.database.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let templates = Templates::load(None).unwrap();
+    queue_events(&store, &settings, events, 10, 0).await;
+    let mut lanes = deliver::Lane::all(&settings).unwrap();
+    let ctx = Ctx {
+        settings: &settings,
+        store: &store,
+        templates: &templates,
+        now: Utc::now(),
+    };
+    let started = Instant::now();
+    // the pass ends when the hung endpoint's attempt reaches its deadline;
+    // the healthy endpoint's figure is its last event's arrival
+    let (done, got) = tokio::join!(
+        deliver::deliver_webhooks(&ctx, &mut lanes),
+        r.wait_until(
+            Duration::from_secs(600),
+            "every event at the healthy endpoint",
+            |all| { all.len() >= events }
+        )
+    );
+    let done = done.unwrap();
+    assert_eq!(done.sent, events, "{done:?}");
+    assert_eq!(r.to("/chat").len(), events);
+    store.close().await;
+    got[events - 1].at.saturating_duration_since(started)
 }
 
 /// Rounds of each throughput measurement.

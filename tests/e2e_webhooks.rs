@@ -5,7 +5,10 @@
 //! failing endpoint gets every event in order with stable ids once it
 //! recovers; a daemon that dies with events pending delivers them after a
 //! restart; a 410 is given up at once and counted; `webhook test` reports
-//! the endpoint's answer.
+//! the endpoint's answer. A broken endpoint (accepts and never answers,
+//! answers a byte a second, never finishes the TLS handshake) beside a
+//! healthy one delays only itself, does not keep SIGTERM from stopping the
+//! daemon, and gets its whole backlog once it recovers.
 
 mod harness;
 mod receiver;
@@ -13,11 +16,11 @@ mod support;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use harness::{Desk, header};
-use receiver::{Received, Receiver};
+use receiver::{Fault, FaultyEndpoint, Received, Receiver};
 use support::{deliver_lmtp, fresh_user, simple_message, wait_for_messages};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -758,6 +761,329 @@ async fn a_hanging_smtp_server_does_not_hold_up_webhooks() {
     let _ = daemon.kill();
     let _ = daemon.wait();
     assert_eq!(events_of(&got), ["ticket.created"]);
+}
+
+// ---------------------------------------------------------------------------
+// A broken endpoint beside a healthy one.
+
+/// New tickets, and replies to the first few of them.
+const TICKETS: usize = 20;
+const REPLIES: usize = 5;
+/// `timeout_seconds` of the broken endpoint.
+const BROKEN_DEADLINE: u64 = 3;
+
+/// Polls `done` every 50 ms for at most `within`.
+async fn wait_for(within: Duration, done: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn a_blackhole_endpoint_delays_only_itself_and_gets_its_backlog_after_recovering() {
+    broken_beside_healthy(Fault::Blackhole).await;
+}
+
+#[tokio::test]
+async fn a_slow_loris_endpoint_delays_only_itself_and_gets_its_backlog_after_recovering() {
+    broken_beside_healthy(Fault::SlowLoris).await;
+}
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_delays_only_itself_and_its_backlog_follows_recovery() {
+    broken_beside_healthy(Fault::StalledTls).await;
+}
+
+/// Per ticket, the events delivered (answered 2xx), in arrival order.
+fn delivered_per_ticket(
+    requests: &[Received],
+) -> std::collections::BTreeMap<i64, Vec<(String, String)>> {
+    let mut per_ticket = std::collections::BTreeMap::<i64, Vec<(String, String)>>::new();
+    for q in requests.iter().filter(|q| q.status == 200) {
+        let b = q.json();
+        per_ticket
+            .entry(b["ticket_id"].as_i64().unwrap())
+            .or_default()
+            .push((b["event"].as_str().unwrap().to_string(), q.webhook_id()));
+    }
+    per_ticket
+}
+
+/// Every ticket's events, once each and in order: created, then replied
+/// for the first `REPLIES` tickets.
+fn assert_whole_backlog(requests: &[Received], what: &str) {
+    let per_ticket = delivered_per_ticket(requests);
+    assert_eq!(per_ticket.len(), TICKETS, "{what}: tickets {per_ticket:#?}");
+    let mut ids: Vec<&str> = Vec::new();
+    for (n, (ticket, events)) in per_ticket.iter().enumerate() {
+        let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+        let expected: &[&str] = if n < REPLIES {
+            &["ticket.created", "ticket.replied"]
+        } else {
+            &["ticket.created"]
+        };
+        assert_eq!(
+            names, expected,
+            "{what}: ticket {ticket}, once each, in order"
+        );
+        ids.extend(events.iter().map(|(_, id)| id.as_str()));
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{what}: an event delivered twice");
+}
+
+/// SIGTERM, then at most `within` for the process to exit.
+fn terminate_within(daemon: &mut Child, within: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    // SAFETY: a plain kill(2) of our own child
+    unsafe {
+        libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM);
+    }
+    loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            let took = started.elapsed();
+            return if status.success() {
+                Ok(took)
+            } else {
+                Err(format!("exited with {status} after {took:?}"))
+            };
+        }
+        if started.elapsed() > within {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            return Err(format!("still running {within:?} after SIGTERM"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The issue-26 scenario: a broken endpoint beside a healthy one, 20 new
+/// tickets and 5 replies. The healthy one gets every event within
+/// seconds; SIGTERM during the fault stops the daemon within 10 s; the
+/// broken one, once it recovers, gets its whole backlog, each event once
+/// and in order, within a minute.
+async fn broken_beside_healthy(fault: Fault) {
+    let healthy = Receiver::start();
+    let tls = support::rig().ca_file.parent().unwrap().to_path_buf();
+    let broken = FaultyEndpoint::start(
+        fault,
+        Some((&tls.join("fullchain.pem"), &tls.join("key.pem"))),
+    );
+    let mut hooks = endpoints(&healthy, &[("/chat", "")]);
+    // a short deadline keeps the test short; the default is 10 s
+    hooks += &format!(
+        "[[webhooks]]\nurl = \"{}\"\ntimeout_seconds = {BROKEN_DEADLINE}\n",
+        broken.url("/crm")
+    );
+    if fault == Fault::StalledTls {
+        // the endpoint's certificate is signed by the rig's own CA, as an
+        // internal system's would be by the company's
+        hooks += &format!("ca_file = \"{}\"\n", support::rig().ca_file.display());
+    }
+    let desk = Desk::with("", "", &hooks);
+    let mut daemon = start_daemon(&desk, "first.log");
+
+    let mut firsts = Vec::new();
+    for i in 0..TICKETS {
+        let customer = fresh_user("customer");
+        let m = simple_message(&customer, &desk.support, &format!("Fault {i}"), "Hello");
+        deliver_lmtp(&desk.support, &m).await;
+        firsts.push((customer, m));
+    }
+    let queued = Instant::now();
+    healthy
+        .wait_until(
+            Duration::from_secs(20),
+            "every ticket.created at the healthy endpoint",
+            |all| all.iter().filter(|q| q.status == 200).count() >= TICKETS,
+        )
+        .await;
+    println!(
+        "{fault:?}: the healthy endpoint had all {TICKETS} new tickets {:?} after the last mail",
+        queued.elapsed()
+    );
+    for (customer, first) in &firsts[..REPLIES] {
+        let reply = reply_to(first, customer, &desk.support, "Any news?");
+        deliver_lmtp(&desk.support, &reply).await;
+    }
+    let all = healthy
+        .wait_until(
+            Duration::from_secs(20),
+            "the replies at the healthy endpoint",
+            |all| all.iter().filter(|q| q.status == 200).count() >= TICKETS + REPLIES,
+        )
+        .await;
+    assert_whole_backlog(&all, "healthy endpoint");
+    // the first attempt at the broken endpoint fails at its deadline and
+    // is logged; SIGTERM comes while the next one is in flight
+    let failed = wait_for(Duration::from_secs(30), || {
+        daemon_log(&desk, "first.log").contains("webhook not delivered")
+    })
+    .await;
+    assert!(
+        failed,
+        "a failed attempt is logged: {}",
+        daemon_log(&desk, "first.log")
+    );
+    let connections = || {
+        broken
+            .broken_connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let probing = wait_for(Duration::from_secs(30), || connections() >= 2).await;
+    assert!(
+        probing,
+        "the endpoint is tried again after its pause: {}",
+        daemon_log(&desk, "first.log")
+    );
+    let stopped = terminate_within(&mut daemon, Duration::from_secs(10));
+    let log = daemon_log(&desk, "first.log");
+    let took = stopped.unwrap_or_else(|e| panic!("{fault:?}: {e}; log:\n{log}"));
+    println!("{fault:?}: stopped {took:?} after SIGTERM");
+    assert!(
+        log.contains("webhook attempts in flight abandoned"),
+        "the attempt in flight was abandoned: {log}"
+    );
+
+    // restarted while the endpoint is still broken: the backlog waits,
+    // and `guichet outbox` says why
+    let before = connections();
+    let mut daemon = start_daemon(&desk, "second.log");
+    let retried = wait_for(Duration::from_secs(40), || connections() > before).await;
+    assert!(
+        retried,
+        "the restarted daemon tries the endpoint again: {}",
+        daemon_log(&desk, "second.log")
+    );
+    let outbox = desk.json(&["outbox", "--json"]);
+    let lanes = outbox["webhooks"].as_array().unwrap();
+    assert_eq!(
+        (&lanes[0]["state"], &lanes[0]["pending"]),
+        (&"healthy".into(), &0.into()),
+        "{outbox:#}"
+    );
+    assert_eq!(lanes[1]["state"], "failing", "{outbox:#}");
+    assert_eq!(lanes[1]["pending"], TICKETS + REPLIES, "{outbox:#}");
+    assert!(lanes[1]["failures"].as_u64().unwrap() >= 1, "{outbox:#}");
+    assert!(
+        !lanes[1].to_string().contains("/crm"),
+        "no URL path shown: {outbox:#}"
+    );
+
+    // the endpoint recovers: the running daemon resumes by itself
+    broken.recover();
+    let recovered = Instant::now();
+    let got = broken
+        .receiver
+        .wait_until(
+            Duration::from_secs(60),
+            "the broken endpoint's whole backlog after it recovered",
+            |all| all.iter().filter(|q| q.status == 200).count() >= TICKETS + REPLIES,
+        )
+        .await;
+    println!(
+        "{fault:?}: backlog delivered {:?} after recovery",
+        recovered.elapsed()
+    );
+    // no duplicate arrives late
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = if broken.receiver.count() > got.len() {
+        broken.receiver.all()
+    } else {
+        got
+    };
+    let _ = terminate_within(&mut daemon, Duration::from_secs(10));
+    assert_whole_backlog(&got, &format!("{fault:?} endpoint after recovery"));
+    assert_eq!(
+        healthy.count(),
+        TICKETS + REPLIES,
+        "the healthy endpoint got nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_endpoint_is_announced_to_the_endpoints_that_asked_and_resumes_by_itself() {
+    let r = Receiver::start();
+    r.script("/down", &[], 503);
+    let desk = Desk::with(
+        "",
+        "",
+        &endpoints(
+            &r,
+            &[
+                ("/down", ""),
+                // no ticket events, only the system ones
+                ("/ops", "events = [\"ticket.closed\"]\nsystem_events = true"),
+                ("/quiet", "events = [\"ticket.closed\"]"),
+            ],
+        ),
+    );
+    let customer = fresh_user("customer");
+    let m = simple_message(&customer, &desk.support, "Paused", "Hello");
+    deliver_lmtp(&desk.support, &m).await;
+    // one probe a pass, each past the endpoint's hold: the fifth failure
+    // in a row pauses it
+    let t0 = Utc::now();
+    for pass in 0..5 {
+        desk.run_once(Some(&at(t0 + chrono::Duration::hours(pass))));
+    }
+    // within its hold: it waits, and /ops hears of it
+    desk.run_once(Some(&at(t0
+        + chrono::Duration::hours(4)
+        + chrono::Duration::seconds(2))));
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["webhooks"][0]["state"], "paused", "{outbox:#}");
+    assert_eq!(outbox["webhooks"][0]["failures"], 5, "{outbox:#}");
+    let down = r.to("/down");
+    assert_eq!(down.len(), 5, "one probe a pass: {down:#?}");
+    let ops = r.to("/ops");
+    assert_eq!(ops.len(), 1, "{ops:#?}");
+    let degraded = ops[0].json();
+    assert_eq!(degraded["event"], "system.degraded", "{degraded:#}");
+    assert_eq!(degraded["data"]["component"], "webhooks");
+    assert_eq!(degraded["data"]["webhook"], 0);
+    assert_eq!(degraded["data"]["failures"], 5);
+    assert!(
+        degraded["data"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/…"),
+        "no path: {degraded:#}"
+    );
+    assert!(
+        degraded["data"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{degraded:#}"
+    );
+
+    // it answers again: resumed, its event delivered, and /ops told
+    r.script("/down", &[], 200);
+    desk.run_once(Some(&at(t0 + chrono::Duration::hours(7))));
+    desk.run_once(Some(&at(t0 + chrono::Duration::hours(8))));
+    let down = r.to("/down");
+    assert_eq!(
+        down.iter().map(|q| q.status).collect::<Vec<_>>(),
+        [503, 503, 503, 503, 503, 200]
+    );
+    assert_eq!(events_of(&down[5..]), ["ticket.created"]);
+    let ops: Vec<String> = r
+        .to("/ops")
+        .iter()
+        .map(|q| q.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ops, ["system.degraded", "system.recovered"]);
+    assert!(r.to("/quiet").is_empty(), "only endpoints that asked");
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["webhooks"][0]["state"], "healthy", "{outbox:#}");
 }
 
 // ---------------------------------------------------------------------------

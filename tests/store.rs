@@ -319,19 +319,17 @@ async fn webhook_deliveries_of_a_ticket_go_one_at_a_time_in_order() {
                 .collect()
         };
 
-        let first = store.claim_due_webhooks(t0(), lease, 10).await.unwrap();
+        let first = store.claim_due_webhooks(x, t0(), lease, 10).await.unwrap();
         assert_eq!(
             events(&first),
-            [
-                (a1.clone(), x.to_string()),
-                (a1.clone(), y.to_string()),
-                (b1.clone(), x.to_string())
-            ],
-            "{b}: the oldest of each (endpoint, ticket)"
+            [(a1.clone(), x.to_string()), (b1.clone(), x.to_string())],
+            "{b}: the oldest of each ticket, of this endpoint only"
         );
+        let at_y = store.claim_due_webhooks(y, t0(), lease, 10).await.unwrap();
+        assert_eq!(events(&at_y), [(a1.clone(), y.to_string())], "{b}");
         assert!(
             store
-                .claim_due_webhooks(t0(), lease, 10)
+                .claim_due_webhooks(x, t0(), lease, 10)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -354,21 +352,21 @@ async fn webhook_deliveries_of_a_ticket_go_one_at_a_time_in_order() {
             .unwrap();
         assert!(
             store
-                .claim_due_webhooks(now, lease, 10)
+                .claim_due_webhooks(x, now, lease, 10)
                 .await
                 .unwrap()
                 .is_empty(),
             "{b}: a2 never overtakes a1"
         );
         let retry = now + Duration::minutes(1);
-        let again = store.claim_due_webhooks(retry, lease, 10).await.unwrap();
+        let again = store.claim_due_webhooks(x, retry, lease, 10).await.unwrap();
         assert_eq!(events(&again), [(a1.clone(), x.to_string())], "{b}");
         assert_eq!(again[0].attempts, 2, "{b}");
         store
             .webhook_result(a1_x, WebhookOutcome::Delivered { status: 200 }, retry)
             .await
             .unwrap();
-        let next = store.claim_due_webhooks(retry, lease, 10).await.unwrap();
+        let next = store.claim_due_webhooks(x, retry, lease, 10).await.unwrap();
         assert_eq!(events(&next), [(a2.clone(), x.to_string())], "{b}");
         // a dead delivery does not block the ones after it forever
         store
@@ -389,6 +387,119 @@ async fn webhook_deliveries_of_a_ticket_go_one_at_a_time_in_order() {
                 .unwrap(),
             2,
             "{b}: a1 at y and b1 are still leased, pending"
+        );
+    }
+}
+
+/// Each endpoint is claimed on its own (issue 26): a hung endpoint's
+/// leases hold none of another endpoint's events; abandoned attempts are
+/// given back due as they were; an endpoint's health is kept; events of an
+/// endpoint gone from the settings can be given up at once.
+#[tokio::test]
+async fn webhook_lanes_claim_release_and_keep_their_endpoints_health() {
+    let (_dir, stores) = backends().await;
+    let lease = Duration::minutes(2);
+    let (hung, chat) = (
+        "https://crm.example.test/hook",
+        "https://chat.example.test/hook",
+    );
+    for store in &stores {
+        let b = store.backend();
+        let mut tickets = Vec::new();
+        for i in 0..3 {
+            let t = new_ticket(store, &format!("T{i}")).await;
+            queue_event(store, t, &[hung, chat], t0()).await;
+            tickets.push(t);
+        }
+        // the hung endpoint's lane claims all of its events…
+        let held = store
+            .claim_due_webhooks(hung, t0(), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 3, "{b}");
+        assert!(held.iter().all(|r| r.endpoint == hung), "{b}");
+        assert_eq!(
+            store.count_due_webhooks(hung, t0()).await.unwrap(),
+            0,
+            "{b}"
+        );
+        // …and the other endpoint's are all still there
+        assert_eq!(
+            store.count_due_webhooks(chat, t0()).await.unwrap(),
+            3,
+            "{b}"
+        );
+        let other = store
+            .claim_due_webhooks(chat, t0(), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(other.len(), 3, "{b}");
+        assert!(other.iter().all(|r| r.endpoint == chat), "{b}");
+
+        // shutdown: the attempts in flight are abandoned, given back as
+        // they were (due, lease gone, the claim not counted)
+        let ids: Vec<i64> = held.iter().map(|r| r.id).collect();
+        store.release_webhooks(&ids).await.unwrap();
+        let again = store
+            .claim_due_webhooks(hung, t0(), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(|r| (r.id, r.attempts)).collect::<Vec<_>>(),
+            ids.iter().map(|id| (*id, 1)).collect::<Vec<_>>(),
+            "{b}: released, due, claimed once more as the first attempt"
+        );
+
+        // health: none until a failure, then kept (the last error stays
+        // visible after a success)
+        assert!(store.endpoint_health(hung).await.unwrap().is_none(), "{b}");
+        let until = t0() + Duration::seconds(30);
+        store
+            .save_endpoint_health(hung, 5, Some(until), Some("timed out"), t0())
+            .await
+            .unwrap();
+        let h = store.endpoint_health(hung).await.unwrap().unwrap();
+        assert_eq!(
+            (h.failures, h.paused_until, h.last_error.as_deref()),
+            (5, Some(until), Some("timed out")),
+            "{b}"
+        );
+        store
+            .save_endpoint_health(hung, 0, None, None, t0() + Duration::minutes(1))
+            .await
+            .unwrap();
+        let h = store.endpoint_health(hung).await.unwrap().unwrap();
+        assert_eq!(
+            (h.failures, h.paused_until, h.last_error.as_deref()),
+            (0, None, Some("timed out")),
+            "{b}"
+        );
+        assert_eq!(store.endpoint_healths().await.unwrap().len(), 1, "{b}");
+
+        // backlogs per endpoint, and an endpoint given up
+        let backlogs = store.webhook_backlogs().await.unwrap();
+        assert_eq!(
+            backlogs
+                .iter()
+                .map(|r| (r.endpoint.as_str(), r.pending))
+                .collect::<Vec<_>>(),
+            [(chat, 3), (hung, 3)],
+            "{b}"
+        );
+        assert_eq!(
+            store.pending_webhook_endpoints().await.unwrap(),
+            [chat.to_string(), hung.to_string()],
+            "{b}"
+        );
+        let dropped = store
+            .dead_letter_endpoint(hung, "endpoint no longer in the settings", t0())
+            .await
+            .unwrap();
+        assert_eq!(dropped, 3, "{b}");
+        assert_eq!(
+            store.pending_webhook_endpoints().await.unwrap(),
+            [chat.to_string()],
+            "{b}"
         );
     }
 }
@@ -421,7 +532,7 @@ async fn concurrent_webhook_claims_keep_each_ticket_in_order() {
             tasks.push(tokio::spawn(async move {
                 loop {
                     let batch = store
-                        .claim_due_webhooks(t0(), Duration::minutes(2), 4)
+                        .claim_due_webhooks(endpoint, t0(), Duration::minutes(2), 4)
                         .await
                         .unwrap();
                     if batch.is_empty() {

@@ -185,6 +185,9 @@ enum Reply {
     With(u16, &'static str, &'static str),
     /// Read the request, then never answer.
     Hang,
+    /// Read the request, write `fast` at once, then `slow` one byte a
+    /// second, then `a` a second for ever.
+    Trickle(&'static str, &'static str),
 }
 
 struct Server {
@@ -251,6 +254,17 @@ async fn answer(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Received
     });
     match reply {
         Reply::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+        Reply::Trickle(fast, slow) => {
+            if stream.write_all(fast.as_bytes()).await.is_err() {
+                return;
+            }
+            for byte in slow.bytes().chain(std::iter::repeat(b'a')) {
+                if stream.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
         Reply::With(status, extra, body) => {
             let response = format!(
                 "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
@@ -469,4 +483,78 @@ async fn only_the_first_two_kib_of_a_large_answer_are_kept() {
         webhooks::classify(Some(400), None, now()),
         Answer::Permanent { .. }
     ));
+}
+
+// ---------------------------------------------------------------------------
+// Every attempt has a deadline, whatever the peer does.
+
+/// The attempt must end within this of its deadline.
+const LATE: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn a_slow_loris_answer_is_cut_at_the_deadline() {
+    // a byte a second: the status line is never finished in time
+    let server = serve(Reply::Trickle("", "HTTP/1.1 200 OK\r\nX-Padding: ")).await;
+    let client = WebhookClient::with_timeout(Duration::from_millis(1500)).unwrap();
+    let started = Instant::now();
+    let err = client
+        .post(&format!("{}/hook", server.base), b"{}", &[])
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    println!("slow loris: {err} after {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500) + LATE, "{elapsed:?}");
+    assert!(
+        err.contains("timed out") || err.contains("deadline"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_cut_at_the_deadline() {
+    // accepts, reads the ClientHello, never answers it
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut hello = [0u8; 4096];
+            let _ = stream.read(&mut hello).await;
+            held.push(stream);
+        }
+    });
+    let client = WebhookClient::with_timeout(Duration::from_millis(1500)).unwrap();
+    let started = Instant::now();
+    let err = client
+        .post(
+            &format!("https://127.0.0.1:{port}/api/webhooks/1/SECRET-TOKEN"),
+            b"{}",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    println!("stalled TLS: {err} after {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500) + LATE, "{elapsed:?}");
+    assert!(!err.contains("SECRET-TOKEN"), "{err}");
+}
+
+#[tokio::test]
+async fn a_2xx_whose_body_trickles_is_an_answer_at_the_deadline() {
+    // the status is the answer: a body that never ends does not undo it
+    let server = serve(Reply::Trickle(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok",
+        "",
+    ))
+    .await;
+    let client = WebhookClient::with_timeout(Duration::from_millis(1500)).unwrap();
+    let started = Instant::now();
+    let answer = client
+        .post(&format!("{}/hook", server.base), b"{}", &[])
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status, 200);
+    assert!(answer.body_excerpt.starts_with("ok"), "{answer:?}");
+    assert!(elapsed < Duration::from_millis(1500) + LATE, "{elapsed:?}");
 }

@@ -2,15 +2,18 @@
 //! data for [`crate::rules::webhooks::classify`]. It decides nothing: no
 //! retries here, and redirects are never followed (a 3xx comes back as it
 //! is). Errors are short descriptions without the URL, whose path holds
-//! Discord's and Slack's tokens.
+//! Discord's and Slack's tokens. Every attempt has a deadline that covers
+//! connecting, TLS, sending and reading the answer.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use crate::rules::webhooks::{check_url, display_url};
 
-/// A whole attempt (connect, send, answer, body excerpt) gets this long.
+/// A whole attempt (connect, TLS, send, answer, body excerpt) gets this
+/// long unless the endpoint's `timeout_seconds` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the endpoint's answer is kept for `webhook test` and logs.
 pub const EXCERPT_BYTES: usize = 2048;
@@ -26,9 +29,11 @@ pub struct HttpAnswer {
     pub latency: Duration,
 }
 
+/// One endpoint's HTTP client: its deadline and the CAs it trusts.
 #[derive(Debug, Clone)]
 pub struct WebhookClient {
     http: reqwest::Client,
+    deadline: Duration,
 }
 
 impl WebhookClient {
@@ -37,23 +42,55 @@ impl WebhookClient {
         Self::with_timeout(DEFAULT_TIMEOUT)
     }
 
-    /// As [`WebhookClient::new`] with another timeout (tests use a short one).
+    /// As [`WebhookClient::new`] with another deadline (tests use a short one).
     pub fn with_timeout(timeout: Duration) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("guichet/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up the webhook HTTP client: {}", describe(e)))?;
-        Ok(Self { http })
+        Self::for_endpoint(timeout, None)
     }
 
-    /// One attempt. `Err` is a transport failure (refused connection, DNS,
-    /// TLS, timeout) or a URL that is neither https:// nor loopback http://;
-    /// any HTTP status, even 500, is an `Ok` answer. `headers` are sent as
-    /// given (the Standard Webhooks ones from
+    /// The client of one `[[webhooks]]` endpoint: every attempt ends within
+    /// `deadline`, whatever the peer does; `ca_file` (PEM) is trusted
+    /// besides the system's roots.
+    pub fn for_endpoint(deadline: Duration, ca_file: Option<&Path>) -> Result<Self, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // reqwest's own timeouts too: the connection is dropped by
+            // the one that fires first
+            .timeout(deadline)
+            .connect_timeout(deadline)
+            .pool_idle_timeout(POOL_IDLE)
+            .tcp_nodelay(true)
+            .user_agent(concat!("guichet/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!(
+                    "the CA file {} holds no usable certificate: {}",
+                    path.display(),
+                    describe(e)
+                )
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot set up the webhook HTTP client: {}", describe(e)))?;
+        Ok(Self { http, deadline })
+    }
+
+    /// How long one attempt may take.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// One attempt, ended by its deadline whatever the peer does (silent
+    /// after accepting, a byte a second, a TLS handshake never finished).
+    /// `Err` is a transport failure (refused connection, DNS, TLS, no
+    /// status within the deadline) or a URL that is neither https:// nor
+    /// loopback http://; any HTTP status, even 500, is an `Ok` answer,
+    /// and a body still arriving at the deadline is cut there. `headers`
+    /// are sent as given (the Standard Webhooks ones from
     /// [`crate::rules::webhooks::headers`]); `Content-Type` is JSON.
     pub async fn post(
         &self,
@@ -63,6 +100,7 @@ impl WebhookClient {
     ) -> Result<HttpAnswer, String> {
         check_url(url)?;
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.deadline;
         let mut request = self
             .http
             .post(url.trim())
@@ -71,7 +109,15 @@ impl WebhookClient {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response = request.send().await.map_err(|e| scrub(describe(e), url))?;
+        let mut response = match tokio::time::timeout_at(deadline, request.send()).await {
+            Ok(sent) => sent.map_err(|e| scrub(describe(e), url))?,
+            Err(_) => {
+                return Err(format!(
+                    "timed out: no answer within the {:?} deadline",
+                    self.deadline
+                ));
+            }
+        };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -80,10 +126,11 @@ impl WebhookClient {
             .map(str::to_string);
         let mut excerpt = Vec::new();
         while excerpt.len() < EXCERPT_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
-                // The status is the answer; a body cut short does not undo it.
-                Ok(None) | Err(_) => break,
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => excerpt.extend_from_slice(&chunk),
+                // The status is the answer; a body cut short (or still
+                // coming at the deadline) does not undo it.
+                Ok(Ok(None) | Err(_)) | Err(_) => break,
             }
         }
         Ok(HttpAnswer {
@@ -94,6 +141,10 @@ impl WebhookClient {
         })
     }
 }
+
+/// Idle kept connections are closed after this (endpoints behind load
+/// balancers often drop them sooner).
+const POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// At most [`EXCERPT_BYTES`], cut before a split UTF-8 sequence.
 fn text_excerpt(bytes: &[u8]) -> String {

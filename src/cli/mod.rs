@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod outbox;
 mod show;
 
 #[derive(Debug, Parser)]
@@ -120,6 +121,12 @@ pub enum Command {
         dry_run: bool,
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
+    },
+    /// What waits to be sent, and each webhook endpoint's state
+    /// (healthy, failing, paused) with its backlog
+    Outbox {
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the database migrations
     Migrate,
@@ -378,6 +385,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             show::stats(&store, &s, since, now.unwrap_or_else(Utc::now), json).await
+        }
+        Command::Outbox { json } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            outbox::show(&store, &s, json).await
         }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;

@@ -243,21 +243,39 @@ pub async fn explain(
 }
 
 pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure> {
-    let client = WebhookClient::new().map_err(anyhow::Error::msg)?;
     let event = webhooks::demo_event(Utc::now());
-    let targets: Vec<(String, crate::settings::WebhookFormat, Option<String>)> = match url {
-        Some(u) => vec![(u.to_string(), crate::settings::WebhookFormat::Auto, None)],
+    /// One endpoint to try: URL, shape, secret, and its own client
+    /// (deadline, CA file).
+    type Target = (
+        String,
+        crate::settings::WebhookFormat,
+        Option<String>,
+        WebhookClient,
+    );
+    let targets: Vec<Target> = match url {
+        Some(u) => vec![(
+            u.to_string(),
+            crate::settings::WebhookFormat::Auto,
+            None,
+            WebhookClient::new().map_err(anyhow::Error::msg)?,
+        )],
         None => s
             .webhooks
             .iter()
             .map(|w| {
-                (
+                let client = WebhookClient::for_endpoint(
+                    std::time::Duration::from_secs(w.timeout_seconds),
+                    w.ca_file.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                anyhow::Ok((
                     w.url.clone(),
                     w.format,
                     w.secret.as_ref().map(|x| x.expose().to_string()),
-                )
+                    client,
+                ))
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
     };
     if targets.is_empty() {
         return Err(fail(
@@ -266,7 +284,7 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
         ));
     }
     let mut failed = false;
-    for (i, (target, format, secret)) in targets.into_iter().enumerate() {
+    for (i, (target, format, secret, client)) in targets.into_iter().enumerate() {
         // the path may hold the endpoint's token (Discord, Slack): not shown
         let shown = match url {
             Some(_) => webhooks::display_url(&target),
@@ -278,6 +296,7 @@ pub async fn webhook_test(s: &Settings, url: Option<&str>) -> Result<(), Failure
             &event,
             s.helpdesk.ticket_url.as_deref(),
         ))?;
+        // signed at the moment of sending
         let headers =
             webhooks::headers(&event.id, Utc::now().timestamp(), &body, secret.as_deref());
         match client.post(&target, &body, &headers).await {

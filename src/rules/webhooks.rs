@@ -2,7 +2,8 @@
 //! JSON, Discord, Slack, Microsoft Teams), and the body of one event in that
 //! shape, escaped for its target and cut to the target's documented limits.
 //! The Standard Webhooks signature lives in [`signing`], the retry policy in
-//! [`retry`]. No I/O and no clock: the caller passes the event, its time and
+//! [`retry`], each endpoint's lane and circuit breaker in [`lanes`], the
+//! `system.degraded` / `system.recovered` events in [`system`]. No I/O and no clock: the caller passes the event, its time and
 //! its stable id.
 //!
 //! Escaping, per target:
@@ -18,8 +19,10 @@
 //! Text is cut on whole escaped units (an escape is never split from its
 //! character), and a cut text ends with `…`.
 
+pub mod lanes;
 pub mod retry;
 pub mod signing;
+pub mod system;
 
 pub use retry::{Answer, classify, endpoint_unavailable, is_dead, next_delay};
 pub use signing::{headers, sign};
@@ -194,6 +197,28 @@ pub fn ticket_link(template: Option<&str>, ticket_id: i64) -> Option<String> {
     let filled = template?.trim().replace("{id}", &ticket_id.to_string());
     let parsed = url::Url::parse(&filled).ok()?;
     matches!(parsed.scheme(), "https" | "http").then(|| parsed.to_string())
+}
+
+/// What the webhook outbox stores: a ticket's event, or a system event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Stored {
+    Ticket(Event),
+    System(system::SystemEvent),
+}
+
+/// The body of a stored event in `format` (see [`render`] and
+/// [`system::render`]).
+pub fn render_stored(
+    format: WebhookFormat,
+    payload: &str,
+    ticket_url_template: Option<&str>,
+) -> Result<Value, String> {
+    match serde_json::from_str::<Stored>(payload) {
+        Ok(Stored::Ticket(event)) => Ok(render(format, &event, ticket_url_template)),
+        Ok(Stored::System(event)) => Ok(system::render(format, &event)),
+        Err(e) => Err(format!("unreadable event in the webhook outbox: {e}")),
+    }
 }
 
 /// The body for `event` in `format` (`Auto` should be resolved first with

@@ -8,7 +8,7 @@
 //!
 //! **Relative paths are resolved against the folder of the settings file**,
 //! not against the current directory: `attachments.storage_dir`, every
-//! `*_file` secret, `imap.ca_file` / `smtp.ca_file`, a relative
+//! `*_file` secret, `imap.ca_file` / `smtp.ca_file` / `webhooks[].ca_file`, a relative
 //! `unix:` clamd socket and a relative `sqlite://` database (which becomes
 //! `sqlite:///absolute/path`). The daemon then finds the same files whether
 //! systemd, a container or a shell in another folder starts it.
@@ -226,6 +226,9 @@ const WEBHOOK_KEYS: &[&str] = &[
     "secret",
     "secret_env",
     "secret_file",
+    "timeout_seconds",
+    "ca_file",
+    "system_events",
 ];
 
 /// The section each key belongs to, to tell someone who wrote
@@ -1819,6 +1822,15 @@ impl<'c> Checker<'c> {
                 }
             },
         };
+        let timeout_seconds = self.int_in(
+            s,
+            "timeout_seconds",
+            crate::settings::WEBHOOK_TIMEOUT_SECONDS as i64,
+            1..=300,
+            "a number of seconds from 1 to 300: the deadline of each attempt (connect, TLS, send, answer)",
+        );
+        let ca_file = self.ca_file(s);
+        let system_events = self.boolean(s, "system_events", false);
         let (secret, secret_source) = match secret? {
             Some(s) => (Some(s.value), Some(s.source)),
             None => (None, None),
@@ -1829,6 +1841,9 @@ impl<'c> Checker<'c> {
             events: events?,
             secret,
             secret_source,
+            timeout_seconds: timeout_seconds? as u64,
+            ca_file: ca_file?,
+            system_events: system_events?,
         })
     }
 

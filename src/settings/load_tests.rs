@@ -105,6 +105,9 @@ fn base_loads_with_documented_values() {
     );
     assert_eq!(s.database.url, "sqlite:///etc/guichet/data/guichet.db");
     assert_eq!(s.webhooks[0].events, [EventKind::TicketCreated]);
+    assert_eq!(s.webhooks[0].timeout_seconds, 10, "the default deadline");
+    assert_eq!(s.webhooks[0].ca_file, None);
+    assert!(!s.webhooks[0].system_events, "system events are asked for");
     assert!(s.departments[0].default);
 }
 
@@ -185,6 +188,11 @@ const BAD: &[BadCase] = &[
     ("extension list empty", &[("\"jpg,jpeg,png\"", "\" , \"")], "attachments.allowed_extensions", "the list is empty"),
     ("extension not string", &[("\"jpg,jpeg,png\"", "[\"jpg\", 3]")], "attachments.allowed_extensions", "expected a string"),
     ("webhook secret bad whsec", &[("events = [", "secret = \"whsec_!!!\"\nevents = [")], "webhooks[0].secret", "not valid base64"),
+    ("webhook timeout zero", &[("events = [", "timeout_seconds = 0\nevents = [")], "webhooks[0].timeout_seconds", "from 1 to 300"),
+    ("webhook timeout too long", &[("events = [", "timeout_seconds = 301\nevents = [")], "webhooks[0].timeout_seconds", "301 is not allowed"),
+    ("webhook timeout word", &[("events = [", "timeout_seconds = \"10s\"\nevents = [")], "webhooks[0].timeout_seconds", "a whole number"),
+    ("webhook system_events word", &[("events = [", "system_events = \"yes\"\nevents = [")], "webhooks[0].system_events", "true or false"),
+    ("webhook ca file missing", &[("events = [", "ca_file = \"no-ca.pem\"\nevents = [")], "webhooks[0].ca_file", "cannot read `/etc/guichet/no-ca.pem`"),
     ("webhook url missing", &[("url = \"https://discord.com/api/webhooks/123/abc\"\n", "")], "webhooks[0].url", "missing"),
     ("ticket url without id", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.mycorp.test/t\"")], "helpdesk.ticket_url", "has no `{id}`"),
     ("database mysql", &[("sqlite://data/guichet.db", "mysql://db/guichet")], "database.url", "neither a `sqlite:` nor a `postgres://`"),
@@ -255,6 +263,8 @@ const GOOD: &[(&str, &[(&str, &str)])] = &[
     ("literal secret", &[("secret_env = \"T_SECRET\"", "secret = \"a-literal-secret-of-32-bytes-----\"")]),
     ("whsec from env", &[("events = [", "secret_env = \"T_WHSEC\"\nevents = [")]),
     ("raw webhook secret", &[("events = [", "secret = \"any text\"\nevents = [")]),
+    ("webhook timeout", &[("events = [", "timeout_seconds = 300\nevents = [")]),
+    ("webhook system events", &[("events = [", "system_events = true\nevents = [")]),
     ("no webhooks", &[("[[webhooks]]\nurl = \"https://discord.com/api/webhooks/123/abc\"\nevents = [\"ticket.created\"]\n", "")]),
     ("postgres", &[("sqlite://data/guichet.db", "postgres://guichet:pw@db.mycorp.test/guichet")]),
     ("sqlite memory", &[("sqlite://data/guichet.db", "sqlite::memory:")]),
@@ -447,6 +457,7 @@ fn relative_paths_are_relative_to_the_settings_file() {
             "storage_dir = \"../files\"",
         ),
         ("idle = true", "idle = true\nca_file = \"ca.pem\""),
+        ("events = [", "ca_file = \"./ca.pem\"\nevents = ["),
         ("sqlite://data/guichet.db", "sqlite://db/g.db?mode=rwc"),
         (
             "[database]",
@@ -470,6 +481,7 @@ fn relative_paths_are_relative_to_the_settings_file() {
         base.parent().unwrap().join("files")
     );
     assert_eq!(s.imap.ca_file, Some(base.join("ca.pem")));
+    assert_eq!(s.webhooks[0].ca_file, Some(base.join("ca.pem")));
     assert_eq!(
         s.database.url,
         format!("sqlite://{}?mode=rwc", base.join("db/g.db").display())

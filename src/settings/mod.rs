@@ -323,7 +323,18 @@ pub struct WebhookSettings {
     pub events: Vec<EventKind>,
     pub secret: Option<Secret>,
     pub secret_source: Option<SecretSource>,
+    /// The deadline of every attempt: connecting, TLS, sending the event
+    /// and reading the answer (seconds).
+    pub timeout_seconds: u64,
+    /// Extra CA (PEM) to trust for this endpoint, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// This endpoint is told (`system.degraded`, `system.recovered`) when
+    /// another endpoint is paused and when it answers again.
+    pub system_events: bool,
 }
+
+/// The default of `webhooks[].timeout_seconds`.
+pub const WEBHOOK_TIMEOUT_SECONDS: u64 = 10;
 
 impl WebhookSettings {
     pub fn wants(&self, event: EventKind) -> bool {

@@ -198,6 +198,11 @@ pub fn render_masked(settings: &Settings) -> String {
                 let _ = writeln!(o, "# no secret: deliveries are not signed");
             }
         }
+        let _ = writeln!(o, "timeout_seconds = {}", w.timeout_seconds);
+        if let Some(ca) = &w.ca_file {
+            let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+        }
+        let _ = writeln!(o, "system_events = {}", w.system_events);
     }
     out
 }

@@ -551,16 +551,20 @@ impl Store {
 
     // ---- the webhook outbox ----
 
-    /// Due deliveries, at most one per (endpoint, ticket): the oldest one
-    /// not yet delivered, so that each endpoint hears of a ticket in order.
+    /// Due deliveries to `endpoint`, at most one per ticket: the oldest
+    /// one not yet delivered, so that the endpoint hears of each ticket in
+    /// order. Each endpoint is claimed on its own (its lane): a hung
+    /// endpoint's leases never hold another endpoint's events.
     pub async fn claim_due_webhooks(
         &self,
+        endpoint: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<WebhookRow>> {
         const SQLITE: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+               AND w.endpoint = $4 \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
                AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
                            AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
@@ -574,6 +578,7 @@ impl Store {
         // waiting), and the lease conditions are repeated on the row itself.
         const POSTGRES: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+               AND w.endpoint = $4 \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
                AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
                            AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL) \
@@ -587,6 +592,7 @@ impl Store {
                     .bind(until)
                     .bind(now)
                     .bind(limit)
+                    .bind(endpoint)
                     .fetch_all(p)
                     .await?
             }
@@ -595,12 +601,179 @@ impl Store {
                     .bind(until)
                     .bind(now)
                     .bind(limit)
+                    .bind(endpoint)
                     .fetch_all(p)
                     .await?
             }
         };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
+    }
+
+    /// How many of `endpoint`'s events could be claimed at `now` (each
+    /// ticket's oldest undelivered one, when due): those a held endpoint
+    /// keeps waiting.
+    pub async fn count_due_webhooks(&self, endpoint: &str, now: DateTime<Utc>) -> Result<i64> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
+                 AND w.endpoint = $1 AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
+                 AND w.id = (SELECT MIN(x.id) FROM webhook_outbox x WHERE x.endpoint = w.endpoint \
+                             AND x.ticket_id = w.ticket_id AND x.delivered_at IS NULL AND x.dead_at IS NULL)",
+            )
+            .bind(endpoint)
+            .bind(now)
+            .fetch_one(p)
+            .await
+        })?)
+    }
+
+    /// Gives claimed deliveries back untouched: their attempts were
+    /// abandoned (shutdown) before any answer. Due as they were, lease
+    /// released, the claim not counted as an attempt.
+    pub async fn release_webhooks(&self, ids: &[i64]) -> Result<()> {
+        for id in ids {
+            on_db!(pool self, p => {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET locked_until = NULL, attempts = attempts - 1 \
+                     WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL",
+                )
+                .bind(*id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Endpoints with undelivered events.
+    pub async fn pending_webhook_endpoints(&self) -> Result<Vec<String>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT endpoint FROM webhook_outbox \
+                 WHERE delivered_at IS NULL AND dead_at IS NULL ORDER BY endpoint",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// Gives up every undelivered event of `endpoint`; how many.
+    pub async fn dead_letter_endpoint(
+        &self,
+        endpoint: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE webhook_outbox SET last_error = $1, dead_at = $2, locked_until = NULL \
+                 WHERE endpoint = $3 AND delivered_at IS NULL AND dead_at IS NULL",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(endpoint)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+
+    /// Queues an event that belongs to no ticket (`system.degraded`…) for
+    /// `endpoints`, filed under ticket [`NO_TICKET`](crate::rules::webhooks::system::NO_TICKET).
+    pub async fn queue_system_event(
+        &self,
+        event_id: &str,
+        endpoints: &[&str],
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for endpoint in endpoints {
+            on_db!(pool self, p => {
+                sqlx::query(
+                    "INSERT INTO webhook_outbox (event_id, endpoint, ticket_id, payload, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(*endpoint)
+                .bind(crate::rules::webhooks::system::NO_TICKET)
+                .bind(payload)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Undelivered events per endpoint (for `guichet outbox`).
+    pub async fn webhook_backlogs(&self) -> Result<Vec<EndpointBacklogRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, EndpointBacklogRow>(
+                "SELECT endpoint, COUNT(*) AS pending, MIN(created_at) AS oldest FROM webhook_outbox \
+                 WHERE delivered_at IS NULL AND dead_at IS NULL GROUP BY endpoint ORDER BY endpoint",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// The stored health of every endpoint that ever failed.
+    pub async fn endpoint_healths(&self) -> Result<Vec<EndpointHealthRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, EndpointHealthRow>(
+                "SELECT endpoint, failures, paused_until, last_error, updated_at \
+                 FROM webhook_endpoints ORDER BY endpoint",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// `endpoint`'s stored health, if it ever failed.
+    pub async fn endpoint_health(&self, endpoint: &str) -> Result<Option<EndpointHealthRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, EndpointHealthRow>(
+                "SELECT endpoint, failures, paused_until, last_error, updated_at \
+                 FROM webhook_endpoints WHERE endpoint = $1",
+            )
+            .bind(endpoint)
+            .fetch_optional(p)
+            .await
+        })?)
+    }
+
+    /// Stores `endpoint`'s health after an attempt. `last_error` is kept
+    /// when `None` (a success leaves the last failure visible).
+    pub async fn save_endpoint_health(
+        &self,
+        endpoint: &str,
+        failures: u32,
+        paused_until: Option<DateTime<Utc>>,
+        last_error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (endpoint, failures, paused_until, last_error, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (endpoint) DO UPDATE SET failures = excluded.failures, \
+                 paused_until = excluded.paused_until, \
+                 last_error = COALESCE(excluded.last_error, webhook_endpoints.last_error), \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(endpoint)
+            .bind(i64::from(failures))
+            .bind(paused_until)
+            .bind(last_error)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 
     pub async fn webhook_result(

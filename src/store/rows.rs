@@ -110,6 +110,24 @@ pub struct WebhookRow {
     pub attempts: i64,
 }
 
+/// An endpoint's stored health (`webhook_endpoints`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointHealthRow {
+    pub endpoint: String,
+    pub failures: i64,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint's undelivered events: how many, and the oldest one's age.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointBacklogRow {
+    pub endpoint: String,
+    pub pending: i64,
+    pub oldest: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookStatusRow {
     pub created_at: DateTime<Utc>,

@@ -14,13 +14,13 @@ use tokio::sync::{Notify, watch};
 
 use crate::adapters::imap::{FetchedMail, Mailbox};
 use crate::adapters::smtp::SmtpSender;
-use crate::adapters::webhook_http::WebhookClient;
 use crate::mail::templates::Templates;
 use crate::settings::{FirstStart, Settings};
 use crate::store::Store;
 
 use super::ingest::{self, BatchItem, Options, Outcome, Source};
 use super::{Ctx, deliver, sweep};
+use crate::rules::webhooks::lanes;
 
 /// What a pass over the mailbox did.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -56,7 +56,6 @@ pub struct Runtime {
     pub store: Store,
     pub templates: Arc<Templates>,
     pub smtp: SmtpSender,
-    pub webhooks: WebhookClient,
     pub clock: Clock,
     /// Raised when mail was queued: the outbox is drained at once.
     pub wake_delivery: Arc<Notify>,
@@ -68,13 +67,13 @@ impl Runtime {
         store.migrate().await?;
         let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
         let smtp = SmtpSender::new(&settings.smtp)?;
-        let webhooks = WebhookClient::new().map_err(anyhow::Error::msg)?;
+        // each endpoint's client (its CA file) can be made
+        deliver::Lane::all(&settings)?;
         Ok(Runtime {
             settings: Arc::new(settings),
             store,
             templates: Arc::new(templates),
             smtp,
-            webhooks,
             clock,
             wake_delivery: Arc::new(Notify::new()),
         })
@@ -628,7 +627,8 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     }
     let delivery_ms = first_claim.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
     link.close().await;
-    let hooks = deliver::deliver_webhooks(&rt.ctx(), &rt.webhooks).await?;
+    let mut lanes = deliver::Lane::all(&rt.settings)?;
+    let hooks = deliver::deliver_webhooks(&rt.ctx(), &mut lanes).await?;
     tracing::info!(closed, ?mail, ?hooks, "pass done");
     // timings: the mailbox pass (connect to last commit) and the mail
     // delivery (first claim to last message handed to SMTP); they overlap
@@ -641,19 +641,23 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wakes the two outbox loops when a pass has queued something for them.
+/// Wakes the mail loop and the webhook lanes when a pass has queued
+/// something for them.
 #[derive(Clone)]
 struct Wake {
     mail: Arc<Notify>,
-    webhooks: Arc<Notify>,
+    /// A counter every lane watches: a lane busy when it moves sees the
+    /// change on its next wait, so nothing queued meanwhile waits for the
+    /// timer.
+    webhooks: Arc<watch::Sender<u64>>,
 }
 
 impl Wake {
     fn both(&self) {
         // `notify_one` keeps a permit when the loop is busy: the next wait
-        // returns at once, so nothing queued meanwhile waits for the timer
+        // returns at once
         self.mail.notify_one();
-        self.webhooks.notify_one();
+        self.webhooks.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -662,23 +666,18 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
     // the mailbox pass wakes the mail loop after each committed batch
     let wake = Wake {
         mail: rt.wake_delivery.clone(),
-        webhooks: Arc::new(Notify::new()),
+        webhooks: Arc::new(watch::channel(0).0),
     };
     let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake.clone()));
-    // Two loops, so that neither outbox waits for the other: a webhook is
-    // not held up by the SMTP server's answers (tens of ms a message), nor
-    // mail by an endpoint that times out.
-    let mail = tokio::spawn(delivery_loop(
+    // The mail loop and one lane per webhook endpoint, so that none waits
+    // for another: a webhook is not held up by the SMTP server's answers
+    // (tens of ms a message), nor mail or another endpoint by an endpoint
+    // that hangs.
+    let mail = tokio::spawn(mail_loop(rt.clone(), shutdown.clone(), wake.mail.clone()));
+    let hooks = tokio::spawn(webhook_lanes(
         rt.clone(),
         shutdown.clone(),
-        wake.mail.clone(),
-        Outbox::Mail,
-    ));
-    let hooks = tokio::spawn(delivery_loop(
-        rt.clone(),
-        shutdown.clone(),
-        wake.webhooks.clone(),
-        Outbox::Webhooks,
+        wake.webhooks.subscribe(),
     ));
     let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone(), wake));
     let (a, b, c, d) = tokio::join!(imap, mail, hooks, sweeper);
@@ -748,27 +747,16 @@ async fn imap_loop(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Outbox {
-    Mail,
-    Webhooks,
-}
-
-async fn delivery_loop(
+async fn mail_loop(
     rt: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
     wake: Arc<Notify>,
-    outbox: Outbox,
 ) -> anyhow::Result<()> {
     let mut link = deliver::SmtpLink::default();
     while !*shutdown.borrow() {
         let ctx = rt.ctx();
-        let result = match outbox {
-            Outbox::Mail => deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link).await,
-            Outbox::Webhooks => deliver::deliver_webhooks(&ctx, &rt.webhooks).await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = format!("{e:#}"), ?outbox, "delivery pass failed");
+        if let Err(e) = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link).await {
+            tracing::warn!(error = format!("{e:#}"), "mail delivery pass failed");
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -778,6 +766,62 @@ async fn delivery_loop(
     }
     link.close().await;
     Ok(())
+}
+
+/// An idle lane looks for due events this often (new events wake it
+/// sooner, and a held endpoint's lane wakes when the hold ends).
+const LANE_POLL: StdDuration = StdDuration::from_secs(5);
+
+/// One task per webhook endpoint (its lane), until shutdown. A lane's
+/// attempts in flight at shutdown are abandoned and their events stay
+/// due: the daemon never waits for an endpoint to stop.
+async fn webhook_lanes(
+    rt: Arc<Runtime>,
+    shutdown: watch::Receiver<bool>,
+    wake: watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    let lanes = deliver::Lane::all(&rt.settings)?;
+    if lanes.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = deliver::drop_unknown_endpoints(&rt.ctx()).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot give up the events of removed webhook endpoints"
+        );
+    }
+    let tasks: Vec<_> = lanes
+        .into_iter()
+        .map(|lane| tokio::spawn(lane_loop(rt.clone(), lane, shutdown.clone(), wake.clone())))
+        .collect();
+    for task in tasks {
+        task.await.context("webhook lane panicked")?;
+    }
+    Ok(())
+}
+
+async fn lane_loop(
+    rt: Arc<Runtime>,
+    mut lane: deliver::Lane,
+    mut shutdown: watch::Receiver<bool>,
+    mut wake: watch::Receiver<u64>,
+) {
+    while !*shutdown.borrow() {
+        wake.mark_unchanged();
+        let ctx = rt.ctx();
+        if let Err(e) = deliver::lane_pass(&ctx, &mut lane, &mut shutdown).await {
+            tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed");
+        }
+        let wait = lanes::idle_wait(&lane.health(), rt.clock.now(), LANE_POLL);
+        tokio::select! {
+            // the wake's sender lives as long as the daemon's loops
+            Ok(()) = wake.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            // the pass may have seen the shutdown already: `stopped`
+            // looks at the value, not only at its changes
+            () = deliver::stopped(&mut shutdown) => {}
+        }
+    }
 }
 
 const STALE_TEMP_SWEEP_EVERY: StdDuration = StdDuration::from_secs(60 * 60);

@@ -3,14 +3,19 @@
 //! and answers, per path, the statuses a test scripts (e.g. three 500s, then
 //! 200s). Keep-alive is honoured, as real endpoints do, so that the client's
 //! connection pool is measured as it will be used. Plain tokio, no crate.
+//!
+//! [`FaultyEndpoint`] is a broken receiver (accepts and never answers,
+//! answers a byte a second, or never speaks TLS) that can recover into a
+//! [`Receiver`] on the same address.
 #![allow(dead_code)] // the tests and the benchmark use different parts
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -110,6 +115,16 @@ impl Receiver {
         receiver
     }
 
+    /// A receiver that serves the connections it is handed (by a
+    /// [`FaultyEndpoint`]) and listens nowhere itself.
+    fn unstarted() -> Receiver {
+        Receiver {
+            base: String::new(),
+            state: Arc::default(),
+            arrived: Arc::new(Notify::new()),
+        }
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -183,7 +198,7 @@ impl Receiver {
         }
     }
 
-    async fn serve(&self, mut stream: TcpStream) {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
         let mut buf: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {
@@ -279,4 +294,148 @@ pub fn summary(r: &Received) -> String {
             r.header("webhook-id").unwrap_or("-")
         ),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Broken endpoints.
+
+/// How a [`FaultyEndpoint`] misbehaves until it recovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Accepts connections, reads what comes, never writes a byte (a load
+    /// balancer in front of a dead backend).
+    Blackhole,
+    /// Reads the request, then answers one byte a second, for ever.
+    SlowLoris,
+    /// An `https://` URL whose server accepts the connection, reads the
+    /// TLS ClientHello and never answers it.
+    StalledTls,
+}
+
+/// A broken endpoint on 127.0.0.1 that can be told to recover: from then
+/// on, new connections are answered by a [`Receiver`] (over TLS for
+/// [`Fault::StalledTls`], with the rig's certificate for 127.0.0.1).
+/// Connections accepted while broken stay broken, as they would.
+#[derive(Clone)]
+pub struct FaultyEndpoint {
+    pub fault: Fault,
+    /// `http://127.0.0.1:PORT`, or `https://…` for [`Fault::StalledTls`].
+    pub base: String,
+    /// What it answers once recovered (its `base` is not this one's).
+    pub receiver: Receiver,
+    recovered: Arc<AtomicBool>,
+    /// Connections accepted while broken.
+    pub broken_connections: Arc<AtomicUsize>,
+}
+
+impl FaultyEndpoint {
+    /// `tls_files`: `(certificate chain, key)` PEM files; needed for
+    /// [`Fault::StalledTls`] (the rig's `fullchain.pem` and `key.pem`).
+    pub fn start(fault: Fault, tls_files: Option<(&std::path::Path, &std::path::Path)>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let scheme = if fault == Fault::StalledTls {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
+        let acceptor = (fault == Fault::StalledTls).then(|| {
+            let (chain, key) = tls_files.expect("a certificate for the TLS endpoint");
+            tls_acceptor(chain, key)
+        });
+        let endpoint = FaultyEndpoint {
+            fault,
+            base,
+            receiver: Receiver::unstarted(),
+            recovered: Arc::new(AtomicBool::new(false)),
+            broken_connections: Arc::new(AtomicUsize::new(0)),
+        };
+        let e = endpoint.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).unwrap();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let _ = stream.set_nodelay(true);
+                    let e = e.clone();
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        if e.recovered.load(Ordering::SeqCst) {
+                            match acceptor {
+                                Some(acceptor) => {
+                                    if let Ok(tls) = acceptor.accept(stream).await {
+                                        e.receiver.serve(tls).await;
+                                    }
+                                }
+                                None => e.receiver.serve(stream).await,
+                            }
+                        } else {
+                            e.broken_connections.fetch_add(1, Ordering::SeqCst);
+                            misbehave(e.fault, stream).await;
+                        }
+                    });
+                }
+            });
+        });
+        endpoint
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// New connections are answered properly from now on.
+    pub fn recover(&self) {
+        self.recovered.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn misbehave(fault: Fault, mut stream: TcpStream) {
+    let mut chunk = [0u8; 16 * 1024];
+    match fault {
+        // read (so the client's writes never block) and never answer
+        Fault::Blackhole | Fault::StalledTls => {
+            while let Ok(n) = stream.read(&mut chunk).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        }
+        Fault::SlowLoris => {
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Padding: ";
+            for byte in answer.iter().chain(std::iter::repeat(&b'a')) {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn tls_acceptor(chain: &std::path::Path, key: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut chain_file = std::io::BufReader::new(std::fs::File::open(chain).unwrap());
+    let certs: Vec<_> = rustls_pemfile::certs(&mut chain_file)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut key_file = std::io::BufReader::new(std::fs::File::open(key).unwrap());
+    let key = rustls_pemfile::private_key(&mut key_file).unwrap().unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
