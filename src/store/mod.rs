@@ -686,6 +686,8 @@ impl Store {
         &self,
         event_id: &str,
         endpoints: &[&str],
+        // the row's ticket: system events name none (rules::webhooks::system)
+        no_ticket: i64,
         payload: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -697,7 +699,7 @@ impl Store {
                 )
                 .bind(event_id)
                 .bind(*endpoint)
-                .bind(crate::rules::webhooks::system::NO_TICKET)
+                .bind(no_ticket)
                 .bind(payload)
                 .bind(now)
                 .execute(p)

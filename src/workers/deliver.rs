@@ -631,7 +631,13 @@ async fn record(
             let last_error = matches!(change, Change::Paused { .. }).then_some(error.as_str());
             let event = system::notice(change, place, &shown, last_error, now, rand::random());
             ctx.store
-                .queue_system_event(&event.id, &to, &serde_json::to_string(&event)?, now)
+                .queue_system_event(
+                    &event.id,
+                    &to,
+                    crate::rules::webhooks::system::NO_TICKET,
+                    &serde_json::to_string(&event)?,
+                    now,
+                )
                 .await?;
         }
     }
