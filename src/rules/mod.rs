@@ -4,6 +4,7 @@
 
 pub mod attachments;
 pub mod commands;
+pub mod health;
 pub mod lifecycle;
 pub mod quotes;
 pub mod reply_token;

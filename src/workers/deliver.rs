@@ -85,10 +85,44 @@ const SESSION_IDLE_LIMIT: StdDuration = StdDuration::from_secs(30);
 pub const SMTP_CONNECTIONS: usize = 2;
 
 /// The SMTP connections the outbox drains over, kept from one pass to the
-/// next (connecting, TLS and login cost more than sending a message).
+/// next (connecting, TLS and login cost more than sending a message);
+/// and what a pass could not record because the store failed: mail sent
+/// but not marked sent, mail claimed but not sent. The next pass records
+/// those before it claims anything (so a fault never makes a mail go out
+/// twice from this daemon), and sends nothing while it cannot.
 #[derive(Default)]
 pub struct SmtpLink {
     slots: [Slot; SMTP_CONNECTIONS],
+    unrecorded: Vec<i64>,
+    unsent: Vec<Claimed>,
+}
+
+/// A row claimed and not handled, and until when the claim holds.
+#[derive(Debug, Clone, Copy)]
+struct Claimed {
+    id: i64,
+    until: DateTime<Utc>,
+}
+
+/// Gives claimed rows back untried (due now), as long as the claim holds;
+/// a claim that ran out needs nothing (anyone may claim the row again).
+/// Stops at the first failure, keeping what is left.
+async fn give_back<F, Fut>(
+    unsent: &mut Vec<Claimed>,
+    now: DateTime<Utc>,
+    postpone: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    while let Some(c) = unsent.last().copied() {
+        if c.until > now {
+            postpone(c.id).await?;
+        }
+        unsent.pop();
+    }
+    Ok(())
 }
 
 /// One kept connection and when it was last used.
@@ -147,41 +181,100 @@ pub async fn deliver_mail_over(
     link: &mut SmtpLink,
 ) -> anyhow::Result<Delivered> {
     let started = std::time::Instant::now();
+    // what an earlier pass could not record, first; nothing is claimed
+    // (nor sent) while that fails
+    if !link.unrecorded.is_empty() {
+        ctx.store
+            .mails_sent(&link.unrecorded, clock(ctx, started))
+            .await?;
+        tracing::info!(
+            count = link.unrecorded.len(),
+            "mail sent while the store failed is now recorded as sent"
+        );
+        link.unrecorded.clear();
+    }
+    let now = clock(ctx, started);
+    give_back(&mut link.unsent, now, |id| ctx.store.postpone_mail(id, now)).await?;
+
+    // set when the store fails: no more claims, no more sending
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let unsent = std::sync::Mutex::new(Vec::new());
     let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
     let marking = async {
         let mut ids = Vec::new();
+        let mut unrecorded = Vec::new();
+        let mut failure = None;
         while sent_rx.recv_many(&mut ids, 1000).await > 0 {
-            ctx.store.mails_sent(&ids, clock(ctx, started)).await?;
-            ids.clear();
+            if failure.is_none() {
+                match ctx.store.mails_sent(&ids, clock(ctx, started)).await {
+                    Ok(()) => {
+                        ids.clear();
+                        continue;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+            // sent, not recorded: kept for the next pass
+            unrecorded.append(&mut ids);
         }
-        anyhow::Ok(())
+        (unrecorded, failure)
     };
-    let sending = async move {
-        let done = send_due_mail(ctx, smtp, link, started, &sent_tx).await;
+    let slots = &mut link.slots;
+    let sending = async {
+        let done = send_due_mail(ctx, smtp, slots, started, &sent_tx, &stop, &unsent).await;
         drop(sent_tx);
         done
     };
-    let (done, marked) = tokio::join!(sending, marking);
-    marked?;
+    let (done, (unrecorded, failure)) = tokio::join!(sending, marking);
+    link.unrecorded.extend(unrecorded);
+    link.unsent
+        .extend(unsent.into_inner().expect("not poisoned"));
+    if let Some(e) = failure {
+        return Err(e.context("cannot record mail as sent"));
+    }
     done
 }
 
 /// Claims due mail a few rows at a time and sends each claim's rows over
 /// the link's connections, which take them in turn; reports each sent
 /// row's id on `sent`.
+/// A store failure stops everything (`stop`): the rows of the claim not
+/// handled are listed in `unsent`, to be given back.
 async fn send_due_mail(
     ctx: &Ctx<'_>,
     smtp: &SmtpSender,
-    link: &mut SmtpLink,
+    slots: &mut [Slot; SMTP_CONNECTIONS],
     started: Instant,
     sent: &tokio::sync::mpsc::UnboundedSender<i64>,
+    stop: &std::sync::atomic::AtomicBool,
+    unsent: &std::sync::Mutex<Vec<Claimed>>,
 ) -> anyhow::Result<Delivered> {
     use std::sync::Mutex;
+    use std::sync::atomic::Ordering::SeqCst;
     let done = Mutex::new(Delivered::default());
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     let mut claim = MAIL_BATCH_MIN;
     loop {
+        if stop.load(SeqCst) {
+            break;
+        }
         let claimed_at = clock(ctx, started);
+        let until = claimed_at + MAIL_LEASE;
+        let not_handled = |id: i64| {
+            unsent
+                .lock()
+                .expect("not poisoned")
+                .push(Claimed { id, until })
+        };
+        // a store failure while handling a row: nothing more is sent
+        let failed = |id: i64, e: anyhow::Error| {
+            not_handled(id);
+            stop.store(true, SeqCst);
+            Err(e)
+        };
         let batch = ctx
             .store
             .claim_due_mail(claimed_at, MAIL_LEASE, claim)
@@ -197,9 +290,9 @@ async fn send_due_mail(
         // is left of the claim is given back untried, due when this
         // message is retried
         let retry_rest_at = Mutex::new(None);
-        let workers = link.slots.iter_mut().map(|slot| async {
+        let workers = slots.iter_mut().map(|slot| async {
             loop {
-                if retry_rest_at.lock().expect("not poisoned").is_some() {
+                if retry_rest_at.lock().expect("not poisoned").is_some() || stop.load(SeqCst) {
                     return anyhow::Ok(());
                 }
                 let Some(mut row) = queue.lock().expect("not poisoned").next() else {
@@ -217,7 +310,10 @@ async fn send_due_mail(
                 if row.raw.is_empty() {
                     // a big message: its bytes are read now, and dropped
                     // with `row` once it is sent
-                    row.raw = ctx.store.outbox_mail_raw(row.id).await?;
+                    row.raw = match ctx.store.outbox_mail_raw(row.id).await {
+                        Ok(raw) => raw,
+                        Err(e) => return failed(row.id, e),
+                    };
                 }
                 match send_one(smtp, slot, &row).await {
                     Ok(()) => {
@@ -227,30 +323,48 @@ async fn send_due_mail(
                     }
                     Err(SendError::Permanent(e)) => {
                         tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
-                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.failed += 1);
                     }
                     Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
                         tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
-                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.failed += 1);
                     }
                     Err(SendError::Transient(e)) => {
                         let at = now + mail_backoff(row.attempts);
                         tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
-                        ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, Some(at), now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.retried += 1);
                         retry_rest_at.lock().expect("not poisoned").get_or_insert(at);
                     }
                 }
             }
         });
-        for r in futures::future::join_all(workers).await {
-            r?;
+        let results = futures::future::join_all(workers).await;
+        let mut rest = queue.into_inner().expect("not poisoned");
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            rest.for_each(|r| not_handled(r.id));
+            return Err(e);
+        }
+        if stop.load(SeqCst) {
+            // recording a sent mail failed: the caller says so
+            rest.for_each(|r| not_handled(r.id));
+            break;
         }
         if let Some(at) = retry_rest_at.into_inner().expect("not poisoned") {
-            for rest in queue.into_inner().expect("not poisoned") {
-                ctx.store.postpone_mail(rest.id, at).await?;
+            while let Some(r) = rest.next() {
+                if let Err(e) = ctx.store.postpone_mail(r.id, at).await {
+                    not_handled(r.id);
+                    rest.for_each(|r| not_handled(r.id));
+                    return Err(e);
+                }
             }
             break;
         }
@@ -288,153 +402,225 @@ async fn send_one(
     }
 }
 
+/// What a webhook pass could not record because the store failed:
+/// deliveries made (their outcome kept here) and rows claimed but not
+/// tried. Kept by the delivery loop from one pass to the next, and
+/// recorded before anything else is claimed or posted.
+#[derive(Default)]
+pub struct WebhookMemo {
+    unrecorded: Vec<(i64, Recorded)>,
+    unsent: Vec<Claimed>,
+}
+
+/// The outcome of one delivery attempt, owned.
+#[derive(Debug, Clone)]
+enum Recorded {
+    Delivered {
+        status: u16,
+    },
+    Retry {
+        status: Option<u16>,
+        error: String,
+        at: DateTime<Utc>,
+    },
+    Dead {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+impl Recorded {
+    fn outcome(&self) -> WebhookOutcome<'_> {
+        match self {
+            Recorded::Delivered { status } => WebhookOutcome::Delivered { status: *status },
+            Recorded::Retry { status, error, at } => WebhookOutcome::Retry {
+                status: *status,
+                error,
+                at: *at,
+            },
+            Recorded::Dead { status, error } => WebhookOutcome::Dead {
+                status: *status,
+                error,
+            },
+        }
+    }
+}
+
+/// What to write about one claimed delivery.
+enum Step {
+    /// Given back untried, due then (its endpoint is unavailable).
+    Postpone(DateTime<Utc>),
+    Record(Recorded),
+}
+
+/// One pass over the webhook outbox (`run --once`, benches): what it could
+/// not record is lost with it (sent again once its lease ends).
 pub async fn deliver_webhooks(ctx: &Ctx<'_>, client: &WebhookClient) -> anyhow::Result<Delivered> {
+    deliver_webhooks_with(ctx, client, &mut WebhookMemo::default()).await
+}
+
+/// Every due webhook delivery, at most one per endpoint and ticket at a
+/// time. When the store fails, what was done and not recorded stays in
+/// `memo` and the pass stops: nothing more is posted until it is recorded.
+pub async fn deliver_webhooks_with(
+    ctx: &Ctx<'_>,
+    client: &WebhookClient,
+    memo: &mut WebhookMemo,
+) -> anyhow::Result<Delivered> {
     let mut done = Delivered::default();
     if ctx.settings.webhooks.is_empty() {
         return Ok(done);
     }
     let started = std::time::Instant::now();
+    while let Some((id, recorded)) = memo.unrecorded.last() {
+        ctx.store
+            .webhook_result(*id, recorded.outcome(), ctx.now)
+            .await?;
+        memo.unrecorded.pop();
+    }
+    let now = clock(ctx, started);
+    give_back(&mut memo.unsent, now, |id| {
+        ctx.store.postpone_webhook(id, now)
+    })
+    .await?;
     // Endpoints that said they are unavailable in this pass, and when to
     // try them again: their other events wait until then, untried.
     let mut unavailable: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
+        let claimed_at = clock(ctx, started);
+        let until = claimed_at + WEBHOOK_LEASE;
         let batch = ctx
             .store
-            .claim_due_webhooks(clock(ctx, started), WEBHOOK_LEASE, WEBHOOK_BATCH)
+            .claim_due_webhooks(claimed_at, WEBHOOK_LEASE, WEBHOOK_BATCH)
             .await?;
         if batch.is_empty() {
             return Ok(done);
         }
-        for row in batch {
-            if let Some(&at) = unavailable.get(&row.endpoint) {
-                ctx.store.postpone_webhook(row.id, at).await?;
-                done.postponed += 1;
-                continue;
-            }
-            let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint)
-            else {
-                ctx.store
-                    .webhook_result(
-                        row.id,
-                        WebhookOutcome::Dead {
-                            status: None,
-                            error: "endpoint no longer in the settings",
-                        },
-                        ctx.now,
-                    )
-                    .await?;
-                done.failed += 1;
-                continue;
+        let mut rows = batch.into_iter();
+        while let Some(row) = rows.next() {
+            let step = attempt(ctx, client, &row, &mut unavailable, &mut done).await;
+            let written = match &step {
+                Ok(Step::Postpone(at)) => ctx.store.postpone_webhook(row.id, *at).await,
+                Ok(Step::Record(r)) => ctx.store.webhook_result(row.id, r.outcome(), ctx.now).await,
+                Err(_) => Ok(()),
             };
-            // Discord's and Slack's tokens are in the URL's path: logs get
-            // the host and the endpoint's place in the settings only
-            let shown = webhooks::display_url(&row.endpoint);
-            let place = ctx
-                .settings
-                .webhooks
-                .iter()
-                .position(|w| w.url == row.endpoint)
-                .unwrap_or(0);
-            let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
-            let event: webhooks::Event = serde_json::from_str(&row.payload)
-                .context("unreadable event in the webhook outbox")?;
-            let body = serde_json::to_vec(&webhooks::render(
-                format,
-                &event,
-                ctx.settings.helpdesk.ticket_url.as_deref(),
-            ))?;
-            // the id stays the same across retries; timestamp and signature are fresh
-            let headers = webhooks::headers(
-                &row.event_id,
-                ctx.now.timestamp(),
-                &body,
-                endpoint.secret.as_ref().map(|s| s.expose()),
-            );
-            let answer = client.post(&endpoint.url, &body, &headers).await;
-            let (status, retry_after, error) = match &answer {
-                Ok(a) => (
-                    Some(a.status),
-                    a.retry_after.clone(),
-                    format!(
-                        "HTTP {}: {}",
-                        a.status,
-                        a.body_excerpt.chars().take(200).collect::<String>()
-                    ),
-                ),
-                Err(e) => (None, None, e.clone()),
+            let failure = match (step, written) {
+                (Ok(_), Ok(())) => continue,
+                (Err(e), _) => {
+                    memo.unsent.push(Claimed { id: row.id, until });
+                    e
+                }
+                // posted, not recorded: kept to be recorded, not posted again
+                (Ok(Step::Record(r)), Err(e)) => {
+                    memo.unrecorded.push((row.id, r));
+                    e
+                }
+                (Ok(Step::Postpone(_)), Err(e)) => {
+                    memo.unsent.push(Claimed { id: row.id, until });
+                    e
+                }
             };
-            match webhooks::classify(status, retry_after.as_deref(), ctx.now) {
-                Answer::Delivered => {
-                    ctx.store
-                        .webhook_result(
-                            row.id,
-                            WebhookOutcome::Delivered {
-                                status: status.unwrap_or(200),
-                            },
-                            ctx.now,
-                        )
-                        .await?;
-                    tracing::info!(event = %row.event_id, endpoint = %shown, webhook = place, "webhook delivered");
-                    done.sent += 1;
-                }
-                Answer::Permanent { why } => {
-                    let error = format!("{why} ({error})");
-                    tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook refused for good");
-                    ctx.store
-                        .webhook_result(
-                            row.id,
-                            WebhookOutcome::Dead {
-                                status,
-                                error: &error,
-                            },
-                            ctx.now,
-                        )
-                        .await?;
-                    done.failed += 1;
-                }
-                Answer::Retry { after } => {
-                    let first = row.created_at;
-                    if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
-                        tracing::error!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook dead-lettered after its maximum age");
-                        ctx.store
-                            .webhook_result(
-                                row.id,
-                                WebhookOutcome::Dead {
-                                    status,
-                                    error: &error,
-                                },
-                                ctx.now,
-                            )
-                            .await?;
-                        done.failed += 1;
-                        continue;
-                    }
-                    let jitter: f64 = rand::random();
-                    // `attempts` already counts this attempt (the claim
-                    // adds it); `next_delay` wants the failed one's index
-                    let failed_attempt = (row.attempts - 1).max(0) as u32;
-                    let delay = webhooks::next_delay(failed_attempt, after, jitter);
-                    let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
-                    if webhooks::endpoint_unavailable(status, retry_after.as_deref()) {
-                        unavailable.insert(row.endpoint.clone(), at);
-                    }
-                    tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, retry_at = %at, "webhook not delivered, will retry");
-                    ctx.store
-                        .webhook_result(
-                            row.id,
-                            WebhookOutcome::Retry {
-                                status,
-                                error: &error,
-                                at,
-                            },
-                            ctx.now,
-                        )
-                        .await?;
-                    done.retried += 1;
-                }
-            }
+            memo.unsent
+                .extend(rows.map(|r| Claimed { id: r.id, until }));
+            return Err(failure);
         }
     }
+}
+
+/// Posts one claimed delivery (unless its endpoint is unavailable or gone)
+/// and says what to write about it.
+async fn attempt(
+    ctx: &Ctx<'_>,
+    client: &WebhookClient,
+    row: &crate::store::WebhookRow,
+    unavailable: &mut HashMap<String, DateTime<Utc>>,
+    done: &mut Delivered,
+) -> anyhow::Result<Step> {
+    if let Some(&at) = unavailable.get(&row.endpoint) {
+        done.postponed += 1;
+        return Ok(Step::Postpone(at));
+    }
+    let Some(endpoint) = ctx.settings.webhooks.iter().find(|w| w.url == row.endpoint) else {
+        done.failed += 1;
+        return Ok(Step::Record(Recorded::Dead {
+            status: None,
+            error: "endpoint no longer in the settings".into(),
+        }));
+    };
+    // Discord's and Slack's tokens are in the URL's path: logs get
+    // the host and the endpoint's place in the settings only
+    let shown = webhooks::display_url(&row.endpoint);
+    let place = ctx
+        .settings
+        .webhooks
+        .iter()
+        .position(|w| w.url == row.endpoint)
+        .unwrap_or(0);
+    let format = webhooks::resolve_format(endpoint.format, &endpoint.url);
+    let event: webhooks::Event =
+        serde_json::from_str(&row.payload).context("unreadable event in the webhook outbox")?;
+    let body = serde_json::to_vec(&webhooks::render(
+        format,
+        &event,
+        ctx.settings.helpdesk.ticket_url.as_deref(),
+    ))?;
+    // the id stays the same across retries; timestamp and signature are fresh
+    let headers = webhooks::headers(
+        &row.event_id,
+        ctx.now.timestamp(),
+        &body,
+        endpoint.secret.as_ref().map(|s| s.expose()),
+    );
+    let answer = client.post(&endpoint.url, &body, &headers).await;
+    let (status, retry_after, error) = match &answer {
+        Ok(a) => (
+            Some(a.status),
+            a.retry_after.clone(),
+            format!(
+                "HTTP {}: {}",
+                a.status,
+                a.body_excerpt.chars().take(200).collect::<String>()
+            ),
+        ),
+        Err(e) => (None, None, e.clone()),
+    };
+    Ok(Step::Record(
+        match webhooks::classify(status, retry_after.as_deref(), ctx.now) {
+            Answer::Delivered => {
+                tracing::info!(event = %row.event_id, endpoint = %shown, webhook = place, "webhook delivered");
+                done.sent += 1;
+                Recorded::Delivered {
+                    status: status.unwrap_or(200),
+                }
+            }
+            Answer::Permanent { why } => {
+                let error = format!("{why} ({error})");
+                tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook refused for good");
+                done.failed += 1;
+                Recorded::Dead { status, error }
+            }
+            Answer::Retry { after } => {
+                let first = row.created_at;
+                if webhooks::is_dead(first, ctx.now, WEBHOOK_MAX_AGE) {
+                    tracing::error!(event = %row.event_id, endpoint = %shown, webhook = place, %error, "webhook dead-lettered after its maximum age");
+                    done.failed += 1;
+                    return Ok(Step::Record(Recorded::Dead { status, error }));
+                }
+                let jitter: f64 = rand::random();
+                // `attempts` already counts this attempt (the claim
+                // adds it); `next_delay` wants the failed one's index
+                let failed_attempt = (row.attempts - 1).max(0) as u32;
+                let delay = webhooks::next_delay(failed_attempt, after, jitter);
+                let at = ctx.now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
+                if webhooks::endpoint_unavailable(status, retry_after.as_deref()) {
+                    unavailable.insert(row.endpoint.clone(), at);
+                }
+                tracing::warn!(event = %row.event_id, endpoint = %shown, webhook = place, %error, retry_at = %at, "webhook not delivered, will retry");
+                done.retried += 1;
+                Recorded::Retry { status, error, at }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

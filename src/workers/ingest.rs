@@ -12,6 +12,7 @@
 //! Every decision is also written to a [`Trace`], which `guichet explain`
 //! prints after running the same code in a transaction it rolls back.
 
+use anyhow::Context as _;
 use chrono::Duration;
 use serde::Serialize;
 use serde_json::json;
@@ -157,8 +158,10 @@ impl FileBytes {
             FileBytes::Held(bytes) => Ok(bytes.clone()),
             FileBytes::Stored { sha256 } => {
                 let path = file_store::path_of(&ctx.settings.attachments.storage_dir, sha256)?;
+                // the io::Error stays in the chain: an I/O error is a
+                // store fault (the message waits), not the message's
                 std::fs::read(&path)
-                    .map_err(|e| anyhow::anyhow!("cannot read back stored file {sha256}: {e}"))
+                    .with_context(|| format!("cannot read back stored file {sha256}"))
             }
         }
     }
@@ -1166,10 +1169,10 @@ impl Job<'_, '_, '_> {
                 FileBytes::Refused => None,
                 FileBytes::Stored { sha256 } => Some(sha256.clone()),
                 FileBytes::Held(bytes) if !self.dry_run => Some(
+                    // a full or read-only file store is a store fault:
+                    // the io::Error stays in the chain for store::fault_of
                     file_store::store(&dir, bytes)
-                        .map_err(|e| {
-                            anyhow::anyhow!("cannot store attachment {}: {e}", c.filename)
-                        })?
+                        .with_context(|| format!("cannot store attachment {}", c.filename))?
                         .sha256,
                 ),
                 FileBytes::Held(bytes) => Some(
