@@ -1155,8 +1155,8 @@ impl Tx {
 
 /// Whether a connection coming back to the pool may be handed out again:
 /// only when it is outside any transaction. A transaction whose statement
-/// or COMMIT failed was dropped, which queued its ROLLBACK (run by the
-/// ping here, before anything else on the connection); but SQLite rolls a
+/// or COMMIT failed was dropped, which queued its ROLLBACK (run before
+/// anything else on the connection); but SQLite rolls a
 /// transaction back by itself on some errors ("database or disk is full",
 /// I/O errors), that ROLLBACK then fails, and sqlx still counts the
 /// connection as inside a transaction: every later `BEGIN` on it failed
@@ -1166,19 +1166,25 @@ impl Tx {
 /// whatever is left) and the pool opens a fresh one when next asked.
 async fn sqlite_clean(c: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
-    c.ping().await?;
-    let clean = !c.is_in_transaction() && blob::autocommit(c).await?;
+    if !c.is_in_transaction() {
+        // committed or never in one: the usual case, at no cost
+        return Ok(true);
+    }
+    // a dropped transaction's ROLLBACK is queued: the worker runs it
+    // before handing over the handle, so both counts are final then
+    let autocommit = blob::autocommit(c).await?;
+    let clean = !c.is_in_transaction() && autocommit;
     if !clean {
         tracing::info!("closing a database connection left inside a failed transaction");
     }
     Ok(clean)
 }
 
-/// [`sqlite_clean`] for PostgreSQL: the ping sends the ROLLBACK a dropped
-/// transaction queued; a connection that fails it is closed by the pool.
+/// [`sqlite_clean`] for PostgreSQL, where a dropped transaction's queued
+/// ROLLBACK already counts; the pool's own ping then sends it, and closes
+/// a connection that fails it.
 async fn postgres_clean(c: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
-    c.ping().await?;
     let clean = !c.is_in_transaction();
     if !clean {
         tracing::info!("closing a database connection left inside a failed transaction");
