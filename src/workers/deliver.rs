@@ -241,6 +241,7 @@ pub async fn deliver_mail_over(
 /// Claims due mail a few rows at a time and sends each claim's rows over
 /// the link's connections, which take them in turn; reports each sent
 /// row's id on `sent`.
+///
 /// A store failure stops everything (`stop`): the rows of the claim not
 /// handled are listed in `unsent`, to be given back.
 async fn send_due_mail(
