@@ -182,6 +182,8 @@ string_enum!(
         TicketEscalated => "ticket.escalated",
         AttachmentUploaded => "attachment.uploaded",
         AttachmentRejected => "attachment.rejected",
+        SystemDegraded => "system.degraded",
+        SystemRecovered => "system.recovered",
     }
 );
 
@@ -196,6 +198,65 @@ pub enum ScanOutcome {
     /// Not scanned: unreachable, timed out, size limit, or a reply we do
     /// not understand. Why, for the log and the record.
     Failed(String),
+}
+
+impl EventKind {
+    /// About Guichet itself, not a ticket: sent at once from memory (the
+    /// store may be what is failing), never queued in the outbox.
+    pub fn is_system(self) -> bool {
+        matches!(self, EventKind::SystemDegraded | EventKind::SystemRecovered)
+    }
+}
+
+/// What is wrong with the store (the database or the attachment files)
+/// when it cannot take a write: see `store::fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// No space left (SQLite FULL, PostgreSQL disk_full, ENOSPC, EDQUOT).
+    DiskFull,
+    /// The file system or the database refuses writes (EROFS, SQLite
+    /// READONLY, PostgreSQL read_only_sql_transaction).
+    ReadOnly,
+    /// Reads or writes fail (EIO, SQLite IOERR, CANTOPEN, PostgreSQL io_error).
+    Io,
+    /// The database cannot be reached (connection lost or refused, the
+    /// server shutting down, no connection free in time).
+    Unavailable,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 4] = [
+        Fault::DiskFull,
+        Fault::ReadOnly,
+        Fault::Io,
+        Fault::Unavailable,
+    ];
+
+    /// A stable name, for metrics labels and webhook data.
+    pub fn code(self) -> &'static str {
+        match self {
+            Fault::DiskFull => "disk_full",
+            Fault::ReadOnly => "read_only",
+            Fault::Io => "io_error",
+            Fault::Unavailable => "unavailable",
+        }
+    }
+
+    /// Words for people: "disk full since 03:12".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Fault::DiskFull => "disk full",
+            Fault::ReadOnly => "read-only file system",
+            Fault::Io => "I/O errors",
+            Fault::Unavailable => "database unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod clamd;
 pub mod file_store;
+pub mod health_http;
 pub mod imap;
 pub mod smtp;
 pub mod webhook_http;

@@ -406,8 +406,12 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // store errors counted and a pause in force outlive a reload
+    let health = crate::workers::health::Health::new();
     loop {
-        let rt = Arc::new(Runtime::start(s.clone(), clock).await?);
+        let mut rt = Runtime::start(s.clone(), clock).await?;
+        rt.health = health.clone();
+        let rt = Arc::new(rt);
         let (stop, stopped) = watch::channel(false);
         let mut task = tokio::spawn(daemon::run_forever(rt.clone(), stopped));
         tracing::info!(config = %config.display(), "guichet running");

@@ -31,7 +31,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::domain::{EventKind, Priority, TicketStatus};
+use crate::domain::{EventKind, Fault, Priority, TicketStatus};
 use crate::settings::WebhookFormat;
 
 /// The seed's fields of a ticket, as they were when the event happened.
@@ -60,6 +60,101 @@ pub struct Event {
     /// `{"from_department", "to_department"}`, `{"linked_ticket_id": 12}`.
     /// Known keys get a label in chat messages; others are shown as they are.
     pub data: Value,
+}
+
+/// An event about Guichet itself (`system.degraded`, `system.recovered`),
+/// about no ticket. It is made when the store cannot write, so it is sent
+/// from memory, at most once per change of state, never queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemEvent {
+    pub id: String,
+    pub kind: EventKind,
+    pub occurred_at: DateTime<Utc>,
+    /// `fault` (stable code), `cause` (words), `since`; once recovered
+    /// also `until` and `duration_seconds`.
+    pub data: Value,
+}
+
+/// `system.degraded` (intake paused by `fault` since `since`), or with
+/// `recovered_at`, `system.recovered`.
+pub fn system_event(
+    fault: Fault,
+    since: DateTime<Utc>,
+    recovered_at: Option<DateTime<Utc>>,
+    random: u128,
+) -> SystemEvent {
+    let now = recovered_at.unwrap_or(since);
+    let mut data = json!({
+        "fault": fault.code(),
+        "cause": fault.describe(),
+        "since": timestamp(since),
+    });
+    let kind = match recovered_at {
+        None => EventKind::SystemDegraded,
+        Some(until) => {
+            data["until"] = json!(timestamp(until));
+            data["duration_seconds"] = json!((until - since).num_seconds().max(0));
+            EventKind::SystemRecovered
+        }
+    };
+    SystemEvent {
+        id: make_event_id(now, random),
+        kind,
+        occurred_at: now,
+        data,
+    }
+}
+
+/// The body of a system event in `format`. The generic JSON has the
+/// event's `id`, `event`, `occurred_at` and `data` (no ticket fields);
+/// the chat formats say "Guichet cannot store mail: disk full since
+/// 03:12 UTC" and, once it is over, "Guichet stores mail again".
+pub fn render_system(format: WebhookFormat, event: &SystemEvent) -> Value {
+    match format {
+        WebhookFormat::Auto | WebhookFormat::Json => json!({
+            "id": event.id,
+            "event": event.kind.as_str(),
+            "occurred_at": timestamp(event.occurred_at),
+            "data": event.data,
+        }),
+        WebhookFormat::Discord => render_discord(&Message::system(event)),
+        WebhookFormat::Slack => render_slack(&Message::system(event)),
+        WebhookFormat::Teams => render_teams(&Message::system(event)),
+    }
+}
+
+/// "disk full since 03:12 UTC" from a system event's data.
+fn system_summary(kind: EventKind, data: &Value) -> String {
+    let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or("");
+    let cause = match text("cause") {
+        "" => "a store fault",
+        cause => cause,
+    };
+    let clock = |key: &str| {
+        DateTime::parse_from_rfc3339(text(key))
+            .map(|t| t.with_timezone(&Utc).format("%H:%M UTC").to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
+    match kind {
+        EventKind::SystemRecovered => format!(
+            "Guichet stores mail again: {cause} from {} to {}",
+            clock("since"),
+            clock("until")
+        ),
+        _ => format!(
+            "Guichet cannot store mail: {cause} since {}",
+            clock("since")
+        ),
+    }
+}
+
+/// A duration for people: `45 s`, `12 min`, `3 h 05 min`.
+fn human_duration(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 /// A new event id: `evt_` and a ULID (48 bits of milliseconds, 80 random
@@ -404,6 +499,9 @@ impl Message {
                 }
                 parts
             }
+            EventKind::SystemDegraded | EventKind::SystemRecovered => {
+                vec![Part::Theirs(system_summary(event.kind, &event.data))]
+            }
         };
 
         let mut fields = vec![
@@ -445,6 +543,61 @@ impl Message {
             ],
             ticket_id: id,
             priority: t.priority,
+            occurred_at: timestamp(event.occurred_at),
+        }
+    }
+}
+
+impl Message {
+    /// The chat message of a system event: no ticket, no link; the fault
+    /// and its times as fields, red while degraded.
+    fn system(event: &SystemEvent) -> Message {
+        let text = |key: &str| {
+            event
+                .data
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let degraded = event.kind != EventKind::SystemRecovered;
+        let mut fields = vec![
+            ("Cause".to_string(), Part::Ours(text("cause"))),
+            ("Since".to_string(), Part::Ours(text("since"))),
+        ];
+        if !degraded {
+            fields.push(("Until".to_string(), Part::Ours(text("until"))));
+            if let Some(s) = event.data.get("duration_seconds").and_then(Value::as_i64) {
+                fields.push(("Duration".to_string(), Part::Ours(human_duration(s))));
+            }
+        }
+        Message {
+            summary: vec![Part::Ours(system_summary(event.kind, &event.data))],
+            title: vec![Part::Ours(
+                if degraded {
+                    "Guichet · intake paused"
+                } else {
+                    "Guichet · intake resumed"
+                }
+                .into(),
+            )],
+            description: degraded.then(|| {
+                "New mail waits in the mailbox, untouched; it is taken as soon as the store \
+                 accepts writes again."
+                    .to_string()
+            }),
+            fields,
+            url: None,
+            footer: vec![
+                Part::Ours(format!("{} · ", event.kind.as_str())),
+                Part::Theirs(event.id.clone()),
+            ],
+            ticket_id: 0,
+            priority: if degraded {
+                Priority::Urgent
+            } else {
+                Priority::Normal
+            },
             occurred_at: timestamp(event.occurred_at),
         }
     }

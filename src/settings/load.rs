@@ -28,9 +28,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
-    Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, ReopenWindow,
-    Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat,
-    WebhookSettings,
+    Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, MetricsSettings,
+    ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
+    WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -164,6 +164,7 @@ const ROOT_KEYS: &[&str] = &[
     "trust",
     "departments",
     "webhooks",
+    "metrics",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -218,6 +219,7 @@ const SMTP_KEYS: &[&str] = &[
 ];
 const DATABASE_KEYS: &[&str] = &["url"];
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
+const METRICS_KEYS: &[&str] = &["listen"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
 const WEBHOOK_KEYS: &[&str] = &[
     "url",
@@ -243,6 +245,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("trust", TRUST_KEYS),
     ("departments", DEPARTMENT_KEYS),
     ("webhooks", WEBHOOK_KEYS),
+    ("metrics", METRICS_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -831,6 +834,12 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
+        let metrics = match self.section(&root, "metrics", None) {
+            Ok(Some(s)) => self.metrics(&s).map(Some),
+            Ok(None) => Some(None),
+            Err(()) => None,
+        };
+
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
         let webhooks = self.webhooks(&root);
@@ -847,6 +856,7 @@ impl<'c> Checker<'c> {
             trust: trust?,
             departments: departments?,
             webhooks: webhooks?,
+            metrics: metrics?,
         })
     }
 
@@ -1163,6 +1173,21 @@ impl<'c> Checker<'c> {
             clamd: clamd?,
             timeout_seconds: timeout_seconds? as u64,
         })
+    }
+
+    /// `[metrics]`: the health and metrics listener, on a loopback
+    /// address only (it answers anyone who can connect).
+    fn metrics(&mut self, s: &Section<'_>) -> Checked<MetricsSettings> {
+        self.known_keys(s, METRICS_KEYS);
+        let accepted = "a loopback address and port, e.g. `127.0.0.1:9187` or `[::1]:9187`";
+        let (text, span) = self.required_string(s, "listen", accepted)?;
+        match parse_metrics_listen(text) {
+            Ok(listen) => Some(MetricsSettings { listen }),
+            Err(message) => {
+                self.report(Some(span), s.key("listen"), message, accepted);
+                None
+            }
+        }
     }
 
     /// `host`, `port` and `tls` of a mail server, with the rule that plain
@@ -1965,6 +1990,23 @@ fn shown(v: &DeValue<'_>) -> String {
         DeValue::Boolean(b) => format!("{b}"),
         other => type_name(other).to_string(),
     }
+}
+
+/// `[metrics] listen`: an IP address of the loopback and a port.
+fn parse_metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IP address and port"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "`{text}` is not a loopback address: the listener has no authentication"
+        ));
+    }
+    if addr.port() == 0 {
+        return Err(format!("`{text}` has no port"));
+    }
+    Ok(addr)
 }
 
 /// The known key nearest to a typo (edit distance ≤ 2), if any.

@@ -201,6 +201,14 @@ const BAD: &[BadCase] = &[
     ("clamd missing", &[("[database]", "[antivirus]\ntimeout_seconds = 5\n\n[database]")], "antivirus.clamd", "missing in [antivirus]"),
     ("ca file missing", &[("idle = true", "idle = true\nca_file = \"no-ca.pem\"")], "imap.ca_file", "cannot read `/etc/guichet/no-ca.pem`"),
     ("trust not list", &[("[database]", "[trust]\nauthserv_ids = \"mx.mycorp.test\"\n\n[database]")], "trust.authserv_ids", "expected a list"),
+    ("metrics not loopback", &[("[database]", "[metrics]\nlisten = \"0.0.0.0:9187\"\n\n[database]")], "metrics.listen", "not a loopback address"),
+    ("metrics host name", &[("[database]", "[metrics]\nlisten = \"localhost:9187\"\n\n[database]")], "metrics.listen", "not an IP address and port"),
+    ("metrics no port", &[("[database]", "[metrics]\nlisten = \"127.0.0.1\"\n\n[database]")], "metrics.listen", "not an IP address and port"),
+    ("metrics port 0", &[("[database]", "[metrics]\nlisten = \"127.0.0.1:0\"\n\n[database]")], "metrics.listen", "has no port"),
+    ("metrics without listen", &[("[database]", "[metrics]\n\n[database]")], "metrics.listen", "loopback address and port"),
+    ("metrics typo", &[("[database]", "[metrics]\nlisten = \"127.0.0.1:9187\"\nlisen = 1\n\n[database]")], "metrics.lisen", "listen"),
+    ("metrics key at the top", &[("[helpdesk]", "listen = \"127.0.0.1:9187\"\n[helpdesk]")], "listen", "metrics"),
+    ("system event typo", &[("[\"ticket.created\"]", "[\"system.degrade\"]")], "webhooks[0].events", "system.degraded"),
 ];
 
 #[test]
@@ -274,6 +282,9 @@ const GOOD: &[(&str, &[(&str, &str)])] = &[
     ("ticket url", &[("secret_env = \"T_SECRET\"", "secret_env = \"T_SECRET\"\nticket_url = \"https://desk.mycorp.test/t/{id}\"")]),
     ("department without agents", &[("agents = [\"alice@mycorp.test\"]\n", "")]),
     ("events given twice", &[("[\"ticket.created\"]", "[\"ticket.created\", \"ticket.created\", \"ticket.closed\"]")]),
+    ("metrics on 127.0.0.1", &[("[database]", "[metrics]\nlisten = \"127.0.0.1:9187\"\n\n[database]")]),
+    ("metrics on ::1", &[("[database]", "[metrics]\nlisten = \"[::1]:9187\"\n\n[database]")]),
+    ("system events", &[("[\"ticket.created\"]", "[\"system.degraded\", \"system.recovered\"]")]),
 ];
 
 #[test]
@@ -419,6 +430,7 @@ address = "support@mycorp.test"
         "a single department is the default"
     );
     assert!(s.webhooks.is_empty());
+    assert_eq!(s.metrics, None);
 }
 
 #[test]
@@ -649,10 +661,14 @@ fn render_masked_shows_everything_but_secrets() {
         ("events = [", "secret_env = \"T_WHSEC\"\nevents = ["),
         (
             "[database]",
-            "[antivirus]\nclamd = \"tcp://[::1]:3310\"\n\n[database]",
+            "[antivirus]\nclamd = \"tcp://[::1]:3310\"\n\n[metrics]\nlisten = \"[::1]:9187\"\n\n[database]",
         ),
     ]);
     let s = check(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.metrics.map(|m| m.listen),
+        Some("[::1]:9187".parse().unwrap())
+    );
     let out = render_masked(&s);
     for secret in [
         SECRET,
@@ -679,6 +695,7 @@ fn render_masked_shows_everything_but_secrets() {
         "from = \"Example Support <support@mycorp.test>\"",
         "url = \"postgres://guichet:********@db.mycorp.test/guichet?password=********\"",
         "[trust]",
+        "[metrics]\nlisten = \"[::1]:9187\"",
         "[[departments]]",
         "agents = [\"alice@mycorp.test\"]",
         "url = \"https://discord.com/api/webhooks/********/********\"",
@@ -733,6 +750,28 @@ fn rendered_settings_load_again() {
         .replace("/********/********", "/123/abc");
     let again = check(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
     assert_eq!(render_masked(&again), render_masked(&s));
+    // with a metrics listener too
+    let s = check(&edited(&[(
+        "[database]",
+        "[metrics]\nlisten = \"127.0.0.1:9187\"\n\n[database]",
+    )]))
+    .unwrap();
+    let rendered = render_masked(&s)
+        .replace(
+            "secret = \"********\"  # from env T_SECRET",
+            "secret_env = \"T_SECRET\"",
+        )
+        .replace(
+            "password = \"********\"  # from env T_IMAP",
+            "password_env = \"T_IMAP\"",
+        )
+        .replace(
+            "password = \"********\"  # from env T_SMTP",
+            "password_env = \"T_SMTP\"",
+        )
+        .replace("/********/********", "/123/abc");
+    let again = check(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    assert_eq!(again.metrics, s.metrics);
 }
 
 #[test]

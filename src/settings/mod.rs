@@ -68,6 +68,8 @@ pub struct Settings {
     /// the default).
     pub departments: Vec<Department>,
     pub webhooks: Vec<WebhookSettings>,
+    /// The health and metrics listener (`[metrics]`), when wanted.
+    pub metrics: Option<MetricsSettings>,
 }
 
 impl Settings {
@@ -299,6 +301,13 @@ impl fmt::Display for MailboxName {
 pub struct DatabaseSettings {
     /// `sqlite://path` or `postgres://…`.
     pub url: String,
+}
+
+/// `[metrics] listen = "127.0.0.1:9187"`: `/healthz`, `/readyz` and
+/// `/metrics` over plain HTTP, on a loopback address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, Default)]

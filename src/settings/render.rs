@@ -161,6 +161,16 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "\n[trust]");
     let _ = writeln!(o, "authserv_ids = {}", list(&settings.trust.authserv_ids));
 
+    match &settings.metrics {
+        Some(m) => {
+            let _ = writeln!(o, "\n[metrics]");
+            let _ = writeln!(o, "listen = {}", quote(&m.listen.to_string()));
+        }
+        None => {
+            let _ = writeln!(o, "\n# [metrics]: no health or metrics listener");
+        }
+    }
+
     for d in &settings.departments {
         let _ = writeln!(o, "\n[[departments]]");
         let _ = writeln!(o, "name = {}", quote(&d.name));

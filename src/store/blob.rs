@@ -40,11 +40,25 @@ impl Drop for Blob {
     }
 }
 
-fn error(db: *mut ffi::sqlite3, what: &str, rc: c_int) -> anyhow::Error {
+/// SQLite's error as a typed one, so that a full disk or an I/O error
+/// while a blob is written is seen as a store fault (store::fault).
+fn error(db: *mut ffi::sqlite3, what: &'static str, rc: c_int) -> anyhow::Error {
     // SAFETY: `db` is a live connection handle; sqlite3_errmsg returns a
     // NUL-terminated string owned by SQLite, copied out at once.
     let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }.to_string_lossy();
-    anyhow::anyhow!("cannot {what} (SQLite error {rc}): {msg}")
+    anyhow::Error::new(super::fault::SqliteCallError {
+        what,
+        code: rc,
+        message: msg.into_owned(),
+    })
+}
+
+/// Whether SQLite itself is outside any transaction on this connection
+/// (`sqlite3_get_autocommit`), whatever sqlx counts.
+pub async fn autocommit(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    let mut locked = conn.lock_handle().await?;
+    // SAFETY: the handle is live and held under sqlx's lock for the call.
+    Ok(unsafe { ffi::sqlite3_get_autocommit(locked.as_raw_handle().as_ptr()) } != 0)
 }
 
 /// Opens `table.column` of row `rowid` (in the connection's current

@@ -23,7 +23,9 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 mod blob;
+pub mod fault;
 mod rows;
+pub use fault::{Fault, fault_of};
 pub use rows::*;
 
 #[derive(Clone)]
@@ -73,11 +75,18 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(|c, _| Box::pin(postgres_clean(c)))
                 .connect_with(opts)
                 .await
                 .context("cannot connect to PostgreSQL")?;
             return Ok(Store::Postgres(pool));
         }
+        Store::connect_sqlite(Store::sqlite_options(url)?).await
+    }
+
+    /// The connection options [`Store::connect`] opens a SQLite `url`
+    /// with (creating its directory): tests add pragmas to them.
+    pub fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -104,6 +113,13 @@ impl Store {
             .pragma("wal_autocheckpoint", "16384")
             .pragma("cache_size", "-16384")
             .foreign_keys(true);
+        Ok(opts)
+    }
+
+    /// Opens a SQLite database with these options (see
+    /// [`Store::sqlite_options`]).
+    pub async fn connect_sqlite(opts: SqliteConnectOptions) -> Result<Store> {
+        let path = opts.get_filename().to_string_lossy().into_owned();
         // ONE connection: SQLite has one writer anyway, and with several
         // connections the ingest transaction and the outbox's updates
         // fought for the lock in SQLite's busy handler (sleeps of up to
@@ -115,13 +131,15 @@ impl Store {
         // file alone: one of them got "database is locked" whatever the
         // busy timeout. The same lock file as the migrations serialises
         // the opening; it is held for milliseconds.
-        let _lock = if path == ":memory:" {
+        let in_memory = path.is_empty() || path == ":memory:" || path.starts_with("file:");
+        let _lock = if in_memory {
             None
         } else {
-            Some(lock_beside(Path::new(path)).await?)
+            Some(lock_beside(Path::new(&path)).await?)
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|c, _| Box::pin(sqlite_clean(c)))
             .connect_with(opts)
             .await
             .with_context(|| format!("cannot open the SQLite database {path}"))?;
@@ -1387,6 +1405,45 @@ impl Tx {
         })?;
         Ok(())
     }
+}
+
+/// Whether a connection coming back to the pool may be handed out again:
+/// only when it is outside any transaction. A transaction whose statement
+/// or COMMIT failed was dropped, which queued its ROLLBACK (run before
+/// anything else on the connection); but SQLite rolls a
+/// transaction back by itself on some errors ("database or disk is full",
+/// I/O errors), that ROLLBACK then fails, and sqlx still counts the
+/// connection as inside a transaction: every later `BEGIN` on it failed
+/// with "attempted to call begin_with at non-zero transaction depth"
+/// (issue 25). Such a connection, or one where SQLite itself is still in
+/// a transaction, is in doubt: `false` closes it (closing rolls back
+/// whatever is left) and the pool opens a fresh one when next asked.
+async fn sqlite_clean(c: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !c.is_in_transaction() {
+        // committed or never in one: the usual case, at no cost
+        return Ok(true);
+    }
+    // a dropped transaction's ROLLBACK is queued: the worker runs it
+    // before handing over the handle, so both counts are final then
+    let autocommit = blob::autocommit(c).await?;
+    let clean = !c.is_in_transaction() && autocommit;
+    if !clean {
+        tracing::info!("closing a database connection left inside a failed transaction");
+    }
+    Ok(clean)
+}
+
+/// [`sqlite_clean`] for PostgreSQL, where a dropped transaction's queued
+/// ROLLBACK already counts; the pool's own ping then sends it, and closes
+/// a connection that fails it.
+async fn postgres_clean(c: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    let clean = !c.is_in_transaction();
+    if !clean {
+        tracing::info!("closing a database connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
 
 /// An exclusive lock on `<db>.migrate-lock`, held until the file is

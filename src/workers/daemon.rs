@@ -12,12 +12,15 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
+use crate::adapters::health_http;
 use crate::adapters::imap::{FetchedMail, Mailbox};
 use crate::adapters::smtp::SmtpSender;
 use crate::mail::templates::Templates;
+use crate::rules::health::{Failed, Streak};
 use crate::settings::{FirstStart, Settings};
-use crate::store::Store;
+use crate::store::{Store, fault_of};
 
+use super::health::{self, Health};
 use super::ingest::{self, BatchItem, Options, Outcome, Source};
 use super::{Ctx, deliver, sweep};
 use crate::rules::webhooks::lanes;
@@ -59,6 +62,9 @@ pub struct Runtime {
     pub clock: Clock,
     /// Raised when mail was queued: the outbox is drained at once.
     pub wake_delivery: Arc<Notify>,
+    /// Store faults seen and whether intake is paused (`[metrics]`,
+    /// system events). `run_daemon` keeps one across reloads.
+    pub health: Arc<Health>,
 }
 
 impl Runtime {
@@ -76,6 +82,7 @@ impl Runtime {
             smtp,
             clock,
             wake_delivery: Arc::new(Notify::new()),
+            health: Health::new(),
         })
     }
 
@@ -317,6 +324,8 @@ async fn ingest_big(
         let ctx = rt.ctx();
         let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
             Ok((outcome, _)) => outcome,
+            // the store cannot take it: the pass stops, the message waits
+            Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::warn!(
                     uid,
@@ -386,6 +395,11 @@ async fn ingest_one_by_one(
         let source = source_of(key, validity, mail.uid, mail.arrived_at);
         outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
             Ok(o) => o,
+            // the store cannot take it (disk full, read-only, I/O errors,
+            // database away): not this message's problem, so it is not
+            // stored raw as one; the pass stops and the message waits on
+            // the server, unflagged, for the store to come back
+            Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::error!(
                     uid = mail.uid,
@@ -430,6 +444,8 @@ async fn ingest_chunk(
         let ctx = rt.ctx();
         let outcomes = match ingest::ingest_batch(&ctx, &items).await {
             Ok(outcomes) => outcomes,
+            // one by one would fail the same way: the pass stops
+            Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 // something in the batch failed and nothing of it was
                 // committed: one message per transaction, as the slow path
@@ -680,12 +696,105 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         wake.webhooks.subscribe(),
     ));
     let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone(), wake));
-    let (a, b, c, d) = tokio::join!(imap, mail, hooks, sweeper);
+    let announcer = tokio::spawn(health::announce(
+        rt.health.clone(),
+        rt.settings.clone(),
+        // its own client: the store may be what fails, and the lanes' are
+        // per endpoint
+        crate::adapters::webhook_http::WebhookClient::new().map_err(anyhow::Error::msg)?,
+        shutdown.clone(),
+    ));
+    let listener = tokio::spawn(metrics_listener(rt.clone(), shutdown.clone()));
+    let (a, b, c, d, e, f) = tokio::join!(imap, mail, hooks, sweeper, announcer, listener);
     a??;
     b??;
     c??;
     d??;
+    e?;
+    f?;
     Ok(())
+}
+
+/// `[metrics] listen`: `/healthz`, `/readyz`, `/metrics`. A port that
+/// cannot be had is logged; mail goes on without the listener.
+async fn metrics_listener(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) {
+    let Some(m) = rt.settings.metrics else {
+        return;
+    };
+    let listener = match health_http::bind(m.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listen = %m.listen, error = %e, "cannot open the health and metrics listener; running without it");
+            return;
+        }
+    };
+    tracing::info!(listen = %m.listen, "health and metrics on /healthz, /readyz, /metrics");
+    let health = rt.health.clone();
+    health_http::serve(
+        listener,
+        move |path| crate::rules::health::answer(path, &health.view()),
+        shutdown,
+    )
+    .await;
+}
+
+/// One log line per failed pass, each a back-off step: what failed, why,
+/// and when the next try is. A store fault (`fault`) is counted, and
+/// pauses intake when `intake` says this is the mailbox loop.
+fn failed_pass(
+    rt: &Runtime,
+    what: &str,
+    failed: &Failed,
+    fault: Option<crate::domain::Fault>,
+    error: &anyhow::Error,
+    intake: bool,
+) {
+    let retry_in = format!("{}s", failed.delay.as_secs());
+    let error = format!("{error:#}");
+    let (Some(cause), Some(paused)) = (fault, failed.paused) else {
+        tracing::warn!(%error, failures = failed.failures, %retry_in, "{what} failed; next try in {retry_in}");
+        return;
+    };
+    rt.health.store_error(cause);
+    if intake {
+        rt.health.set_paused(Some(paused));
+    }
+    let since = paused
+        .since
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if failed.newly_paused {
+        let then = if intake {
+            "intake paused, new mail waits in the mailbox"
+        } else {
+            "paused"
+        };
+        tracing::warn!(%cause, %error, %retry_in, "{what}: the store cannot write ({cause}); {then}; next try in {retry_in}");
+    } else {
+        let still = if intake {
+            "intake still paused"
+        } else {
+            "still paused"
+        };
+        tracing::warn!(%cause, %since, failures = failed.failures, %error, %retry_in, "{what}: {still} ({cause} since {since}); next try in {retry_in}");
+    }
+}
+
+/// The log line of a loop working again after failures.
+fn resumed(rt: &Runtime, what: &str, r: crate::rules::health::Recovered, intake: bool) {
+    match r.paused {
+        Some(p) => {
+            let lasted = (chrono::Utc::now() - p.since).num_seconds().max(0);
+            if intake {
+                rt.health.set_paused(None);
+            }
+            let then = if intake { "intake resumed" } else { "resumed" };
+            tracing::info!(cause = %p.fault, lasted_seconds = lasted, failures = r.failures,
+                "{what}: {then}, the store takes writes again ({} for {lasted}s)", p.fault);
+        }
+        None => {
+            tracing::info!(failures = r.failures, "{what} works again");
+        }
+    }
 }
 
 async fn sleep_or_shutdown(d: StdDuration, shutdown: &mut watch::Receiver<bool>) -> bool {
@@ -701,6 +810,8 @@ async fn imap_loop(
     wake: Wake,
 ) -> anyhow::Result<()> {
     let mut backoff = StdDuration::from_secs(1);
+    // failed passes in a row (the connection is fine, the pass is not)
+    let mut passes = Streak::default();
     while !*shutdown.borrow() {
         let mut mailbox = match Mailbox::connect(&rt.settings.imap).await {
             Ok(m) => {
@@ -720,16 +831,27 @@ async fn imap_loop(
         loop {
             match mailbox_pass(&rt, &mut mailbox, &shutdown).await {
                 Ok(report) => {
+                    if let Some(r) = passes.succeed() {
+                        resumed(&rt, "mailbox pass", r, true);
+                    }
                     if report.fetched > 0 {
                         tracing::info!(?report, "mailbox pass");
                         wake.both();
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "mailbox pass failed; reconnecting"
-                    );
+                    // back off: 1 s, 2, 4 … a minute; one line each
+                    let fault = fault_of(&e);
+                    let failed = passes.fail(fault, chrono::Utc::now());
+                    failed_pass(&rt, "mailbox pass", &failed, fault, &e, true);
+                    if sleep_or_shutdown(failed.delay, &mut shutdown).await {
+                        break;
+                    }
+                    if fault.is_some() {
+                        // the store's fault, not the mailbox's: the same
+                        // connection tries the pass again
+                        continue;
+                    }
                     break;
                 }
             }
@@ -753,10 +875,31 @@ async fn mail_loop(
     wake: Arc<Notify>,
 ) -> anyhow::Result<()> {
     let mut link = deliver::SmtpLink::default();
+    let mut passes = Streak::default();
+    let what = "mail delivery";
     while !*shutdown.borrow() {
         let ctx = rt.ctx();
-        if let Err(e) = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link).await {
-            tracing::warn!(error = format!("{e:#}"), "mail delivery pass failed");
+        let result = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link)
+            .await
+            .map(|_| ());
+        match result {
+            Ok(()) => {
+                if let Some(r) = passes.succeed() {
+                    resumed(&rt, what, r, false);
+                }
+            }
+            Err(e) => {
+                // what was sent and not yet recorded is kept (link, hooks)
+                // and recorded first next time; nothing more goes out
+                // until then
+                let fault = fault_of(&e);
+                let failed = passes.fail(fault, chrono::Utc::now());
+                failed_pass(&rt, what, &failed, fault, &e, false);
+                if sleep_or_shutdown(failed.delay, &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -838,7 +981,15 @@ async fn sweep_loop(
             // their events and notices are queued: send them now
             Ok(closed) if closed > 0 => wake.both(),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "auto-close sweep failed"),
+            Err(e) => {
+                if let Some(fault) = fault_of(&e) {
+                    rt.health.store_error(fault);
+                }
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "auto-close sweep failed; next try in 60s"
+                )
+            }
         }
         if temps_swept.is_none_or(|t| t.elapsed() >= STALE_TEMP_SWEEP_EVERY) {
             temps_swept = Some(std::time::Instant::now());

@@ -87,10 +87,44 @@ const SESSION_IDLE_LIMIT: StdDuration = StdDuration::from_secs(30);
 pub const SMTP_CONNECTIONS: usize = 2;
 
 /// The SMTP connections the outbox drains over, kept from one pass to the
-/// next (connecting, TLS and login cost more than sending a message).
+/// next (connecting, TLS and login cost more than sending a message);
+/// and what a pass could not record because the store failed: mail sent
+/// but not marked sent, mail claimed but not sent. The next pass records
+/// those before it claims anything (so a fault never makes a mail go out
+/// twice from this daemon), and sends nothing while it cannot.
 #[derive(Default)]
 pub struct SmtpLink {
     slots: [Slot; SMTP_CONNECTIONS],
+    unrecorded: Vec<i64>,
+    unsent: Vec<Claimed>,
+}
+
+/// A row claimed and not handled, and until when the claim holds.
+#[derive(Debug, Clone, Copy)]
+struct Claimed {
+    id: i64,
+    until: DateTime<Utc>,
+}
+
+/// Gives claimed rows back untried (due now), as long as the claim holds;
+/// a claim that ran out needs nothing (anyone may claim the row again).
+/// Stops at the first failure, keeping what is left.
+async fn give_back<F, Fut>(
+    unsent: &mut Vec<Claimed>,
+    now: DateTime<Utc>,
+    postpone: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    while let Some(c) = unsent.last().copied() {
+        if c.until > now {
+            postpone(c.id).await?;
+        }
+        unsent.pop();
+    }
+    Ok(())
 }
 
 /// One kept connection and when it was last used.
@@ -149,41 +183,101 @@ pub async fn deliver_mail_over(
     link: &mut SmtpLink,
 ) -> anyhow::Result<Delivered> {
     let started = std::time::Instant::now();
+    // what an earlier pass could not record, first; nothing is claimed
+    // (nor sent) while that fails
+    if !link.unrecorded.is_empty() {
+        ctx.store
+            .mails_sent(&link.unrecorded, clock(ctx, started))
+            .await?;
+        tracing::info!(
+            count = link.unrecorded.len(),
+            "mail sent while the store failed is now recorded as sent"
+        );
+        link.unrecorded.clear();
+    }
+    let now = clock(ctx, started);
+    give_back(&mut link.unsent, now, |id| ctx.store.postpone_mail(id, now)).await?;
+
+    // set when the store fails: no more claims, no more sending
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let unsent = std::sync::Mutex::new(Vec::new());
     let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
     let marking = async {
         let mut ids = Vec::new();
+        let mut unrecorded = Vec::new();
+        let mut failure = None;
         while sent_rx.recv_many(&mut ids, 1000).await > 0 {
-            ctx.store.mails_sent(&ids, clock(ctx, started)).await?;
-            ids.clear();
+            if failure.is_none() {
+                match ctx.store.mails_sent(&ids, clock(ctx, started)).await {
+                    Ok(()) => {
+                        ids.clear();
+                        continue;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+            // sent, not recorded: kept for the next pass
+            unrecorded.append(&mut ids);
         }
-        anyhow::Ok(())
+        (unrecorded, failure)
     };
-    let sending = async move {
-        let done = send_due_mail(ctx, smtp, link, started, &sent_tx).await;
+    let slots = &mut link.slots;
+    let sending = async {
+        let done = send_due_mail(ctx, smtp, slots, started, &sent_tx, &stop, &unsent).await;
         drop(sent_tx);
         done
     };
-    let (done, marked) = tokio::join!(sending, marking);
-    marked?;
+    let (done, (unrecorded, failure)) = tokio::join!(sending, marking);
+    link.unrecorded.extend(unrecorded);
+    link.unsent
+        .extend(unsent.into_inner().expect("not poisoned"));
+    if let Some(e) = failure {
+        return Err(e.context("cannot record mail as sent"));
+    }
     done
 }
 
 /// Claims due mail a few rows at a time and sends each claim's rows over
 /// the link's connections, which take them in turn; reports each sent
 /// row's id on `sent`.
+///
+/// A store failure stops everything (`stop`): the rows of the claim not
+/// handled are listed in `unsent`, to be given back.
 async fn send_due_mail(
     ctx: &Ctx<'_>,
     smtp: &SmtpSender,
-    link: &mut SmtpLink,
+    slots: &mut [Slot; SMTP_CONNECTIONS],
     started: Instant,
     sent: &tokio::sync::mpsc::UnboundedSender<i64>,
+    stop: &std::sync::atomic::AtomicBool,
+    unsent: &std::sync::Mutex<Vec<Claimed>>,
 ) -> anyhow::Result<Delivered> {
     use std::sync::Mutex;
+    use std::sync::atomic::Ordering::SeqCst;
     let done = Mutex::new(Delivered::default());
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     let mut claim = MAIL_BATCH_MIN;
     loop {
+        if stop.load(SeqCst) {
+            break;
+        }
         let claimed_at = clock(ctx, started);
+        let until = claimed_at + MAIL_LEASE;
+        let not_handled = |id: i64| {
+            unsent
+                .lock()
+                .expect("not poisoned")
+                .push(Claimed { id, until })
+        };
+        // a store failure while handling a row: nothing more is sent
+        let failed = |id: i64, e: anyhow::Error| {
+            not_handled(id);
+            stop.store(true, SeqCst);
+            Err(e)
+        };
         let batch = ctx
             .store
             .claim_due_mail(claimed_at, MAIL_LEASE, claim)
@@ -199,9 +293,9 @@ async fn send_due_mail(
         // is left of the claim is given back untried, due when this
         // message is retried
         let retry_rest_at = Mutex::new(None);
-        let workers = link.slots.iter_mut().map(|slot| async {
+        let workers = slots.iter_mut().map(|slot| async {
             loop {
-                if retry_rest_at.lock().expect("not poisoned").is_some() {
+                if retry_rest_at.lock().expect("not poisoned").is_some() || stop.load(SeqCst) {
                     return anyhow::Ok(());
                 }
                 let Some(mut row) = queue.lock().expect("not poisoned").next() else {
@@ -219,7 +313,10 @@ async fn send_due_mail(
                 if row.raw.is_empty() {
                     // a big message: its bytes are read now, and dropped
                     // with `row` once it is sent
-                    row.raw = ctx.store.outbox_mail_raw(row.id).await?;
+                    row.raw = match ctx.store.outbox_mail_raw(row.id).await {
+                        Ok(raw) => raw,
+                        Err(e) => return failed(row.id, e),
+                    };
                 }
                 match send_one(smtp, slot, &row).await {
                     Ok(()) => {
@@ -229,30 +326,48 @@ async fn send_due_mail(
                     }
                     Err(SendError::Permanent(e)) => {
                         tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
-                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.failed += 1);
                     }
                     Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
                         tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
-                        ctx.store.mail_failed(row.id, &e, None, now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.failed += 1);
                     }
                     Err(SendError::Transient(e)) => {
                         let at = now + mail_backoff(row.attempts);
                         tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "mail not sent, will retry");
-                        ctx.store.mail_failed(row.id, &e, Some(at), now).await?;
+                        if let Err(e) = ctx.store.mail_failed(row.id, &e, Some(at), now).await {
+                            return failed(row.id, e);
+                        }
                         count(|d| d.retried += 1);
                         retry_rest_at.lock().expect("not poisoned").get_or_insert(at);
                     }
                 }
             }
         });
-        for r in futures::future::join_all(workers).await {
-            r?;
+        let results = futures::future::join_all(workers).await;
+        let mut rest = queue.into_inner().expect("not poisoned");
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            rest.for_each(|r| not_handled(r.id));
+            return Err(e);
+        }
+        if stop.load(SeqCst) {
+            // recording a sent mail failed: the caller says so
+            rest.for_each(|r| not_handled(r.id));
+            break;
         }
         if let Some(at) = retry_rest_at.into_inner().expect("not poisoned") {
-            for rest in queue.into_inner().expect("not poisoned") {
-                ctx.store.postpone_mail(rest.id, at).await?;
+            while let Some(r) = rest.next() {
+                if let Err(e) = ctx.store.postpone_mail(r.id, at).await {
+                    not_handled(r.id);
+                    rest.for_each(|r| not_handled(r.id));
+                    return Err(e);
+                }
             }
             break;
         }

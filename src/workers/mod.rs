@@ -30,4 +30,5 @@ pub struct Ctx<'a> {
 }
 pub mod daemon;
 pub mod deliver;
+pub mod health;
 pub mod sweep;

@@ -41,6 +41,9 @@ fn sample_event(kind: EventKind) -> Event {
             "sniffed_type": "application/x-msdownload",
             "reason": "executable content",
         }),
+        EventKind::SystemDegraded | EventKind::SystemRecovered => {
+            unreachable!("system events have no ticket: sample_system_event")
+        }
     };
     let status = if kind == EventKind::TicketClosed {
         TicketStatus::Closed
@@ -100,7 +103,7 @@ fn every_format_and_event_matches_its_golden_file() {
     let mut failed = Vec::new();
     let mut compared = 0;
     for (format, name) in FORMATS {
-        for kind in EventKind::ALL {
+        for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
             let path = dir.join(name).join(format!("{}.json", kind.as_str()));
             let body = render(*format, &sample_event(*kind), Some(TEMPLATE));
             let got = serde_json::to_string_pretty(&sorted(&body)).unwrap() + "\n";
@@ -127,7 +130,7 @@ fn every_format_and_event_matches_its_golden_file() {
 
 #[test]
 fn generic_json_carries_the_seed_fields_at_the_top_level() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let event = sample_event(*kind);
         let body = render(WebhookFormat::Json, &event, None);
         let expected = json!({
@@ -371,7 +374,7 @@ fn the_demo_event_is_the_seeds_example_ticket() {
 
 #[test]
 fn events_round_trip_through_json_for_the_outbox() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let event = sample_event(*kind);
         let stored = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<Event>(&stored).unwrap(), event);
@@ -557,7 +560,7 @@ fn assert_markdown_escaped(path: &str, s: &str) {
 
 #[test]
 fn hostile_text_cannot_ping_link_or_format() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let event = hostile_event(*kind);
 
         let discord = render(WebhookFormat::Discord, &event, None);
@@ -653,7 +656,7 @@ fn assert_cut_cleanly(what: &str, s: &str) {
 
 #[test]
 fn long_text_stays_within_discord_limits() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let body = render(WebhookFormat::Discord, &long_event(*kind), Some(TEMPLATE));
         assert!(chars(&body["content"]) <= 2000, "{kind} content");
         let embeds = body["embeds"].as_array().unwrap();
@@ -694,7 +697,7 @@ fn long_text_stays_within_discord_limits() {
 
 #[test]
 fn long_text_stays_within_slack_limits() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let body = render(WebhookFormat::Slack, &long_event(*kind), Some(TEMPLATE));
         assert!(chars(&body["text"]) <= 3000, "{kind} text");
         let blocks = body["blocks"].as_array().unwrap();
@@ -717,7 +720,7 @@ fn long_text_stays_within_slack_limits() {
 
 #[test]
 fn long_text_stays_within_teams_limits() {
-    for kind in EventKind::ALL {
+    for kind in EventKind::ALL.iter().filter(|k| !k.is_system()) {
         let body = render(WebhookFormat::Teams, &long_event(*kind), Some(TEMPLATE));
         let size = serde_json::to_vec(&body).unwrap().len();
         assert!(size < 28 * 1024, "{kind}: {size} bytes");
@@ -782,4 +785,88 @@ fn one_event_for_many_files_counts_and_names_the_first() {
         1,
         "a count, not the list: {labels:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// System events (no ticket).
+
+fn sample_system_event(kind: EventKind) -> SystemEvent {
+    let since = Utc.with_ymd_and_hms(2026, 3, 1, 3, 12, 0).unwrap();
+    let until = Utc.with_ymd_and_hms(2026, 3, 1, 3, 49, 30).unwrap();
+    let recovered = (kind == EventKind::SystemRecovered).then_some(until);
+    let mut event = system_event(Fault::DiskFull, since, recovered, 0);
+    event.id = "evt_01JNEW0000SYSTEMEVENT0000".into();
+    event
+}
+
+#[test]
+fn system_events_match_their_golden_files_in_every_format() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhooks");
+    let mut failed = Vec::new();
+    for (format, name) in FORMATS {
+        for kind in EventKind::ALL.iter().filter(|k| k.is_system()) {
+            let path = dir.join(name).join(format!("{}.json", kind.as_str()));
+            let body = render_system(*format, &sample_system_event(*kind));
+            let got = serde_json::to_string_pretty(&sorted(&body)).unwrap() + "\n";
+            let expected = std::fs::read_to_string(&path).unwrap_or_default();
+            let failed_path = path.with_extension("json.failed");
+            if got == expected {
+                let _ = std::fs::remove_file(&failed_path);
+            } else {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&failed_path, &got).unwrap();
+                failed.push(failed_path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "differ; got written to:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn system_events_say_what_and_since_when() {
+    let degraded = sample_system_event(EventKind::SystemDegraded);
+    assert_eq!(
+        render_system(WebhookFormat::Json, &degraded),
+        json!({
+            "id": "evt_01JNEW0000SYSTEMEVENT0000",
+            "event": "system.degraded",
+            "occurred_at": "2026-03-01T03:12:00Z",
+            "data": {"fault": "disk_full", "cause": "disk full", "since": "2026-03-01T03:12:00Z"},
+        })
+    );
+    assert_eq!(
+        render_system(WebhookFormat::Auto, &degraded),
+        render_system(WebhookFormat::Json, &degraded)
+    );
+    let discord = render_system(WebhookFormat::Discord, &degraded);
+    assert_eq!(
+        discord["content"],
+        "Guichet cannot store mail: disk full since 03:12 UTC"
+    );
+    assert_eq!(discord["allowed_mentions"], json!({"parse": []}));
+    let slack = render_system(WebhookFormat::Slack, &degraded);
+    assert_eq!(
+        slack["text"],
+        "Guichet cannot store mail: disk full since 03:12 UTC"
+    );
+
+    let recovered = sample_system_event(EventKind::SystemRecovered);
+    assert_eq!(recovered.data["duration_seconds"], 2250);
+    assert_eq!(recovered.data["until"], "2026-03-01T03:49:30Z");
+    let teams = render_system(WebhookFormat::Teams, &recovered);
+    let text = teams.to_string();
+    assert!(
+        text.contains("Guichet stores mail again: disk full from 03:12 UTC to 03:49 UTC"),
+        "{text}"
+    );
+    assert!(text.contains("37 min"), "{text}");
+    // a fresh id each time, sorted by time
+    let a = system_event(Fault::ReadOnly, Utc::now(), None, 1);
+    let b = system_event(Fault::ReadOnly, Utc::now(), None, 2);
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.data["cause"], "read-only file system");
 }

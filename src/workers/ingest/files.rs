@@ -1,6 +1,7 @@
 //! A message's files: the attachment gate's verdicts before the
 //! transaction, their bytes, and their rows and events inside it.
 
+use anyhow::Context as _;
 use serde_json::json;
 
 use crate::adapters::{clamd, file_store};
@@ -62,8 +63,10 @@ impl FileBytes {
             FileBytes::Held(bytes) => Ok(bytes.clone()),
             FileBytes::Stored { sha256 } => {
                 let path = file_store::path_of(&ctx.settings.attachments.storage_dir, sha256)?;
+                // the io::Error stays in the chain: an I/O error is a
+                // store fault (the message waits), not the message's
                 std::fs::read(&path)
-                    .map_err(|e| anyhow::anyhow!("cannot read back stored file {sha256}: {e}"))
+                    .with_context(|| format!("cannot read back stored file {sha256}"))
             }
         }
     }
@@ -162,10 +165,10 @@ impl Job<'_, '_, '_> {
                 FileBytes::Refused => None,
                 FileBytes::Stored { sha256 } => Some(sha256.clone()),
                 FileBytes::Held(bytes) if !self.dry_run => Some(
+                    // a full or read-only file store is a store fault:
+                    // the io::Error stays in the chain for store::fault_of
                     file_store::store(&dir, bytes)
-                        .map_err(|e| {
-                            anyhow::anyhow!("cannot store attachment {}: {e}", c.filename)
-                        })?
+                        .with_context(|| format!("cannot store attachment {}", c.filename))?
                         .sha256,
                 ),
                 FileBytes::Held(bytes) => Some(
