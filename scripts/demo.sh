@@ -20,7 +20,7 @@ set -a; . "$rig_dir/env"; set +a
 
 echo "== 2. build guichet and write demo/guichet.toml"
 cargo build --quiet
-bin=target/debug/guichet
+bin=${CARGO_TARGET_DIR:-target}/debug/guichet
 run=$(date +%s)
 support="support-demo$run@example.test"
 agent="agent-demo$run@example.test"

@@ -299,6 +299,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     ),
                 ));
             }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
             std::fs::write(&path, settings::presets::render(preset))
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let secret = path.with_file_name("guichet.secret");
@@ -399,6 +403,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// How long SIGTERM (or a reload) waits for the loops to stop.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// The daemon under signals: SIGTERM/Ctrl-C stop it cleanly; SIGHUP loads
 /// the settings again and restarts the loops with them, or keeps the old
 /// ones (and says why) when the file is invalid.
@@ -408,8 +415,12 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // store errors counted and a pause in force outlive a reload
     let health = crate::workers::health::Health::new();
+    let mut next: Option<Runtime> = None;
     loop {
-        let mut rt = Runtime::start(s.clone(), clock).await?;
+        let mut rt = match next.take() {
+            Some(rt) => rt,
+            None => Runtime::start(s.clone(), clock).await?,
+        };
         rt.health = health.clone();
         let rt = Arc::new(rt);
         let (stop, stopped) = watch::channel(false);
@@ -424,19 +435,36 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
                 _ = term.recv() => break None,
                 _ = tokio::signal::ctrl_c() => break None,
                 _ = hup.recv() => match settings::load(config) {
-                    Ok(new) => break Some(new),
+                    // a file that loads must also start (templates that
+                    // compile, a database that answers, CA files the TLS
+                    // library takes) before the old settings are let go
+                    Ok(new) => match Runtime::start(new.clone(), clock).await {
+                        Ok(started) => break Some((new, started)),
+                        Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: the new settings cannot start, keeping the old settings"),
+                    },
                     Err(e) => tracing::error!("SIGHUP: the settings file is invalid, keeping the old settings:\n{e}"),
                 },
             }
         };
         let _ = stop.send(true);
         tracing::info!("stopping: finishing the message in hand");
-        task.await.context("daemon task panicked")??;
+        // bounded: a systemd stop timeout must never find claims leased
+        match tokio::time::timeout(STOP_GRACE, &mut task).await {
+            Ok(joined) => joined.context("daemon task panicked")??,
+            Err(_) => {
+                task.abort();
+                tracing::warn!(
+                    "the daemon's loops did not stop within {} s: stopping anyway (what they held stays due)",
+                    STOP_GRACE.as_secs()
+                );
+            }
+        }
         rt.store.close().await;
         match reload {
-            Some(new) => {
+            Some((new, started)) => {
                 tracing::info!("SIGHUP: settings reloaded");
                 s = new;
+                next = Some(started);
             }
             None => {
                 tracing::info!("stopped");

@@ -168,7 +168,14 @@ fn read_command_line(line: &str, top: bool) -> Option<Result<Command, CommandErr
     };
     let name = word.to_lowercase();
     if !top && !NAMES.contains(&name.as_str()) {
-        return None;
+        // `#clsoe` alone as the last line is a mistyped `#close`, not
+        // words for the customer; `#hashtag trending` stays text
+        let misspelt = argument.is_empty() && NAMES.iter().any(|n| near(&name, n));
+        return misspelt.then(|| {
+            Err(CommandError::Unknown {
+                word: word.to_string(),
+            })
+        });
     }
     let no_argument = |command: Command| {
         if argument.is_empty() {
@@ -204,6 +211,26 @@ fn read_command_line(line: &str, top: bool) -> Option<Result<Command, CommandErr
             word: word.to_string(),
         }),
     })
+}
+
+/// Within two letters' edits of a command name (and not shorter than
+/// four letters, so that `#no` or `#re` are not taken for one).
+fn near(word: &str, name: &str) -> bool {
+    if word.chars().count() < 4 {
+        return false;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (word.chars().collect(), name.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()] <= 2
 }
 
 #[cfg(test)]
@@ -299,6 +326,15 @@ mod tests {
             ("#clsoe\n#close\n#priority asap\nok", &[Close], "ok", 2),
             ("#fermer", &[], "", 1),
             ("Done.\n#priority asap", &[], "Done.\n", 1),
+            // a mistyped command typed last is reported, not relayed
+            (
+                "Noted, I will check.\n#clsoe",
+                &[],
+                "Noted, I will check.\n",
+                1,
+            ),
+            ("Noted.\n#resovle\n", &[], "Noted.\n", 1),
+            ("See\n#monday", &[], "See\n#monday", 0),
         ];
         for (input, commands, rest, errors) in cases {
             let block = parse_commands(input);

@@ -363,6 +363,31 @@ impl Store {
         Ok(found)
     }
 
+    /// SQLite: claims left by a daemon that died (kill -9, power loss) are
+    /// due again at once, instead of when their lease ends: one file has
+    /// one daemon, so a claim at its start is a dead one. PostgreSQL,
+    /// shared by several daemons, waits for the leases. Returns how many.
+    pub async fn release_dead_claims(&self) -> Result<u64> {
+        let Store::Sqlite(p) = self else {
+            return Ok(0);
+        };
+        let mail = sqlx::query(
+            "UPDATE outbox_mail SET locked_until = NULL \
+             WHERE locked_until IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .execute(p)
+        .await?
+        .rows_affected();
+        let hooks = sqlx::query(
+            "UPDATE webhook_outbox SET locked_until = NULL \
+             WHERE locked_until IS NOT NULL AND delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .execute(p)
+        .await?
+        .rows_affected();
+        Ok(mail + hooks)
+    }
+
     pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
         Ok(self
             .mailbox_checkpoint(mailbox)

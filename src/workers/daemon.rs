@@ -679,6 +679,17 @@ impl Wake {
 
 /// The daemon: runs until `shutdown` turns true.
 pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    match rt.store.release_dead_claims().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            claims = n,
+            "claims of a daemon that died are due again at once"
+        ),
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot release the claims of a daemon that died; they are due when their lease ends"
+        ),
+    }
     // the mailbox pass wakes the mail loop after each committed batch
     let wake = Wake {
         mail: rt.wake_delivery.clone(),
@@ -705,13 +716,71 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         shutdown.clone(),
     ));
     let listener = tokio::spawn(metrics_listener(rt.clone(), shutdown.clone()));
-    let (a, b, c, d, e, f) = tokio::join!(imap, mail, hooks, sweeper, announcer, listener);
-    a??;
-    b??;
-    c??;
-    d??;
-    e?;
-    f?;
+    // Every loop runs until shutdown; one that fails or panics before
+    // ends the daemon with why, so that its supervisor restarts it instead
+    // of a process that looks alive and reads no mail. Those that may end
+    // early by design (no webhook endpoint, no listener) just end.
+    let optional = |h: tokio::task::JoinHandle<anyhow::Result<()>>| {
+        let mut until = shutdown.clone();
+        async move {
+            match h.await {
+                Ok(Ok(())) => {
+                    deliver::stopped(&mut until).await;
+                    Ok(Ok(()))
+                }
+                other => other,
+            }
+        }
+    };
+    type Watched = std::pin::Pin<
+        Box<dyn Future<Output = Result<anyhow::Result<()>, tokio::task::JoinError>> + Send>,
+    >;
+    let mut watched: Vec<(&str, Watched)> = vec![
+        ("mailbox", Box::pin(imap)),
+        ("mail delivery", Box::pin(mail)),
+        ("lifecycle", Box::pin(sweeper)),
+        ("webhook", Box::pin(optional(hooks))),
+        (
+            "health announcer",
+            Box::pin(optional(tokio::spawn(async move {
+                announcer.await.map_err(anyhow::Error::from)
+            }))),
+        ),
+        (
+            "health listener",
+            Box::pin(optional(tokio::spawn(async move {
+                listener.await.map_err(anyhow::Error::from)
+            }))),
+        ),
+    ];
+    // after a shutdown, every loop is awaited (each finishes the message
+    // in hand and gives back its claims); the caller bounds the wait
+    while !watched.is_empty() {
+        let (names, futures): (Vec<&str>, Vec<Watched>) = watched.into_iter().unzip();
+        let (ended, which, rest) = futures::future::select_all(futures).await;
+        let name = names[which];
+        let stopping = *shutdown.borrow();
+        let why = match ended {
+            Ok(Ok(())) if stopping => None,
+            Ok(Ok(())) => Some(anyhow::anyhow!("the {name} loop ended by itself")),
+            Ok(Err(e)) => Some(e.context(format!("the {name} loop failed"))),
+            Err(e) => Some(anyhow::anyhow!("the {name} loop panicked: {e}")),
+        };
+        if let Some(why) = why {
+            if !stopping {
+                tracing::error!(
+                    error = format!("{why:#}"),
+                    "a loop of the daemon ended: exiting so that the service restarts"
+                );
+                return Err(why);
+            }
+            tracing::warn!(error = format!("{why:#}"), "a loop failed while stopping");
+        }
+        // select_all removes the finished one with swap_remove: so do we
+        let mut names = names;
+        names.swap_remove(which);
+        watched = names.into_iter().zip(rest).collect();
+    }
     Ok(())
 }
 
@@ -875,6 +944,8 @@ async fn mail_loop(
     wake: Arc<Notify>,
 ) -> anyhow::Result<()> {
     let mut link = deliver::SmtpLink::default();
+    // a SIGTERM stops the claim in hand after the messages in flight
+    link.stop_on(shutdown.clone());
     let mut passes = Streak::default();
     let what = "mail delivery";
     while !*shutdown.borrow() {
@@ -906,6 +977,13 @@ async fn mail_loop(
             _ = tokio::time::sleep(StdDuration::from_secs(5)) => {}
             _ = shutdown.changed() => {}
         }
+    }
+    // the claimed rows not sent are due again at once, for the next start
+    if let Err(e) = deliver::release(&rt.ctx(), &mut link).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot give back claimed mail; it is sent once its lease ends"
+        );
     }
     link.close().await;
     Ok(())

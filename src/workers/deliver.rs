@@ -97,6 +97,27 @@ pub struct SmtpLink {
     slots: [Slot; SMTP_CONNECTIONS],
     unrecorded: Vec<i64>,
     unsent: Vec<Claimed>,
+    /// When it turns true, no further message of a claim is sent.
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl SmtpLink {
+    /// Stops a pass after the messages in flight once `shutdown` is true
+    /// (the rest of its claim is listed as unsent, see [`release`]).
+    pub fn stop_on(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = Some(shutdown);
+    }
+}
+
+/// Gives back (due now) the claimed mail a stopped pass did not send, and
+/// records what was sent and not yet recorded.
+pub async fn release(ctx: &Ctx<'_>, link: &mut SmtpLink) -> anyhow::Result<()> {
+    if !link.unrecorded.is_empty() {
+        ctx.store.mails_sent(&link.unrecorded, Utc::now()).await?;
+        link.unrecorded.clear();
+    }
+    let now = Utc::now();
+    give_back(&mut link.unsent, now, |id| ctx.store.postpone_mail(id, now)).await
 }
 
 /// A row claimed and not handled, and until when the claim holds.
@@ -225,8 +246,18 @@ pub async fn deliver_mail_over(
         (unrecorded, failure)
     };
     let slots = &mut link.slots;
+    let shutdown = link.shutdown.clone();
     let sending = async {
-        let done = send_due_mail(ctx, smtp, slots, started, &sent_tx, &stop, &unsent).await;
+        let done = send_due_mail(
+            ctx,
+            smtp,
+            slots,
+            started,
+            &sent_tx,
+            (&stop, shutdown.as_ref()),
+            &unsent,
+        )
+        .await;
         drop(sent_tx);
         done
     };
@@ -252,16 +283,20 @@ async fn send_due_mail(
     slots: &mut [Slot; SMTP_CONNECTIONS],
     started: Instant,
     sent: &tokio::sync::mpsc::UnboundedSender<i64>,
-    stop: &std::sync::atomic::AtomicBool,
+    (stop, shutdown): (
+        &std::sync::atomic::AtomicBool,
+        Option<&watch::Receiver<bool>>,
+    ),
     unsent: &std::sync::Mutex<Vec<Claimed>>,
 ) -> anyhow::Result<Delivered> {
     use std::sync::Mutex;
     use std::sync::atomic::Ordering::SeqCst;
+    let shutting_down = || shutdown.is_some_and(|s| *s.borrow());
     let done = Mutex::new(Delivered::default());
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     let mut claim = MAIL_BATCH_MIN;
     loop {
-        if stop.load(SeqCst) {
+        if stop.load(SeqCst) || shutting_down() {
             break;
         }
         let claimed_at = clock(ctx, started);
@@ -295,7 +330,10 @@ async fn send_due_mail(
         let retry_rest_at = Mutex::new(None);
         let workers = slots.iter_mut().map(|slot| async {
             loop {
-                if retry_rest_at.lock().expect("not poisoned").is_some() || stop.load(SeqCst) {
+                if retry_rest_at.lock().expect("not poisoned").is_some()
+                    || stop.load(SeqCst)
+                    || shutting_down()
+                {
                     return anyhow::Ok(());
                 }
                 let Some(mut row) = queue.lock().expect("not poisoned").next() else {
@@ -356,8 +394,9 @@ async fn send_due_mail(
             rest.for_each(|r| not_handled(r.id));
             return Err(e);
         }
-        if stop.load(SeqCst) {
-            // recording a sent mail failed: the caller says so
+        if stop.load(SeqCst) || shutting_down() {
+            // recording a sent mail failed (the caller says so), or the
+            // daemon stops: the rest of the claim is given back
             rest.for_each(|r| not_handled(r.id));
             break;
         }

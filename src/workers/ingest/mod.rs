@@ -115,7 +115,36 @@ pub struct Options {
 /// Given the bytes themselves (not a reference), it drops them once they
 /// are stored, before building the mail the message causes: a big
 /// message is then not held while its agents' copy is built.
+///
+/// A panic anywhere in parsing, the gate or the decision is caught and
+/// returned as this message's error (the caller stores it raw with it and
+/// goes on): one message must never stop the mailbox.
 pub async fn ingest<R: AsRef<[u8]>>(
+    ctx: &Ctx<'_>,
+    raw: R,
+    source: &Source,
+    opts: Options,
+) -> anyhow::Result<(Outcome, Trace)> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(ingest_unguarded(ctx, raw, source, opts))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(panicked(p)))
+}
+
+/// The error for a caught panic, with its message.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> anyhow::Error {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    anyhow::anyhow!(
+        "Guichet panicked while handling this message (a bug; please report it): {text}"
+    )
+}
+
+async fn ingest_unguarded<R: AsRef<[u8]>>(
     ctx: &Ctx<'_>,
     raw: R,
     source: &Source,
@@ -163,6 +192,17 @@ pub struct BatchItem<'r> {
 /// the whole batch back and is returned: the caller then ingests the
 /// messages one at a time, where a failing message is stored raw.
 pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Result<Vec<Outcome>> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(ingest_batch_unguarded(ctx, items))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(panicked(p)))
+}
+
+async fn ingest_batch_unguarded(
+    ctx: &Ctx<'_>,
+    items: &[BatchItem<'_>],
+) -> anyhow::Result<Vec<Outcome>> {
     // the work before the transaction: parsing, classifying, the
     // attachment gate (scans may take a while: the database is not held)
     let mut facts = Vec::with_capacity(items.len());
@@ -242,6 +282,12 @@ async fn prepare(
     dry_run: bool,
     trace: &mut Trace,
 ) -> Prepared {
+    // test hook: a bug in the handling of one message, as a panic
+    if let Some(word) = std::env::var_os("GUICHET_TEST_PANIC_ON")
+        && facts.subject.contains(word.to_string_lossy().as_ref())
+    {
+        panic!("test panic on {:?}", facts.subject);
+    }
     let classification = match &parsed {
         Some(m) => {
             let s = ctx.settings;
