@@ -195,3 +195,25 @@ fn processes_starting_together_migrate_one_database_once() {
         }
     }
 }
+
+/// The README's `init --output /etc/guichet/guichet.toml` on a fresh
+/// machine: the folder does not exist yet (it failed with "No such file
+/// or directory").
+#[test]
+fn init_creates_the_folder_it_writes_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("etc/guichet/guichet.toml");
+    let out = guichet(
+        dir.path(),
+        &[
+            "init",
+            "--preset",
+            "startup",
+            "--output",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(target.exists());
+    assert!(dir.path().join("etc/guichet/guichet.secret").exists());
+}
