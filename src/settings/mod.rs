@@ -346,7 +346,14 @@ pub struct WebhookSettings {
 pub const WEBHOOK_TIMEOUT_SECONDS: u64 = 10;
 
 impl WebhookSettings {
+    /// Ticket events: all when `events` is left out. The system events
+    /// (`system.degraded`/`system.recovered`: a store fault, or another
+    /// endpoint paused) only when asked for, by `system_events = true` or
+    /// by naming them in `events`: one opt-in for both sources.
     pub fn wants(&self, event: EventKind) -> bool {
+        if event.is_system() {
+            return self.system_events || self.events.contains(&event);
+        }
         self.events.is_empty() || self.events.contains(&event)
     }
 }

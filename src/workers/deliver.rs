@@ -778,7 +778,12 @@ async fn record(
             .settings
             .webhooks
             .iter()
-            .map(|w| (w.url.as_str(), w.system_events))
+            .map(|w| {
+                (
+                    w.url.as_str(),
+                    w.wants(crate::domain::EventKind::SystemDegraded),
+                )
+            })
             .collect();
         let to = system::recipients(&flags, place);
         if !to.is_empty() {
