@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use harness::{Desk, body_text, reply_to_mail, subject};
-use support::{deliver_lmtp, fresh_user, rig, unique_token, wait_for_messages};
+use harness::{Desk, body_text, header, message_id, reply_to_mail, subject};
+use support::{deliver_lmtp, deliver_lmtp_from, fresh_user, rig, unique_token, wait_for_messages};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -198,4 +198,117 @@ async fn a_refused_customer_address_is_told_fires_mail_failed_and_holds_the_clos
     let report = desk.pass(now + TimeDelta::days(5));
     assert_eq!(report["auto_closed"], 0, "{report}");
     assert_eq!(desk.ticket(id)["status"], "awaiting_customer");
+}
+
+/// A Postfix DSN saying that `returned` (a mail Guichet sent) did not
+/// reach `to`, with its headers returned.
+fn dsn(support: &str, to: &str, returned: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(returned);
+    let headers = text.split("\r\n\r\n").next().unwrap_or("");
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         To: {support}\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         Date: {date}\r\n\
+         Message-Id: <dsn-{id}@mx.example.net>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n\
+         \r\n\
+         --B1\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         \r\n\
+         Your message could not be delivered to one or more recipients.\r\n\
+         \r\n\
+         --B1\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; mx.example.net\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {to}\r\n\
+         Action: failed\r\n\
+         Status: 5.2.1\r\n\
+         Diagnostic-Code: smtp; 550 5.2.1 <{to}>: mailbox disabled\r\n\
+         \r\n\
+         --B1\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         {headers}\r\n\
+         \r\n\
+         --B1--\r\n",
+        date = chrono::Utc::now().to_rfc2822(),
+        id = unique_token(),
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_later_bounce_of_a_relayed_answer_tells_the_agent() {
+    let desk = Desk::new("auto_close_days = 3");
+    let customer = fresh_user("customer");
+    let now = start();
+    let (id, copy) = open(&desk, &customer, None, now).await;
+    wait_for_messages(&customer, 1, WAIT).await;
+    let (to, answer) = reply_to_mail(&desk.agent, &copy, "Unplug it, then plug it back in.");
+    deliver_lmtp(&to, &answer).await;
+    desk.pass(now + TimeDelta::minutes(5));
+    // the relay took it; the customer's server returns it later
+    let got = wait_for_messages(&customer, 2, WAIT).await;
+    let relayed = &got[1];
+    assert!(header(relayed, "X-Guichet-Mail").is_some());
+    assert!(!message_id(relayed).is_empty());
+    deliver_lmtp_from("", &desk.support, &dsn(&desk.support, &customer, relayed)).await;
+    desk.pass(now + TimeDelta::hours(1));
+    desk.pass(now + TimeDelta::hours(1) + TimeDelta::minutes(1));
+
+    let told = notices(&desk.agent, 1).await;
+    assert_eq!(told.len(), 1, "the agent who wrote is told");
+    let text = body_text(&told[0]);
+    assert!(
+        text.contains(&customer) && text.contains("mailbox disabled"),
+        "{text}"
+    );
+    let ticket = desk.ticket(id);
+    assert!(
+        refused(&ticket)
+            .iter()
+            .any(|r| r["main"] == true && r["source"] == "bounce"),
+        "{ticket:#}"
+    );
+    assert_eq!(events_named(&ticket, "mail.failed").len(), 1, "{ticket:#}");
+    let report = desk.pass(now + TimeDelta::days(5));
+    assert_eq!(report["auto_closed"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn a_deferred_cc_is_retried_alone_and_the_customer_is_answered_at_once() {
+    let desk = Desk::new("reply_to_participants = true");
+    let customer = fresh_user("customer");
+    let later = format!("colleague-{}@{}", unique_token(), rig().deferred_domain);
+    let now = start();
+    let (id, copy) = open(&desk, &customer, Some(&later), now).await;
+    wait_for_messages(&customer, 1, WAIT).await;
+    let (to, answer) = reply_to_mail(&desk.agent, &copy, "Unplug it, then plug it back in.");
+    deliver_lmtp(&to, &answer).await;
+    desk.pass(now + TimeDelta::minutes(5));
+
+    // the customer is answered at once; the deferred Cc waits in the
+    // outbox on its own, and is tried again after the backoff
+    let got = wait_for_messages(&customer, 2, WAIT).await;
+    assert!(body_text(&got[1]).contains("Unplug it"));
+    assert_eq!(desk.json(&["outbox", "--json"])["mail"]["pending"], 1);
+    assert!(
+        refused(&desk.ticket(id)).is_empty(),
+        "a 4xx is not a refusal"
+    );
+    let report = desk.pass(now + TimeDelta::minutes(7));
+    assert_eq!(report["mail"]["retried"], 1, "{report}");
+    assert_eq!(report["mail"]["sent"], 0, "{report}");
+    // the customer got the answer once
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(support::fetch_all(&customer).await.len(), 2);
+    assert!(
+        notices(&desk.agent, 0).await.is_empty(),
+        "nobody to tell yet"
+    );
 }
