@@ -312,3 +312,34 @@ async fn a_deferred_cc_is_retried_alone_and_the_customer_is_answered_at_once() {
         "nobody to tell yet"
     );
 }
+
+#[tokio::test]
+async fn a_refused_agent_address_is_the_admins_problem_shown_in_stats() {
+    let desk = Desk::new("");
+    let wrong = format!("agent-{}@{}", unique_token(), rig().refused_domain);
+    desk.edit_settings(
+        &format!("agents = [\"{}\"]", desk.agent),
+        &format!("agents = [\"{wrong}\"]"),
+    );
+    let customer = fresh_user("customer");
+    let first = mail(
+        &customer,
+        &desk.support,
+        None,
+        "Printer on fire",
+        "Help, please.",
+    );
+    deliver_lmtp(&desk.support, &first).await;
+    desk.pass(start());
+    desk.pass(start() + TimeDelta::minutes(1));
+    // the customer still gets the acknowledgement; nobody is sent a notice
+    // about the agents' copy (no loop), and stats names the address
+    wait_for_messages(&customer, 1, WAIT).await;
+    let stats = desk.json(&["stats", "--json"]);
+    let refused = stats["refused_agent_addresses"].as_array().expect("listed");
+    assert_eq!(refused.len(), 1, "{stats:#}");
+    assert_eq!(refused[0]["address"], wrong.to_lowercase().as_str());
+    assert!(refused[0]["last_reply"].as_str().unwrap().contains("550"));
+    let id = desk.tickets()[0]["ticket_id"].as_i64().unwrap();
+    assert!(events_named(&desk.ticket(id), "mail.failed").is_empty());
+}

@@ -419,10 +419,25 @@ pub async fn stats(
         })
         .collect();
     let result = stats::compute(since, now, &tickets, &attachments, &deliveries);
+    // agents' addresses the relay refused (issue 18): the admin's to fix
+    let refused_agents = store.refused_agent_addresses().await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut v = serde_json::to_value(&result)?;
+        if !refused_agents.is_empty() {
+            v["refused_agent_addresses"] =
+                json!(refused_agents
+                .iter()
+                .map(|(a, n, reply)| json!({"address": a, "refusals": n, "last_reply": reply}))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", stats::render_text(&result, s.helpdesk.language));
+        for (a, n, reply) in &refused_agents {
+            println!(
+                "Agent address refused by the relay ({n}×, check [[departments]] agents): {a}: {reply}"
+            );
+        }
     }
     Ok(())
 }

@@ -592,6 +592,23 @@ impl Store {
         Ok(())
     }
 
+    /// Agents' addresses the relay refused (their copies, notices): an
+    /// admin's problem, shown by `stats`. Each address once, with how many
+    /// refusals and the latest answer.
+    pub async fn refused_agent_addresses(&self) -> Result<Vec<(String, i64, String)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (String, i64, String)>(
+                "SELECT lower(r.address), COUNT(*), \
+                 (SELECT l.reply FROM mail_refusals l WHERE lower(l.address) = lower(r.address) \
+                  AND l.kind IN ('agent_copy', 'agent_notice', 'delivery_notice') ORDER BY l.id DESC LIMIT 1) \
+                 FROM mail_refusals r WHERE r.kind IN ('agent_copy', 'agent_notice', 'delivery_notice') \
+                 GROUP BY lower(r.address) ORDER BY lower(r.address)",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     /// The ticket's refused recipients, oldest first.
     pub async fn refusals(&self, ticket: i64) -> Result<Vec<RefusalRow>> {
         Ok(on_db!(pool self, p => {

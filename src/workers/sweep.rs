@@ -63,7 +63,7 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         // the customer never got the last answer: the agents were told,
         // and the ticket waits for them, not for the customer (issue 18)
         if tx.last_answer_undelivered(ticket.id).await? {
-            tracing::info!(
+            tracing::debug!(
                 ticket = ticket.id,
                 "not closed for inactivity: its last answer never reached the customer"
             );
