@@ -598,11 +598,12 @@ impl Store {
     pub async fn refused_agent_addresses(&self) -> Result<Vec<(String, i64, String)>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, (String, i64, String)>(
-                "SELECT lower(r.address), COUNT(*), \
-                 (SELECT l.reply FROM mail_refusals l WHERE lower(l.address) = lower(r.address) \
+                "SELECT g.a, g.n, \
+                 (SELECT l.reply FROM mail_refusals l WHERE lower(l.address) = g.a \
                   AND l.kind IN ('agent_copy', 'agent_notice', 'delivery_notice') ORDER BY l.id DESC LIMIT 1) \
-                 FROM mail_refusals r WHERE r.kind IN ('agent_copy', 'agent_notice', 'delivery_notice') \
-                 GROUP BY lower(r.address) ORDER BY lower(r.address)",
+                 FROM (SELECT lower(address) AS a, COUNT(*) AS n FROM mail_refusals \
+                  WHERE kind IN ('agent_copy', 'agent_notice', 'delivery_notice') GROUP BY lower(address)) g \
+                 ORDER BY g.a",
             )
             .fetch_all(p)
             .await
