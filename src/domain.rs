@@ -182,6 +182,7 @@ string_enum!(
         TicketEscalated => "ticket.escalated",
         AttachmentUploaded => "attachment.uploaded",
         AttachmentRejected => "attachment.rejected",
+        MailFailed => "mail.failed",
         SystemDegraded => "system.degraded",
         SystemRecovered => "system.recovered",
     }

@@ -459,7 +459,7 @@ async fn smtp_failures_are_classified_permanent_or_transient() {
 }
 
 #[tokio::test]
-async fn smtp_session_sends_many_messages_survives_a_refusal_and_never_half_delivers() {
+async fn smtp_session_sends_many_messages_survives_a_refusal_and_delivers_to_the_accepted() {
     let rig = rig();
     let from = fresh_user("support");
     let smtp = SmtpSender::new(&rig.smtp_settings(&from, TlsMode::StartTls, true)).unwrap();
@@ -475,10 +475,12 @@ async fn smtp_session_sends_many_messages_survives_a_refusal_and_never_half_deli
     }
     let refused = address(&format!("someone@{}", rig.refused_domain));
     let raw = simple_message(&from, "x@example.net", "refused", "x");
-    let err = session
-        .send_raw(&address(&from), &[refused], &raw)
+    let answer = session
+        .send_raw(&address(&from), std::slice::from_ref(&refused), &raw)
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(answer.len(), 1, "the only recipient is refused");
+    let err = &answer[0].error;
     assert!(matches!(err, SendError::Permanent(_)), "{err}");
     assert!(err.to_string().contains("550"), "{err}");
     // Postfix offers PIPELINING: the refused transaction is reset and the
@@ -489,18 +491,31 @@ async fn smtp_session_sends_many_messages_survives_a_refusal_and_never_half_deli
         .send_raw(&address(&from), &[address(&customer)], &raw)
         .await
         .unwrap();
-    // one recipient accepted, one refused: the message fails as a whole
-    // and the accepted one gets nothing (no partial delivery): the relay
-    // said 354 already, so the connection is dropped mid-DATA
+    // one recipient accepted, one refused (5xx), one deferred (4xx): the
+    // message goes to the accepted one, the others are listed with the
+    // relay's answer, and the session goes on
     let other = fresh_user("other");
-    let refused = address(&format!("someone@{}", rig.refused_domain));
+    let deferred = address(&format!("someone@{}", rig.deferred_domain));
     let raw = simple_message(&from, &other, "half refused", "x");
-    let err = session
-        .send_raw(&address(&from), &[address(&other), refused], &raw)
+    let answer = session
+        .send_raw(
+            &address(&from),
+            &[address(&other), refused.clone(), deferred.clone()],
+            &raw,
+        )
         .await
-        .unwrap_err();
-    assert!(matches!(err, SendError::Permanent(_)), "{err}");
-    assert!(session.is_broken(), "dropped after a 354 it could not use");
+        .unwrap();
+    assert_eq!(answer.len(), 2, "{answer:?}");
+    assert_eq!(answer[0].address, refused.as_str());
+    assert!(answer[0].error.is_permanent(), "{:?}", answer[0]);
+    assert!(
+        answer[0].error.to_string().contains("550"),
+        "{:?}",
+        answer[0]
+    );
+    assert_eq!(answer[1].address, deferred.as_str());
+    assert!(!answer[1].error.is_permanent(), "{:?}", answer[1]);
+    assert!(!session.is_broken(), "the session goes on");
     session.quit().await;
     assert_eq!(wait_for_messages(&customer, 4, WAIT).await.len(), 4);
     let mut session = smtp.session().await.unwrap();
@@ -510,13 +525,17 @@ async fn smtp_session_sends_many_messages_survives_a_refusal_and_never_half_deli
         .await
         .unwrap();
     session.quit().await;
-    wait_for_messages(&other, 1, WAIT).await;
+    wait_for_messages(&other, 2, WAIT).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let got_all = fetch_all(&other).await;
-    assert_eq!(got_all.len(), 1, "only the later message");
+    assert_eq!(
+        got_all.len(),
+        2,
+        "the half-refused message and the later one"
+    );
     assert!(
-        String::from_utf8_lossy(&got_all[0]).contains("a later message"),
-        "the half-refused message was not delivered"
+        String::from_utf8_lossy(&got_all[0]).contains("half refused"),
+        "the accepted recipient got the half-refused message"
     );
 }
 

@@ -240,17 +240,23 @@ impl SmtpSender {
     }
 
     /// Submits one message over a connection of its own; the outbox uses
-    /// a [`SmtpSession`] instead.
+    /// a [`SmtpSession`] instead. As [`SmtpSession::send_raw`], except
+    /// that a message refused for every recipient is an `Err`.
     pub async fn send_raw(
         &self,
         envelope_from: &EmailAddress,
         to: &[EmailAddress],
         raw: &[u8],
-    ) -> Result<(), SendError> {
+    ) -> Result<Vec<Refused>, SendError> {
         let mut session = self.session().await?;
         let sent = session.send_raw(envelope_from, to, raw).await;
         session.quit().await;
-        sent
+        let refused = sent?;
+        match refused.first() {
+            // nobody got it: the (first) refusal is the message's
+            Some(first) if refused.len() == to.len() => Err(first.error.clone()),
+            _ => Ok(refused),
+        }
     }
 
     /// Connects (with TLS and login, as configured) and sends NOOP: the
@@ -281,16 +287,27 @@ pub struct SmtpSession {
     dropped: bool,
 }
 
+/// A recipient the relay refused at RCPT while it took the message for
+/// others (or for nobody, when every recipient is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub address: String,
+    /// The relay's answer: `Permanent` for 5xx, `Transient` for 4xx.
+    pub error: SendError,
+}
+
 impl SmtpSession {
     /// Submits `raw` as is, with this envelope (the envelope decides where
-    /// it goes; the headers are not read). After an error, see
-    /// [`SmtpSession::is_broken`].
+    /// it goes; the headers are not read). `Ok` lists the recipients the
+    /// relay refused at RCPT: the message went to the others (to nobody
+    /// when all are listed). `Err`: the message as a whole was refused or
+    /// not handed over. After an error, see [`SmtpSession::is_broken`].
     pub async fn send_raw(
         &mut self,
         envelope_from: &EmailAddress,
         to: &[EmailAddress],
         raw: &[u8],
-    ) -> Result<(), SendError> {
+    ) -> Result<Vec<Refused>, SendError> {
         let from = to_lettre_address(envelope_from)?;
         let recipients = to
             .iter()
@@ -306,39 +323,43 @@ impl SmtpSession {
             .or_else(|| raw.strip_suffix(b"\n"))
             .unwrap_or(raw);
         let limit = MESSAGE_TIMEOUT + Duration::from_secs(raw.len() as u64 / 100_000);
-        if self.pipelining {
-            let server = self.server.clone();
-            let sent = within(
-                limit,
-                &server,
-                "send a message",
-                self.pipelined(&envelope, raw),
-            )
-            .await;
-            if sent.is_err() {
-                // a timeout leaves the conversation at an unknown point
-                self.dropped = true;
-            }
-            return sent?.map_err(|e| classify(&server, &e));
-        }
-        within(
+        let server = self.server.clone();
+        let sent = within(
             limit,
-            &self.server,
+            &server,
             "send a message",
-            self.conn.send(&envelope, raw),
+            self.transaction(&envelope, raw),
         )
-        .await?
-        .map(|_| ())
-        .map_err(|e| classify(&self.server, &e))
+        .await;
+        if sent.is_err() {
+            // a timeout leaves the conversation at an unknown point
+            self.dropped = true;
+        }
+        let (refused, done) = sent?;
+        done.map_err(|e| classify(&server, &e))?;
+        Ok(refused
+            .into_iter()
+            .map(|(address, e)| Refused {
+                address,
+                error: classify(&server, &e),
+            })
+            .collect())
     }
 
-    /// What lettre's `send` does, with MAIL, every RCPT and DATA written
-    /// at once and their answers read afterwards, in order. A refusal of
-    /// any of them fails the message: the relay is reset for the next
-    /// one, or, when it already said 354 to DATA (some recipient was
-    /// accepted), the connection is dropped so that nobody receives a
-    /// partial delivery or an empty message.
-    async fn pipelined(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), SmtpError> {
+    /// What lettre's `send` does, except that a refused RCPT refuses only
+    /// its recipient: DATA goes to the accepted ones (RFC 5321 3.3). With
+    /// PIPELINING, MAIL, every RCPT and DATA are written at once and their
+    /// answers read afterwards, in order; else one command at a time (DATA
+    /// only when some recipient was accepted). When the message is not
+    /// sent, the relay is reset for the next one (or the connection is
+    /// dropped when that fails, or when it said 354 to a DATA that must
+    /// not go on). Returns the refused recipients with the relay's answer,
+    /// and the outcome of the message as a whole.
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> (Vec<(String, SmtpError)>, Result<(), SmtpError>) {
         let info = self.conn.server_info();
         let mut parameters = Vec::new();
         let non_ascii = envelope
@@ -352,35 +373,82 @@ impl SmtpSession {
         if !raw.is_ascii() && info.supports_feature(Extension::EightBitMime) {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        let mut commands = Mail::new(envelope.from().cloned(), parameters).to_string();
-        for to in envelope.to() {
-            commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+        let mail = Mail::new(envelope.from().cloned(), parameters);
+        let mut refused = Vec::new();
+        let (mail_answer, data) = if self.pipelining {
+            let mut commands = mail.to_string();
+            for to in envelope.to() {
+                commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+            }
+            commands.push_str(&Data.to_string());
+            // `command` writes the whole text and reads MAIL's answer
+            let mail_answer = self.conn.command(Commands(commands)).await.map(|_| ());
+            for to in envelope.to() {
+                if let Err(e) = self.conn.read_response().await {
+                    refused.push((to.to_string(), e));
+                }
+            }
+            (mail_answer, self.conn.read_response().await.map(|_| ()))
+        } else {
+            let mail_answer = self.conn.command(mail).await.map(|_| ());
+            if mail_answer.is_ok() {
+                for to in envelope.to() {
+                    if let Err(e) = self.conn.command(Rcpt::new(to.clone(), Vec::new())).await {
+                        refused.push((to.to_string(), e));
+                    }
+                }
+            }
+            let data = if mail_answer.is_ok() && refused.len() < envelope.to().len() {
+                self.conn.command(Data).await.map(|_| ())
+            } else {
+                Ok(())
+            };
+            (mail_answer, data)
+        };
+        let network = |e: &SmtpError| e.status().is_none();
+        if let Err(e) = mail_answer {
+            if network(&e) || self.conn.command(Rset).await.is_err() {
+                self.dropped = true;
+            }
+            return (Vec::new(), Err(e));
         }
-        commands.push_str(&Data.to_string());
-        // `command` writes the whole text and reads MAIL's answer
-        let mut refused = self.conn.command(Commands(commands)).await.err();
-        for _ in envelope.to() {
-            let answer = self.conn.read_response().await;
-            refused = refused.or(answer.err());
-        }
-        let data = self.conn.read_response().await;
-        match (refused, data) {
+        let nobody = refused.len() == envelope.to().len();
+        match data {
             // by pieces: lettre dot-stuffs each piece into a copy of its
             // size, and a whole 36 MB message would be copied at once
-            (None, Ok(_)) => self
-                .conn
-                .message_iter(raw.chunks(MESSAGE_PIECE))
-                .await
-                .map(|_| ()),
-            (Some(e), Ok(_)) => {
-                self.dropped = true;
-                Err(e)
+            Ok(()) if !nobody => {
+                let sent = self
+                    .conn
+                    .message_iter(raw.chunks(MESSAGE_PIECE))
+                    .await
+                    .map(|_| ());
+                if sent.as_ref().is_err_and(network) {
+                    self.dropped = true;
+                }
+                (refused, sent)
             }
-            (refused, Err(e)) => {
+            // 354 with nobody to send to (a server that accepts DATA
+            // anyway): nothing must go out
+            Ok(()) if self.pipelining => {
+                self.dropped = true;
+                (refused, Ok(()))
+            }
+            Ok(()) => {
                 if self.conn.command(Rset).await.is_err() {
                     self.dropped = true;
                 }
-                Err(refused.unwrap_or(e))
+                (refused, Ok(()))
+            }
+            Err(e) => {
+                if network(&e) || self.conn.command(Rset).await.is_err() {
+                    self.dropped = true;
+                }
+                if nobody {
+                    // DATA refused for want of recipients: their answers say why
+                    (refused, Ok(()))
+                } else {
+                    (refused, Err(e))
+                }
             }
         }
     }

@@ -104,8 +104,21 @@ pub async fn ticket_detail(store: &Store, id: i64) -> Result<Option<Value>, Fail
         .into_iter()
         .map(|p| json!({"address": p.address, "role": p.role}))
         .collect();
+    // recipients the relay refused (issue 18): left out of later mail
+    // until named again (`cleared_at`)
+    let refused: Vec<Value> = store
+        .refusals(id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({"address": r.address, "main": r.main, "kind": r.kind, "message_id": r.message_id,
+                   "source": r.source, "reply": r.reply, "refused_at": time(r.refused_at),
+                   "cleared_at": r.cleared_at.map(time)})
+        })
+        .collect();
     let mut v = ticket_json(&t, store.linked_tickets(id).await?);
     v["participants"] = json!(participants);
+    v["refused_recipients"] = json!(refused);
     v["messages"] = json!(messages);
     v["events"] = json!(events);
     Ok(Some(v))
@@ -172,6 +185,21 @@ pub async fn show(store: &Store, id: i64, as_json: bool) -> Result<(), Failure> 
         for line in m["text"].as_str().unwrap_or("").lines().take(40) {
             println!("    {line}");
         }
+    }
+    for r in v["refused_recipients"].as_array().into_iter().flatten() {
+        println!(
+            "Not delivered: {} ({} mail, {}) at {}{}: {}",
+            r["address"].as_str().unwrap_or(""),
+            r["kind"].as_str().unwrap_or(""),
+            r["source"].as_str().unwrap_or(""),
+            r["refused_at"].as_str().unwrap_or(""),
+            if r["cleared_at"].is_null() {
+                ""
+            } else {
+                ", named again since"
+            },
+            r["reply"].as_str().unwrap_or("")
+        );
     }
     println!("\nEvents:");
     for e in v["events"].as_array().into_iter().flatten() {
@@ -391,10 +419,25 @@ pub async fn stats(
         })
         .collect();
     let result = stats::compute(since, now, &tickets, &attachments, &deliveries);
+    // agents' addresses the relay refused (issue 18): the admin's to fix
+    let refused_agents = store.refused_agent_addresses().await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut v = serde_json::to_value(&result)?;
+        if !refused_agents.is_empty() {
+            v["refused_agent_addresses"] =
+                json!(refused_agents
+                .iter()
+                .map(|(a, n, reply)| json!({"address": a, "refusals": n, "last_reply": reply}))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", stats::render_text(&result, s.helpdesk.language));
+        for (a, n, reply) in &refused_agents {
+            println!(
+                "Agent address refused by the relay ({n}×, check [[departments]] agents): {a}: {reply}"
+            );
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod commands;
 pub mod conversation;
+pub mod delivery;
 pub mod health;
 pub mod lifecycle;
 pub mod quotes;

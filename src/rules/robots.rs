@@ -87,6 +87,9 @@ pub struct BounceReport {
     pub failed_recipients: Vec<String>,
     /// The enhanced status code, e.g. `5.1.1`.
     pub status: Option<String>,
+    /// The remote server's words (`Diagnostic-Code` of the first failed
+    /// recipient), e.g. `smtp; 550 5.1.1 <ann@x.test>: User unknown`.
+    pub diagnostic: Option<String>,
     /// A final failure (not a delay warning or a success notice).
     pub permanent: bool,
     /// The returned headers carry [`OWN_MAIL_HEADER`]: this is about mail
@@ -774,6 +777,10 @@ fn report(msg: &Message<'_>, mail: &Facts, parts: &PartsSummary, feedback: bool)
         .find_map(|r| r.status.clone())
         .or_else(|| dsn.iter().find_map(|r| r.status.clone()))
         .or_else(|| find_status_code(&parts.text));
+    let diagnostic = dsn
+        .iter()
+        .filter(|r| r.failed())
+        .find_map(|r| r.diagnostic.clone());
     let permanent = if !dsn.is_empty() {
         dsn.iter().any(|r| r.failed())
     } else if !failed.is_empty() {
@@ -788,6 +795,7 @@ fn report(msg: &Message<'_>, mail: &Facts, parts: &PartsSummary, feedback: bool)
         original_message_ids: ids,
         failed_recipients: failed,
         status,
+        diagnostic,
         permanent: permanent && !feedback,
         own_mail: own_mail_ref.is_some(),
         own_mail_ref,
@@ -817,6 +825,7 @@ struct DsnRecipient {
     has_final: bool,
     action: Option<String>,
     status: Option<String>,
+    diagnostic: Option<String>,
 }
 
 impl DsnRecipient {
@@ -868,6 +877,7 @@ fn parse_dsn(text: &str) -> Vec<DsnRecipient> {
                 }
             }
             "action" => current.action = Some(value.to_ascii_lowercase()),
+            "diagnostic-code" => current.diagnostic = Some(value.to_string()),
             "status" => {
                 current.status = find_status_code(value).or(Some(value.to_string()));
             }

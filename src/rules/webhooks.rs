@@ -386,6 +386,7 @@ struct Message {
 /// description, not a field.
 const KNOWN_DATA: &[(&str, &str)] = &[
     ("from", "From"),
+    ("to", "Recipient"),
     ("from_department", "From department"),
     ("to_department", "To department"),
     ("filename", "File"),
@@ -499,6 +500,18 @@ impl Message {
                 }
                 parts
             }
+            EventKind::MailFailed => match data_str("to") {
+                Some(to) => vec![
+                    ours(format!("Mail of ticket #{id} not delivered to ")),
+                    Part::Theirs(to),
+                    ours(": ".into()),
+                    Part::Theirs(subject.clone()),
+                ],
+                None => vec![
+                    ours(format!("Mail of ticket #{id} not delivered: ")),
+                    Part::Theirs(subject.clone()),
+                ],
+            },
             EventKind::SystemDegraded | EventKind::SystemRecovered => {
                 vec![Part::Theirs(system_summary(event.kind, &event.data))]
             }

@@ -592,6 +592,62 @@ impl Store {
         Ok(())
     }
 
+    /// Part of a claimed mail was handed over: what is left, the
+    /// recipients the relay deferred (4xx), is tried again at `at`, alone.
+    pub async fn mail_partly_sent(
+        &self,
+        id: i64,
+        remaining: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "UPDATE outbox_mail SET recipients = $1, last_error = $2, locked_until = NULL, \
+                 next_attempt_at = $3 WHERE id = $4",
+            )
+            .bind(remaining)
+            .bind(error)
+            .bind(at)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Agents' addresses the relay refused (their copies, notices): an
+    /// admin's problem, shown by `stats`. Each address once, with how many
+    /// refusals and the latest answer.
+    pub async fn refused_agent_addresses(&self) -> Result<Vec<(String, i64, String)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (String, i64, String)>(
+                "SELECT g.a, g.n, \
+                 (SELECT l.reply FROM mail_refusals l WHERE lower(l.address) = g.a \
+                  AND l.kind IN ('agent_copy', 'agent_notice', 'delivery_notice') ORDER BY l.id DESC LIMIT 1) \
+                 FROM (SELECT lower(address) AS a, COUNT(*) AS n FROM mail_refusals \
+                  WHERE kind IN ('agent_copy', 'agent_notice', 'delivery_notice') GROUP BY lower(address)) g \
+                 ORDER BY g.a",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// The ticket's refused recipients, oldest first.
+    pub async fn refusals(&self, ticket: i64) -> Result<Vec<RefusalRow>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, RefusalRow>(
+                "SELECT id, ticket_id, outbox_id, message_id, kind, address, main, source, reply, refused_at, cleared_at \
+                 FROM mail_refusals WHERE ticket_id = $1 ORDER BY id",
+            )
+            .bind(ticket)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     // ---- the webhook outbox ----
 
     /// Due deliveries to `endpoint`, at most one per ticket: the oldest
@@ -1411,6 +1467,110 @@ impl Tx {
         Ok(on_db!(tx self, c => {
             sqlx::query_as::<_, (String, DateTime<Utc>)>(
                 "SELECT text, date FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent' \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
+    /// Records a refused recipient (see [`NewRefusal`]).
+    pub async fn record_refusal(&mut self, r: &NewRefusal<'_>) -> Result<()> {
+        on_db!(tx self, c => {
+            sqlx::query(
+                "INSERT INTO mail_refusals (ticket_id, outbox_id, message_id, kind, address, main, source, reply, refused_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(r.ticket_id)
+            .bind(r.outbox_id)
+            .bind(db_text(r.message_id))
+            .bind(r.kind)
+            .bind(r.address)
+            .bind(r.main)
+            .bind(r.source)
+            .bind(db_text(r.reply))
+            .bind(r.now)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The addresses refused for good on this ticket and not named again
+    /// since (lowercase).
+    pub async fn refused_addresses(&mut self, ticket: i64) -> Result<Vec<String>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT lower(address) FROM mail_refusals WHERE ticket_id = $1 AND cleared_at IS NULL",
+            )
+            .bind(ticket)
+            .fetch_all(&mut *c)
+            .await
+        })?)
+    }
+
+    /// Someone named these addresses again: they are mailed again.
+    pub async fn clear_refusals(
+        &mut self,
+        ticket: i64,
+        addresses: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for a in addresses {
+            on_db!(tx self, c => {
+                sqlx::query(
+                    "UPDATE mail_refusals SET cleared_at = $1 WHERE ticket_id = $2 AND lower(address) = lower($3) \
+                     AND cleared_at IS NULL",
+                )
+                .bind(now)
+                .bind(ticket)
+                .bind(a)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The ticket's latest answer to its customer never reached them: its
+    /// main recipient was refused (and not named again since).
+    pub async fn last_answer_undelivered(&mut self, ticket: i64) -> Result<bool> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM mail_refusals WHERE ticket_id = $1 AND main AND cleared_at IS NULL \
+                 AND message_id = (SELECT message_id FROM outbox_mail WHERE ticket_id = $1 AND kind = 'agent_reply' \
+                 ORDER BY id DESC LIMIT 1)",
+            )
+            .bind(ticket)
+            .fetch_one(&mut *c)
+            .await
+        })? > 0)
+    }
+
+    /// A mail Guichet queued, by its Message-ID (without `<>`).
+    pub async fn outbox_mail_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<SentMailRow>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, SentMailRow>(
+                "SELECT id, ticket_id, kind, recipients, message_id FROM outbox_mail WHERE message_id = $1 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(db_text(message_id))
+            .fetch_optional(&mut *c)
+            .await
+        })?)
+    }
+
+    /// Who wrote the ticket's latest answer relayed to its customer.
+    pub async fn last_answer_author(&mut self, ticket: i64) -> Result<Option<String>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT from_addr FROM messages WHERE ticket_id = $1 AND direction = 'out' AND kind = 'agent' \
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(ticket)

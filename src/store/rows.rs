@@ -203,3 +203,44 @@ pub struct NewMail<'a> {
     pub raw: &'a [u8],
     pub now: DateTime<Utc>,
 }
+
+/// A recipient the relay refused (table `mail_refusals`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefusalRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub outbox_id: Option<i64>,
+    pub message_id: String,
+    pub kind: String,
+    pub address: String,
+    pub main: bool,
+    pub source: String,
+    pub reply: String,
+    pub refused_at: DateTime<Utc>,
+    pub cleared_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewRefusal<'a> {
+    pub ticket_id: i64,
+    pub outbox_id: Option<i64>,
+    pub message_id: &'a str,
+    pub kind: &'a str,
+    pub address: &'a str,
+    /// The mail's main recipient (the customer).
+    pub main: bool,
+    /// `relay` (5xx at RCPT), `retries` (4xx until the retries ran out),
+    /// `bounce` (a later delivery report).
+    pub source: &'a str,
+    pub reply: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// A mail of the outbox found by its Message-ID (a bounce's original).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SentMailRow {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub kind: String,
+    pub recipients: String,
+    pub message_id: String,
+}

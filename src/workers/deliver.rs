@@ -10,18 +10,20 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::adapters::smtp::{SendError, SmtpSender, SmtpSession};
+use crate::adapters::smtp::{Refused, SendError, SmtpSender, SmtpSession};
 use crate::adapters::webhook_http::{HttpAnswer, WebhookClient};
 use crate::domain::EmailAddress;
+use crate::rules::delivery::{self, Source};
 use crate::rules::webhooks::{
     self,
     lanes::{self, Change, Health, Step},
     system,
 };
 use crate::settings::Settings;
-use crate::store::{WebhookOutcome, WebhookRow};
+use crate::store::{OutboxMailRow, WebhookOutcome, WebhookRow};
 
 use super::Ctx;
+use super::undelivered::{self, Failed};
 
 /// Mail that could not be sent for this long is given up (and stays
 /// visible with its last error).
@@ -357,14 +359,59 @@ async fn send_due_mail(
                     };
                 }
                 match send_one(smtp, slot, &row).await {
-                    Ok(()) => {
+                    Ok(refused) if refused.is_empty() => {
                         let _ = sent.send(row.id);
                         tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
                         count(|d| d.sent += 1);
                     }
+                    Ok(refused) => {
+                        // some recipients refused at RCPT: the others got it
+                        let names: Vec<String> = refused.iter().map(|r| r.address.clone()).collect();
+                        let accepted = !delivery::without(&row.recipients, &names).is_empty();
+                        let exhausted = row.attempts >= MAIL_MAX_AGE_ATTEMPTS;
+                        let (mut for_good, mut given_up, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
+                        for r in refused {
+                            let f = Failed { address: r.address, reply: r.error.to_string() };
+                            match r.error {
+                                SendError::Permanent(_) => for_good.push(f),
+                                SendError::Transient(_) if exhausted => given_up.push(f),
+                                SendError::Transient(_) => deferred.push(f),
+                            }
+                        }
+                        tracing::warn!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, accepted,
+                            refused = for_good.len(), given_up = given_up.len(), deferred = deferred.len(),
+                            "mail refused for some recipients");
+                        let outcome = if !deferred.is_empty() {
+                            // the deferred ones are tried again, alone
+                            let at = now + mail_backoff(row.attempts);
+                            let rest: Vec<&str> = deferred.iter().map(|f| f.address.as_str()).collect();
+                            let error = deferred.iter().map(|f| f.reply.as_str()).collect::<Vec<_>>().join("; ");
+                            count(|d| d.retried += 1);
+                            ctx.store.mail_partly_sent(row.id, &rest.join(","), &error, at).await
+                        } else if accepted {
+                            let _ = sent.send(row.id);
+                            count(|d| d.sent += 1);
+                            Ok(())
+                        } else {
+                            let error = for_good.iter().chain(&given_up).map(|f| f.reply.as_str()).collect::<Vec<_>>().join("; ");
+                            count(|d| d.failed += 1);
+                            ctx.store.mail_failed(row.id, &error, None, now).await
+                        };
+                        if let Err(e) = outcome {
+                            return failed(row.id, e);
+                        }
+                        for (list, source) in [(for_good, Source::Relay), (given_up, Source::Retries)] {
+                            if let Err(e) = record_failures(ctx, &row, &list, source).await {
+                                return failed(row.id, e);
+                            }
+                        }
+                    }
                     Err(SendError::Permanent(e)) => {
                         tracing::warn!(outbox = row.id, kind = %row.kind, error = %e, "mail refused for good");
                         if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
+                        if let Err(e) = record_failures(ctx, &row, &everyone(&row, &e), Source::Relay).await {
                             return failed(row.id, e);
                         }
                         count(|d| d.failed += 1);
@@ -372,6 +419,9 @@ async fn send_due_mail(
                     Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
                         tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
                         if let Err(e) = ctx.store.mail_failed(row.id, &e, None, now).await {
+                            return failed(row.id, e);
+                        }
+                        if let Err(e) = record_failures(ctx, &row, &everyone(&row, &e), Source::Retries).await {
                             return failed(row.id, e);
                         }
                         count(|d| d.failed += 1);
@@ -423,12 +473,54 @@ fn next_claim(per_mail: StdDuration) -> i64 {
         .clamp(MAIL_BATCH_MIN, MAIL_BATCH_MAX)
 }
 
-/// One queued message over one of the connections.
+/// Every recipient of `row`, refused with `reply`.
+fn everyone(row: &OutboxMailRow, reply: &str) -> Vec<Failed> {
+    delivery::without(&row.recipients, &[])
+        .into_iter()
+        .map(|a| Failed {
+            address: a.to_string(),
+            reply: reply.to_string(),
+        })
+        .collect()
+}
+
+/// Records recipients of `row` who did not get it on its ticket (and
+/// tells the agents when the customer is one of them), in a transaction
+/// of its own.
+async fn record_failures(
+    ctx: &Ctx<'_>,
+    row: &OutboxMailRow,
+    failed: &[Failed],
+    source: Source,
+) -> anyhow::Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let Some(ticket_id) = row.ticket_id else {
+        for f in failed {
+            tracing::error!(outbox = row.id, kind = %row.kind, address = %f.address, reply = %f.reply,
+                "mail without a ticket not delivered to a recipient");
+        }
+        return Ok(());
+    };
+    let mut tx = ctx.store.begin().await?;
+    let mail = undelivered::Mail {
+        ticket_id,
+        outbox_id: Some(row.id),
+        message_id: &row.message_id,
+        kind: &row.kind,
+    };
+    undelivered::record(&mut tx, ctx, &mail, failed, source).await?;
+    tx.commit().await
+}
+
+/// One queued message over one of the connections: the recipients the
+/// relay refused (see [`SmtpSession::send_raw`]).
 async fn send_one(
     smtp: &SmtpSender,
     slot: &mut Slot,
-    row: &crate::store::OutboxMailRow,
-) -> Result<(), SendError> {
+    row: &OutboxMailRow,
+) -> Result<Vec<Refused>, SendError> {
     let from = EmailAddress::parse(&row.envelope_from)
         .map_err(|e| SendError::Permanent(format!("bad envelope sender: {e}")))?;
     let to: Vec<EmailAddress> = row

@@ -32,3 +32,4 @@ pub mod daemon;
 pub mod deliver;
 pub mod health;
 pub mod sweep;
+pub mod undelivered;

@@ -97,8 +97,14 @@ pub fn ticket_language(ticket: &TicketRow, settings: &Settings) -> Language {
 const ONE_LINE_VARS: &[&str] = &["subject", "name", "client", "department", "cc", "team"];
 
 /// Renders, builds and queues one message; returns its Message-ID.
-pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, n: Notice<'_>) -> anyhow::Result<String> {
+pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, mut n: Notice<'_>) -> anyhow::Result<String> {
     let s = ctx.settings;
+    // a Cc the relay refused for good is left out of the ticket's later
+    // mail, until someone names it again (issue 18)
+    if !n.cc.is_empty() {
+        let refused = tx.refused_addresses(n.ticket.id).await?;
+        n.cc.retain(|a| !refused.iter().any(|r| r.eq_ignore_ascii_case(a.as_str())));
+    }
     let tag = SubjectTag::new(&s.helpdesk.subject_tag);
     let t = n.ticket;
     let mut vars = json!({

@@ -60,6 +60,15 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         ) {
             continue;
         }
+        // the customer never got the last answer: the agents were told,
+        // and the ticket waits for them, not for the customer (issue 18)
+        if tx.last_answer_undelivered(ticket.id).await? {
+            tracing::debug!(
+                ticket = ticket.id,
+                "not closed for inactivity: its last answer never reached the customer"
+            );
+            continue;
+        }
         ticket.set_status(TicketStatus::Closed);
         ticket.closed_at = Some(ctx.now);
         ticket.close_reason = Some(CloseReason::Inactivity.as_str().into());

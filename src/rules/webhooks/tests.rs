@@ -41,6 +41,12 @@ fn sample_event(kind: EventKind) -> Event {
             "sniffed_type": "application/x-msdownload",
             "reason": "executable content",
         }),
+        EventKind::MailFailed => json!({
+            "to": "client@example.com",
+            "kind": "agent_reply",
+            "source": "relay",
+            "reason": "550 5.1.1 <client@example.com>: Recipient address rejected",
+        }),
         EventKind::SystemDegraded | EventKind::SystemRecovered => {
             unreachable!("system events have no ticket: sample_system_event")
         }
@@ -119,10 +125,10 @@ fn every_format_and_event_matches_its_golden_file() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 28);
+    assert_eq!(compared, 32);
     assert!(
         failed.is_empty(),
-        "{} of 28 shapes differ from their golden file; got written to:\n{}",
+        "{} of 32 shapes differ from their golden file; got written to:\n{}",
         failed.len(),
         failed.join("\n")
     );

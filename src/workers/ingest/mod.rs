@@ -26,13 +26,15 @@ use crate::rules::attachments::{self, Checked, FilePart};
 use crate::rules::conversation::{
     self, AgentText, Change, Counters, Facts, Plan, Policy, Sender, Target, TicketView, Writer,
 };
+use crate::rules::delivery;
 use crate::rules::quotes;
 use crate::rules::reply_token;
-use crate::rules::robots::{self, Classification, MailKind};
+use crate::rules::robots::{self, BounceReport, Classification, MailKind};
 use crate::rules::senders::{self, SenderClass};
 use crate::rules::threading::{self, Clues, Placement, Rule, SubjectTag};
 use crate::store::{NewMessage, NewRaw, NewTicket, TicketRow, Tx};
 
+use super::undelivered::{self, Failed};
 use super::{Ctx, events};
 use files::{FileBytes, Files, check_files};
 
@@ -526,8 +528,8 @@ impl Job<'_, '_, '_> {
             return self.unplaced("Guichet's own mail came back: ignored").await;
         }
         if let MailKind::Bounce(report) = &self.classification.kind {
-            let ids = report.original_message_ids.clone();
-            return self.record_bounce(&ids).await;
+            let report = report.clone();
+            return self.record_bounce(&report).await;
         }
         let Some(from) = self.facts.from.clone() else {
             return self
@@ -765,6 +767,21 @@ impl Job<'_, '_, '_> {
                 format!("{cc} (Cc) takes part in ticket {}", ticket.id),
             );
         }
+        // an address the relay refused is mailed again once someone
+        // names it again (issue 18)
+        if !created {
+            let named: Vec<String> = self
+                .facts
+                .cc
+                .iter()
+                .chain(self.facts.to.iter())
+                .chain(std::iter::once(&facts.from))
+                .map(|a| a.to_string())
+                .collect();
+            self.tx
+                .clear_refusals(ticket.id, &named, self.ctx.now)
+                .await?;
+        }
         let mut files_row = None;
         for r in &plan.records {
             let row = self
@@ -867,7 +884,8 @@ impl Job<'_, '_, '_> {
         })
     }
 
-    async fn record_bounce(&mut self, original_ids: &[String]) -> anyhow::Result<Outcome> {
+    async fn record_bounce(&mut self, report: &BounceReport) -> anyhow::Result<Outcome> {
+        let original_ids = &report.original_message_ids;
         let mut ids = original_ids.to_vec();
         ids.extend(self.facts.referenced_ids());
         match self.tx.ticket_of_message_ids(&ids).await? {
@@ -882,6 +900,9 @@ impl Job<'_, '_, '_> {
                 let text = self.facts.text.chars().take(4000).collect::<String>();
                 self.add_message(ticket_id, "in", "bounce", &from, &text, "bounce", None)
                     .await?;
+                if report.permanent && !self.dry_run {
+                    self.bounced(ticket_id, report).await?;
+                }
                 Ok(Outcome::Ticket {
                     ticket_id,
                     rule: "bounce".into(),
@@ -895,6 +916,67 @@ impl Job<'_, '_, '_> {
                 .await
             }
         }
+    }
+
+    /// A delivery report says mail Guichet sent did not arrive: the same
+    /// record and notice as a refusal at RCPT (issue 18).
+    async fn bounced(&mut self, ticket_id: i64, report: &BounceReport) -> anyhow::Result<()> {
+        for id in &report.original_message_ids {
+            let Some(row) = self.tx.outbox_mail_by_message_id(id).await? else {
+                continue;
+            };
+            if row.ticket_id != Some(ticket_id) {
+                continue;
+            }
+            let reply = report
+                .diagnostic
+                .clone()
+                .or_else(|| report.status.clone())
+                .unwrap_or_else(|| "returned as undeliverable".into());
+            let sent_to = delivery::without(&row.recipients, &[]);
+            // the report's failed recipients that the mail was sent to;
+            // a report that names none is about all of them
+            let named: Vec<&str> = sent_to
+                .iter()
+                .copied()
+                .filter(|a| {
+                    report
+                        .failed_recipients
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(a))
+                })
+                .collect();
+            let failed: Vec<Failed> = if named.is_empty() { sent_to } else { named }
+                .into_iter()
+                .map(|a| Failed {
+                    address: a.to_string(),
+                    reply: reply.clone(),
+                })
+                .collect();
+            let mail = undelivered::Mail {
+                ticket_id,
+                outbox_id: Some(row.id),
+                message_id: &row.message_id,
+                kind: &row.kind,
+            };
+            let told =
+                undelivered::record(self.tx, self.ctx, &mail, &failed, delivery::Source::Bounce)
+                    .await?;
+            self.trace.note(
+                "bounce",
+                format!(
+                    "not delivered to {}{}",
+                    failed
+                        .iter()
+                        .map(|f| f.address.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if told { "; the agents are told" } else { "" }
+                ),
+            );
+            return Ok(());
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
