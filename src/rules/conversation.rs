@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use crate::domain::{CloseReason, EmailAddress, EventKind, Priority, TicketStatus};
 use crate::rules::commands::{self, Command, CommandError};
 use crate::rules::lifecycle::{self, LinkReason, ReplyToClosed};
-use crate::rules::robots;
 use crate::rules::threading::Rule;
 use crate::settings::{Language, ReopenWindow};
 
@@ -768,7 +767,7 @@ impl Decision<'_> {
     fn relay_hold(&self, t: &TicketView) -> Option<AgentNotice> {
         if let Some((last, at)) = &t.last_relay
             && self.now - *at < Duration::hours(24)
-            && robots::same_words(last, &self.facts.agent.answer)
+            && same_words(last, &self.facts.agent.answer)
         {
             return Some(AgentNotice::Identical { at: *at });
         }
@@ -780,6 +779,21 @@ impl Decision<'_> {
         }
         None
     }
+}
+
+/// Whether two answers say the same words: case, white space and
+/// punctuation aside. An automatic responder sends the same text every
+/// time; relaying it twice in a row is how a loop between two robots
+/// looks from inside.
+fn same_words(a: &str, b: &str) -> bool {
+    fn words(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+    let (a, b) = (words(a), words(b));
+    !a.is_empty() && a == b
 }
 
 fn excerpt(text: &str) -> String {

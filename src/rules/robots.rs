@@ -175,21 +175,6 @@ pub fn may_send_auto_reply(replies_sent_to_sender_last_hour: u32, limit_per_hour
     replies_sent_to_sender_last_hour < limit_per_hour
 }
 
-/// Whether two answers say the same words: case, white space and
-/// punctuation aside. An automatic responder sends the same text every
-/// time; relaying it twice in a row is how a loop between two robots
-/// looks from inside.
-pub fn same_words(a: &str, b: &str) -> bool {
-    fn words(s: &str) -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    }
-    let (a, b) = (words(a), words(b));
-    !a.is_empty() && a == b
-}
-
 fn verdict(kind: MailKind, decided_by: String) -> Classification {
     Classification {
         kind,
@@ -1188,29 +1173,6 @@ fn asks_for_no_answer(mail: &Facts) -> Option<String> {
         return Some(format!("X-Spam-Flag: {v}"));
     }
     None
-}
-
-#[cfg(test)]
-mod same_words_tests {
-    use super::same_words;
-
-    #[test]
-    fn the_same_words_whatever_the_spacing_and_case() {
-        for (a, b, same) in [
-            ("I am out of the office.", "i am  out of the office", true),
-            (
-                "I am out of the office.\n\nBack Monday",
-                "I am out of the office. Back Monday!",
-                true,
-            ),
-            ("Answer number 1.", "Answer number 2.", false),
-            ("", "", false),
-            ("...", "!!!", false),
-            ("Merci, bien reçu.", "MERCI bien REÇU", true),
-        ] {
-            assert_eq!(same_words(a, b), same, "{a:?} vs {b:?}");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -407,3 +407,21 @@ fn old_mail_becomes_a_ticket_and_sends_nothing() {
     assert!(relayed(&plan).is_none());
     assert_eq!(plan.records[0].direction, "out", "recorded as it was");
 }
+
+#[test]
+fn the_same_words_whatever_the_spacing_and_case() {
+    for (a, b, same) in [
+        ("I am out of the office.", "i am  out of the office", true),
+        (
+            "I am out of the office.\n\nBack Monday",
+            "I am out of the office. Back Monday!",
+            true,
+        ),
+        ("Answer number 1.", "Answer number 2.", false),
+        ("", "", false),
+        ("...", "!!!", false),
+        ("Merci, bien reçu.", "MERCI bien REÇU", true),
+    ] {
+        assert_eq!(same_words(a, b), same, "{a:?} vs {b:?}");
+    }
+}
