@@ -1,0 +1,575 @@
+//! One pass over the mailbox: what to take (the checkpoint, a first
+//! contact's history, the catch-up, the repair of unflagged messages),
+//! then fetch, ingest in batches and flag once committed. Also the
+//! passes that change nothing (`run --once --dry-run`) or send nothing
+//! (`guichet import`). The loops that run passes are in [`super::daemon`].
+
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::adapters::imap::{FetchedMail, Mailbox};
+use crate::settings::{FirstStart, Settings};
+use crate::store::fault_of;
+
+use super::daemon::Runtime;
+use super::ingest::{self, BatchItem, Options, Outcome, Source};
+
+/// What a pass over the mailbox did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct PassReport {
+    pub fetched: usize,
+    pub new_tickets: usize,
+    pub appended: usize,
+    pub already_seen: usize,
+    pub unplaced: usize,
+    /// Messages a first contact left as history.
+    pub left_as_history: usize,
+}
+
+fn mailbox_key(s: &Settings) -> String {
+    format!("{}@{}/{}", s.imap.username, s.imap.host, s.imap.folder)
+}
+
+/// One pass over the mailbox: repair flags left by a crash, then ingest
+/// every message after the last UID, in batches of one transaction each,
+/// flagging them once committed.
+pub async fn mailbox_pass(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<PassReport> {
+    let s = &rt.settings;
+    let key = mailbox_key(s);
+    let validity = mailbox.uid_validity();
+    let mut report = PassReport::default();
+    let selection = select(rt, mailbox, &key, validity).await?;
+    if let Some(first) = &selection.first_contact {
+        tracing::info!(
+            mailbox = %key,
+            first_start = s.imap.first_start.as_str(),
+            "first contact with this mailbox: {} message(s) taken, {} left as history (imap.first_start = {:?})",
+            selection.take.len(),
+            first.left_alone,
+            s.imap.first_start.as_str()
+        );
+        rt.store
+            .first_checkpoint(
+                &key,
+                i64::from(validity),
+                i64::from(first.last_uid),
+                i64::from(first.catch_up_from),
+            )
+            .await?;
+        report.left_as_history = first.left_alone;
+    }
+    // committed but not flagged (a crash between the two): flag them now,
+    // only those really stored (history left on a first start is not)
+    if !selection.unmarked_stored.is_empty() {
+        mailbox.mark_processed(&selection.unmarked_stored).await?;
+    }
+    let news = selection.take;
+    let mut groups = fetch_groups(&news).into_iter().peekable();
+    let mut next = match groups.next() {
+        Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+        None => None,
+    };
+    while let Some((group, mails)) = next.take() {
+        if *shutdown.borrow() {
+            break;
+        }
+        if is_big(group) {
+            // alone, and nothing fetched meanwhile: see `ingest_big`
+            let done = ingest_big(rt, mailbox, &key, validity, mails, &mut report).await?;
+            mailbox.mark_processed(&done).await?;
+            next = match groups.next() {
+                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                None => None,
+            };
+            continue;
+        }
+        // the next group comes over IMAP while this one is ingested,
+        // unless it is a big message (fetched once this one is done)
+        let following = groups.next_if(|g| !is_big(g));
+        let (fetched, ingested) = tokio::join!(
+            async {
+                match following {
+                    Some(group) => mailbox
+                        .fetch(&uids_of(group))
+                        .await
+                        .map(|mails| Some((group, mails))),
+                    None => Ok(None),
+                }
+            },
+            ingest_chunk(rt, &key, validity, &mails, shutdown, &mut report)
+        );
+        let done = ingested?;
+        mailbox.mark_processed(&done).await?;
+        next = match fetched? {
+            Some(fetched) => Some(fetched),
+            None => match groups.next() {
+                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                None => None,
+            },
+        };
+    }
+    Ok(report)
+}
+
+/// What one pass takes from the mailbox, decided before it takes it.
+pub struct Selection {
+    /// `(uid, size)` to ingest, ascending: new mail, and unread mail below
+    /// the checkpoint that was never stored (catch-up).
+    pub take: Vec<(u32, u32)>,
+    /// Unflagged UIDs below the checkpoint whose message is stored.
+    pub unmarked_stored: Vec<u32>,
+    /// Set on the first pass over a mailbox without a checkpoint.
+    pub first_contact: Option<FirstContact>,
+    /// Messages in the mailbox.
+    pub waiting: usize,
+}
+
+/// The checkpoint a first contact writes, and what it leaves.
+pub struct FirstContact {
+    pub last_uid: u32,
+    pub catch_up_from: u32,
+    pub left_alone: usize,
+}
+
+/// What this pass takes (SPEC "Running it": first contact takes unread
+/// mail only, `imap.first_start`), reading the mailbox and the store but
+/// changing neither.
+pub async fn select(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    key: &str,
+    validity: u32,
+) -> anyhow::Result<Selection> {
+    let all = mailbox.uids_after(0).await?;
+    let waiting = all.len();
+    let highest = all.iter().copied().max().unwrap_or(0);
+    let (last, catch_up_from, first_contact) = match rt.store.mailbox_checkpoint(key).await? {
+        Some((v, last, from)) if v == i64::from(validity) => (last as u32, from as u32, None),
+        Some(_) => {
+            tracing::warn!(mailbox = %key, "UIDVALIDITY changed: reading the whole mailbox again (duplicates are recognised; mail older than helpdesk.old_mail_days gets no automatic mail)");
+            (0, 0, None)
+        }
+        None => match rt.settings.imap.first_start {
+            FirstStart::All => (0, 0, None),
+            // the checkpoint passes the history at once; the unread mail
+            // below it is taken by the catch-up, this pass and (if it is
+            // cut short) the next
+            FirstStart::Unseen => (highest, 0, Some(highest)),
+            FirstStart::New => (highest, highest, Some(highest)),
+        },
+    };
+    let unmarked = mailbox.unmarked_up_to(last).await?;
+    let stored = rt.store.stored_uids(key, &unmarked).await?;
+    let unseen = mailbox.unseen_between(catch_up_from, last).await?;
+    let catch_up: Vec<u32> = unseen
+        .into_iter()
+        .filter(|u| stored.binary_search(u).is_err())
+        .collect();
+    let mut take = mailbox.sizes_of(&catch_up).await?;
+    take.extend(mailbox.sizes_after(last).await?);
+    take.sort_unstable();
+    take.dedup_by_key(|(uid, _)| *uid);
+    Ok(Selection {
+        first_contact: first_contact.map(|last_uid| FirstContact {
+            last_uid,
+            catch_up_from,
+            left_alone: waiting - take.len(),
+        }),
+        take,
+        unmarked_stored: stored,
+        waiting,
+    })
+}
+
+/// UIDs per FETCH, and their bytes: the next group is read while one is
+/// ingested, so at most two groups' bytes are in memory.
+const FETCH_CHUNK: usize = 200;
+const FETCH_BYTES: u64 = 8 << 20;
+/// A message this big is fetched and ingested alone (see `ingest_big`).
+const BIG_MESSAGE: u64 = 4 << 20;
+
+/// The new messages (UID, size) cut into FETCH groups: consecutive UIDs,
+/// up to [`FETCH_CHUNK`] messages and [`FETCH_BYTES`] bytes, a big
+/// message alone.
+fn fetch_groups(news: &[(u32, u32)]) -> Vec<&[(u32, u32)]> {
+    let mut groups = Vec::new();
+    let mut rest = news;
+    while !rest.is_empty() {
+        // a big message counts as filling a group by itself
+        let sizes = rest.iter().map(|&(_, size)| match u64::from(size) {
+            big if big >= BIG_MESSAGE => u64::MAX,
+            size => size,
+        });
+        let (group, tail) = rest.split_at(leading_fit(sizes, FETCH_CHUNK, FETCH_BYTES));
+        groups.push(group);
+        rest = tail;
+    }
+    groups
+}
+
+/// How many of the leading items, of these sizes, fit in `max_items` and
+/// `max_bytes`: at least one (a lone item too big goes alone).
+fn leading_fit(sizes: impl Iterator<Item = u64>, max_items: usize, max_bytes: u64) -> usize {
+    let mut bytes = 0u64;
+    let mut n = 0;
+    for size in sizes.take(max_items) {
+        bytes = bytes.saturating_add(size);
+        if n > 0 && bytes > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+fn is_big(group: &[(u32, u32)]) -> bool {
+    matches!(group, [(_, size)] if u64::from(*size) >= BIG_MESSAGE)
+}
+
+fn uids_of(group: &[(u32, u32)]) -> Vec<u32> {
+    group.iter().map(|(uid, _)| *uid).collect()
+}
+
+/// A big message, in a transaction of its own, given its bytes: ingest
+/// drops them once they are stored, before building the mail it causes
+/// (the agents' copy, which carries its files), so that the message is
+/// not in memory twice over. When that fails, it is fetched again and
+/// handled like a failed batch.
+async fn ingest_big(
+    rt: &Runtime,
+    mailbox: &mut Mailbox,
+    key: &str,
+    validity: u32,
+    mails: Vec<FetchedMail>,
+    report: &mut PassReport,
+) -> anyhow::Result<Vec<u32>> {
+    let mut done = Vec::with_capacity(mails.len());
+    for mail in mails {
+        let uid = mail.uid;
+        let source = source_of(key, validity, uid, mail.arrived_at);
+        let ctx = rt.ctx();
+        let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
+            Ok((outcome, _)) => outcome,
+            // the store cannot take it: the pass stops, the message waits
+            Err(e) if fault_of(&e).is_some() => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    uid,
+                    error = format!("{e:#}"),
+                    "big message failed; fetching it again to handle it one more way"
+                );
+                let again = mailbox.fetch(&[uid]).await?;
+                let mut outcomes = ingest_one_by_one(rt, key, validity, &again).await?;
+                match outcomes.pop() {
+                    Some(outcome) => outcome,
+                    // gone from the server meanwhile: nothing to flag
+                    None => continue,
+                }
+            }
+        };
+        crash_hook();
+        count(report, outcome);
+        done.push(uid);
+        rt.wake_delivery.notify_one();
+    }
+    Ok(done)
+}
+
+fn source_of(
+    key: &str,
+    validity: u32,
+    uid: u32,
+    arrived_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Source {
+    Source {
+        arrived_at,
+        mailbox: Some(key.to_string()),
+        uid: Some(uid),
+        uid_validity: Some(validity),
+    }
+}
+
+/// Test hook: die like `kill -9` between the commit and the IMAP flag, to
+/// prove that a restart neither loses nor repeats.
+fn crash_hook() {
+    if std::env::var_os("GUICHET_TEST_CRASH_AFTER_COMMIT").is_some() {
+        std::process::abort();
+    }
+}
+
+fn count(report: &mut PassReport, outcome: Outcome) {
+    report.fetched += 1;
+    match outcome {
+        Outcome::AlreadySeen => report.already_seen += 1,
+        Outcome::Ticket { created: true, .. } => report.new_tickets += 1,
+        Outcome::Ticket { .. } => report.appended += 1,
+        Outcome::Unplaced { .. } => report.unplaced += 1,
+    }
+}
+
+/// The slow path: one message per transaction; a message that still fails
+/// is stored raw with its error (it must never block the mailbox).
+async fn ingest_one_by_one(
+    rt: &Runtime,
+    key: &str,
+    validity: u32,
+    batch: &[FetchedMail],
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for mail in batch {
+        let ctx = rt.ctx();
+        let source = source_of(key, validity, mail.uid, mail.arrived_at);
+        outcomes.push(match ingest_retrying(&ctx, &mail.raw, &source).await {
+            Ok(o) => o,
+            // the store cannot take it (disk full, read-only, I/O errors,
+            // database away): not this message's problem, so it is not
+            // stored raw as one; the pass stops and the message waits on
+            // the server, unflagged, for the store to come back
+            Err(e) if fault_of(&e).is_some() => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    uid = mail.uid,
+                    error = format!("{e:#}"),
+                    "cannot handle message; storing it raw"
+                );
+                ingest::store_unhandled(&ctx, &mail.raw, &source, &format!("{e:#}"))
+                    .await
+                    .context("cannot even store the message raw")?
+            }
+        });
+    }
+    Ok(outcomes)
+}
+/// Messages per transaction, and their bytes: fewer commits, bounded memory.
+const BATCH_MESSAGES: usize = 50;
+const BATCH_BYTES: u64 = 8 << 20;
+
+/// Ingests fetched mail in transactions of a few dozen messages; returns
+/// the UIDs committed (to be flagged).
+async fn ingest_chunk(
+    rt: &Runtime,
+    key: &str,
+    validity: u32,
+    mails: &[FetchedMail],
+    shutdown: &watch::Receiver<bool>,
+    report: &mut PassReport,
+) -> anyhow::Result<Vec<u32>> {
+    let mut done = Vec::with_capacity(mails.len());
+    let mut rest = mails;
+    while !rest.is_empty() && !*shutdown.borrow() {
+        let sizes = rest.iter().map(|m| m.raw.len() as u64);
+        let (batch, tail) = rest.split_at(leading_fit(sizes, BATCH_MESSAGES, BATCH_BYTES));
+        rest = tail;
+        let items: Vec<BatchItem<'_>> = batch
+            .iter()
+            .map(|m| BatchItem {
+                raw: &m.raw,
+                source: source_of(key, validity, m.uid, m.arrived_at),
+            })
+            .collect();
+        let ctx = rt.ctx();
+        let outcomes = match ingest::ingest_batch(&ctx, &items).await {
+            Ok(outcomes) => outcomes,
+            // one by one would fail the same way: the pass stops
+            Err(e) if fault_of(&e).is_some() => return Err(e),
+            Err(e) => {
+                // something in the batch failed and nothing of it was
+                // committed: one message per transaction, as the slow path
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "batch failed; ingesting its messages one by one"
+                );
+                ingest_one_by_one(rt, key, validity, batch).await?
+            }
+        };
+        crash_hook();
+        for outcome in outcomes {
+            count(report, outcome);
+        }
+        done.extend(batch.iter().map(|m| m.uid));
+        // what this batch queued may go out while the next one is ingested
+        rt.wake_delivery.notify_one();
+    }
+    Ok(done)
+}
+
+/// Ingest, tried again (a few times, briefly) when the database refused
+/// its transaction because of a concurrent one, another daemon's for
+/// instance: such a message is handled normally on the next try instead
+/// of being stored raw as a problem.
+async fn ingest_retrying(
+    ctx: &super::Ctx<'_>,
+    raw: &[u8],
+    source: &Source,
+) -> anyhow::Result<Outcome> {
+    const ATTEMPTS: u32 = 4;
+    let mut attempt = 1;
+    loop {
+        match ingest::ingest(ctx, raw, source, Options::default()).await {
+            Ok((outcome, _)) => return Ok(outcome),
+            Err(e) if attempt < ATTEMPTS && crate::store::is_retryable(&e) => {
+                tracing::info!(
+                    uid = source.uid,
+                    attempt,
+                    error = format!("{e:#}"),
+                    "transaction refused because of a concurrent one; trying again"
+                );
+                tokio::time::sleep(StdDuration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `run --once`: new mail, due lifecycle work, queued deliveries; then exit.
+/// The outbox is drained while the mailbox is read (each batch's mail goes
+/// out as soon as it is committed), over one SMTP connection.
+/// What a pass would do, changing nothing: per mailbox, the messages
+/// waiting, those it would take, those it would leave as history, and the
+/// mails and webhook events they would cause (each message decided alone,
+/// in a transaction rolled back).
+pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
+    let key = mailbox_key(&rt.settings);
+    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+    let validity = mailbox.uid_validity();
+    let selection = select(rt, &mut mailbox, &key, validity).await?;
+    let uids: Vec<u32> = selection.take.iter().map(|(uid, _)| *uid).collect();
+    let (mut mails, mut events, mut tickets) = (0usize, 0usize, 0usize);
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for chunk in uids.chunks(50) {
+        for mail in mailbox.fetch(chunk).await? {
+            let source = source_of(&key, validity, mail.uid, mail.arrived_at);
+            let opts = Options {
+                dry_run: true,
+                import: false,
+            };
+            let (outcome, trace) = ingest::ingest(&rt.ctx(), mail.raw, &source, opts).await?;
+            if matches!(outcome, Outcome::Ticket { created: true, .. }) {
+                tickets += 1;
+            }
+            for step in &trace.steps {
+                if let Some(kind) = step
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("send"))
+                    .and_then(|k| k.as_str())
+                {
+                    mails += 1;
+                    *by_kind.entry(kind.to_string()).or_default() += 1;
+                }
+                if step.stage == "event" {
+                    events += 1;
+                }
+            }
+        }
+    }
+    let _ = mailbox.logout().await;
+    Ok(serde_json::json!({
+        "mailbox": key,
+        "first_contact": selection.first_contact.is_some(),
+        "first_start": rt.settings.imap.first_start.as_str(),
+        "waiting": selection.waiting,
+        "would_take": uids.len(),
+        "left_as_history": selection.first_contact.as_ref().map_or(0, |f| f.left_alone),
+        "would_open_tickets": tickets,
+        "would_send": mails,
+        "would_send_by_kind": by_kind,
+        "would_fire_events": events,
+    }))
+}
+
+/// `guichet import`: existing mail of a folder becomes tickets, sending
+/// nothing and firing no webhook event; the mailbox's checkpoint and
+/// flags are left as they are. Messages stored already are recognised.
+pub async fn import(
+    rt: &Runtime,
+    folder: Option<&str>,
+    since: Option<chrono::NaiveDate>,
+) -> anyhow::Result<PassReport> {
+    let mut imap = rt.settings.imap.clone();
+    if let Some(f) = folder {
+        imap.folder = f.to_string();
+    }
+    let mut mailbox = Mailbox::connect(&imap).await?;
+    let uids = mailbox.uids_since(since).await?;
+    let mut report = PassReport::default();
+    for chunk in uids.chunks(50) {
+        for mail in mailbox.fetch(chunk).await? {
+            let source = Source {
+                arrived_at: mail.arrived_at,
+                ..Source::default()
+            };
+            let opts = Options {
+                dry_run: false,
+                import: true,
+            };
+            let outcome = match ingest::ingest(&rt.ctx(), &mail.raw, &source, opts).await {
+                Ok((o, _)) => o,
+                Err(e) => ingest::store_unhandled(&rt.ctx(), &mail.raw, &source, &format!("{e:#}"))
+                    .await
+                    .context("cannot even store the message raw")?,
+            };
+            count(&mut report, outcome);
+        }
+    }
+    let _ = mailbox.logout().await;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_fit_table() {
+        // (sizes, max items, max bytes, how many fit)
+        let table: &[(&[u64], usize, u64, usize)] = &[
+            (&[], 5, 10, 0),
+            (&[50], 5, 10, 1), // too big alone: still goes
+            (&[4, 4, 4], 5, 10, 2),
+            (&[5, 5, 5], 5, 10, 2), // exactly full
+            (&[1, 1, 1, 1], 3, 10, 3),
+            (&[1, u64::MAX, 1], 5, 10, 1),
+            (&[u64::MAX, 1], 5, 10, 1),
+        ];
+        for &(sizes, items, bytes, want) in table {
+            let got = leading_fit(sizes.iter().copied(), items, bytes);
+            assert_eq!(got, want, "{sizes:?} in {items} items / {bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn fetch_groups_bound_bytes_and_put_big_messages_alone() {
+        const K: u32 = 1024;
+        const M: u32 = 1024 * 1024;
+        let many: Vec<(u32, u32)> = (1..=450).map(|uid| (uid, 2 * K)).collect();
+        type Case<'a> = (&'a [(u32, u32)], &'a [usize]);
+        let table: &[Case<'_>] = &[
+            (&[], &[]),
+            (&[(1, 10 * K)], &[1]),
+            (&[(1, 10 * K), (2, 34 * M), (3, 10 * K)], &[1, 1, 1]),
+            (&[(1, 34 * M), (2, 35 * M)], &[1, 1]),
+            (&[(1, 3 * M), (2, 3 * M), (3, 3 * M)], &[2, 1]),
+            (&many[..], &[200, 200, 50]),
+        ];
+        for (news, want) in table {
+            let groups = fetch_groups(news);
+            let sizes: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+            assert_eq!(&sizes, want, "sizes of groups of {news:?}");
+            let flat: Vec<(u32, u32)> = groups.concat();
+            assert_eq!(&flat[..], *news, "every message once, in order");
+            for g in &groups {
+                let big = g.iter().any(|(_, s)| u64::from(*s) >= BIG_MESSAGE);
+                assert_eq!(is_big(g), big, "{g:?}");
+                assert!(big || g.iter().map(|(_, s)| u64::from(*s)).sum::<u64>() <= FETCH_BYTES);
+            }
+        }
+    }
+}
