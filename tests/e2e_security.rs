@@ -13,28 +13,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use base64::Engine;
-use harness::{Desk, body_text, message_id, reply_to_mail, subject};
+use harness::{Desk, body_text, mail, message_id, reply_to_mail, subject};
 use support::{deliver_lmtp, fetch_all, fresh_user, rig, unique_token, wait_for_messages};
 
 const WAIT: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_millis(1500);
-
-/// A plain-text message with the given headers, a Message-ID and a Date.
-fn mail(headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = String::new();
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    out.push_str(&format!(
-        "Message-ID: <{}@client.test>\r\nDate: {}\r\n",
-        unique_token(),
-        chrono::Utc::now().to_rfc2822()
-    ));
-    out.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
-    out.push_str(&body.replace('\n', "\r\n"));
-    out.push_str("\r\n");
-    out.into_bytes()
-}
 
 fn participants(desk: &Desk, id: i64) -> Vec<String> {
     desk.ticket(id)["participants"]

@@ -15,7 +15,7 @@ mod support;
 
 use std::time::Duration;
 
-use harness::{Desk, body_text, header, message_id, subject};
+use harness::{Desk, body_text, header, mail, message_id, subject};
 use support::{
     deliver_lmtp, deliver_lmtp_from, fetch_all, fresh_user, unique_token, wait_for_messages,
 };
@@ -25,27 +25,6 @@ const WAIT: Duration = Duration::from_secs(20);
 /// has arrived (everything of one pass is submitted in the same run).
 const QUIET: Duration = Duration::from_millis(1500);
 const AGENT_SIG: &str = "Agent Smith\nLevel 2 support, Example Corp";
-
-/// A message with the given headers (in order) and a plain-text body.
-fn mail(headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = String::new();
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("Message-ID"))
-    {
-        out.push_str(&format!("Message-ID: <{}@client.test>\r\n", unique_token()));
-    }
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Date")) {
-        out.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
-    }
-    out.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
-    out.push_str(&body.replace('\n', "\r\n"));
-    out.push_str("\r\n");
-    out.into_bytes()
-}
 
 /// The first address of the `Reply-To` (else `From`) header.
 fn reply_address(raw: &[u8]) -> String {

@@ -213,6 +213,30 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A message with the given headers (in order) and a plain-text body.
+pub fn mail(headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("Message-ID"))
+    {
+        out.push_str(&format!(
+            "Message-ID: <{}@client.test>\r\n",
+            crate::support::unique_token()
+        ));
+    }
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Date")) {
+        out.push_str(&format!("Date: {}\r\n", Utc::now().to_rfc2822()));
+    }
+    out.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+    out.push_str(&body.replace('\n', "\r\n"));
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
 /// `from`'s reply to `original` as a mail client writes it: to its
 /// Reply-To (else From), `Re:` subject, In-Reply-To and References, the
 /// original quoted below an "On …, X wrote:" line. Returns the address to
