@@ -219,6 +219,23 @@ pub fn agent_mail_to_closed(reopen_command: bool) -> bool {
     reopen_command
 }
 
+/// Why mail that arrived at `received` must cause no automatic mail and
+/// no webhook event at `now`: it is older than `old_mail_days` (history
+/// met on a first start or after a server move). `0`: no limit.
+pub fn too_old_for_automatic_mail(
+    received: DateTime<Utc>,
+    old_mail_days: u32,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let limit = TimeDelta::try_days(i64::from(old_mail_days))?;
+    (old_mail_days > 0 && now - received > limit).then(|| {
+        format!(
+            "received {}, more than {old_mail_days} days ago (helpdesk.old_mail_days)",
+            received.format("%Y-%m-%d")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +509,33 @@ mod tests {
         for (kind, activity, party) in cases {
             assert_eq!(counts_as_activity(kind), activity, "{kind:?}");
             assert_eq!(last_message_party(kind), party, "{kind:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod old_mail_tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn mail_older_than_the_limit_is_quiet() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+        let day = TimeDelta::days(1);
+        // (received, days, quiet?)
+        for (received, days, quiet) in [
+            (now - day * 3, 3, false),                        // exactly the limit
+            (now - day * 3 - TimeDelta::seconds(1), 3, true), // just past it
+            (now - day * 700, 3, true),                       // years of history
+            (now - day * 700, 0, false),                      // 0: no limit
+            (now + day, 3, false),                            // a Date in the future
+        ] {
+            assert_eq!(
+                too_old_for_automatic_mail(received, days, now).is_some(),
+                quiet,
+                "{received} with {days} days"
+            );
         }
     }
 }

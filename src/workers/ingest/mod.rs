@@ -27,6 +27,7 @@ use crate::rules::conversation::{
     self, AgentText, Change, Counters, Facts, Plan, Policy, Sender, Target, TicketView, Writer,
 };
 use crate::rules::delivery;
+use crate::rules::lifecycle;
 use crate::rules::quotes;
 use crate::rules::reply_token;
 use crate::rules::robots::{self, BounceReport, Classification, MailKind};
@@ -480,17 +481,10 @@ fn quiet_reason(ctx: &Ctx<'_>, facts: &Inbound, source: &Source, opts: Options) 
     if opts.import {
         return Some("imported history (guichet import)".into());
     }
-    let days = ctx.settings.helpdesk.old_mail_days;
     let received = source.arrived_at.or(facts.date)?;
     // by the real clock, never `--now`: a test or dry run that moves the
     // clock days ahead still meets the mail it delivered as new mail
-    let now = Utc::now();
-    (days > 0 && now - received > Duration::days(i64::from(days))).then(|| {
-        format!(
-            "received {}, more than {days} days ago (helpdesk.old_mail_days)",
-            received.format("%Y-%m-%d")
-        )
-    })
+    lifecycle::too_old_for_automatic_mail(received, ctx.settings.helpdesk.old_mail_days, Utc::now())
 }
 
 fn agent_file(p: &FilePart<'_>) -> Checked {
