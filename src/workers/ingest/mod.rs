@@ -441,6 +441,7 @@ async fn apply<R: AsRef<[u8]>>(
             received_at: ctx.now,
             mailbox: source.mailbox.as_deref(),
             imap_uid: source.uid.map(i64::from),
+            uid_validity: source.uid_validity.map(i64::from),
             problem: problem.as_deref(),
         })
         .await?;
@@ -1086,6 +1087,7 @@ pub async fn store_unhandled(
             received_at: ctx.now,
             mailbox: source.mailbox.as_deref(),
             imap_uid: source.uid.map(i64::from),
+            uid_validity: source.uid_validity.map(i64::from),
             problem: Some(&problem),
         })
         .await?;
