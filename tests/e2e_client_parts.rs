@@ -189,6 +189,12 @@ async fn signed_mail_is_no_file(path: &str, kind: &str) {
     deliver_lmtp(&desk.support, &as_sent_by(&raw, &customer, &desk.support)).await;
     desk.run_once(None);
 
+    let t = desk.tickets();
+    let t = desk.ticket(t[0]["ticket_id"].as_i64().unwrap());
+    assert_eq!(
+        t["messages"][0]["signed"], kind,
+        "the message is recorded as signed"
+    );
     let files = stored_files(&desk);
     assert!(
         files.iter().all(|f| {

@@ -755,6 +755,7 @@ async fn stored_files_know_which_are_still_needed() {
                     rule: "new",
                     text: "file",
                     note: None,
+                    signed: None,
                 })
                 .await
                 .unwrap();

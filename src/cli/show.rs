@@ -86,7 +86,7 @@ pub async fn ticket_detail(store: &Store, id: i64) -> Result<Option<Value>, Fail
                 })
                 .collect();
             json!({"id": m.id, "direction": m.direction, "kind": m.kind, "from": m.from_addr, "date": time(m.date),
-                   "message_id": m.message_id, "rule": m.rule, "text": m.text, "note": m.note, "attachments": files})
+                   "message_id": m.message_id, "rule": m.rule, "text": m.text, "note": m.note, "signed": m.signed, "attachments": files})
         })
         .collect();
     let events: Vec<Value> = store

@@ -222,7 +222,7 @@ impl Store {
     pub async fn messages(&self, ticket: i64) -> Result<Vec<MessageRow>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, MessageRow>(
-                "SELECT id, ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note \
+                "SELECT id, ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note, signed \
                  FROM messages WHERE ticket_id = $1 ORDER BY id",
             )
             .bind(ticket)
@@ -1265,8 +1265,8 @@ impl Tx {
     pub async fn add_message(&mut self, m: &NewMessage<'_>) -> Result<i64> {
         let id = on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO messages (ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                "INSERT INTO messages (ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note, signed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(m.ticket_id)
             .bind(m.raw_id)
@@ -1278,6 +1278,7 @@ impl Tx {
             .bind(m.rule)
             .bind(db_text(m.text))
             .bind(m.note.map(db_text))
+            .bind(m.signed)
             .fetch_one(&mut *c)
             .await
         })?;

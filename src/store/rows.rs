@@ -58,6 +58,7 @@ pub struct MessageRow {
     pub rule: String,
     pub text: String,
     pub note: Option<String>,
+    pub signed: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -166,6 +167,8 @@ pub struct NewMessage<'a> {
     pub rule: &'a str,
     pub text: &'a str,
     pub note: Option<&'a str>,
+    /// "S/MIME" or "PGP/MIME" when the message carried a signature.
+    pub signed: Option<&'a str>,
 }
 
 pub struct NewAttachment<'a> {

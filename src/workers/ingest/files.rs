@@ -178,6 +178,13 @@ impl Files {
             .map(|(c, _)| c)
             .filter(|c| c.refusal.is_some())
     }
+    /// How the message was signed, if it was.
+    pub(super) fn signed(&self) -> Option<&'static str> {
+        self.others.iter().find_map(|o| match o.role {
+            Role::Signature(kind) => Some(kind.name()),
+            _ => None,
+        })
+    }
     /// The refused files the customer is told of (not body images).
     pub(super) fn refused_loudly(&self) -> impl Iterator<Item = &Checked> {
         self.refused().filter(|c| c.refused_loudly())

@@ -1005,6 +1005,7 @@ impl Job<'_, '_, '_> {
                 rule,
                 text,
                 note,
+                signed: self.files.signed(),
             })
             .await
     }
