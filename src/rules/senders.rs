@@ -57,6 +57,37 @@ impl MethodResult {
 /// Decide whether a mail from `from` may be treated as an agent's.
 /// `auth_results` are the raw values of every `Authentication-Results`
 /// header of the mail; `trusted_authserv_ids` come from the settings.
+/// Who the customer of a mail is (issue 20): its sender, or, for a
+/// contact form the admin named (`helpdesk.form_senders`), the person in
+/// its `Reply-To`. Off for every other sender: an unproven `Reply-To`
+/// must not become a way to have our mail sent to a third party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Customer {
+    /// The sender (`From`).
+    Sender,
+    /// The form's mail is on behalf of `person`.
+    OnBehalf { person: EmailAddress },
+}
+
+/// [`Customer`] of a mail from `from` with these `Reply-To` addresses;
+/// `is_own`: our support and agent addresses, never a form's customer.
+pub fn customer_of(
+    from: &EmailAddress,
+    reply_to: &[EmailAddress],
+    is_form_sender: bool,
+    is_own: impl Fn(&EmailAddress) -> bool,
+) -> Customer {
+    if !is_form_sender {
+        return Customer::Sender;
+    }
+    match reply_to.iter().find(|a| *a != from && !is_own(a)) {
+        Some(person) => Customer::OnBehalf {
+            person: person.clone(),
+        },
+        None => Customer::Sender,
+    }
+}
+
 pub fn classify_sender(
     from: &EmailAddress,
     is_agent_address: bool,
@@ -352,6 +383,40 @@ fn pairs(segment: &str) -> Vec<(String, Option<String>)> {
 
 fn unquote(s: &str) -> String {
     s.trim().trim_matches('"').to_string()
+}
+
+#[cfg(test)]
+mod customer_tests {
+    use super::*;
+
+    fn a(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_named_form_speaks_for_its_reply_to_and_nobody_else_does() {
+        let form = a("noreply@shop.test");
+        let jane = a("jane@home.test");
+        let own = |x: &EmailAddress| x.as_str().ends_with("@support.test");
+        let on_behalf = Customer::OnBehalf {
+            person: jane.clone(),
+        };
+        // (form sender named, Reply-To, customer)
+        let table = [
+            (true, vec![jane.clone()], on_behalf.clone()),
+            (true, vec![form.clone(), jane.clone()], on_behalf),
+            (true, vec![], Customer::Sender),
+            (true, vec![a("help@support.test")], Customer::Sender),
+            (false, vec![jane.clone()], Customer::Sender),
+        ];
+        for (named, reply_to, want) in table {
+            assert_eq!(
+                customer_of(&form, &reply_to, named, own),
+                want,
+                "{named} {reply_to:?}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

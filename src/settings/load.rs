@@ -182,6 +182,7 @@ const HELPDESK_KEYS: &[&str] = &[
     "max_participants",
     "old_mail_days",
     "reply_to_participants",
+    "form_senders",
     "ticket_url",
     "templates_dir",
 ];
@@ -960,6 +961,7 @@ impl<'c> Checker<'c> {
             "0 (no limit) or a number of days up to 36500",
         );
         let reply_to_participants = self.boolean(s, "reply_to_participants", true);
+        let form_senders = self.form_senders(s);
         let ticket_url = self.ticket_url(s);
         let templates_dir = match self.path(
             s,
@@ -984,6 +986,7 @@ impl<'c> Checker<'c> {
             max_participants: max_participants? as u32,
             old_mail_days: old_mail_days? as u32,
             reply_to_participants: reply_to_participants?,
+            form_senders: form_senders?,
             ticket_url: ticket_url?,
             templates_dir: templates_dir?,
         })
@@ -1426,6 +1429,54 @@ impl<'c> Checker<'c> {
                 None
             }
         }
+    }
+
+    /// `helpdesk.form_senders`: addresses, or domains written `@domain`.
+    fn form_senders(&mut self, s: &Section<'_>) -> Checked<Vec<String>> {
+        let accepted = "a list of sender addresses or `@domains` whose mail is on behalf of its Reply-To, e.g. `[\"noreply@shop.example.com\", \"@forms.example.com\"]`";
+        let key = s.key("form_senders");
+        let Some(v) = s.get("form_senders") else {
+            return Some(Vec::new());
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(v, key, "a list", accepted, false);
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(text) => {
+                    let t = text.trim().to_ascii_lowercase();
+                    let valid = match t.strip_prefix('@') {
+                        Some(domain) => {
+                            domain.contains('.')
+                                && !domain.contains('@')
+                                && !domain.contains(char::is_whitespace)
+                        }
+                        None => EmailAddress::parse(&t).is_ok(),
+                    };
+                    if valid {
+                        if !out.contains(&t) {
+                            out.push(t);
+                        }
+                    } else {
+                        self.report(
+                            Some(item.span()),
+                            key.clone(),
+                            format!("`{text}` is neither an address nor an `@domain`"),
+                            accepted,
+                        );
+                        ok = false;
+                    }
+                }
+                _ => {
+                    self.wrong_type(item, key.clone(), "a string", accepted, false);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     fn trust(&mut self, s: &Section<'_>) -> Checked<TrustSettings> {

@@ -146,12 +146,30 @@ pub struct HelpdeskSettings {
     pub old_mail_days: u32,
     /// Send agents' replies to the customer's Cc'd participants too. Default true.
     pub reply_to_participants: bool,
+    /// Senders (`form@shop.test`, or a domain `@forms.shop.test`, lower
+    /// case) whose mail is written on behalf of the person in its
+    /// `Reply-To` (a website's contact form): that person is the
+    /// customer. Default: none.
+    pub form_senders: Vec<String>,
     /// Optional link for webhook messages, with `{id}`:
     /// `https://desk.example.com/tickets/{id}`.
     pub ticket_url: Option<String>,
     /// Directory whose `<lang>/<name>.txt` files replace the built-in
     /// templates of outgoing mail.
     pub templates_dir: Option<PathBuf>,
+}
+
+impl HelpdeskSettings {
+    /// Whether mail from `from` is a contact form's, on behalf of its
+    /// `Reply-To` (see [`HelpdeskSettings::form_senders`]).
+    pub fn is_form_sender(&self, from: &str) -> bool {
+        let from = from.to_ascii_lowercase();
+        let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        self.form_senders.iter().any(|p| match p.strip_prefix('@') {
+            Some(d) => d == domain,
+            None => *p == from,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

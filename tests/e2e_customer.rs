@@ -1,0 +1,96 @@
+//! Who the customer is (issue 20), through the real Dovecot and Postfix
+//! of the rig: a website's contact form named in `helpdesk.form_senders`
+//! writes on behalf of the person in its Reply-To, who gets the
+//! acknowledgement and the agent's answer; a form that is not named keeps
+//! today's behaviour (its Reply-To chooses nothing).
+
+mod harness;
+mod support;
+
+use std::time::Duration;
+
+use harness::{Desk, body_text, mail, reply_to_mail};
+use support::{deliver_lmtp, fetch_all, fresh_user, wait_for_messages};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn form_mail(form: &str, person: &str, support: &str) -> Vec<u8> {
+    mail(
+        &[
+            ("From", &format!("Website <{form}>")),
+            ("Reply-To", &format!("Jane <{person}>")),
+            ("To", support),
+            ("Subject", "Contact form: order 1234"),
+        ],
+        "Name: Jane\nMessage: my order 1234 has not arrived.",
+    )
+}
+
+#[tokio::test]
+async fn a_named_contact_form_gives_jane_the_acknowledgement_and_the_answer() {
+    let form = fresh_user("noreply");
+    let jane = fresh_user("jane");
+    let desk = Desk::new(&format!("form_senders = [\"{form}\"]"));
+    deliver_lmtp(&desk.support, &form_mail(&form, &jane, &desk.support)).await;
+    desk.run_once(None);
+
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0]["client"], jane.as_str(), "Jane is the customer");
+    // the acknowledgement (a form's mail is no robot's when it is named)
+    wait_for_messages(&jane, 1, WAIT).await;
+
+    // the agent answers from the copy: the answer reaches Jane
+    let copy = wait_for_messages(&desk.agent, 1, WAIT).await;
+    let (to, answer) = reply_to_mail(&desk.agent, &copy[0], "Your parcel left today.");
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    let got = wait_for_messages(&jane, 2, WAIT).await;
+    assert!(
+        got.iter()
+            .any(|m| body_text(m).contains("Your parcel left today.")),
+        "Jane gets the agent's answer"
+    );
+    assert!(
+        fetch_all(&form).await.is_empty(),
+        "nothing goes to the form's address"
+    );
+
+    // explain says which identity was chosen and why
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("form.eml");
+    std::fs::write(&file, form_mail(&form, &jane, &desk.support)).unwrap();
+    let out = desk.run(&["explain", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "{jane}: the mail is a contact form's ({form} is in helpdesk.form_senders)"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_form_that_is_not_named_keeps_todays_behaviour() {
+    let form = fresh_user("noreply");
+    let jane = fresh_user("jane");
+    let desk = Desk::new("");
+    deliver_lmtp(&desk.support, &form_mail(&form, &jane, &desk.support)).await;
+    desk.run_once(None);
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(
+        tickets[0]["client"],
+        form.as_str(),
+        "the sender stays the customer"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        fetch_all(&jane).await.is_empty(),
+        "an unproven Reply-To gets nothing"
+    );
+    assert!(
+        fetch_all(&form).await.is_empty(),
+        "a no-reply robot gets no acknowledgement"
+    );
+}
