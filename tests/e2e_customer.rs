@@ -94,3 +94,121 @@ async fn a_form_that_is_not_named_keeps_todays_behaviour() {
         "a no-reply robot gets no acknowledgement"
     );
 }
+
+const TRUSTED: &str = "mx.rig.example.test";
+
+/// A desk whose receiving server is trusted to authenticate agents.
+fn desk_trusting_agents() -> Desk {
+    Desk::with(
+        "",
+        "",
+        &format!("[trust]\nauthserv_ids = [\"{TRUSTED}\"]\n"),
+    )
+}
+
+fn authenticated(agent: &str) -> String {
+    let domain = agent.split('@').nth(1).unwrap();
+    format!("{TRUSTED}; dkim=pass header.d={domain} header.s=sel; spf=pass smtp.mailfrom={agent}")
+}
+
+fn inline_forward(
+    from: &str,
+    auth: Option<&str>,
+    to: &str,
+    customer: &str,
+    agent_words: &str,
+) -> Vec<u8> {
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("From", from),
+        ("To", to),
+        ("Subject", "Fwd: My order never came"),
+    ];
+    if let Some(a) = auth {
+        headers.insert(0, ("Authentication-Results", a));
+    }
+    mail(
+        &headers,
+        &format!(
+            "{agent_words}\n\n---------- Forwarded message ---------\nFrom: Jane Doe <{customer}>\n\
+             Date: Mon, 30 Nov 2026 at 09:12\nSubject: My order never came\nTo: <{from}>\n\n\
+             Hello, order 77 never came. Jane\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn an_agents_forward_opens_the_ticket_for_the_original_sender() {
+    let desk = desk_trusting_agents();
+    let jane = fresh_user("jane");
+    let auth = authenticated(&desk.agent);
+    deliver_lmtp(
+        &desk.support,
+        &inline_forward(
+            &desk.agent,
+            Some(&auth),
+            &desk.support,
+            &jane,
+            "Please take this one.",
+        ),
+    )
+    .await;
+    desk.run_once(None);
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0]["client"], jane.as_str(), "the ticket is Jane's");
+    assert_eq!(tickets[0]["subject"], "My order never came");
+    let t = desk.ticket(tickets[0]["ticket_id"].as_i64().unwrap());
+    let text = t["messages"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("order 77 never came"),
+        "the original text: {text}"
+    );
+    assert!(!text.contains("Please take this one"), "{text}");
+    // no acknowledgement without #ack; the agents are told who opened it
+    let copy = wait_for_messages(&desk.agent, 1, WAIT).await;
+    assert!(
+        body_text(&copy[0]).contains(&format!("Opened by {}", desk.agent)),
+        "{}",
+        body_text(&copy[0])
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        fetch_all(&jane).await.is_empty(),
+        "no acknowledgement unless the agent asks"
+    );
+
+    // with #ack, she is acknowledged
+    let bob = fresh_user("bob");
+    deliver_lmtp(
+        &desk.support,
+        &inline_forward(&desk.agent, Some(&auth), &desk.support, &bob, "#ack"),
+    )
+    .await;
+    desk.run_once(None);
+    wait_for_messages(&bob, 1, WAIT).await;
+}
+
+#[tokio::test]
+async fn a_forged_forward_opens_nothing_for_the_named_sender() {
+    // the agent's address without proof: a stranger pretending
+    let desk = desk_trusting_agents();
+    let jane = fresh_user("jane");
+    deliver_lmtp(
+        &desk.support,
+        &inline_forward(&desk.agent, None, &desk.support, &jane, "#ack"),
+    )
+    .await;
+    desk.run_once(None);
+    for t in desk.tickets() {
+        assert_ne!(
+            t["client"],
+            jane.as_str(),
+            "a forged forward chooses no customer: {t}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        fetch_all(&jane).await.is_empty(),
+        "nothing goes to the named sender"
+    );
+}

@@ -233,9 +233,12 @@ impl Job<'_, '_, '_> {
             })
             .collect();
         // what the message holds besides files (a signature, an invitation…)
-        let notes: Vec<String> = notes
-            .iter()
-            .cloned()
+        let opened_by = self.forwarded_by.as_ref().map(|agent| {
+            format!("Opened by {agent}, who forwarded this message of the customer's.")
+        });
+        let notes: Vec<String> = opened_by
+            .into_iter()
+            .chain(notes.iter().cloned())
             .chain(self.files.others.iter().filter_map(|o| o.note()))
             .collect();
         let notes = notes.as_slice();

@@ -27,6 +27,7 @@ use crate::rules::conversation::{
     self, AgentText, Change, Counters, Facts, Plan, Policy, Sender, Target, TicketView, Writer,
 };
 use crate::rules::delivery;
+use crate::rules::forward;
 use crate::rules::lifecycle;
 use crate::rules::quotes;
 use crate::rules::reply_token;
@@ -276,6 +277,8 @@ struct Prepared {
     customers_token: bool,
     sender: Option<SenderClass>,
     files: Files,
+    /// The agent who forwarded the customer's message, when it is one.
+    forwarded_by: Option<EmailAddress>,
 }
 
 async fn prepare(
@@ -384,7 +387,7 @@ async fn prepare(
     // the other one
     let agent_token = matches!(found, Some((_, reply_token::Audience::Agents)));
 
-    let sender = facts.from.as_ref().map(|from| {
+    let mut sender = facts.from.as_ref().map(|from| {
         let auth: Vec<&str> = facts
             .authentication_results
             .iter()
@@ -423,6 +426,50 @@ async fn prepare(
         },
     );
 
+    // a proven agent forwarding a customer's message (not answering a
+    // ticket): the ticket is the original sender's (issue 20)
+    let mut forwarded_by = None;
+    if matches!(sender, Some(SenderClass::Agent { .. }))
+        && token.is_none()
+        && let Some(original) = parsed
+            .as_ref()
+            .and_then(|m| attached_original(m, &facts.text))
+            .or_else(|| forward::find(&facts.text))
+        && !ctx.settings.is_agent(&original.from)
+        && !ctx.settings.is_support_address(&original.from)
+    {
+        let agent = facts.from.clone();
+        let ack = forward::asks_for_ack(&original.agent_text);
+        trace.note_data(
+            "customer",
+            format!(
+                "{}: the original sender of a message forwarded by agent {} (the ticket is theirs; {})",
+                original.from,
+                agent.as_ref().map(|a| a.as_str()).unwrap_or("?"),
+                if ack {
+                    "the agent asked for an acknowledgement (#ack)"
+                } else {
+                    "no acknowledgement unless the agent writes #ack"
+                }
+            ),
+            json!({"customer": original.from.as_str(), "why": "forwarded_by_agent",
+                   "agent": agent.as_ref().map(|a| a.as_str()), "ack": ack}),
+        );
+        facts.from = Some(original.from);
+        facts.from_name = original.from_name;
+        if let Some(subject) = original.subject {
+            facts.subject = subject;
+        }
+        facts.text = original.text;
+        facts.html = None;
+        facts.text_from_html = false;
+        // the agent's own thread is not the customer's
+        facts.in_reply_to.clear();
+        facts.references.clear();
+        sender = Some(SenderClass::Customer);
+        classification.may_answer = ack;
+        forwarded_by = agent;
+    }
     let files = match &parsed {
         Some(m) if !matches!(classification.kind, MailKind::Bounce(_) | MailKind::OwnMail) => {
             let is_agent = matches!(sender, Some(SenderClass::Agent { .. }));
@@ -455,7 +502,29 @@ async fn prepare(
         customers_token,
         sender,
         files,
+        forwarded_by,
     }
+}
+
+/// The original of a forward attached whole (`message/rfc822`), with the
+/// agent's `text` above it.
+fn attached_original(m: &mail_parser::Message<'_>, text: &str) -> Option<forward::Forwarded> {
+    m.attachments().find_map(|part| {
+        let inner = part.message()?;
+        let from = inner.from()?.first()?;
+        let address = EmailAddress::parse(from.address()?).ok()?;
+        Some(forward::Forwarded {
+            from: address,
+            from_name: from.name().map(str::to_string),
+            subject: inner.subject().map(str::to_string),
+            date: inner.date().map(|d| d.to_rfc3339()),
+            text: inner
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            agent_text: text.to_string(),
+        })
+    })
 }
 
 /// The message's changes inside `tx`: its raw bytes (rule 1 decides here),
@@ -476,6 +545,7 @@ async fn apply<R: AsRef<[u8]>>(
         customers_token,
         sender,
         files,
+        forwarded_by,
     } = p;
     let problem = facts.problem.clone();
     let inserted = tx
@@ -513,6 +583,7 @@ async fn apply<R: AsRef<[u8]>>(
         dry_run,
         customers_token,
         quiet,
+        forwarded_by,
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
@@ -560,6 +631,8 @@ struct Job<'c, 'a, 't> {
     customers_token: bool,
     /// Why this message causes no mail and no event (history), if so.
     quiet: Option<String>,
+    /// The agent who forwarded the customer's message, when it is one.
+    forwarded_by: Option<EmailAddress>,
 }
 
 impl Job<'_, '_, '_> {
