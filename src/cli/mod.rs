@@ -130,6 +130,26 @@ pub enum Command {
     },
     /// Apply the database migrations
     Migrate,
+    /// OAuth2 sign-in for `auth = "oauth2"` logins
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// Sign in with the device flow (RFC 8628): prints an address and a
+    /// code to enter in a browser, waits, and stores the refresh token in
+    /// the database
+    Login {
+        /// Whose login: `imap` (default) or `smtp`
+        #[arg(long, default_value = "imap")]
+        mailbox: String,
+        /// The account to store the token for [default: the mailbox's username]
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,12 +415,111 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&s).await?;
             outbox::show(&store, &s, json).await
         }
+        Command::Oauth {
+            command: OauthCommand::Login { mailbox, account },
+        } => {
+            let s = load_settings(&cli.config)?;
+            let account = match (account, mailbox.as_str()) {
+                (Some(a), _) => a,
+                (None, "imap") => s.imap.username.clone(),
+                (None, "smtp") => s.smtp.username.clone().ok_or_else(|| {
+                    fail(2, anyhow::anyhow!("[smtp] has no username to sign in for"))
+                })?,
+                (None, other) => {
+                    return Err(fail(
+                        2,
+                        anyhow::anyhow!("unknown mailbox `{other}`: `imap` or `smtp`"),
+                    ));
+                }
+            };
+            let store = open_store(&s).await?;
+            oauth_login(&s, &store, &account).await
+        }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             show::cleanup(&store, &s, now.unwrap_or_else(Utc::now), dry_run).await
         }
     }
+}
+
+/// `guichet oauth login`: the device flow, then the refresh token stored.
+async fn oauth_login(s: &Settings, store: &Store, account: &str) -> Result<(), Failure> {
+    use crate::adapters::oauth::{OAuthClient, OAuthError, Poll};
+    use crate::rules::oauth::{ProviderError, account_of_id_token, explain};
+    let Some(o) = &s.oauth2 else {
+        return Err(fail(
+            2,
+            anyhow::anyhow!(
+                "no [oauth2] table in the settings: add one (see README, \"Microsoft 365 and Google\")"
+            ),
+        ));
+    };
+    let explained = |e: OAuthError| match e {
+        OAuthError::Provider { error, description } => {
+            let pe = ProviderError { error, description };
+            anyhow::anyhow!("{}", explain(&pe))
+        }
+        other => anyhow::anyhow!("{other}"),
+    };
+    let client = OAuthClient::new(o).map_err(anyhow::Error::msg)?;
+    let code = client.device_code().await.map_err(explained)?;
+    println!("Signing in for {account}.");
+    match &code.verification_uri_complete {
+        Some(full) => println!(
+            "Open {} in a browser and enter the code {} (or open {full}).",
+            code.verification_uri, code.user_code
+        ),
+        None => println!(
+            "Open {} in a browser and enter the code {}.",
+            code.verification_uri, code.user_code
+        ),
+    }
+    println!("Waiting for the sign-in…");
+    let mut interval = code.interval.unwrap_or(5).clamp(1, 60);
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(code.expires_in.unwrap_or(900).min(3600));
+    let tokens = loop {
+        if std::time::Instant::now() >= deadline {
+            return Err(fail(
+                1,
+                anyhow::anyhow!(
+                    "the code expired before the sign-in: run `guichet oauth login` again"
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+        match client
+            .poll_device(&code.device_code)
+            .await
+            .map_err(explained)?
+        {
+            Poll::Done(t) => break t,
+            Poll::Pending => {}
+            Poll::SlowDown => interval += 5,
+        }
+    };
+    let Some(refresh) = tokens.refresh_token.as_deref() else {
+        return Err(fail(
+            1,
+            anyhow::anyhow!(
+                "the provider gave no refresh token: add `offline_access` to `oauth2.scopes` (Microsoft) or check the app's type"
+            ),
+        ));
+    };
+    store
+        .save_oauth_refresh_token(account, refresh, Utc::now())
+        .await?;
+    let signed_in = tokens.id_token.as_deref().and_then(account_of_id_token);
+    match signed_in {
+        Some(who) => println!(
+            "Signed in as {who}; the refresh token for {account} is stored in the database."
+        ),
+        None => println!(
+            "Signed in (the provider did not say as whom); the refresh token for {account} is stored in the database."
+        ),
+    }
+    Ok(())
 }
 
 /// How long SIGTERM (or a reload) waits for the loops to stop.

@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod delivery;
 pub mod health;
 pub mod lifecycle;
+pub mod oauth;
 pub mod quotes;
 pub mod reply_token;
 pub mod robots;

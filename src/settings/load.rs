@@ -27,10 +27,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
-    Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, MetricsSettings,
-    ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
-    WebhookFormat, WebhookSettings,
+    AntivirusSettings, AttachmentSettings, AuthMethod, AutoCloseScope, ClamdAddress,
+    DatabaseSettings, Department, FirstStart, HelpdeskSettings, ImapSettings, Language,
+    MailboxName, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings, ReopenWindow,
+    Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat,
+    WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -167,6 +168,7 @@ const ROOT_KEYS: &[&str] = &[
     "departments",
     "webhooks",
     "metrics",
+    "oauth2",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -199,6 +201,7 @@ const IMAP_KEYS: &[&str] = &[
     "port",
     "tls",
     "username",
+    "auth",
     "password",
     "password_env",
     "password_file",
@@ -213,6 +216,7 @@ const SMTP_KEYS: &[&str] = &[
     "port",
     "tls",
     "username",
+    "auth",
     "password",
     "password_env",
     "password_file",
@@ -220,6 +224,19 @@ const SMTP_KEYS: &[&str] = &[
     "ca_file",
 ];
 const DATABASE_KEYS: &[&str] = &["url"];
+const OAUTH2_KEYS: &[&str] = &[
+    "provider",
+    "tenant",
+    "client_id",
+    "client_secret",
+    "client_secret_env",
+    "client_secret_file",
+    "token_url",
+    "device_authorization_url",
+    "scopes",
+    "mechanism",
+    "ca_file",
+];
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
 const METRICS_KEYS: &[&str] = &["listen"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
@@ -248,6 +265,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("departments", DEPARTMENT_KEYS),
     ("webhooks", WEBHOOK_KEYS),
     ("metrics", METRICS_KEYS),
+    ("oauth2", OAUTH2_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -842,6 +860,21 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
+        let oauth2 = match self.section(&root, "oauth2", None) {
+            Ok(Some(s)) => self.oauth2(&s).map(Some),
+            Ok(None) => Some(None),
+            Err(()) => None,
+        };
+        let wants_oauth2 = imap.as_ref().is_some_and(|i| i.auth == AuthMethod::OAuth2)
+            || smtp.as_ref().is_some_and(|s| s.auth == AuthMethod::OAuth2);
+        if wants_oauth2 && matches!(oauth2, Some(None)) {
+            self.missing(
+                &root,
+                "oauth2",
+                "an [oauth2] table (provider, client_id) when `auth = \"oauth2\"`",
+            );
+        }
+
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
         let webhooks = self.webhooks(&root);
@@ -859,6 +892,196 @@ impl<'c> Checker<'c> {
             departments: departments?,
             webhooks: webhooks?,
             metrics: metrics?,
+            oauth2: oauth2?,
+        })
+    }
+
+    fn auth(&mut self, s: &Section<'_>) -> Checked<AuthMethod> {
+        self.choice(
+            s,
+            "auth",
+            &[
+                ("password", AuthMethod::Password),
+                ("oauth2", AuthMethod::OAuth2),
+            ],
+            AuthMethod::Password,
+            "login method",
+        )
+        .map(|(a, _)| a)
+    }
+
+    fn oauth2(&mut self, s: &Section<'_>) -> Checked<OAuth2Settings> {
+        self.known_keys(s, OAUTH2_KEYS);
+        #[derive(Clone, Copy, PartialEq)]
+        enum Kind {
+            Microsoft,
+            Google,
+            Custom,
+        }
+        let kind = self.choice(
+            s,
+            "provider",
+            &[
+                ("microsoft", Kind::Microsoft),
+                ("google", Kind::Google),
+                ("custom", Kind::Custom),
+            ],
+            Kind::Custom,
+            "provider",
+        );
+        if s.get("provider").is_none() {
+            self.missing(s, "provider", "`microsoft`, `google` or `custom`");
+        }
+        let tenant = match self.string(
+            s,
+            "tenant",
+            "a tenant: your domain, its id, or `organizations`",
+            false,
+        ) {
+            Err(()) => None,
+            Ok(None) => Some("organizations".to_string()),
+            Ok(Some((t, span))) if t.trim().is_empty() || t.contains(['/', '?', '#', ' ']) => {
+                self.report(
+                    Some(span),
+                    s.key("tenant"),
+                    format!("`{t}` is not a tenant"),
+                    "your domain (contoso.onmicrosoft.com), the tenant id, or `organizations`",
+                );
+                None
+            }
+            Ok(Some((t, _))) => Some(t.trim().to_string()),
+        };
+        let client_id = self.required_string(s, "client_id", "the app's client (application) id");
+        let secret = self.secret(s, "client_secret");
+        let url = |c: &mut Self, name: &str| -> Result<Option<String>, ()> {
+            match c.string(s, name, "an https:// URL", false)? {
+                None => Ok(None),
+                Some((text, span)) => {
+                    let text = text.trim();
+                    let ok = url::Url::parse(text).is_ok_and(|u| {
+                        u.scheme() == "https"
+                            || (u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host))
+                    });
+                    if ok {
+                        Ok(Some(text.to_string()))
+                    } else {
+                        c.report(
+                            Some(span),
+                            s.key(name),
+                            format!("`{text}` is not an https:// URL"),
+                            "an https:// URL (http:// only to a loopback host)",
+                        );
+                        Err(())
+                    }
+                }
+            }
+        };
+        let token_url = url(self, "token_url");
+        let device_url = url(self, "device_authorization_url");
+        let scopes = match s.get("scopes") {
+            None => Some(None),
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    let mut out = Vec::new();
+                    let mut ok = true;
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(t)
+                                if !t.trim().is_empty() && !t.trim().contains(' ') =>
+                            {
+                                out.push(t.trim().to_string())
+                            }
+                            _ => {
+                                self.wrong_type(
+                                    item,
+                                    s.key("scopes"),
+                                    "a scope",
+                                    "scopes without spaces, e.g. `[\"offline_access\"]`",
+                                    false,
+                                );
+                                ok = false;
+                            }
+                        }
+                    }
+                    ok.then_some(Some(out))
+                }
+                _ => {
+                    self.wrong_type(v, s.key("scopes"), "a list", "a list of scopes", false);
+                    None
+                }
+            },
+        };
+        let mechanism = self.choice(
+            s,
+            "mechanism",
+            &[
+                ("xoauth2", OAuth2Mechanism::Xoauth2),
+                ("oauthbearer", OAuth2Mechanism::OAuthBearer),
+            ],
+            OAuth2Mechanism::Xoauth2,
+            "SASL mechanism",
+        );
+        let ca_file = self.ca_file(s);
+        let (kind, _) = kind?;
+        let (token_url, device_url) = (token_url.ok()?, device_url.ok()?);
+        let (provider, default_token, default_device, default_scopes): (
+            _,
+            String,
+            String,
+            Vec<&str>,
+        ) = match kind {
+            Kind::Microsoft => {
+                let t = tenant?;
+                (
+                    OAuth2Provider::Microsoft { tenant: t.clone() },
+                    format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/token"),
+                    format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/devicecode"),
+                    vec![
+                        "https://outlook.office.com/IMAP.AccessAsUser.All",
+                        "https://outlook.office.com/SMTP.Send",
+                        "offline_access",
+                        "openid",
+                        "email",
+                    ],
+                )
+            }
+            Kind::Google => (
+                OAuth2Provider::Google,
+                "https://oauth2.googleapis.com/token".into(),
+                "https://oauth2.googleapis.com/device/code".into(),
+                vec!["https://mail.google.com/", "openid", "email"],
+            ),
+            Kind::Custom => {
+                if token_url.is_none() {
+                    self.missing(s, "token_url", "the provider's token endpoint (RFC 6749)");
+                }
+                if device_url.is_none() {
+                    self.missing(
+                        s,
+                        "device_authorization_url",
+                        "the provider's device authorization endpoint (RFC 8628)",
+                    );
+                }
+                (OAuth2Provider::Custom, String::new(), String::new(), vec![])
+            }
+        };
+        let token_url = token_url.unwrap_or(default_token);
+        let device_authorization_url = device_url.unwrap_or(default_device);
+        if token_url.is_empty() || device_authorization_url.is_empty() {
+            return None;
+        }
+        let secret = secret.ok()?;
+        Some(OAuth2Settings {
+            provider,
+            client_id: client_id?.0.to_string(),
+            client_secret_source: secret.as_ref().map(|p| p.source.clone()),
+            client_secret: secret.map(|p| p.value),
+            token_url,
+            device_authorization_url,
+            scopes: scopes?
+                .unwrap_or_else(|| default_scopes.iter().map(|s| s.to_string()).collect()),
+            mechanism: mechanism?.0,
+            ca_file: ca_file?,
         })
     }
 
@@ -1266,8 +1489,23 @@ impl<'c> Checker<'c> {
             "username",
             "the mailbox login, e.g. `support@example.com`",
         );
+        let auth = self.auth(s);
         let password = match self.secret(s, "password") {
             Err(()) => None,
+            Ok(None) if auth == Some(AuthMethod::OAuth2) => Some(ReadSecret {
+                value: Secret::new(""),
+                source: SecretSource::Literal,
+                span: 0..0,
+            }),
+            Ok(Some(p)) if auth == Some(AuthMethod::OAuth2) => {
+                self.report(
+                    Some(p.span),
+                    s.key("password"),
+                    "a password with `auth = \"oauth2\"`",
+                    "no password: the access token comes from `guichet oauth login`",
+                );
+                None
+            }
             Ok(None) => {
                 self.missing(
                     s,
@@ -1319,6 +1557,7 @@ impl<'c> Checker<'c> {
             port,
             tls,
             username: username?.0.to_string(),
+            auth: auth?,
             password: password.value,
             password_source: password.source,
             folder: folder?,
@@ -1351,9 +1590,29 @@ impl<'c> Checker<'c> {
             }
             Ok(Some((text, span))) => Some(Some((text.trim().to_string(), span))),
         };
+        let auth = self.auth(s);
         let password = self.secret(s, "password");
+        if auth == Some(AuthMethod::OAuth2) {
+            match (&username, &password) {
+                (Some(None), _) => self.missing(
+                    s,
+                    "username",
+                    "the account to send as, with `auth = \"oauth2\"`",
+                ),
+                (_, Ok(Some(p))) => self.report(
+                    Some(p.span.clone()),
+                    s.key("password"),
+                    "a password with `auth = \"oauth2\"`",
+                    "no password: the access token comes from `guichet oauth login`",
+                ),
+                _ => {}
+            }
+        }
         // A username needs a password, and a password needs a username.
         let credentials = match (username, password) {
+            (Some(Some(user)), Ok(None)) if auth == Some(AuthMethod::OAuth2) => {
+                Some((Some(user.0), None))
+            }
             (Some(Some(user)), Ok(Some(pass))) => Some((Some(user.0), Some(pass))),
             (Some(None), Ok(None)) => Some((None, None)),
             (Some(Some(_)), Ok(None)) => {
@@ -1403,6 +1662,7 @@ impl<'c> Checker<'c> {
             port,
             tls,
             username,
+            auth: auth?,
             password,
             password_source,
             from: from?,

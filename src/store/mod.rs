@@ -395,6 +395,40 @@ impl Store {
             .map(|(v, last, _)| (v, last)))
     }
 
+    /// The OAuth2 refresh token stored for this account, if any.
+    pub async fn oauth_refresh_token(&self, account: &str) -> Result<Option<String>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT refresh_token FROM oauth_tokens WHERE account = $1",
+            )
+            .bind(account)
+            .fetch_optional(p)
+            .await
+        })?)
+    }
+
+    /// Stores (or replaces) the account's OAuth2 refresh token.
+    pub async fn save_oauth_refresh_token(
+        &self,
+        account: &str,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "INSERT INTO oauth_tokens (account, refresh_token, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account) DO UPDATE SET refresh_token = excluded.refresh_token, updated_at = excluded.updated_at",
+            )
+            .bind(account)
+            .bind(refresh_token)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
     /// `(uidvalidity, last_uid, catch_up_from)` of a mailbox.
     pub async fn mailbox_checkpoint(&self, mailbox: &str) -> Result<Option<(i64, i64, i64)>> {
         Ok(on_db!(pool self, p => {

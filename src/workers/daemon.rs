@@ -55,6 +55,8 @@ pub struct Runtime {
     /// Store faults seen and whether intake is paused (`[metrics]`,
     /// system events). `run_daemon` keeps one across reloads.
     pub health: Arc<Health>,
+    /// OAuth2 access tokens (`[oauth2]`), shared by the IMAP and SMTP logins.
+    pub oauth: Option<Arc<super::oauth::OAuthTokens>>,
 }
 
 impl Runtime {
@@ -62,18 +64,36 @@ impl Runtime {
         let store = Store::connect(&settings.database.url).await?;
         store.migrate().await?;
         let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
-        let smtp = SmtpSender::new(&settings.smtp)?;
+        let mut smtp = SmtpSender::new(&settings.smtp)?;
         // each endpoint's client (its CA file) can be made
         deliver::Lane::all(&settings)?;
+        let settings = Arc::new(settings);
+        let oauth = super::oauth::OAuthTokens::new(settings.clone(), store.clone())?;
+        if let (Some(tokens), Some(account)) = (&oauth, &settings.smtp.username) {
+            smtp = smtp.with_tokens(Arc::new(super::oauth::SmtpTokens {
+                tokens: tokens.clone(),
+                account: account.clone(),
+            }));
+        }
         Ok(Runtime {
-            settings: Arc::new(settings),
+            settings,
             store,
             templates: Arc::new(templates),
             smtp,
             clock,
             wake_delivery: Arc::new(Notify::new()),
             health: Health::new(),
+            oauth,
         })
+    }
+
+    /// Connects to a mailbox with its login method (password or OAuth2).
+    pub async fn connect_mailbox(
+        &self,
+        name: &str,
+        imap: &crate::settings::ImapSettings,
+    ) -> anyhow::Result<Mailbox> {
+        super::oauth::connect_mailbox(self.oauth.as_deref(), name, imap).await
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
@@ -92,7 +112,7 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let ingest_done = watch::channel(false);
     let ingest = async {
         let pass = async {
-            let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+            let mut mailbox = rt.connect_mailbox("imap", &rt.settings.imap).await?;
             let report = mailbox_pass(rt, &mut mailbox, &shutdown).await?;
             let _ = mailbox.logout().await;
             anyhow::Ok(report)
@@ -377,7 +397,7 @@ async fn imap_loop(
     // failed passes in a row (the connection is fine, the pass is not)
     let mut passes = Streak::default();
     while !*shutdown.borrow() {
-        let mut mailbox = match Mailbox::connect(&rt.settings.imap).await {
+        let mut mailbox = match rt.connect_mailbox("imap", &rt.settings.imap).await {
             Ok(m) => {
                 backoff = StdDuration::from_secs(1);
                 m

@@ -437,7 +437,7 @@ async fn ingest_retrying(
 /// in a transaction rolled back).
 pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
     let key = mailbox_key(&rt.settings);
-    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+    let mut mailbox = rt.connect_mailbox("imap", &rt.settings.imap).await?;
     let validity = mailbox.uid_validity();
     let selection = select(rt, &mut mailbox, &key, validity).await?;
     let uids: Vec<u32> = selection.take.iter().map(|(uid, _)| *uid).collect();
@@ -497,7 +497,7 @@ pub async fn import(
     if let Some(f) = folder {
         imap.folder = f.to_string();
     }
-    let mut mailbox = Mailbox::connect(&imap).await?;
+    let mut mailbox = rt.connect_mailbox("imap", &imap).await?;
     let uids = mailbox.uids_since(since).await?;
     let mut report = PassReport::default();
     for chunk in uids.chunks(50) {

@@ -47,7 +47,7 @@ fn sample_event(kind: EventKind) -> Event {
             "source": "relay",
             "reason": "550 5.1.1 <client@example.com>: Recipient address rejected",
         }),
-        EventKind::SystemDegraded | EventKind::SystemRecovered => {
+        EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::MailboxAuthFailed => {
             unreachable!("system events have no ticket: sample_system_event")
         }
     };
