@@ -329,7 +329,7 @@ auth_mechanisms = plain login xoauth2 oauthbearer
 # up by domain); all mail owned by one system user, home created on first use
 passdb {
   driver = passwd-file
-  mechanisms = plain login
+  mechanisms = none plain login
   args = scheme=PLAIN username_format=%Ld $c/domains
 }
 # OAuth2 (XOAUTH2 / OAUTHBEARER, IMAP and Postfix SMTP AUTH alike): the
