@@ -143,7 +143,8 @@ pub enum OauthCommand {
     /// code to enter in a browser, waits, and stores the refresh token in
     /// the database
     Login {
-        /// Whose login: `imap` (default) or `smtp`
+        /// Whose login: `imap` (the [imap] table, default), a
+        /// `[[mailboxes]]` name, or `smtp`
         #[arg(long, default_value = "imap")]
         mailbox: String,
         /// The account to store the token for [default: the mailbox's username]
@@ -419,16 +420,24 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             command: OauthCommand::Login { mailbox, account },
         } => {
             let s = load_settings(&cli.config)?;
-            let account = match (account, mailbox.as_str()) {
-                (Some(a), _) => a,
-                (None, "imap") => s.imap.username.clone(),
-                (None, "smtp") => s.smtp.username.clone().ok_or_else(|| {
+            let named = s
+                .mailboxes
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(&mailbox));
+            let account = match (account, named, mailbox.as_str()) {
+                (Some(a), _, _) => a,
+                (None, Some(m), _) => m.imap.username.clone(),
+                (None, None, "smtp") => s.smtp.username.clone().ok_or_else(|| {
                     fail(2, anyhow::anyhow!("[smtp] has no username to sign in for"))
                 })?,
-                (None, other) => {
+                (None, None, other) => {
+                    let names: Vec<&str> = s.mailboxes.iter().map(|m| m.name.as_str()).collect();
                     return Err(fail(
                         2,
-                        anyhow::anyhow!("unknown mailbox `{other}`: `imap` or `smtp`"),
+                        anyhow::anyhow!(
+                            "unknown mailbox `{other}`: one of {}, or `smtp`",
+                            names.join(", ")
+                        ),
                     ));
                 }
             };

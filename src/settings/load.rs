@@ -29,9 +29,9 @@ use toml::de::{DeTable, DeValue};
 use super::{
     AntivirusSettings, AttachmentSettings, AuthMethod, AutoCloseScope, ClamdAddress,
     DatabaseSettings, Department, FirstStart, HelpdeskSettings, ImapSettings, Language,
-    MailboxName, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings, ReopenWindow,
-    Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings, WebhookFormat,
-    WebhookSettings,
+    MailboxName, MailboxSettings, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings,
+    ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
+    WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -162,6 +162,7 @@ const ROOT_KEYS: &[&str] = &[
     "attachments",
     "antivirus",
     "imap",
+    "mailboxes",
     "smtp",
     "database",
     "trust",
@@ -197,6 +198,23 @@ const ATTACHMENT_KEYS: &[&str] = &[
 ];
 const ANTIVIRUS_KEYS: &[&str] = &["clamd", "timeout_seconds"];
 const IMAP_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "tls",
+    "username",
+    "auth",
+    "password",
+    "password_env",
+    "password_file",
+    "folder",
+    "poll_seconds",
+    "idle",
+    "ca_file",
+    "first_start",
+];
+const MAILBOX_KEYS: &[&str] = &[
+    "name",
+    "department",
     "host",
     "port",
     "tls",
@@ -260,6 +278,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("antivirus", ANTIVIRUS_KEYS),
     ("imap", IMAP_KEYS),
     ("smtp", SMTP_KEYS),
+    ("mailboxes", MAILBOX_KEYS),
     ("database", DATABASE_KEYS),
     ("trust", TRUST_KEYS),
     ("departments", DEPARTMENT_KEYS),
@@ -822,15 +841,72 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
-        let imap = self
+        let mut mailbox_departments: Vec<(String, Span, String)> = Vec::new();
+        let listed = self.table_list(&root, "mailboxes");
+        let has_list = listed.as_ref().is_some_and(|l| !l.is_empty());
+        let imap_table = self
             .section(
                 &root,
                 "imap",
-                Some("an [imap] table with host, username and password"),
+                (!has_list).then_some(
+                    "an [imap] table with host, username and password (or [[mailboxes]])",
+                ),
             )
             .ok()
-            .flatten()
-            .and_then(|s| self.imap(&s));
+            .flatten();
+        let imap = match &imap_table {
+            Some(s) => {
+                self.known_keys(s, IMAP_KEYS);
+                self.imap(s).map(Some)
+            }
+            None if has_list => Some(None),
+            None => None,
+        };
+        let mut mailboxes: Checked<Vec<MailboxSettings>> = match &imap {
+            Some(Some(i)) => Some(vec![MailboxSettings {
+                name: "imap".into(),
+                imap: i.clone(),
+                department: None,
+            }]),
+            Some(None) => Some(Vec::new()),
+            None => None,
+        };
+        for m in listed.unwrap_or_default() {
+            self.known_keys(&m, MAILBOX_KEYS);
+            let name = self.required_string(&m, "name", "a short name for logs, e.g. `sales`");
+            let department = match self.string(&m, "department", "a department's name", false) {
+                Ok(d) => Some(d.map(|(t, span)| (t.trim().to_string(), span))),
+                Err(()) => None,
+            };
+            let settings = self.imap(&m);
+            match (name, department, settings, mailboxes.as_mut()) {
+                (Some((n, span)), Some(d), Some(i), Some(list)) => {
+                    if list.iter().any(|x| x.name.eq_ignore_ascii_case(n)) {
+                        self.report(
+                            Some(span),
+                            m.key("name"),
+                            format!("`{n}` names another mailbox too"),
+                            "a name of its own (`imap` is the [imap] table's)",
+                        );
+                        mailboxes = None;
+                        continue;
+                    }
+                    list.push(MailboxSettings {
+                        name: n.to_string(),
+                        imap: i,
+                        department: d.map(|(t, span)| {
+                            mailbox_departments.push((t.clone(), span, m.key("department")));
+                            t
+                        }),
+                    });
+                }
+                _ => mailboxes = None,
+            }
+        }
+        let imap = mailboxes
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|m| m.imap.clone());
 
         let smtp = self
             .section(&root, "smtp", Some("an [smtp] table with host and from"))
@@ -865,7 +941,9 @@ impl<'c> Checker<'c> {
             Ok(None) => Some(None),
             Err(()) => None,
         };
-        let wants_oauth2 = imap.as_ref().is_some_and(|i| i.auth == AuthMethod::OAuth2)
+        let wants_oauth2 = mailboxes
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|m| m.imap.auth == AuthMethod::OAuth2))
             || smtp.as_ref().is_some_and(|s| s.auth == AuthMethod::OAuth2);
         if wants_oauth2 && matches!(oauth2, Some(None)) {
             self.missing(
@@ -877,6 +955,32 @@ impl<'c> Checker<'c> {
 
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
+        if let Some(list) = &departments {
+            for (name, span, key) in &mailbox_departments {
+                if !list.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
+                    let names: Vec<&str> = list.iter().map(|d| d.name.as_str()).collect();
+                    self.report(
+                        Some(span.clone()),
+                        key.clone(),
+                        format!("no department is named `{name}`"),
+                        format!("one of: {}", names.join(", ")),
+                    );
+                }
+            }
+        }
+        let mailboxes = mailboxes.map(|list| {
+            list.into_iter()
+                .map(|mut m| {
+                    // the department's own spelling
+                    if let (Some(d), Some(all)) = (&m.department, &departments)
+                        && let Some(found) = all.iter().find(|x| x.name.eq_ignore_ascii_case(d))
+                    {
+                        m.department = Some(found.name.clone());
+                    }
+                    m
+                })
+                .collect::<Vec<_>>()
+        });
         let webhooks = self.webhooks(&root);
         self.placeholders(&root);
 
@@ -886,6 +990,7 @@ impl<'c> Checker<'c> {
             attachments: attachments?,
             antivirus: antivirus?,
             imap: imap?,
+            mailboxes: mailboxes?,
             smtp: smtp?,
             database: database?,
             trust: trust?,
@@ -1481,8 +1586,9 @@ impl<'c> Checker<'c> {
         None
     }
 
+    /// The IMAP keys of `[imap]` or of a `[[mailboxes]]` entry (the
+    /// caller checks which keys the table may hold).
     fn imap(&mut self, s: &Section<'_>) -> Checked<ImapSettings> {
-        self.known_keys(s, IMAP_KEYS);
         let server = self.server(s, 993, "imap.example.com");
         let username = self.required_string(
             s,
@@ -1499,8 +1605,8 @@ impl<'c> Checker<'c> {
             }),
             Ok(Some(p)) if auth == Some(AuthMethod::OAuth2) => {
                 self.report(
-                    Some(p.span),
-                    s.key("password"),
+                    Some(p.span.clone()),
+                    s.key(&secret_key("password", &p.source)),
                     "a password with `auth = \"oauth2\"`",
                     "no password: the access token comes from `guichet oauth login`",
                 );
@@ -1601,7 +1707,7 @@ impl<'c> Checker<'c> {
                 ),
                 (_, Ok(Some(p))) => self.report(
                     Some(p.span.clone()),
-                    s.key("password"),
+                    s.key(&secret_key("password", &p.source)),
                     "a password with `auth = \"oauth2\"`",
                     "no password: the access token comes from `guichet oauth login`",
                 ),
@@ -2091,6 +2197,15 @@ struct DepartmentDraft {
     default: Option<(bool, Option<Span>)>,
     /// No problem in this department.
     complete: bool,
+}
+
+/// The key a secret was given under: `X`, `X_env` or `X_file`.
+fn secret_key(base: &str, source: &SecretSource) -> String {
+    match source {
+        SecretSource::Literal => base.to_string(),
+        SecretSource::Env(_) => format!("{base}_env"),
+        SecretSource::File(_) => format!("{base}_file"),
+    }
 }
 
 fn absent<'a>(empty: &'a DeTable<'a>, name: &str) -> Section<'a> {

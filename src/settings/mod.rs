@@ -60,7 +60,12 @@ pub struct Settings {
     pub helpdesk: HelpdeskSettings,
     pub attachments: AttachmentSettings,
     pub antivirus: Option<AntivirusSettings>,
+    /// The first mailbox's IMAP settings (`[imap]`, else the first
+    /// `[[mailboxes]]`): what `import` and the dry run read.
     pub imap: ImapSettings,
+    /// Every mailbox Guichet reads: `[imap]` (named `imap`) and each
+    /// `[[mailboxes]]`, in the file's order; never empty.
+    pub mailboxes: Vec<MailboxSettings>,
     pub smtp: SmtpSettings,
     pub database: DatabaseSettings,
     pub trust: TrustSettings,
@@ -309,6 +314,26 @@ pub struct ImapSettings {
     /// What the first pass over a mailbox Guichet has no checkpoint for
     /// takes. Default [`FirstStart::Unseen`].
     pub first_start: FirstStart,
+}
+
+/// One mailbox Guichet reads (`[imap]` or a `[[mailboxes]]` entry): its
+/// own login, folder, UID checkpoint and IDLE connection.
+#[derive(Debug, Clone)]
+pub struct MailboxSettings {
+    /// `imap` for the `[imap]` table; for logs, events and `--mailbox`.
+    pub name: String,
+    pub imap: ImapSettings,
+    /// The department new tickets from this mailbox go to (instead of
+    /// the one their recipients name); `None`: by recipient, as `[imap]`.
+    pub department: Option<String>,
+}
+
+impl ImapSettings {
+    /// The mailbox's name in the store (its UID checkpoint, its messages'
+    /// origin): `username@host/folder`.
+    pub fn checkpoint_key(&self) -> String {
+        format!("{}@{}/{}", self.username, self.host, self.folder)
+    }
 }
 
 /// `imap.first_start`: what to take from a mailbox met for the first time.

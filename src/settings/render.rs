@@ -118,23 +118,17 @@ pub fn render_masked(settings: &Settings) -> String {
         }
     }
 
-    let i = &settings.imap;
-    let _ = writeln!(o, "\n[imap]");
-    let _ = writeln!(o, "host = {}", quote(&i.host));
-    let _ = writeln!(o, "port = {}", i.port);
-    let _ = writeln!(o, "tls = {}", quote(tls(i.tls)));
-    let _ = writeln!(o, "username = {}", quote(&i.username));
-    if i.auth == AuthMethod::OAuth2 {
-        let _ = writeln!(o, "auth = \"oauth2\"  # token from `guichet oauth login`");
-    } else {
-        let _ = writeln!(o, "password = {}", masked(&i.password_source));
-    }
-    let _ = writeln!(o, "folder = {}", quote(&i.folder));
-    let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
-    let _ = writeln!(o, "idle = {}", i.idle);
-    let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
-    if let Some(ca) = &i.ca_file {
-        let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+    for m in &settings.mailboxes {
+        if m.name == "imap" {
+            let _ = writeln!(o, "\n[imap]");
+        } else {
+            let _ = writeln!(o, "\n[[mailboxes]]");
+            let _ = writeln!(o, "name = {}", quote(&m.name));
+            if let Some(d) = &m.department {
+                let _ = writeln!(o, "department = {}", quote(d));
+            }
+        }
+        imap_keys(o, &m.imap);
     }
 
     let s = &settings.smtp;
@@ -425,4 +419,23 @@ fn mask_query(u: &mut url::Url) {
         .map(|(k, _)| (k.into_owned(), MASK.to_string()))
         .collect();
     u.query_pairs_mut().clear().extend_pairs(pairs);
+}
+
+fn imap_keys(o: &mut String, i: &super::ImapSettings) {
+    let _ = writeln!(o, "host = {}", quote(&i.host));
+    let _ = writeln!(o, "port = {}", i.port);
+    let _ = writeln!(o, "tls = {}", quote(tls(i.tls)));
+    let _ = writeln!(o, "username = {}", quote(&i.username));
+    if i.auth == AuthMethod::OAuth2 {
+        let _ = writeln!(o, "auth = \"oauth2\"  # token from `guichet oauth login`");
+    } else {
+        let _ = writeln!(o, "password = {}", masked(&i.password_source));
+    }
+    let _ = writeln!(o, "folder = {}", quote(&i.folder));
+    let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
+    let _ = writeln!(o, "idle = {}", i.idle);
+    let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
+    if let Some(ca) = &i.ca_file {
+        let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+    }
 }

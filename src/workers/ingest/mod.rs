@@ -468,6 +468,15 @@ async fn apply<R: AsRef<[u8]>>(
         dry_run,
         customers_token,
         quiet,
+        // `[[mailboxes]] department`: a new ticket from that mailbox goes
+        // there whatever its recipients say
+        feeds: source.mailbox.as_deref().and_then(|key| {
+            ctx.settings
+                .mailboxes
+                .iter()
+                .find(|m| m.imap.checkpoint_key() == key)
+                .and_then(|m| m.department.clone())
+        }),
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
@@ -514,6 +523,8 @@ struct Job<'c, 'a, 't> {
     customers_token: bool,
     /// Why this message causes no mail and no event (history), if so.
     quiet: Option<String>,
+    /// The department the message's mailbox feeds, if it names one.
+    feeds: Option<String>,
 }
 
 impl Job<'_, '_, '_> {
@@ -627,10 +638,11 @@ impl Job<'_, '_, '_> {
             agent,
             refused_files: self.files.refused().count(),
             quiet: self.quiet.clone(),
-            department: s
-                .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
-                .name
-                .clone(),
+            department: self.feeds.clone().unwrap_or_else(|| {
+                s.department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
+                    .name
+                    .clone()
+            }),
         }
     }
 
