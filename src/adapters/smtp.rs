@@ -529,6 +529,30 @@ impl SmtpSession {
     }
 
     /// QUIT, politely and briefly.
+    /// `MAIL FROM:<from>` then `RSET`: would the relay take mail from this
+    /// sender (nothing is sent)?
+    pub async fn probe_sender(&mut self, from: &EmailAddress) -> Result<(), SendError> {
+        let address = to_lettre_address(from)?;
+        let server = self.server.clone();
+        within(
+            COMMAND_TIMEOUT,
+            &server,
+            "say MAIL FROM",
+            self.conn.command(Mail::new(Some(address), vec![])),
+        )
+        .await?
+        .map_err(|e| classify(&server, &e))?;
+        within(
+            COMMAND_TIMEOUT,
+            &server,
+            "say RSET",
+            self.conn.command(Rset),
+        )
+        .await?
+        .map_err(|e| classify(&server, &e))?;
+        Ok(())
+    }
+
     pub async fn quit(mut self) {
         if !self.is_broken() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.conn.quit()).await;

@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod doctor;
 mod outbox;
 mod show;
 
@@ -130,6 +131,16 @@ pub enum Command {
     },
     /// Apply the database migrations
     Migrate,
+    /// Check everything the settings point at (DNS, TLS, logins, folder,
+    /// IDLE, SMTP sender, clamd, database, webhooks, templates,
+    /// permissions), each failure with its fix; exit 0 only if all pass
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Also POST the demo event to each webhook endpoint
+        #[arg(long)]
+        send: bool,
+    },
     /// OAuth2 sign-in for `auth = "oauth2"` logins
     Oauth {
         #[command(subcommand)]
@@ -415,6 +426,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             outbox::show(&store, &s, json).await
+        }
+        Command::Doctor { json, send } => {
+            if doctor::doctor(&cli.config, json, send).await? {
+                Ok(())
+            } else {
+                Err(fail(1, anyhow::anyhow!("some checks failed (see above)")))
+            }
         }
         Command::Oauth {
             command: OauthCommand::Login { mailbox, account },

@@ -166,6 +166,29 @@ impl Store {
         .context("cannot apply the database migrations")
     }
 
+    /// Migrations this binary knows that the database has not applied
+    /// (`guichet doctor`; nothing is changed).
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let known: Vec<i64> = match self {
+            Store::Sqlite(_) => sqlx::migrate!("migrations/sqlite")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+            Store::Postgres(_) => sqlx::migrate!("migrations/postgres")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+        };
+        // no table yet: nothing applied
+        let applied: Vec<i64> = on_db!(pool self, p => {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(p)
+                .await
+        })
+        .unwrap_or_default();
+        Ok(known.iter().filter(|v| !applied.contains(v)).count())
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
