@@ -446,3 +446,54 @@ async fn a_revoked_refresh_token_gives_the_error_the_event_and_no_lost_mail() {
     desk.run_once(None);
     assert_eq!(desk.tickets().len(), 1, "no mail lost");
 }
+
+#[tokio::test]
+async fn a_refresh_token_from_elsewhere_is_checked_then_stored() {
+    let support = fresh_user("support");
+    let svc = TokenService::start(&support);
+    let desk = oauth_desk(&svc, "");
+    let given = "rt-given-elsewhere";
+    let store = |token: &str| {
+        let mut child = desk
+            .command(&["oauth", "store"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // unknown to the provider: refused, with the explanation
+    let (ok, said) = store(given);
+    assert!(!ok && said.contains("AADSTS70008"), "{said}");
+    svc.state
+        .lock()
+        .unwrap()
+        .refresh
+        .insert(given.into(), (desk.support.clone(), false));
+    let (ok, said) = store(given);
+    assert!(ok, "{said}");
+    assert!(!said.contains(given), "never echoed: {said}");
+    let customer = fresh_user("customer");
+    deliver_lmtp(
+        &desk.support,
+        &simple_message(&customer, &desk.support, "Stored", "x"),
+    )
+    .await;
+    desk.run_once(None);
+    assert_eq!(desk.tickets().len(), 1);
+}
