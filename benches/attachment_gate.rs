@@ -130,6 +130,7 @@ fn main() {
             inline: false,
             bytes: Cow::Borrowed(bytes),
             malformed: false,
+            content_id: None,
         })
         .collect();
     // Every generated file must pass, or the gate would be measured on a

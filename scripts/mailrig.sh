@@ -20,6 +20,8 @@
 #   mailrig.sh stop   DIR       stop everything started from DIR (by PID)
 #   mailrig.sh status DIR       show what runs; exit 0 only if all four answer
 #   mailrig.sh version          the rig version (MAILRIG_VERSION in DIR/env)
+#   mailrig.sh down DIR NAME    stop one service (dovecot|postfix|clamd|postgres)
+#   mailrig.sh up   DIR NAME    start it again (outages in scripts/soak.sh)
 #
 # Typical use: `bash scripts/test.sh` does install + start + cargo test. By hand:
 #   set -a; eval "$(bash scripts/mailrig.sh start /tmp/guichet-rig)"; set +a
@@ -797,8 +799,34 @@ cmd_status() {
   return $bad
 }
 
+# one service of a running rig down or up again (an outage, for the soak)
+cmd_service() {
+  need_root
+  local verb=$1 name=$3 pid file comm
+  D=$(resolve_dir "${2:-}")
+  load_env "$D"
+  case $name in
+    dovecot)  file=$D/dovecot/run/master.pid; comm=dovecot ;;
+    postfix)  file=$D/postfix/queue/pid/master.pid; comm=master ;;
+    clamd)    file=$D/clamav/clamd.pid; comm=clamd ;;
+    postgres) file=$D/pg/data/postmaster.pid; comm=postgres ;;
+    *) die "unknown service '$name' (dovecot|postfix|clamd|postgres)" ;;
+  esac
+  if [[ $verb == down ]]; then
+    if pid=$(pid_alive "$file" "$comm"); then
+      if [[ $name == postgres ]]; then kill -INT "$pid"; else kill -TERM "$pid"; fi
+      wait_gone "$pid" 30 "$name"
+    fi
+    log "$name down"
+  else
+    "start_$name"
+    log "$name up"
+  fi
+}
+
 case ${1:-} in
   install) cmd_install ;;
+  down|up) cmd_service "$1" "${2:-}" "${3:-}" ;;
   start)   cmd_start "${2:-}" ;;
   stop)    cmd_stop "${2:-}" ;;
   status)  cmd_status "${2:-}" ;;

@@ -165,6 +165,7 @@ fn part(index: usize, name: Option<&str>, declared: &str, bytes: Vec<u8>) -> Fil
         inline: false,
         bytes: Cow::Owned(bytes),
         malformed: false,
+        content_id: None,
     }
 }
 
@@ -736,6 +737,7 @@ fn sniffed_and_declared_types_are_reported() {
             declared_type: "image/jpeg".into(),
             sniffed_type: Some("image/jpeg".into()),
             refusal: None,
+            body_image: false,
         }
     );
     let got = check(
@@ -1323,5 +1325,77 @@ fn every_corpus_file_gets_a_verdict() {
     assert!(
         messages > 1000 && files > 300,
         "{messages} messages, {files} files"
+    );
+}
+
+/// Issue 19 over the corpus: no signature or encryption part of the real
+/// S/MIME and PGP/MIME mails of Request Tracker (GPL-2.0, read from
+/// ../shared/corpus) is taken for a file, and every image the HTML body
+/// of a corpus mail shows by `cid:` is taken for a body image.
+#[test]
+fn corpus_signatures_are_no_files_and_cid_images_are_body_images() {
+    use guichet::rules::attachments::roles::{Role, role_of};
+    use guichet::rules::attachments::{body_cids, file_parts, is_encrypted};
+    let Some(root) = corpus() else {
+        eprintln!("SKIPPED: ../shared/corpus is absent");
+        return;
+    };
+    let (mut signed, mut encrypted, mut body_images, mut mails) = (0, 0, 0, 0);
+    let mut walk = vec![root.clone()];
+    while let Some(dir) = walk.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk.push(path);
+                continue;
+            }
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if !matches!(ext, "eml" | "txt" | "box" | "") {
+                continue;
+            }
+            let raw = std::fs::read(&path).unwrap();
+            let Some(msg) = MessageParser::default().parse(&raw) else {
+                continue;
+            };
+            mails += 1;
+            let cids = body_cids(&msg);
+            let enc = is_encrypted(&msg);
+            for part in file_parts(&msg) {
+                let role = role_of(&part, &cids, enc);
+                let ty = part.declared_type.as_str();
+                if ty.ends_with("pkcs7-signature") || ty == "application/pgp-signature" {
+                    assert!(
+                        matches!(role, Role::Signature(_)),
+                        "{}: {ty} taken for {role:?}",
+                        path.display()
+                    );
+                    signed += 1;
+                }
+                if ty == "application/pgp-encrypted" || ty.ends_with("pkcs7-mime") {
+                    assert!(
+                        !matches!(role, Role::File),
+                        "{}: {ty} taken for a file",
+                        path.display()
+                    );
+                    encrypted += 1;
+                }
+                let shown = part.content_id.as_ref().is_some_and(|c| cids.contains(c));
+                if shown && ty.starts_with("image/") {
+                    assert!(
+                        matches!(role, Role::BodyImage | Role::TinyImage),
+                        "{}: a cid: image taken for {role:?}",
+                        path.display()
+                    );
+                    body_images += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{mails} corpus mails: {signed} signatures, {encrypted} encryption parts, {body_images} body images"
+    );
+    assert!(
+        signed >= 10 && encrypted >= 5 && body_images >= 5,
+        "{signed} {encrypted} {body_images}"
     );
 }

@@ -40,6 +40,7 @@ fn raw(key: &str) -> NewRaw<'_> {
         received_at: t0(),
         mailbox: Some("support@host/INBOX"),
         imap_uid: Some(1),
+        uid_validity: Some(1),
         problem: None,
     }
 }
@@ -785,4 +786,45 @@ async fn stored_files_know_which_are_still_needed() {
             "{b}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_starting_daemon_takes_back_at_once_the_claims_of_dead_daemons_of_its_host() {
+    // PostgreSQL, shared by daemons: only claims whose holder is a
+    // daemon of this host that no longer runs come back before the lease
+    let url = fresh_pg_database().await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = t0();
+    enqueue_mails(&store, 3, now).await;
+    let claimed = store
+        .claim_due_mail(now, chrono::Duration::minutes(15), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let holders = [
+        format!("{}/4194303/5", host.trim()), // this host, not running
+        "elsewhere.test/1/1".to_string(),     // another host's: its lease holds
+    ];
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for (row, holder) in claimed.iter().zip(&holders) {
+        sqlx::query("UPDATE outbox_mail SET claimed_by = $1 WHERE id = $2")
+            .bind(holder)
+            .bind(row.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // the third stays claimed by this (running) test process
+    assert_eq!(store.release_dead_claims().await.unwrap(), 1);
+    let again = store
+        .claim_due_mail(now, chrono::Duration::minutes(15), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [claimed[0].id],
+        "only the dead daemon's claim is due again"
+    );
 }

@@ -41,6 +41,7 @@ fn new_raw<'a>(key: &'a str, raw: &'a [u8]) -> NewRaw<'a> {
         received_at: Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap(),
         mailbox: Some("support@host/INBOX"),
         imap_uid: Some(1),
+        uid_validity: Some(1),
         problem: None,
     }
 }

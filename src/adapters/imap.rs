@@ -92,6 +92,13 @@ pub enum ImapError {
         action: String,
         after: Duration,
     },
+    /// The server answered NO or BAD to a command.
+    #[error("cannot {action} on IMAP server {server}: {reason}")]
+    Refused {
+        server: String,
+        action: String,
+        reason: String,
+    },
     #[error("cannot use the IMAP connection to {server}: it was lost earlier; reconnect")]
     Lost { server: String },
 }
@@ -100,6 +107,22 @@ impl ImapError {
     /// The server refused our credentials (retrying soon will not help).
     pub fn is_login_refused(&self) -> bool {
         matches!(self, ImapError::Login { .. })
+    }
+
+    /// A command failed once sent: the server answered NO or BAD, did not
+    /// answer in time, or hung up in the middle (Dovecot says `BYE` and
+    /// closes when it cannot read a message it is sending). When that
+    /// command was a FETCH, the fault may lie with one of the messages.
+    pub fn may_be_the_message(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Refused { .. } | ImapError::Timeout { .. } | ImapError::Command { .. }
+        )
+    }
+
+    /// The connection can still be used after this error.
+    pub fn connection_usable(&self) -> bool {
+        matches!(self, ImapError::Refused { .. })
     }
 }
 
@@ -451,7 +474,7 @@ impl Mailbox {
             let set = uid_set(chunk);
             let server = self.server.clone();
             let session = self.session()?;
-            within(FETCH_TIMEOUT, &server, "fetch messages", async {
+            let answer = within(FETCH_TIMEOUT, &server, "fetch messages", async {
                 let mut fetched = session
                     .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
                     .await?;
@@ -471,8 +494,31 @@ impl Mailbox {
                 }
                 Ok::<_, async_imap::error::Error>(())
             })
-            .await?
-            .map_err(|e| self.command_error("fetch messages", e))?;
+            .await;
+            let answer = match answer {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(self.command_error("fetch messages", e)),
+                Err(timeout) => Err(timeout),
+            };
+            // async-imap ends the stream quietly when the server says BYE
+            // and hangs up before its tagged answer (Dovecot does when it
+            // cannot read a message): the messages after are just missing
+            let answer = answer.and_then(|()| match self.take_bye() {
+                Some(text) => Err(ImapError::Command {
+                    server: server.clone(),
+                    action: "fetch messages".to_string(),
+                    reason: format!("the server closed the connection: {text}"),
+                }),
+                None => Ok(()),
+            });
+            if let Err(e) = answer {
+                // an answer half-read (no answer in time, a hang-up): the
+                // connection is of no further use
+                if !e.connection_usable() {
+                    self.session = None;
+                }
+                return Err(e);
+            }
         }
         mails.sort_by_key(|m| m.uid);
         mails.dedup_by_key(|m| m.uid);
@@ -649,6 +695,14 @@ impl Mailbox {
     }
 
     fn command_error(&self, action: &str, e: async_imap::error::Error) -> ImapError {
+        use async_imap::error::Error;
+        if matches!(e, Error::No(_) | Error::Bad(_)) {
+            return ImapError::Refused {
+                server: self.server.clone(),
+                action: action.to_string(),
+                reason: imap_reason(&e),
+            };
+        }
         ImapError::Command {
             server: self.server.clone(),
             action: action.to_string(),
@@ -663,6 +717,31 @@ impl Mailbox {
             Some(session) => drain_news!(session.unsolicited_responses),
             None => false,
         }
+    }
+
+    /// Empties the unsolicited-response queue, remembering news; the
+    /// text of a `BYE` found there, if any.
+    fn take_bye(&mut self) -> Option<String> {
+        let session = self.session.as_mut()?;
+        let mut bye = None;
+        while let Ok(response) = session.unsolicited_responses.try_recv() {
+            match response {
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_) => {
+                    self.pending_news = true;
+                }
+                UnsolicitedResponse::Other(data) => {
+                    if let Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    } = data.parsed()
+                    {
+                        bye = Some(outcome.information.as_deref().unwrap_or("BYE").to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        bye
     }
 
     /// [`Self::drain_unsolicited`], remembering news for the next

@@ -131,6 +131,23 @@ pub enum Command {
     },
     /// Apply the database migrations
     Migrate,
+    /// Developers: mutate real mails and run each through the inbound
+    /// path as a dry run, looking for panics and hangs (scripts/soak.sh)
+    #[command(hide = true)]
+    Fuzz {
+        /// How many mutated inputs
+        #[arg(long, default_value_t = 1_000_000)]
+        inputs: u64,
+        /// The generator's seed: the same seed gives the same inputs
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write inputs that panic or hang, as fixtures
+        #[arg(long, default_value = "fuzz-crashes")]
+        crashes: PathBuf,
+        /// Files or folders of seed mails
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Check everything the settings point at (DNS, TLS, logins, folder,
     /// IDLE, SMTP sender, clamd, database, webhooks, templates,
     /// permissions), each failure with its fix; exit 0 only if all pass
@@ -313,6 +330,35 @@ pub async fn main_with(cli: Cli) -> ExitCode {
     }
 }
 
+/// `guichet fuzz`: settings of its own (a scratch SQLite store, one
+/// department, PDF and PNG allowed), so that it needs no settings file.
+async fn fuzz(
+    inputs: u64,
+    seed: u64,
+    crashes: &Path,
+    paths: &[PathBuf],
+) -> Result<crate::workers::fuzz::FuzzReport, Failure> {
+    let dir = std::env::temp_dir().join(format!("guichet-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("temp dir")?;
+    let config = dir.join("fuzz.toml");
+    std::fs::write(
+        &config,
+        "[helpdesk]\nsecret = \"fuzz-secret-0123456789abcdef\"\n\
+         [attachments]\nstorage_dir = \"files\"\nallowed_extensions = [\"pdf\", \"png\", \"txt\"]\n\
+         [imap]\nhost = \"127.0.0.1\"\nusername = \"support@example.test\"\npassword = \"x\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nfrom = \"Support <support@example.test>\"\n\
+         [database]\nurl = \"sqlite://fuzz.db\"\n\
+         [[departments]]\nname = \"Support\"\naddress = \"support@example.test\"\n\
+         agents = [\"agent@example.test\"]\n",
+    )
+    .context("write the fuzz settings")?;
+    let s = load_settings(&config)?;
+    let seeds = crate::workers::fuzz::read_seeds(paths);
+    let report = crate::workers::fuzz::run(&s, seeds, inputs, seed, crashes).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report?)
+}
+
 fn load_settings(path: &Path) -> Result<Settings, Failure> {
     settings::load(path).map_err(|e| fail(2, anyhow::anyhow!("invalid settings:\n{e}")))
 }
@@ -401,6 +447,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let report = daemon::import(&rt, folder.as_deref(), since).await?;
             println!("{}", serde_json::to_string(&report)?);
             rt.store.close().await;
+            Ok(())
+        }
+        Command::Fuzz {
+            inputs,
+            seed,
+            crashes,
+            paths,
+        } => {
+            let report = fuzz(inputs, seed, &crashes, &paths).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.panics + report.hangs > 0 {
+                return Err(fail(1, anyhow::anyhow!("the fuzz loop found crashes")));
+            }
             Ok(())
         }
         Command::Tickets { command } => {

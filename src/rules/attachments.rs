@@ -20,6 +20,7 @@ use crate::settings::{AttachmentSettings, Language};
 
 pub mod archive;
 mod filename;
+pub mod roles;
 mod sniff;
 
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
@@ -48,6 +49,9 @@ pub struct FilePart<'a> {
     /// The transfer encoding was broken (bad base64/quoted-printable):
     /// `bytes` are then the raw encoded text, not the file.
     pub malformed: bool,
+    /// Its `Content-ID`, lower case, without the angle brackets: how the
+    /// HTML body shows it (`cid:`).
+    pub content_id: Option<String>,
 }
 
 /// Every file of a message: attachments and inline parts (images
@@ -58,6 +62,33 @@ pub fn file_parts<'a>(msg: &'a Message<'a>) -> Vec<FilePart<'a>> {
     let mut out = Vec::new();
     collect(msg, 0, &mut out);
     out
+}
+
+/// The `cid:` references of the message's HTML body parts (see
+/// [`roles::role_of`]).
+pub fn body_cids(msg: &Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for &id in &msg.html_body {
+        if let Some(PartType::Html(html)) = msg.parts.get(id as usize).map(|p| &p.body) {
+            out.extend(roles::cids_in_html(html));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether the message is a `multipart/encrypted` (PGP/MIME).
+pub fn is_encrypted(msg: &Message<'_>) -> bool {
+    msg.parts
+        .first()
+        .and_then(|p| p.content_type())
+        .is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("encrypted"))
+        })
 }
 
 fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) {
@@ -84,6 +115,12 @@ fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) 
             inline: is_inline(part),
             bytes,
             malformed: part.is_encoding_problem,
+            content_id: part.content_id().map(|c| {
+                c.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_ascii_lowercase()
+            }),
         });
     }
 }
@@ -538,6 +575,35 @@ pub struct Checked {
     pub sniffed_type: Option<String>,
     /// `None`: accepted (subject to the antivirus).
     pub refusal: Option<Refusal>,
+    /// An image of the message's body (`cid:`), not a file the customer
+    /// attached: its refusal is never told to the customer.
+    pub body_image: bool,
+}
+
+impl Checked {
+    /// Refused, and the customer is to be told (a file they attached).
+    pub fn refused_loudly(&self) -> bool {
+        self.refusal.is_some() && !self.body_image
+    }
+}
+
+/// A body image (see [`roles`]): the file policy, and it must be an
+/// image by its content; its refusal is quiet.
+pub fn check_body_image(policy: &Policy, part: &FilePart) -> Checked {
+    let mut c = check(policy, part);
+    c.body_image = true;
+    if c.refusal.is_none()
+        && !c
+            .sniffed_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("image/"))
+    {
+        c.refusal = Some(Refusal::ContentMismatch {
+            extension: c.extension.clone().unwrap_or_default(),
+            sniffed: c.sniffed_type.clone().unwrap_or_else(|| "unknown".into()),
+        });
+    }
+    c
 }
 
 /// Steps 1–4 of SPEC "Attachments", in order; the first failing step is
@@ -568,6 +634,7 @@ pub fn refuse_as_too_many(part: &FilePart, limit: u32) -> Checked {
         declared_type: part.declared_type.clone(),
         sniffed_type: None,
         refusal: Some(Refusal::TooMany { limit }),
+        body_image: false,
     }
 }
 
@@ -626,6 +693,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
         declared_type: part.declared_type.clone(),
         sniffed_type,
         refusal,
+        body_image: false,
     }
 }
 
@@ -965,6 +1033,7 @@ mod tests {
             inline: false,
             bytes: Cow::Owned(bytes.to_vec()),
             malformed: false,
+            content_id: None,
         }
     }
 

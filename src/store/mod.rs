@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 mod blob;
+pub mod claims;
 pub mod fault;
 mod rows;
 pub use fault::{Fault, fault_of};
@@ -62,6 +63,9 @@ macro_rules! on_db {
         }
     };
 }
+
+// after `on_db!`, which it uses
+mod mailbox;
 
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
@@ -362,19 +366,28 @@ impl Store {
 
     /// Of these UIDs of a mailbox, the ones whose raw message is stored
     /// (the repair step flags only those).
-    pub async fn stored_uids(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<u32>> {
+    /// Which of `uids` (of `mailbox` at `uid_validity`) are stored.
+    pub async fn stored_uids(
+        &self,
+        mailbox: &str,
+        uid_validity: i64,
+        uids: &[u32],
+    ) -> Result<Vec<u32>> {
         let mut found = Vec::new();
         for chunk in uids.chunks(IN_LIST_MAX) {
             let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
+                .map(|i| format!("${}", i + 3))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT DISTINCT imap_uid FROM raw_messages WHERE mailbox = $1 AND imap_uid IN ({list})"
+                "SELECT DISTINCT imap_uid FROM raw_messages \
+                 WHERE mailbox = $1 AND uid_validity = $2 AND imap_uid IN ({list})"
             );
             let rows: Vec<i64> = on_db!(pool self, p => {
                 // only placeholders are formatted in, never a value
-                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone())).bind(mailbox);
+                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(mailbox)
+                    .bind(uid_validity);
                 for uid in chunk {
                     q = q.bind(i64::from(*uid));
                 }
@@ -386,13 +399,15 @@ impl Store {
         Ok(found)
     }
 
-    /// SQLite: claims left by a daemon that died (kill -9, power loss) are
-    /// due again at once, instead of when their lease ends: one file has
-    /// one daemon, so a claim at its start is a dead one. PostgreSQL,
-    /// shared by several daemons, waits for the leases. Returns how many.
+    /// Claims left by a daemon that died (kill -9, power loss) are due
+    /// again at once, instead of when their lease ends. SQLite: one file
+    /// has one daemon, so a claim at its start is a dead one. PostgreSQL,
+    /// shared by several daemons: those of dead daemons of this host (see
+    /// [`claims`]); other hosts' wait for their leases. Returns how many.
     pub async fn release_dead_claims(&self) -> Result<u64> {
-        let Store::Sqlite(p) = self else {
-            return Ok(0);
+        let p = match self {
+            Store::Sqlite(p) => p,
+            Store::Postgres(p) => return claims::release_dead_on_this_host(p).await,
         };
         let mail = sqlx::query(
             "UPDATE outbox_mail SET locked_until = NULL \
@@ -516,11 +531,11 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<OutboxMailRow>> {
-        const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
+        const SQLITE: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1, claimed_by = $4 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
              RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
-        const POSTGRES: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1 \
+        const POSTGRES: &str = "UPDATE outbox_mail SET locked_until = $1, attempts = attempts + 1, claimed_by = $4 \
              WHERE id IN (SELECT id FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL \
                AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
                FOR UPDATE SKIP LOCKED) \
@@ -535,6 +550,7 @@ impl Store {
                     .bind(until)
                     .bind(now)
                     .bind(limit)
+                    .bind(claims::holder())
                     .fetch_all(p)
                     .await?
             }
@@ -543,6 +559,7 @@ impl Store {
                     .bind(until)
                     .bind(now)
                     .bind(limit)
+                    .bind(claims::holder())
                     .fetch_all(p)
                     .await?
             }
@@ -718,7 +735,7 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<WebhookRow>> {
-        const SQLITE: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+        const SQLITE: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1, claimed_by = $5 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
                AND w.endpoint = $4 \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
@@ -732,7 +749,7 @@ impl Store {
         // Either of these closes that: the subquery locks what it picks
         // and skips rows another daemon is claiming (`SKIP LOCKED`, no
         // waiting), and the lease conditions are repeated on the row itself.
-        const POSTGRES: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1 \
+        const POSTGRES: &str = "UPDATE webhook_outbox SET locked_until = $1, attempts = attempts + 1, claimed_by = $5 \
              WHERE id IN (SELECT w.id FROM webhook_outbox w WHERE w.delivered_at IS NULL AND w.dead_at IS NULL \
                AND w.endpoint = $4 \
                AND w.next_attempt_at <= $2 AND (w.locked_until IS NULL OR w.locked_until < $2) \
@@ -749,6 +766,7 @@ impl Store {
                     .bind(now)
                     .bind(limit)
                     .bind(endpoint)
+                    .bind(claims::holder())
                     .fetch_all(p)
                     .await?
             }
@@ -758,6 +776,7 @@ impl Store {
                     .bind(now)
                     .bind(limit)
                     .bind(endpoint)
+                    .bind(claims::holder())
                     .fetch_all(p)
                     .await?
             }
@@ -1147,8 +1166,8 @@ impl Tx {
         }
         Ok(on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem, uid_validity) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             )
             .bind(db_text(m.dedup_key))
             .bind(m.raw)
@@ -1157,6 +1176,7 @@ impl Tx {
             .bind(m.mailbox)
             .bind(m.imap_uid)
             .bind(m.problem.map(db_text))
+            .bind(m.uid_validity)
             .fetch_optional(&mut *c)
             .await
         })?)
@@ -1731,8 +1751,8 @@ fn padded<T: AsRef<str>>(values: &[T]) -> impl Iterator<Item = &str> {
 /// [`Tx::insert_raw`] of a big message on SQLite (see store::blob).
 async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Result<Option<i64>> {
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem) \
-         VALUES ($1, x'', $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        "INSERT INTO raw_messages (dedup_key, raw, size, received_at, mailbox, imap_uid, problem, uid_validity) \
+         VALUES ($1, x'', $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind(db_text(m.dedup_key))
     .bind(m.raw.len() as i64)
@@ -1740,6 +1760,7 @@ async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Resul
     .bind(m.mailbox)
     .bind(m.imap_uid)
     .bind(m.problem.map(db_text))
+    .bind(m.uid_validity)
     .fetch_optional(&mut *c)
     .await?;
     if let Some(id) = id {

@@ -142,6 +142,7 @@ pub struct NewRaw<'a> {
     pub received_at: DateTime<Utc>,
     pub mailbox: Option<&'a str>,
     pub imap_uid: Option<i64>,
+    pub uid_validity: Option<i64>,
     pub problem: Option<&'a str>,
 }
 

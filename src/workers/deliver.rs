@@ -225,20 +225,26 @@ pub async fn deliver_mail_over(
     let stop = std::sync::atomic::AtomicBool::new(false);
     let unsent = std::sync::Mutex::new(Vec::new());
     let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let (recorded_tx, recorded_rx) = watch::channel(0u64);
     let marking = async {
         let mut ids = Vec::new();
         let mut unrecorded = Vec::new();
         let mut failure = None;
+        let mut recorded = 0u64;
         while sent_rx.recv_many(&mut ids, 1000).await > 0 {
             if failure.is_none() {
                 match ctx.store.mails_sent(&ids, clock(ctx, started)).await {
                     Ok(()) => {
+                        recorded += ids.len() as u64;
+                        let _ = recorded_tx.send(recorded);
                         ids.clear();
                         continue;
                     }
                     Err(e) => {
                         failure = Some(e);
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        // nothing more will be recorded: wake the waiting
+                        let _ = recorded_tx.send(u64::MAX);
                     }
                 }
             }
@@ -250,17 +256,22 @@ pub async fn deliver_mail_over(
     let slots = &mut link.slots;
     let shutdown = link.shutdown.clone();
     let sending = async {
+        let handover = Handover {
+            sent: sent_tx,
+            handed: std::sync::atomic::AtomicU64::new(0),
+            recorded: recorded_rx,
+        };
         let done = send_due_mail(
             ctx,
             smtp,
             slots,
             started,
-            &sent_tx,
+            &handover,
             (&stop, shutdown.as_ref()),
             &unsent,
         )
         .await;
-        drop(sent_tx);
+        drop(handover);
         done
     };
     let (done, (unrecorded, failure)) = tokio::join!(sending, marking);
@@ -273,9 +284,51 @@ pub async fn deliver_mail_over(
     done
 }
 
+/// Mail the relay accepted, on its way to being recorded as sent.
+///
+/// A kill between the relay's acceptance and the record sends the mail
+/// again after the restart. So that this duplicates as little as
+/// possible, a connection sends its next message only once its previous
+/// one is recorded, and nothing more is claimed until all are: a kill
+/// duplicates at most two messages per connection (the one being handed
+/// over, the one being recorded), while sending and recording overlap.
+struct Handover {
+    /// Ids of rows the relay accepted, in the order handed over.
+    sent: tokio::sync::mpsc::UnboundedSender<i64>,
+    /// How many were handed over so far.
+    handed: std::sync::atomic::AtomicU64,
+    /// How many of those are recorded (u64::MAX once recording failed).
+    recorded: watch::Receiver<u64>,
+}
+
+impl Handover {
+    /// Hands over a row the relay accepted; its place in the order.
+    fn accepted(&self, id: i64) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        // no await between the two: the order of the places is the
+        // order of the channel
+        let place = self.handed.fetch_add(1, SeqCst) + 1;
+        let _ = self.sent.send(id);
+        place
+    }
+
+    /// Waits until the first `place` rows handed over are recorded (or
+    /// recording failed).
+    async fn recorded(&self, place: u64) {
+        let mut recorded = self.recorded.clone();
+        let _ = recorded.wait_for(|&r| r >= place).await;
+    }
+
+    /// Waits until every row handed over is recorded.
+    async fn all_recorded(&self) {
+        self.recorded(self.handed.load(std::sync::atomic::Ordering::SeqCst))
+            .await;
+    }
+}
+
 /// Claims due mail a few rows at a time and sends each claim's rows over
-/// the link's connections, which take them in turn; reports each sent
-/// row's id on `sent`.
+/// the link's connections, which take them in turn; hands each sent row
+/// over to be recorded (see [`Handover`]).
 ///
 /// A store failure stops everything (`stop`): the rows of the claim not
 /// handled are listed in `unsent`, to be given back.
@@ -284,7 +337,7 @@ async fn send_due_mail(
     smtp: &SmtpSender,
     slots: &mut [Slot; SMTP_CONNECTIONS],
     started: Instant,
-    sent: &tokio::sync::mpsc::UnboundedSender<i64>,
+    handover: &Handover,
     (stop, shutdown): (
         &std::sync::atomic::AtomicBool,
         Option<&watch::Receiver<bool>>,
@@ -298,6 +351,8 @@ async fn send_due_mail(
     let count = |f: fn(&mut Delivered)| f(&mut done.lock().expect("not poisoned"));
     let mut claim = MAIL_BATCH_MIN;
     loop {
+        // what was sent is recorded before anything more is claimed
+        handover.all_recorded().await;
         if stop.load(SeqCst) || shutting_down() {
             break;
         }
@@ -331,7 +386,13 @@ async fn send_due_mail(
         // message is retried
         let retry_rest_at = Mutex::new(None);
         let workers = slots.iter_mut().map(|slot| async {
+            // this connection's last message handed over, to be recorded
+            // before it sends another
+            let mut last_handed = None;
             loop {
+                if let Some(place) = last_handed.take() {
+                    handover.recorded(place).await;
+                }
                 if retry_rest_at.lock().expect("not poisoned").is_some()
                     || stop.load(SeqCst)
                     || shutting_down()
@@ -360,7 +421,7 @@ async fn send_due_mail(
                 }
                 match send_one(smtp, slot, &row).await {
                     Ok(refused) if refused.is_empty() => {
-                        let _ = sent.send(row.id);
+                        last_handed = Some(handover.accepted(row.id));
                         tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
                         count(|d| d.sent += 1);
                     }
@@ -389,7 +450,7 @@ async fn send_due_mail(
                             count(|d| d.retried += 1);
                             ctx.store.mail_partly_sent(row.id, &rest.join(","), &error, at).await
                         } else if accepted {
-                            let _ = sent.send(row.id);
+                            last_handed = Some(handover.accepted(row.id));
                             count(|d| d.sent += 1);
                             Ok(())
                         } else {

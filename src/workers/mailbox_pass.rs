@@ -26,6 +26,8 @@ pub struct PassReport {
     pub unplaced: usize,
     /// Messages a first contact left as history.
     pub left_as_history: usize,
+    /// Messages the server would not give, recorded as problems.
+    pub unfetchable: usize,
 }
 
 impl PassReport {
@@ -89,10 +91,22 @@ pub async fn mailbox_pass(
     if !selection.unmarked_stored.is_empty() {
         mailbox.mark_processed(&selection.unmarked_stored).await?;
     }
-    let news = selection.take;
+    // messages whose FETCH failed before are fetched alone, last
+    let known = rt.store.fetch_failures(&key, i64::from(validity)).await?;
+    let news: Vec<(u32, u32)> = selection
+        .take
+        .into_iter()
+        .filter(|(uid, _)| known.binary_search_by_key(uid, |k| k.0).is_err())
+        .collect();
+    let mut fetching = Fetching {
+        key: &key,
+        validity,
+        suspects: known,
+        fetched_any: false,
+    };
     let mut groups = fetch_groups(&news).into_iter().peekable();
     let mut next = match groups.next() {
-        Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+        Some(group) => Some((group, fetching.group(rt, mailbox, group).await?)),
         None => None,
     };
     while let Some((group, mails)) = next.take() {
@@ -104,7 +118,7 @@ pub async fn mailbox_pass(
             let done = ingest_big(rt, mailbox, &key, validity, mails, &mut report).await?;
             mailbox.mark_processed(&done).await?;
             next = match groups.next() {
-                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                Some(group) => Some((group, fetching.group(rt, mailbox, group).await?)),
                 None => None,
             };
             continue;
@@ -115,8 +129,8 @@ pub async fn mailbox_pass(
         let (fetched, ingested) = tokio::join!(
             async {
                 match following {
-                    Some(group) => mailbox
-                        .fetch(&uids_of(group))
+                    Some(group) => fetching
+                        .group(rt, mailbox, group)
                         .await
                         .map(|mails| Some((group, mails))),
                     None => Ok(None),
@@ -129,12 +143,167 @@ pub async fn mailbox_pass(
         next = match fetched? {
             Some(fetched) => Some(fetched),
             None => match groups.next() {
-                Some(group) => Some((group, mailbox.fetch(&uids_of(group)).await?)),
+                Some(group) => Some((group, fetching.group(rt, mailbox, group).await?)),
                 None => None,
             },
         };
     }
+    fetching.alone(rt, mailbox, shutdown, &mut report).await?;
     Ok(report)
+}
+
+/// How many lone FETCHes of a message may fail (each in a pass where the
+/// server gave other messages) before it is recorded as a problem and
+/// skipped: a message the server cannot read must not hold up the
+/// mailbox, nor be given up on because of a passing fault.
+const FETCH_ATTEMPTS: i64 = 3;
+
+/// Whether a failed lone FETCH counts towards [`FETCH_ATTEMPTS`]: when
+/// the server gave other messages in the same pass, or when this message
+/// is the only one it has trouble with. When it gave none and several
+/// fail, the server (its storage, say), not the messages, may be the
+/// trouble: nothing is given up on for that.
+fn counts_as_attempt(server_gave_others: bool, other_suspects: usize) -> bool {
+    server_gave_others || other_suspects == 0
+}
+
+/// Whether a message is given up on after `attempts` failed lone FETCHes.
+fn gives_up(attempts: i64) -> bool {
+    attempts >= FETCH_ATTEMPTS
+}
+
+/// The FETCHes of one pass, and what failed.
+struct Fetching<'a> {
+    key: &'a str,
+    validity: u32,
+    /// `(uid, attempts)` to fetch alone at the end of the pass (a FETCH
+    /// with them failed).
+    suspects: Vec<(u32, i64)>,
+    /// The server gave at least one message in this pass.
+    fetched_any: bool,
+}
+
+impl Fetching<'_> {
+    /// FETCHes a group. When the server refuses it (NO) or does not answer
+    /// in time, its UIDs are noted to be fetched alone (in this pass when
+    /// the connection is still usable, else in the next), so that one
+    /// message the server cannot read does not fail the others.
+    async fn group(
+        &mut self,
+        rt: &Runtime,
+        mailbox: &mut Mailbox,
+        group: &[(u32, u32)],
+    ) -> anyhow::Result<Vec<FetchedMail>> {
+        let uids = uids_of(group);
+        match mailbox.fetch(&uids).await {
+            Ok(mails) => {
+                self.fetched_any |= !mails.is_empty();
+                Ok(mails)
+            }
+            Err(e) if e.may_be_the_message() => {
+                tracing::warn!(
+                    mailbox = %self.key,
+                    first_uid = uids.first().copied().unwrap_or(0),
+                    last_uid = uids.last().copied().unwrap_or(0),
+                    count = uids.len(),
+                    error = %e,
+                    "FETCH failed; these messages will be fetched one by one"
+                );
+                let now = chrono::Utc::now();
+                for &uid in &uids {
+                    rt.store
+                        .record_fetch_failure(
+                            self.key,
+                            i64::from(self.validity),
+                            uid,
+                            false,
+                            &e.to_string(),
+                            now,
+                        )
+                        .await?;
+                }
+                self.suspects.extend(uids.iter().map(|&uid| (uid, 0)));
+                if e.connection_usable() {
+                    Ok(Vec::new())
+                } else {
+                    Err(e.into())
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Fetches the suspects one by one: each one the server gives is
+    /// ingested; each one it still refuses counts an attempt, and after
+    /// [`FETCH_ATTEMPTS`] is recorded as a problem (mailbox, UID, the
+    /// server's answer), flagged and skipped.
+    async fn alone(
+        mut self,
+        rt: &Runtime,
+        mailbox: &mut Mailbox,
+        shutdown: &watch::Receiver<bool>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let mut suspects = std::mem::take(&mut self.suspects);
+        // Dovecot hangs up when it cannot read a message: the one that
+        // failed most goes last, so that it does not hide the others
+        suspects.sort_unstable_by_key(|&(uid, attempts)| (attempts, uid));
+        suspects.dedup_by_key(|s| s.0);
+        let (key, validity) = (self.key, i64::from(self.validity));
+        let total = suspects.len();
+        for (uid, _) in suspects {
+            if *shutdown.borrow() {
+                break;
+            }
+            let error = match mailbox.fetch(&[uid]).await {
+                Ok(mails) => {
+                    rt.store.clear_fetch_failures(key, validity, &[uid]).await?;
+                    if mails.is_empty() {
+                        // gone from the server meanwhile
+                        continue;
+                    }
+                    self.fetched_any = true;
+                    let done =
+                        ingest_chunk(rt, key, self.validity, &mails, shutdown, report).await?;
+                    mailbox.mark_processed(&done).await?;
+                    continue;
+                }
+                Err(e) if e.may_be_the_message() => e,
+                Err(e) => return Err(e.into()),
+            };
+            let now = chrono::Utc::now();
+            let counted = counts_as_attempt(self.fetched_any, total - 1);
+            let attempts = rt
+                .store
+                .record_fetch_failure(key, validity, uid, counted, &error.to_string(), now)
+                .await?;
+            if gives_up(attempts) {
+                let problem = format!(
+                    "the IMAP server would not give this message (mailbox {key}, UID {uid}) \
+                     in {attempts} attempts; its last answer: {error}"
+                );
+                rt.store
+                    .record_unfetchable(key, validity, uid, &problem, now)
+                    .await?;
+                tracing::error!(mailbox = %key, uid, attempts, error = %error,
+                    "message the server will not give recorded as a problem and skipped (see `guichet tickets problems`)");
+                report.unfetchable += 1;
+                if error.connection_usable()
+                    && let Err(e) = mailbox.mark_processed(&[uid]).await
+                {
+                    // flagged by the next pass's repair step instead
+                    tracing::warn!(mailbox = %key, uid, error = %e, "cannot flag the skipped message");
+                }
+            } else {
+                tracing::warn!(mailbox = %key, uid, attempts, counted, error = %error,
+                    "message the server would not give; tried again in the next pass");
+            }
+            if !error.connection_usable() {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What one pass takes from the mailbox, decided before it takes it.
@@ -185,7 +354,10 @@ pub async fn select(
         },
     };
     let unmarked = mailbox.unmarked_up_to(last).await?;
-    let stored = rt.store.stored_uids(key, &unmarked).await?;
+    let stored = rt
+        .store
+        .stored_uids(key, i64::from(validity), &unmarked)
+        .await?;
     let unseen = mailbox.unseen_between(catch_up_from, last).await?;
     let catch_up: Vec<u32> = unseen
         .into_iter()
@@ -546,6 +718,22 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_lone_fetch_counts_unless_the_server_seems_the_trouble() {
+        // (the server gave other messages this pass, other suspects, counts)
+        let table = [
+            (true, 0, true),
+            (true, 5, true),
+            (false, 0, true),  // the only trouble: the message
+            (false, 3, false), // nothing given, several failing: the server
+        ];
+        for (gave, others, want) in table {
+            assert_eq!(counts_as_attempt(gave, others), want, "{gave} {others}");
+        }
+        assert!(!gives_up(FETCH_ATTEMPTS - 1));
+        assert!(gives_up(FETCH_ATTEMPTS));
+    }
 
     #[test]
     fn leading_fit_table() {

@@ -32,6 +32,7 @@ pub struct Ctx<'a> {
 }
 pub mod daemon;
 pub mod deliver;
+pub mod fuzz;
 pub mod health;
 pub mod mailbox_pass;
 pub mod oauth;

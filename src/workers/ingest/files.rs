@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::adapters::{clamd, file_store};
 use crate::domain::EventKind;
+use crate::rules::attachments::roles::{self, Role};
 use crate::rules::attachments::{self, Checked, FilePart, Policy as FilePolicy, Refusal};
 use crate::settings::Language;
 use crate::store::{NewAttachment, TicketRow};
@@ -17,6 +18,101 @@ use crate::workers::{Ctx, events, notify};
 /// (scanning may take a while; the database is not held meanwhile).
 pub(super) struct Files {
     pub(super) checked: Vec<(Checked, FileBytes)>,
+    /// The parts that are not files (signatures, invitations…).
+    pub(super) others: Vec<OtherPart>,
+}
+
+/// A part of the message that is no file (see [`roles`]).
+pub(super) struct OtherPart {
+    pub(super) name: String,
+    pub(super) role: Role,
+}
+
+impl OtherPart {
+    /// What the agents' copy says of it, if anything.
+    pub(super) fn note(&self) -> Option<String> {
+        match &self.role {
+            Role::Signature(kind) => Some(format!(
+                "The customer signed this message ({}); the signature was not checked.",
+                kind.name()
+            )),
+            Role::Encrypted(kind) => Some(format!(
+                "This message is encrypted ({}): Guichet cannot read it. The original is kept as received (guichet tickets show).",
+                kind.name()
+            )),
+            Role::ContactCard { name } => Some(format!(
+                "Contact card (vCard, {}): {}.",
+                self.name,
+                name.as_deref().unwrap_or("(no name)")
+            )),
+            Role::Invitation(i) => Some(format!("Invitation ({}): {}.", self.name, i.describe())),
+            _ => None,
+        }
+    }
+}
+
+/// What `role` means, for `guichet explain`.
+fn taken_for(role: &Role) -> &'static str {
+    match role {
+        Role::File => "a file the customer attached: the attachment policy applies",
+        Role::BodyImage => {
+            "an image of the body (referenced by cid: from the HTML): judged by content, size and antivirus; a refusal is not told to the customer"
+        }
+        Role::TinyImage => "a tracking pixel or spacer (a tiny body image): dropped",
+        Role::Signature(_) => {
+            "a signature: not a file (never gated, stored or listed); the message is noted as signed"
+        }
+        Role::EncryptionControl => "the control part of an encryption wrapper: not a file",
+        Role::Encrypted(_) => {
+            "an encrypted body Guichet cannot read: kept raw with the message; the agents are told"
+        }
+        Role::ClientFooter => {
+            "a footer the sender's mail server added (Exchange ATT00001): not a file"
+        }
+        Role::ContactCard { .. } => {
+            "the sender's contact card: not a file; the agents' copy names it"
+        }
+        Role::Invitation(_) => {
+            "a calendar invitation: not a file; the agents' copy gives its title and time"
+        }
+    }
+}
+
+/// The message's parts sorted by what they are taken for: the files to
+/// gate (each with "is a body image"), and the others. `for_agent`: an
+/// authenticated agent's contact cards and invitations are relayed as
+/// files.
+pub(super) fn sort_parts<'m>(
+    m: &'m mail_parser::Message<'m>,
+    for_agent: bool,
+    trace: &mut Trace,
+) -> (Vec<(FilePart<'m>, bool)>, Vec<OtherPart>) {
+    let cids = attachments::body_cids(m);
+    let encrypted = attachments::is_encrypted(m);
+    let (mut files, mut others) = (Vec::new(), Vec::new());
+    for part in attachments::file_parts(m) {
+        let role = roles::role_of(&part, &cids, encrypted);
+        let name = part
+            .raw_name
+            .clone()
+            .unwrap_or_else(|| format!("part {}", part.index));
+        if !matches!(role, Role::File) {
+            trace.note_data(
+                "part",
+                format!("{name} ({}): {}", part.declared_type, taken_for(&role)),
+                json!({"name": name, "declared_type": part.declared_type, "taken_for": format!("{role:?}")}),
+            );
+        }
+        match role {
+            Role::File => files.push((part, false)),
+            Role::BodyImage => files.push((part, true)),
+            Role::ContactCard { .. } | Role::Invitation(_) if for_agent => {
+                files.push((part, false))
+            }
+            role => others.push(OtherPart { name, role }),
+        }
+    }
+    (files, others)
 }
 
 /// Where an accepted file's bytes are. Accepted files are written to the
@@ -82,11 +178,15 @@ impl Files {
             .map(|(c, _)| c)
             .filter(|c| c.refusal.is_some())
     }
+    /// The refused files the customer is told of (not body images).
+    pub(super) fn refused_loudly(&self) -> impl Iterator<Item = &Checked> {
+        self.refused().filter(|c| c.refused_loudly())
+    }
 }
 
 pub(super) async fn check_files(
     ctx: &Ctx<'_>,
-    parts: Vec<FilePart<'_>>,
+    parts: Vec<(FilePart<'_>, bool)>,
     dry_run: bool,
     trace: &mut Trace,
 ) -> Files {
@@ -98,8 +198,10 @@ pub(super) async fn check_files(
     };
     let mut checked = Vec::new();
     let max_files = a.max_files;
-    for (n, part) in parts.into_iter().enumerate() {
-        let mut c = if n < max_files as usize {
+    for (n, (part, body_image)) in parts.into_iter().enumerate() {
+        let mut c = if body_image {
+            attachments::check_body_image(&policy, &part)
+        } else if n < max_files as usize {
             attachments::check(&policy, &part)
         } else {
             attachments::refuse_as_too_many(&part, max_files)
@@ -128,6 +230,12 @@ pub(super) async fn check_files(
                     c.size,
                     c.sniffed_type.as_deref().unwrap_or("unknown")
                 ),
+                Some(r) if c.body_image => format!(
+                    "{} ({} bytes, a body image): refused quietly (the customer is not told), {}",
+                    c.filename,
+                    c.size,
+                    r.explain(Language::En)
+                ),
                 Some(r) => format!(
                     "{} ({} bytes): refused, {}",
                     c.filename,
@@ -147,7 +255,10 @@ pub(super) async fn check_files(
         };
         checked.push((c, bytes));
     }
-    Files { checked }
+    Files {
+        checked,
+        others: Vec::new(),
+    }
 }
 
 impl Job<'_, '_, '_> {

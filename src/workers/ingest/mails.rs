@@ -134,7 +134,7 @@ impl Job<'_, '_, '_> {
         let lang = notify::ticket_language(ticket, self.ctx.settings);
         let refused: Vec<serde_json::Value> = self
             .files
-            .refused()
+            .refused_loudly()
             .map(|c| json!({"filename": c.filename, "reason": c.refusal.as_ref().map(|r| r.explain(lang))}))
             .collect();
         let a = &self.ctx.settings.attachments;
@@ -220,16 +220,25 @@ impl Job<'_, '_, '_> {
             .files
             .refused()
             .map(|c| {
-                format!(
-                    "{} ({})",
-                    c.filename,
-                    c.refusal
-                        .as_ref()
-                        .map(|r| r.explain(lang))
-                        .unwrap_or_default()
-                )
+                let why = c
+                    .refusal
+                    .as_ref()
+                    .map(|r| r.explain(lang))
+                    .unwrap_or_default();
+                if c.body_image {
+                    format!("{} (an image of the message's body, not shown; the customer was not told: {why})", c.filename)
+                } else {
+                    format!("{} ({why})", c.filename)
+                }
             })
             .collect();
+        // what the message holds besides files (a signature, an invitation…)
+        let notes: Vec<String> = notes
+            .iter()
+            .cloned()
+            .chain(self.files.others.iter().filter_map(|o| o.note()))
+            .collect();
+        let notes = notes.as_slice();
         let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
         // the copy is the files' last use (recorded already): their bytes
         // move into it, or are read back from the file store

@@ -387,21 +387,26 @@ async fn prepare(
     let files = match &parsed {
         Some(m) if !matches!(classification.kind, MailKind::Bounce(_) | MailKind::OwnMail) => {
             let is_agent = matches!(sender, Some(SenderClass::Agent { .. }));
-            let parts = attachments::file_parts(m);
+            let (parts, others) = files::sort_parts(m, is_agent, trace);
             if is_agent {
                 // an authenticated agent's files are relayed as they are
                 Files {
                     checked: parts
                         .into_iter()
-                        .map(|p| (agent_file(&p), FileBytes::keep(ctx, p.bytes, dry_run)))
+                        .map(|(p, _)| (agent_file(&p), FileBytes::keep(ctx, p.bytes, dry_run)))
                         .collect(),
+                    others,
                 }
             } else {
-                check_files(ctx, parts, dry_run, trace).await
+                Files {
+                    others,
+                    ..check_files(ctx, parts, dry_run, trace).await
+                }
             }
         }
         _ => Files {
             checked: Vec::new(),
+            others: Vec::new(),
         },
     };
     Prepared {
@@ -441,6 +446,7 @@ async fn apply<R: AsRef<[u8]>>(
             received_at: ctx.now,
             mailbox: source.mailbox.as_deref(),
             imap_uid: source.uid.map(i64::from),
+            uid_validity: source.uid_validity.map(i64::from),
             problem: problem.as_deref(),
         })
         .await?;
@@ -504,6 +510,7 @@ fn agent_file(p: &FilePart<'_>) -> Checked {
         declared_type: p.declared_type.clone(),
         sniffed_type: None,
         refusal: None,
+        body_image: false,
     }
 }
 
@@ -636,7 +643,7 @@ impl Job<'_, '_, '_> {
             others: self.cc_participants(from),
             text: self.customer_text(),
             agent,
-            refused_files: self.files.refused().count(),
+            refused_files: self.files.refused_loudly().count(),
             quiet: self.quiet.clone(),
             department: self.feeds.clone().unwrap_or_else(|| {
                 s.department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
@@ -1098,6 +1105,7 @@ pub async fn store_unhandled(
             received_at: ctx.now,
             mailbox: source.mailbox.as_deref(),
             imap_uid: source.uid.map(i64::from),
+            uid_validity: source.uid_validity.map(i64::from),
             problem: Some(&problem),
         })
         .await?;

@@ -1,0 +1,123 @@
+//! What the store keeps about reading a mailbox besides its checkpoint:
+//! the messages the IMAP server would not give (issue 13).
+
+use chrono::{DateTime, Utc};
+
+use super::{NewRaw, Result, Store, Tx};
+
+impl Store {
+    /// The UIDs of `mailbox` (at `uidvalidity`) whose FETCH failed, with
+    /// how many times it failed when they were fetched alone. Ascending.
+    pub async fn fetch_failures(&self, mailbox: &str, uidvalidity: i64) -> Result<Vec<(u32, i64)>> {
+        let rows: Vec<(i64, i64)> = on_db!(pool self, p => {
+            sqlx::query_as(
+                "SELECT uid, attempts FROM fetch_failures \
+                 WHERE mailbox = $1 AND uidvalidity = $2 ORDER BY uid",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(uid, n)| u32::try_from(uid).ok().map(|u| (u, n)))
+            .collect())
+    }
+
+    /// Notes a failed FETCH of `uid`: `alone` when it was the only UID
+    /// asked for (then it counts as an attempt), else it is only marked to
+    /// be fetched alone from now on. Returns the attempts counted so far.
+    pub async fn record_fetch_failure(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uid: u32,
+        alone: bool,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let add = i64::from(alone);
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO fetch_failures (mailbox, uidvalidity, uid, attempts, last_error, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE SET \
+                   attempts = fetch_failures.attempts + excluded.attempts, \
+                   last_error = excluded.last_error, updated_at = excluded.updated_at \
+                 RETURNING attempts",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(i64::from(uid))
+            .bind(add)
+            .bind(error)
+            .bind(now)
+            .fetch_one(p)
+            .await
+        })?)
+    }
+
+    /// Forgets the failures of UIDs that were fetched after all.
+    pub async fn clear_fetch_failures(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uids: &[u32],
+    ) -> Result<()> {
+        for uid in uids {
+            on_db!(pool self, p => {
+                sqlx::query(
+                    "DELETE FROM fetch_failures WHERE mailbox = $1 AND uidvalidity = $2 AND uid = $3",
+                )
+                .bind(mailbox)
+                .bind(uidvalidity)
+                .bind(i64::from(*uid))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gives up on a message the server would not give: it is recorded as
+    /// a problem (no bytes; the mailbox, UID and the server's answer say
+    /// where to look), which also counts it as stored, so that it is
+    /// flagged and skipped like any other message handled.
+    pub async fn record_unfetchable(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uid: u32,
+        problem: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let dedup_key = format!("unfetchable:{mailbox}:{uidvalidity}:{uid}");
+        let mut tx = self.begin().await?;
+        tx.insert_raw(&NewRaw {
+            dedup_key: &dedup_key,
+            raw: b"",
+            received_at: now,
+            mailbox: Some(mailbox),
+            imap_uid: Some(i64::from(uid)),
+            uid_validity: Some(uidvalidity),
+            problem: Some(problem),
+        })
+        .await?;
+        tx.set_mailbox_state(mailbox, uidvalidity, i64::from(uid))
+            .await?;
+        on_db!(tx &mut tx, c => {
+            sqlx::query(
+                "DELETE FROM fetch_failures WHERE mailbox = $1 AND uidvalidity = $2 AND uid = $3",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(i64::from(uid))
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await
+    }
+}
