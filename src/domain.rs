@@ -185,6 +185,7 @@ string_enum!(
         MailFailed => "mail.failed",
         SystemDegraded => "system.degraded",
         SystemRecovered => "system.recovered",
+        MailboxAuthFailed => "mailbox.auth_failed",
     }
 );
 
@@ -202,10 +203,13 @@ pub enum ScanOutcome {
 }
 
 impl EventKind {
-    /// About Guichet itself, not a ticket: sent at once from memory (the
-    /// store may be what is failing), never queued in the outbox.
+    /// About Guichet itself, not a ticket: an endpoint gets these only
+    /// when it opts in (`system_events = true` or naming them in `events`).
     pub fn is_system(self) -> bool {
-        matches!(self, EventKind::SystemDegraded | EventKind::SystemRecovered)
+        matches!(
+            self,
+            EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::MailboxAuthFailed
+        )
     }
 }
 

@@ -26,7 +26,33 @@ use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::settings::{ImapSettings, TlsMode};
+use crate::settings::{ImapSettings, OAuth2Mechanism, TlsMode};
+
+/// How [`Mailbox::connect_with`] logs in.
+#[derive(Clone, Copy)]
+pub enum Login<'a> {
+    /// LOGIN with the settings' username and password.
+    Password,
+    /// AUTHENTICATE XOAUTH2 / OAUTHBEARER with this access token.
+    Bearer {
+        token: &'a str,
+        mechanism: OAuth2Mechanism,
+    },
+}
+
+/// The SASL exchange of a bearer login: the initial response, then an
+/// empty answer to the server's error challenge (RFC 7628 §3.2.3), so that
+/// a refused token ends in a tagged NO rather than a hung command.
+struct BearerAuth {
+    first: Option<String>,
+}
+
+impl async_imap::Authenticator for BearerAuth {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.first.take().unwrap_or_default()
+    }
+}
 
 /// The keyword set on every message Guichet has stored, next to `\Seen`:
 /// other readers of the mailbox may mark mail seen, only Guichet sets this.
@@ -177,6 +203,14 @@ impl Mailbox {
     /// Connects (implicit TLS, STARTTLS or plain, as configured), reads the
     /// greeting, logs in and selects the folder.
     pub async fn connect(settings: &ImapSettings) -> Result<Mailbox, ImapError> {
+        Self::connect_with(settings, Login::Password).await
+    }
+
+    /// As [`Mailbox::connect`], logging in as `login` says.
+    pub async fn connect_with(
+        settings: &ImapSettings,
+        login: Login<'_>,
+    ) -> Result<Mailbox, ImapError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let server = format!("{}:{}", settings.host, settings.port);
         let fail = |action: &str, reason: String| ImapError::Command {
@@ -244,13 +278,41 @@ impl Mailbox {
             client = async_imap::Client::new(ImapStream::Tls(Box::new(tls)));
         }
 
-        let login = within(
-            COMMAND_TIMEOUT,
-            &server,
-            "log in",
-            client.login(&settings.username, settings.password.expose()),
-        )
-        .await?;
+        let login = match login {
+            Login::Password => {
+                within(
+                    COMMAND_TIMEOUT,
+                    &server,
+                    "log in",
+                    client.login(&settings.username, settings.password.expose()),
+                )
+                .await?
+            }
+            Login::Bearer { token, mechanism } => {
+                let (name, first) = match mechanism {
+                    OAuth2Mechanism::Xoauth2 => (
+                        "XOAUTH2",
+                        crate::adapters::oauth::xoauth2(&settings.username, token),
+                    ),
+                    OAuth2Mechanism::OAuthBearer => (
+                        "OAUTHBEARER",
+                        crate::adapters::oauth::oauthbearer(
+                            &settings.username,
+                            token,
+                            &settings.host,
+                            settings.port,
+                        ),
+                    ),
+                };
+                within(
+                    COMMAND_TIMEOUT,
+                    &server,
+                    "log in",
+                    client.authenticate(name, BearerAuth { first: Some(first) }),
+                )
+                .await?
+            }
+        };
         let mut session = login.map_err(|(e, _)| ImapError::Login {
             server: server.clone(),
             username: settings.username.clone(),

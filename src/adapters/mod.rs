@@ -5,5 +5,6 @@ pub mod clamd;
 pub mod file_store;
 pub mod health_http;
 pub mod imap;
+pub mod oauth;
 pub mod smtp;
 pub mod webhook_http;

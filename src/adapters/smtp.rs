@@ -16,13 +16,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
@@ -35,7 +36,17 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::domain::EmailAddress;
-use crate::settings::{SmtpSettings, TlsMode};
+use crate::settings::{AuthMethod, SmtpSettings, TlsMode};
+
+/// Where an OAuth2 login gets its access token (the daemon's token cache,
+/// which refreshes and stores): `fresh` asks for a new one, after the
+/// server refused the last.
+pub trait TokenSource: Send + Sync {
+    fn access_token(
+        &self,
+        fresh: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+}
 
 /// Connecting, the greeting, EHLO, STARTTLS, login, each command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,6 +94,9 @@ pub struct SmtpSender {
     /// Implicit TLS, set up before the greeting.
     implicit: Option<TlsConnector>,
     credentials: Option<Credentials>,
+    /// `auth = "oauth2"`: the login, and where its tokens come from
+    /// (set by [`SmtpSender::with_tokens`]).
+    bearer: Option<(String, Option<Arc<dyn TokenSource>>)>,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -132,7 +146,12 @@ impl SmtpSender {
             }
         }
 
+        let bearer = match (&settings.username, settings.auth) {
+            (Some(username), AuthMethod::OAuth2) => Some((username.clone(), None)),
+            _ => None,
+        };
         let credentials = match &settings.username {
+            Some(_) if bearer.is_some() => None,
             Some(username) => {
                 let password = settings
                     .password
@@ -151,12 +170,51 @@ impl SmtpSender {
             starttls,
             implicit,
             credentials,
+            bearer,
         })
     }
 
+    /// The token source of an `auth = "oauth2"` login.
+    pub fn with_tokens(mut self, source: Arc<dyn TokenSource>) -> SmtpSender {
+        if let Some((_, slot)) = &mut self.bearer {
+            *slot = Some(source);
+        }
+        self
+    }
+
     /// Connects, with TLS and login as configured: a session that sends
-    /// any number of messages.
+    /// any number of messages. An OAuth2 login the server refuses is tried
+    /// once more with a fresh access token.
     pub async fn session(&self) -> Result<SmtpSession, SendError> {
+        let Some((user, source)) = &self.bearer else {
+            return self.session_as(None).await;
+        };
+        let source = source.as_ref().ok_or_else(|| {
+            SendError::Transient(format!("{}: no OAuth2 token source", self.server))
+        })?;
+        let token = |fresh| async move {
+            source.access_token(fresh).await.map_err(|e| {
+                SendError::Transient(format!("{}: no OAuth2 access token: {e}", self.server))
+            })
+        };
+        let first = token(false).await?;
+        match self
+            .session_as(Some(Credentials::new(user.clone(), first)))
+            .await
+        {
+            Err(SendError::Transient(e)) if e.contains("log in") => {
+                tracing::info!(server = %self.server, "SMTP refused the OAuth2 access token; refreshing it and trying once more");
+                let again = token(true).await?;
+                self.session_as(Some(Credentials::new(user.clone(), again)))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// One connection; `bearer`: XOAUTH2 with these credentials instead
+    /// of the password login.
+    async fn session_as(&self, bearer: Option<Credentials>) -> Result<SmtpSession, SendError> {
         let transient = |what: String| SendError::Transient(format!("{}: {what}", self.server));
         let tcp = within(
             COMMAND_TIMEOUT,
@@ -205,7 +263,18 @@ impl SmtpSender {
             .await?
             .map_err(|e| classify(&self.server, &e))?;
         }
-        if let Some(credentials) = &self.credentials {
+        if let Some(credentials) = &bearer {
+            within(
+                COMMAND_TIMEOUT,
+                &self.server,
+                "log in",
+                conn.auth(&[Mechanism::Xoauth2], credentials),
+            )
+            .await?
+            // lettre stops at the server's error challenge: whatever it
+            // says, the login failed (and is worth one fresh token)
+            .map_err(|e| SendError::Transient(format!("{}: cannot log in: {e}", self.server)))?;
+        } else if let Some(credentials) = &self.credentials {
             within(
                 COMMAND_TIMEOUT,
                 &self.server,
@@ -460,6 +529,30 @@ impl SmtpSession {
     }
 
     /// QUIT, politely and briefly.
+    /// `MAIL FROM:<from>` then `RSET`: would the relay take mail from this
+    /// sender (nothing is sent)?
+    pub async fn probe_sender(&mut self, from: &EmailAddress) -> Result<(), SendError> {
+        let address = to_lettre_address(from)?;
+        let server = self.server.clone();
+        within(
+            COMMAND_TIMEOUT,
+            &server,
+            "say MAIL FROM",
+            self.conn.command(Mail::new(Some(address), vec![])),
+        )
+        .await?
+        .map_err(|e| classify(&server, &e))?;
+        within(
+            COMMAND_TIMEOUT,
+            &server,
+            "say RSET",
+            self.conn.command(Rset),
+        )
+        .await?
+        .map_err(|e| classify(&server, &e))?;
+        Ok(())
+    }
+
     pub async fn quit(mut self) {
         if !self.is_broken() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.conn.quit()).await;

@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod doctor;
 mod outbox;
 mod show;
 
@@ -146,6 +147,46 @@ pub enum Command {
         /// Files or folders of seed mails
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Check everything the settings point at (DNS, TLS, logins, folder,
+    /// IDLE, SMTP sender, clamd, database, webhooks, templates,
+    /// permissions), each failure with its fix; exit 0 only if all pass
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Also POST the demo event to each webhook endpoint
+        #[arg(long)]
+        send: bool,
+    },
+    /// OAuth2 sign-in for `auth = "oauth2"` logins
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// Sign in with the device flow (RFC 8628): prints an address and a
+    /// code to enter in a browser, waits, and stores the refresh token in
+    /// the database
+    Login {
+        /// Whose login: `imap` (the [imap] table, default), a
+        /// `[[mailboxes]]` name, or `smtp`
+        #[arg(long, default_value = "imap")]
+        mailbox: String,
+        /// The account to store the token for [default: the mailbox's username]
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Store a refresh token obtained elsewhere (read from stdin, never
+    /// from the command line): for providers whose device flow refuses
+    /// the mail scope (Google). It is checked with one refresh first.
+    Store {
+        #[arg(long, default_value = "imap")]
+        mailbox: String,
+        #[arg(long)]
+        account: Option<String>,
     },
 }
 
@@ -454,12 +495,164 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&s).await?;
             outbox::show(&store, &s, json).await
         }
+        Command::Doctor { json, send } => {
+            if doctor::doctor(&cli.config, json, send).await? {
+                Ok(())
+            } else {
+                Err(fail(1, anyhow::anyhow!("some checks failed (see above)")))
+            }
+        }
+        Command::Oauth { command } => {
+            let (mailbox, account, store_given) = match command {
+                OauthCommand::Login { mailbox, account } => (mailbox, account, false),
+                OauthCommand::Store { mailbox, account } => (mailbox, account, true),
+            };
+            let s = load_settings(&cli.config)?;
+            let named = s
+                .mailboxes
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(&mailbox));
+            let account = match (account, named, mailbox.as_str()) {
+                (Some(a), _, _) => a,
+                (None, Some(m), _) => m.imap.username.clone(),
+                (None, None, "smtp") => s.smtp.username.clone().ok_or_else(|| {
+                    fail(2, anyhow::anyhow!("[smtp] has no username to sign in for"))
+                })?,
+                (None, None, other) => {
+                    let names: Vec<&str> = s.mailboxes.iter().map(|m| m.name.as_str()).collect();
+                    return Err(fail(
+                        2,
+                        anyhow::anyhow!(
+                            "unknown mailbox `{other}`: one of {}, or `smtp`",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            };
+            let store = open_store(&s).await?;
+            if store_given {
+                oauth_store(&s, &store, &account).await
+            } else {
+                oauth_login(&s, &store, &account).await
+            }
+        }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             show::cleanup(&store, &s, now.unwrap_or_else(Utc::now), dry_run).await
         }
     }
+}
+
+/// `guichet oauth store`: a refresh token from stdin, checked, stored.
+async fn oauth_store(s: &Settings, store: &Store, account: &str) -> Result<(), Failure> {
+    use crate::adapters::oauth::{OAuthClient, OAuthError};
+    use crate::rules::oauth::{ProviderError, explain};
+    let Some(o) = &s.oauth2 else {
+        return Err(fail(
+            2,
+            anyhow::anyhow!("no [oauth2] table in the settings"),
+        ));
+    };
+    let mut given = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut given)
+        .context("cannot read the refresh token from stdin")?;
+    let given = given.trim();
+    if given.is_empty() {
+        return Err(fail(2, anyhow::anyhow!("no refresh token on stdin")));
+    }
+    let client = OAuthClient::new(o).map_err(anyhow::Error::msg)?;
+    let tokens = client.refresh(given).await.map_err(|e| match e {
+        OAuthError::Provider { error, description } => {
+            anyhow::anyhow!("{}", explain(&ProviderError { error, description }))
+        }
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let keep = tokens.refresh_token.as_deref().unwrap_or(given);
+    store
+        .save_oauth_refresh_token(account, keep, Utc::now())
+        .await?;
+    println!("The refresh token works; stored for {account} in the database.");
+    Ok(())
+}
+
+/// `guichet oauth login`: the device flow, then the refresh token stored.
+async fn oauth_login(s: &Settings, store: &Store, account: &str) -> Result<(), Failure> {
+    use crate::adapters::oauth::{OAuthClient, OAuthError, Poll};
+    use crate::rules::oauth::{ProviderError, account_of_id_token, explain};
+    let Some(o) = &s.oauth2 else {
+        return Err(fail(
+            2,
+            anyhow::anyhow!(
+                "no [oauth2] table in the settings: add one (see README, \"Microsoft 365 and Google\")"
+            ),
+        ));
+    };
+    let explained = |e: OAuthError| match e {
+        OAuthError::Provider { error, description } => {
+            let pe = ProviderError { error, description };
+            anyhow::anyhow!("{}", explain(&pe))
+        }
+        other => anyhow::anyhow!("{other}"),
+    };
+    let client = OAuthClient::new(o).map_err(anyhow::Error::msg)?;
+    let code = client.device_code().await.map_err(explained)?;
+    println!("Signing in for {account}.");
+    match &code.verification_uri_complete {
+        Some(full) => println!(
+            "Open {} in a browser and enter the code {} (or open {full}).",
+            code.verification_uri, code.user_code
+        ),
+        None => println!(
+            "Open {} in a browser and enter the code {}.",
+            code.verification_uri, code.user_code
+        ),
+    }
+    println!("Waiting for the sign-in…");
+    let mut interval = code.interval.unwrap_or(5).clamp(1, 60);
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(code.expires_in.unwrap_or(900).min(3600));
+    let tokens = loop {
+        if std::time::Instant::now() >= deadline {
+            return Err(fail(
+                1,
+                anyhow::anyhow!(
+                    "the code expired before the sign-in: run `guichet oauth login` again"
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+        match client
+            .poll_device(&code.device_code)
+            .await
+            .map_err(explained)?
+        {
+            Poll::Done(t) => break t,
+            Poll::Pending => {}
+            Poll::SlowDown => interval += 5,
+        }
+    };
+    let Some(refresh) = tokens.refresh_token.as_deref() else {
+        return Err(fail(
+            1,
+            anyhow::anyhow!(
+                "the provider gave no refresh token: add `offline_access` to `oauth2.scopes` (Microsoft) or check the app's type"
+            ),
+        ));
+    };
+    store
+        .save_oauth_refresh_token(account, refresh, Utc::now())
+        .await?;
+    let signed_in = tokens.id_token.as_deref().and_then(account_of_id_token);
+    match signed_in {
+        Some(who) => println!(
+            "Signed in as {who}; the refresh token for {account} is stored in the database."
+        ),
+        None => println!(
+            "Signed in (the provider did not say as whom); the refresh token for {account} is stored in the database."
+        ),
+    }
+    Ok(())
 }
 
 /// How long SIGTERM (or a reload) waits for the loops to stop.

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod forward;
 pub mod health;
 pub mod lifecycle;
+pub mod oauth;
 pub mod quotes;
 pub mod reply_token;
 pub mod robots;

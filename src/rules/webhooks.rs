@@ -20,6 +20,7 @@
 //! character), and a cut text ends with `…`.
 
 pub mod lanes;
+pub mod mailbox;
 pub mod retry;
 pub mod signing;
 pub mod system;
@@ -300,6 +301,7 @@ pub fn ticket_link(template: Option<&str>, ticket_id: i64) -> Option<String> {
 pub enum Stored {
     Ticket(Event),
     System(system::SystemEvent),
+    Mailbox(mailbox::MailboxEvent),
 }
 
 /// The body of a stored event in `format` (see [`render`] and
@@ -312,6 +314,7 @@ pub fn render_stored(
     match serde_json::from_str::<Stored>(payload) {
         Ok(Stored::Ticket(event)) => Ok(render(format, &event, ticket_url_template)),
         Ok(Stored::System(event)) => Ok(system::render(format, &event)),
+        Ok(Stored::Mailbox(event)) => Ok(mailbox::render(format, &event)),
         Err(e) => Err(format!("unreadable event in the webhook outbox: {e}")),
     }
 }
@@ -512,7 +515,9 @@ impl Message {
                     Part::Theirs(subject.clone()),
                 ],
             },
-            EventKind::SystemDegraded | EventKind::SystemRecovered => {
+            EventKind::SystemDegraded
+            | EventKind::SystemRecovered
+            | EventKind::MailboxAuthFailed => {
                 vec![Part::Theirs(system_summary(event.kind, &event.data))]
             }
         };

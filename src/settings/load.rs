@@ -27,8 +27,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
-    Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, MetricsSettings,
+    AntivirusSettings, AttachmentSettings, AuthMethod, AutoCloseScope, ClamdAddress,
+    DatabaseSettings, Department, FirstStart, HelpdeskSettings, ImapSettings, Language,
+    MailboxName, MailboxSettings, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings,
     ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
     WebhookFormat, WebhookSettings,
 };
@@ -161,12 +162,14 @@ const ROOT_KEYS: &[&str] = &[
     "attachments",
     "antivirus",
     "imap",
+    "mailboxes",
     "smtp",
     "database",
     "trust",
     "departments",
     "webhooks",
     "metrics",
+    "oauth2",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -200,6 +203,24 @@ const IMAP_KEYS: &[&str] = &[
     "port",
     "tls",
     "username",
+    "auth",
+    "password",
+    "password_env",
+    "password_file",
+    "folder",
+    "poll_seconds",
+    "idle",
+    "ca_file",
+    "first_start",
+];
+const MAILBOX_KEYS: &[&str] = &[
+    "name",
+    "department",
+    "host",
+    "port",
+    "tls",
+    "username",
+    "auth",
     "password",
     "password_env",
     "password_file",
@@ -214,6 +235,7 @@ const SMTP_KEYS: &[&str] = &[
     "port",
     "tls",
     "username",
+    "auth",
     "password",
     "password_env",
     "password_file",
@@ -221,6 +243,19 @@ const SMTP_KEYS: &[&str] = &[
     "ca_file",
 ];
 const DATABASE_KEYS: &[&str] = &["url"];
+const OAUTH2_KEYS: &[&str] = &[
+    "provider",
+    "tenant",
+    "client_id",
+    "client_secret",
+    "client_secret_env",
+    "client_secret_file",
+    "token_url",
+    "device_authorization_url",
+    "scopes",
+    "mechanism",
+    "ca_file",
+];
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
 const METRICS_KEYS: &[&str] = &["listen"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
@@ -244,11 +279,13 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("antivirus", ANTIVIRUS_KEYS),
     ("imap", IMAP_KEYS),
     ("smtp", SMTP_KEYS),
+    ("mailboxes", MAILBOX_KEYS),
     ("database", DATABASE_KEYS),
     ("trust", TRUST_KEYS),
     ("departments", DEPARTMENT_KEYS),
     ("webhooks", WEBHOOK_KEYS),
     ("metrics", METRICS_KEYS),
+    ("oauth2", OAUTH2_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -805,15 +842,72 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
-        let imap = self
+        let mut mailbox_departments: Vec<(String, Span, String)> = Vec::new();
+        let listed = self.table_list(&root, "mailboxes");
+        let has_list = listed.as_ref().is_some_and(|l| !l.is_empty());
+        let imap_table = self
             .section(
                 &root,
                 "imap",
-                Some("an [imap] table with host, username and password"),
+                (!has_list).then_some(
+                    "an [imap] table with host, username and password (or [[mailboxes]])",
+                ),
             )
             .ok()
-            .flatten()
-            .and_then(|s| self.imap(&s));
+            .flatten();
+        let imap = match &imap_table {
+            Some(s) => {
+                self.known_keys(s, IMAP_KEYS);
+                self.imap(s).map(Some)
+            }
+            None if has_list => Some(None),
+            None => None,
+        };
+        let mut mailboxes: Checked<Vec<MailboxSettings>> = match &imap {
+            Some(Some(i)) => Some(vec![MailboxSettings {
+                name: "imap".into(),
+                imap: i.clone(),
+                department: None,
+            }]),
+            Some(None) => Some(Vec::new()),
+            None => None,
+        };
+        for m in listed.unwrap_or_default() {
+            self.known_keys(&m, MAILBOX_KEYS);
+            let name = self.required_string(&m, "name", "a short name for logs, e.g. `sales`");
+            let department = match self.string(&m, "department", "a department's name", false) {
+                Ok(d) => Some(d.map(|(t, span)| (t.trim().to_string(), span))),
+                Err(()) => None,
+            };
+            let settings = self.imap(&m);
+            match (name, department, settings, mailboxes.as_mut()) {
+                (Some((n, span)), Some(d), Some(i), Some(list)) => {
+                    if list.iter().any(|x| x.name.eq_ignore_ascii_case(n)) {
+                        self.report(
+                            Some(span),
+                            m.key("name"),
+                            format!("`{n}` names another mailbox too"),
+                            "a name of its own (`imap` is the [imap] table's)",
+                        );
+                        mailboxes = None;
+                        continue;
+                    }
+                    list.push(MailboxSettings {
+                        name: n.to_string(),
+                        imap: i,
+                        department: d.map(|(t, span)| {
+                            mailbox_departments.push((t.clone(), span, m.key("department")));
+                            t
+                        }),
+                    });
+                }
+                _ => mailboxes = None,
+            }
+        }
+        let imap = mailboxes
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|m| m.imap.clone());
 
         let smtp = self
             .section(&root, "smtp", Some("an [smtp] table with host and from"))
@@ -843,8 +937,51 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
+        let oauth2 = match self.section(&root, "oauth2", None) {
+            Ok(Some(s)) => self.oauth2(&s).map(Some),
+            Ok(None) => Some(None),
+            Err(()) => None,
+        };
+        let wants_oauth2 = mailboxes
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|m| m.imap.auth == AuthMethod::OAuth2))
+            || smtp.as_ref().is_some_and(|s| s.auth == AuthMethod::OAuth2);
+        if wants_oauth2 && matches!(oauth2, Some(None)) {
+            self.missing(
+                &root,
+                "oauth2",
+                "an [oauth2] table (provider, client_id) when `auth = \"oauth2\"`",
+            );
+        }
+
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
+        if let Some(list) = &departments {
+            for (name, span, key) in &mailbox_departments {
+                if !list.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
+                    let names: Vec<&str> = list.iter().map(|d| d.name.as_str()).collect();
+                    self.report(
+                        Some(span.clone()),
+                        key.clone(),
+                        format!("no department is named `{name}`"),
+                        format!("one of: {}", names.join(", ")),
+                    );
+                }
+            }
+        }
+        let mailboxes = mailboxes.map(|list| {
+            list.into_iter()
+                .map(|mut m| {
+                    // the department's own spelling
+                    if let (Some(d), Some(all)) = (&m.department, &departments)
+                        && let Some(found) = all.iter().find(|x| x.name.eq_ignore_ascii_case(d))
+                    {
+                        m.department = Some(found.name.clone());
+                    }
+                    m
+                })
+                .collect::<Vec<_>>()
+        });
         let webhooks = self.webhooks(&root);
         self.placeholders(&root);
 
@@ -854,12 +991,203 @@ impl<'c> Checker<'c> {
             attachments: attachments?,
             antivirus: antivirus?,
             imap: imap?,
+            mailboxes: mailboxes?,
             smtp: smtp?,
             database: database?,
             trust: trust?,
             departments: departments?,
             webhooks: webhooks?,
             metrics: metrics?,
+            oauth2: oauth2?,
+        })
+    }
+
+    fn auth(&mut self, s: &Section<'_>) -> Checked<AuthMethod> {
+        self.choice(
+            s,
+            "auth",
+            &[
+                ("password", AuthMethod::Password),
+                ("oauth2", AuthMethod::OAuth2),
+            ],
+            AuthMethod::Password,
+            "login method",
+        )
+        .map(|(a, _)| a)
+    }
+
+    fn oauth2(&mut self, s: &Section<'_>) -> Checked<OAuth2Settings> {
+        self.known_keys(s, OAUTH2_KEYS);
+        #[derive(Clone, Copy, PartialEq)]
+        enum Kind {
+            Microsoft,
+            Google,
+            Custom,
+        }
+        let kind = self.choice(
+            s,
+            "provider",
+            &[
+                ("microsoft", Kind::Microsoft),
+                ("google", Kind::Google),
+                ("custom", Kind::Custom),
+            ],
+            Kind::Custom,
+            "provider",
+        );
+        if s.get("provider").is_none() {
+            self.missing(s, "provider", "`microsoft`, `google` or `custom`");
+        }
+        let tenant = match self.string(
+            s,
+            "tenant",
+            "a tenant: your domain, its id, or `organizations`",
+            false,
+        ) {
+            Err(()) => None,
+            Ok(None) => Some("organizations".to_string()),
+            Ok(Some((t, span))) if t.trim().is_empty() || t.contains(['/', '?', '#', ' ']) => {
+                self.report(
+                    Some(span),
+                    s.key("tenant"),
+                    format!("`{t}` is not a tenant"),
+                    "your domain (contoso.onmicrosoft.com), the tenant id, or `organizations`",
+                );
+                None
+            }
+            Ok(Some((t, _))) => Some(t.trim().to_string()),
+        };
+        let client_id = self.required_string(s, "client_id", "the app's client (application) id");
+        let secret = self.secret(s, "client_secret");
+        let url = |c: &mut Self, name: &str| -> Result<Option<String>, ()> {
+            match c.string(s, name, "an https:// URL", false)? {
+                None => Ok(None),
+                Some((text, span)) => {
+                    let text = text.trim();
+                    let ok = url::Url::parse(text).is_ok_and(|u| {
+                        u.scheme() == "https"
+                            || (u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host))
+                    });
+                    if ok {
+                        Ok(Some(text.to_string()))
+                    } else {
+                        c.report(
+                            Some(span),
+                            s.key(name),
+                            format!("`{text}` is not an https:// URL"),
+                            "an https:// URL (http:// only to a loopback host)",
+                        );
+                        Err(())
+                    }
+                }
+            }
+        };
+        let token_url = url(self, "token_url");
+        let device_url = url(self, "device_authorization_url");
+        let scopes = match s.get("scopes") {
+            None => Some(None),
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    let mut out = Vec::new();
+                    let mut ok = true;
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(t)
+                                if !t.trim().is_empty() && !t.trim().contains(' ') =>
+                            {
+                                out.push(t.trim().to_string())
+                            }
+                            _ => {
+                                self.wrong_type(
+                                    item,
+                                    s.key("scopes"),
+                                    "a scope",
+                                    "scopes without spaces, e.g. `[\"offline_access\"]`",
+                                    false,
+                                );
+                                ok = false;
+                            }
+                        }
+                    }
+                    ok.then_some(Some(out))
+                }
+                _ => {
+                    self.wrong_type(v, s.key("scopes"), "a list", "a list of scopes", false);
+                    None
+                }
+            },
+        };
+        let mechanism = self.choice(
+            s,
+            "mechanism",
+            &[
+                ("xoauth2", OAuth2Mechanism::Xoauth2),
+                ("oauthbearer", OAuth2Mechanism::OAuthBearer),
+            ],
+            OAuth2Mechanism::Xoauth2,
+            "SASL mechanism",
+        );
+        let ca_file = self.ca_file(s);
+        let (kind, _) = kind?;
+        let (token_url, device_url) = (token_url.ok()?, device_url.ok()?);
+        let (provider, default_token, default_device, default_scopes): (
+            _,
+            String,
+            String,
+            Vec<&str>,
+        ) = match kind {
+            Kind::Microsoft => {
+                let t = tenant?;
+                (
+                    OAuth2Provider::Microsoft { tenant: t.clone() },
+                    format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/token"),
+                    format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/devicecode"),
+                    vec![
+                        "https://outlook.office.com/IMAP.AccessAsUser.All",
+                        "https://outlook.office.com/SMTP.Send",
+                        "offline_access",
+                        "openid",
+                        "email",
+                    ],
+                )
+            }
+            Kind::Google => (
+                OAuth2Provider::Google,
+                "https://oauth2.googleapis.com/token".into(),
+                "https://oauth2.googleapis.com/device/code".into(),
+                vec!["https://mail.google.com/", "openid", "email"],
+            ),
+            Kind::Custom => {
+                if token_url.is_none() {
+                    self.missing(s, "token_url", "the provider's token endpoint (RFC 6749)");
+                }
+                if device_url.is_none() {
+                    self.missing(
+                        s,
+                        "device_authorization_url",
+                        "the provider's device authorization endpoint (RFC 8628)",
+                    );
+                }
+                (OAuth2Provider::Custom, String::new(), String::new(), vec![])
+            }
+        };
+        let token_url = token_url.unwrap_or(default_token);
+        let device_authorization_url = device_url.unwrap_or(default_device);
+        if token_url.is_empty() || device_authorization_url.is_empty() {
+            return None;
+        }
+        let secret = secret.ok()?;
+        Some(OAuth2Settings {
+            provider,
+            client_id: client_id?.0.to_string(),
+            client_secret_source: secret.as_ref().map(|p| p.source.clone()),
+            client_secret: secret.map(|p| p.value),
+            token_url,
+            device_authorization_url,
+            scopes: scopes?
+                .unwrap_or_else(|| default_scopes.iter().map(|s| s.to_string()).collect()),
+            mechanism: mechanism?.0,
+            ca_file: ca_file?,
         })
     }
 
@@ -1261,16 +1589,32 @@ impl<'c> Checker<'c> {
         None
     }
 
+    /// The IMAP keys of `[imap]` or of a `[[mailboxes]]` entry (the
+    /// caller checks which keys the table may hold).
     fn imap(&mut self, s: &Section<'_>) -> Checked<ImapSettings> {
-        self.known_keys(s, IMAP_KEYS);
         let server = self.server(s, 993, "imap.example.com");
         let username = self.required_string(
             s,
             "username",
             "the mailbox login, e.g. `support@example.com`",
         );
+        let auth = self.auth(s);
         let password = match self.secret(s, "password") {
             Err(()) => None,
+            Ok(None) if auth == Some(AuthMethod::OAuth2) => Some(ReadSecret {
+                value: Secret::new(""),
+                source: SecretSource::Literal,
+                span: 0..0,
+            }),
+            Ok(Some(p)) if auth == Some(AuthMethod::OAuth2) => {
+                self.report(
+                    Some(p.span.clone()),
+                    s.key(&secret_key("password", &p.source)),
+                    "a password with `auth = \"oauth2\"`",
+                    "no password: the access token comes from `guichet oauth login`",
+                );
+                None
+            }
             Ok(None) => {
                 self.missing(
                     s,
@@ -1322,6 +1666,7 @@ impl<'c> Checker<'c> {
             port,
             tls,
             username: username?.0.to_string(),
+            auth: auth?,
             password: password.value,
             password_source: password.source,
             folder: folder?,
@@ -1354,9 +1699,29 @@ impl<'c> Checker<'c> {
             }
             Ok(Some((text, span))) => Some(Some((text.trim().to_string(), span))),
         };
+        let auth = self.auth(s);
         let password = self.secret(s, "password");
+        if auth == Some(AuthMethod::OAuth2) {
+            match (&username, &password) {
+                (Some(None), _) => self.missing(
+                    s,
+                    "username",
+                    "the account to send as, with `auth = \"oauth2\"`",
+                ),
+                (_, Ok(Some(p))) => self.report(
+                    Some(p.span.clone()),
+                    s.key(&secret_key("password", &p.source)),
+                    "a password with `auth = \"oauth2\"`",
+                    "no password: the access token comes from `guichet oauth login`",
+                ),
+                _ => {}
+            }
+        }
         // A username needs a password, and a password needs a username.
         let credentials = match (username, password) {
+            (Some(Some(user)), Ok(None)) if auth == Some(AuthMethod::OAuth2) => {
+                Some((Some(user.0), None))
+            }
             (Some(Some(user)), Ok(Some(pass))) => Some((Some(user.0), Some(pass))),
             (Some(None), Ok(None)) => Some((None, None)),
             (Some(Some(_)), Ok(None)) => {
@@ -1406,6 +1771,7 @@ impl<'c> Checker<'c> {
             port,
             tls,
             username,
+            auth: auth?,
             password,
             password_source,
             from: from?,
@@ -1882,6 +2248,15 @@ struct DepartmentDraft {
     default: Option<(bool, Option<Span>)>,
     /// No problem in this department.
     complete: bool,
+}
+
+/// The key a secret was given under: `X`, `X_env` or `X_file`.
+fn secret_key(base: &str, source: &SecretSource) -> String {
+    match source {
+        SecretSource::Literal => base.to_string(),
+        SecretSource::Env(_) => format!("{base}_env"),
+        SecretSource::File(_) => format!("{base}_file"),
+    }
 }
 
 fn absent<'a>(empty: &'a DeTable<'a>, name: &str) -> Section<'a> {

@@ -861,3 +861,133 @@ fn files_saved_on_windows_load_and_keep_positions() {
     let e = check(&crlf(&edited(&[("reopen_days = 7", "reopen_days = -5")]))).unwrap_err();
     assert_eq!((e.problems[0].line, e.problems[0].column), (4, 15), "{e}");
 }
+
+#[test]
+fn oauth2_logins_and_several_mailboxes() {
+    let oauth = "[oauth2]\nprovider = \"microsoft\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app-1\"\nclient_secret_env = \"T_SMTP\"\n\n[database]";
+    let imap_oauth = ("password_env = \"T_IMAP\"", "auth = \"oauth2\"");
+    let smtp_oauth = ("password_env = \"T_SMTP\"", "auth = \"oauth2\"");
+    let s = check(&edited(&[imap_oauth, smtp_oauth, ("[database]", oauth)]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.imap.auth, AuthMethod::OAuth2);
+    assert_eq!(s.smtp.auth, AuthMethod::OAuth2);
+    let o = s.oauth2.as_ref().unwrap();
+    assert_eq!(
+        o.token_url,
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    for scope in [
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+        "offline_access",
+    ] {
+        assert!(o.scopes.iter().any(|x| x == scope), "{scope}");
+    }
+    let shown = render_masked(&s);
+    assert!(
+        shown.contains("client_secret = \"********\"  # from env T_SMTP"),
+        "{shown}"
+    );
+    assert!(!shown.contains(SMTP_PASSWORD), "{shown}");
+    let google = check(&edited(&[
+        imap_oauth,
+        ("[database]", "[oauth2]\nprovider = \"google\"\nclient_id = \"g\"\nclient_secret = \"x\"\n\n[database]"),
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(google.oauth2.unwrap().scopes[0], "https://mail.google.com/");
+
+    // two mailboxes: [imap] plus a shared one feeding a department
+    let two = check(&edited(&[(
+        "[database]",
+        "[[mailboxes]]\nname = \"sales\"\nhost = \"imap.mycorp.test\"\nusername = \"sales@mycorp.test\"\npassword_env = \"T_IMAP\"\ndepartment = \"technique\"\n\n[database]",
+    )]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(two.mailboxes.len(), 2);
+    assert_eq!(two.mailboxes[0].name, "imap");
+    assert_eq!(two.mailboxes[1].department.as_deref(), Some("Technique"));
+    assert_ne!(
+        two.mailboxes[0].imap.checkpoint_key(),
+        two.mailboxes[1].imap.checkpoint_key()
+    );
+
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let bad: &[Case] = &[
+        (
+            "oauth2 without [oauth2]",
+            vec![imap_oauth],
+            "oauth2",
+            "[oauth2] table",
+        ),
+        (
+            "a password with oauth2",
+            vec![("idle = true", "idle = true\nauth = \"oauth2\"")],
+            "imap.password_env",
+            "oauth login",
+        ),
+        (
+            "custom without endpoints",
+            vec![
+                imap_oauth,
+                (
+                    "[database]",
+                    "[oauth2]\nprovider = \"custom\"\nclient_id = \"c\"\n\n[database]",
+                ),
+            ],
+            "oauth2.token_url",
+            "token endpoint",
+        ),
+        (
+            "unknown provider",
+            vec![
+                imap_oauth,
+                (
+                    "[database]",
+                    "[oauth2]\nprovider = \"yahoo\"\nclient_id = \"c\"\n\n[database]",
+                ),
+            ],
+            "oauth2.provider",
+            "microsoft",
+        ),
+        (
+            "a mailbox feeding no department",
+            vec![(
+                "[database]",
+                "[[mailboxes]]\nname = \"x\"\nhost = \"h.test\"\nusername = \"u\"\npassword = \"p\"\ndepartment = \"Sales\"\n\n[database]",
+            )],
+            "mailboxes[0].department",
+            "Technique",
+        ),
+        (
+            "a mailbox named like another",
+            vec![(
+                "[database]",
+                "[[mailboxes]]\nname = \"imap\"\nhost = \"h.test\"\nusername = \"u\"\npassword = \"p\"\n\n[database]",
+            )],
+            "mailboxes[0].name",
+            "another mailbox",
+        ),
+        (
+            "a mailbox without name",
+            vec![(
+                "[database]",
+                "[[mailboxes]]\nhost = \"h.test\"\nusername = \"u\"\npassword = \"p\"\n\n[database]",
+            )],
+            "mailboxes[0].name",
+            "short name",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, edits, key, words) in bad {
+        match check(&edited(edits)) {
+            Ok(_) => failures.push(format!("{case}: accepted")),
+            Err(e) => {
+                if !e.problems.iter().any(|p| {
+                    p.key == *key && (p.message.contains(words) || p.accepted.contains(words))
+                }) {
+                    failures.push(format!("{case}: wanted `{key}` with {words:?}, got:\n{e}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -60,7 +60,12 @@ pub struct Settings {
     pub helpdesk: HelpdeskSettings,
     pub attachments: AttachmentSettings,
     pub antivirus: Option<AntivirusSettings>,
+    /// The first mailbox's IMAP settings (`[imap]`, else the first
+    /// `[[mailboxes]]`): what `import` and the dry run read.
     pub imap: ImapSettings,
+    /// Every mailbox Guichet reads: `[imap]` (named `imap`) and each
+    /// `[[mailboxes]]`, in the file's order; never empty.
+    pub mailboxes: Vec<MailboxSettings>,
     pub smtp: SmtpSettings,
     pub database: DatabaseSettings,
     pub trust: TrustSettings,
@@ -70,6 +75,9 @@ pub struct Settings {
     pub webhooks: Vec<WebhookSettings>,
     /// The health and metrics listener (`[metrics]`), when wanted.
     pub metrics: Option<MetricsSettings>,
+    /// The OAuth2 app (`[oauth2]`), when `imap.auth` or `smtp.auth` is
+    /// `oauth2`.
+    pub oauth2: Option<OAuth2Settings>,
 }
 
 impl Settings {
@@ -246,12 +254,74 @@ pub enum TlsMode {
     None,
 }
 
+/// How Guichet logs in to a mail server (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `password` (LOGIN on IMAP, AUTH PLAIN/LOGIN on SMTP).
+    Password,
+    /// SASL XOAUTH2 or OAUTHBEARER with an access token of the `[oauth2]`
+    /// app, refreshed from the refresh token `guichet oauth login` stored.
+    OAuth2,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::OAuth2 => "oauth2",
+        }
+    }
+}
+
+/// `[oauth2] provider`: where the app is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuth2Provider {
+    /// Microsoft Entra ID (Microsoft 365), with its tenant (a domain, a
+    /// tenant id, or `organizations`).
+    Microsoft {
+        tenant: String,
+    },
+    Google,
+    /// Any RFC 8628 provider, with its endpoints.
+    Custom,
+}
+
+/// SASL mechanism of the IMAP login (SMTP always uses XOAUTH2, the one
+/// Microsoft and Google both take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuth2Mechanism {
+    Xoauth2,
+    OAuthBearer,
+}
+
+/// `[oauth2]`: the app registration Guichet signs in with.
+#[derive(Debug, Clone)]
+pub struct OAuth2Settings {
+    pub provider: OAuth2Provider,
+    pub client_id: String,
+    /// Google's desktop clients and "confidential" Microsoft apps have one;
+    /// Microsoft public clients (the device flow) need none.
+    pub client_secret: Option<Secret>,
+    pub client_secret_source: Option<SecretSource>,
+    /// RFC 6749 token endpoint (the provider's, or `token_url`).
+    pub token_url: String,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization_url: String,
+    pub scopes: Vec<String>,
+    pub mechanism: OAuth2Mechanism,
+    /// Extra CA (PEM) to trust for the provider's endpoints (tests, a
+    /// private identity provider).
+    pub ca_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ImapSettings {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
+    /// [`AuthMethod::OAuth2`]: `password` is empty and never sent.
+    pub auth: AuthMethod,
     pub password: Secret,
     pub password_source: SecretSource,
     pub folder: String,
@@ -262,6 +332,26 @@ pub struct ImapSettings {
     /// What the first pass over a mailbox Guichet has no checkpoint for
     /// takes. Default [`FirstStart::Unseen`].
     pub first_start: FirstStart,
+}
+
+/// One mailbox Guichet reads (`[imap]` or a `[[mailboxes]]` entry): its
+/// own login, folder, UID checkpoint and IDLE connection.
+#[derive(Debug, Clone)]
+pub struct MailboxSettings {
+    /// `imap` for the `[imap]` table; for logs, events and `--mailbox`.
+    pub name: String,
+    pub imap: ImapSettings,
+    /// The department new tickets from this mailbox go to (instead of
+    /// the one their recipients name); `None`: by recipient, as `[imap]`.
+    pub department: Option<String>,
+}
+
+impl ImapSettings {
+    /// The mailbox's name in the store (its UID checkpoint, its messages'
+    /// origin): `username@host/folder`.
+    pub fn checkpoint_key(&self) -> String {
+        format!("{}@{}/{}", self.username, self.host, self.folder)
+    }
 }
 
 /// `imap.first_start`: what to take from a mailbox met for the first time.
@@ -292,6 +382,8 @@ pub struct SmtpSettings {
     pub tls: TlsMode,
     /// `None`: submit without authentication.
     pub username: Option<String>,
+    /// [`AuthMethod::OAuth2`]: `username` is set, `password` is `None`.
+    pub auth: AuthMethod,
     pub password: Option<Secret>,
     pub password_source: Option<SecretSource>,
     /// The sender of every outgoing message.

@@ -185,6 +185,23 @@ username = "support@example.com"      # submission login (remove with the passwo
 password_env = "GUICHET_SMTP_PASSWORD"  # submission password, read from this variable
 from = "Example Support <support@example.com>"  # sender of every outgoing message
 
+# Microsoft 365 or Google Workspace: OAuth2 instead of passwords (README,
+# "Microsoft 365 and Google"): `auth = "oauth2"` in [imap] and [smtp] in
+# place of password_env, this table, then `guichet oauth login`.
+# [oauth2]
+# provider = "microsoft"              # microsoft | google | custom (custom: token_url, device_authorization_url)
+# tenant = "example.com"              # Microsoft: your domain or tenant id
+# client_id = "00000000-0000-0000-0000-000000000000"  # the app registration's client id
+# client_secret_env = "GUICHET_OAUTH_SECRET"  # Google always; Microsoft only for a confidential app
+
+# More mailboxes, each with its own login, folder, checkpoint and IDLE connection:
+# [[mailboxes]]
+# name = "sales"                      # for logs, events and `guichet oauth login --mailbox sales`
+# host = "outlook.office365.com"
+# username = "sales@example.com"      # a Microsoft shared mailbox: its address, signed in as a user with access
+# auth = "oauth2"
+# department = "Sales"                # new tickets from this mailbox go to this department
+
 [database]
 url = "sqlite://data/guichet.db"      # SQLite file, or postgres://user@host/db for several daemons
 

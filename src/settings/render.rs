@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    AutoCloseScope, ClamdAddress, ReopenWindow, SecretSource, Settings, TlsMode, WebhookFormat,
+    AuthMethod, AutoCloseScope, ClamdAddress, OAuth2Mechanism, OAuth2Provider, ReopenWindow,
+    SecretSource, Settings, TlsMode, WebhookFormat,
 };
 
 const MASK: &str = "********";
@@ -118,19 +119,17 @@ pub fn render_masked(settings: &Settings) -> String {
         }
     }
 
-    let i = &settings.imap;
-    let _ = writeln!(o, "\n[imap]");
-    let _ = writeln!(o, "host = {}", quote(&i.host));
-    let _ = writeln!(o, "port = {}", i.port);
-    let _ = writeln!(o, "tls = {}", quote(tls(i.tls)));
-    let _ = writeln!(o, "username = {}", quote(&i.username));
-    let _ = writeln!(o, "password = {}", masked(&i.password_source));
-    let _ = writeln!(o, "folder = {}", quote(&i.folder));
-    let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
-    let _ = writeln!(o, "idle = {}", i.idle);
-    let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
-    if let Some(ca) = &i.ca_file {
-        let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+    for m in &settings.mailboxes {
+        if m.name == "imap" {
+            let _ = writeln!(o, "\n[imap]");
+        } else {
+            let _ = writeln!(o, "\n[[mailboxes]]");
+            let _ = writeln!(o, "name = {}", quote(&m.name));
+            if let Some(d) = &m.department {
+                let _ = writeln!(o, "department = {}", quote(d));
+            }
+        }
+        imap_keys(o, &m.imap);
     }
 
     let s = &settings.smtp;
@@ -139,6 +138,10 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "port = {}", s.port);
     let _ = writeln!(o, "tls = {}", quote(tls(s.tls)));
     match (&s.username, &s.password_source) {
+        (Some(user), _) if s.auth == AuthMethod::OAuth2 => {
+            let _ = writeln!(o, "username = {}", quote(user));
+            let _ = writeln!(o, "auth = \"oauth2\"  # token from `guichet oauth login`");
+        }
         (Some(user), Some(source)) => {
             let _ = writeln!(o, "username = {}", quote(user));
             let _ = writeln!(o, "password = {}", masked(source));
@@ -150,6 +153,43 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "from = {}", quote(&s.from.to_string()));
     if let Some(ca) = &s.ca_file {
         let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+    }
+
+    if let Some(a) = &settings.oauth2 {
+        let _ = writeln!(o, "\n[oauth2]");
+        match &a.provider {
+            OAuth2Provider::Microsoft { tenant } => {
+                let _ = writeln!(o, "provider = \"microsoft\"");
+                let _ = writeln!(o, "tenant = {}", quote(tenant));
+            }
+            OAuth2Provider::Google => {
+                let _ = writeln!(o, "provider = \"google\"");
+            }
+            OAuth2Provider::Custom => {
+                let _ = writeln!(o, "provider = \"custom\"");
+            }
+        }
+        let _ = writeln!(o, "client_id = {}", quote(&a.client_id));
+        match &a.client_secret_source {
+            Some(source) => {
+                let _ = writeln!(o, "client_secret = {}", masked(source));
+            }
+            None => {
+                let _ = writeln!(o, "# no client_secret (a public client)");
+            }
+        }
+        let _ = writeln!(o, "token_url = {}", quote(&a.token_url));
+        let _ = writeln!(
+            o,
+            "device_authorization_url = {}",
+            quote(&a.device_authorization_url)
+        );
+        let _ = writeln!(o, "scopes = {}", list(&a.scopes));
+        let mechanism = match a.mechanism {
+            OAuth2Mechanism::Xoauth2 => "xoauth2",
+            OAuth2Mechanism::OAuthBearer => "oauthbearer",
+        };
+        let _ = writeln!(o, "mechanism = \"{mechanism}\"");
     }
 
     let _ = writeln!(o, "\n[database]");
@@ -380,4 +420,23 @@ fn mask_query(u: &mut url::Url) {
         .map(|(k, _)| (k.into_owned(), MASK.to_string()))
         .collect();
     u.query_pairs_mut().clear().extend_pairs(pairs);
+}
+
+fn imap_keys(o: &mut String, i: &super::ImapSettings) {
+    let _ = writeln!(o, "host = {}", quote(&i.host));
+    let _ = writeln!(o, "port = {}", i.port);
+    let _ = writeln!(o, "tls = {}", quote(tls(i.tls)));
+    let _ = writeln!(o, "username = {}", quote(&i.username));
+    if i.auth == AuthMethod::OAuth2 {
+        let _ = writeln!(o, "auth = \"oauth2\"  # token from `guichet oauth login`");
+    } else {
+        let _ = writeln!(o, "password = {}", masked(&i.password_source));
+    }
+    let _ = writeln!(o, "folder = {}", quote(&i.folder));
+    let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
+    let _ = writeln!(o, "idle = {}", i.idle);
+    let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
+    if let Some(ca) = &i.ca_file {
+        let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
+    }
 }

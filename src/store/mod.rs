@@ -170,6 +170,29 @@ impl Store {
         .context("cannot apply the database migrations")
     }
 
+    /// Migrations this binary knows that the database has not applied
+    /// (`guichet doctor`; nothing is changed).
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let known: Vec<i64> = match self {
+            Store::Sqlite(_) => sqlx::migrate!("migrations/sqlite")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+            Store::Postgres(_) => sqlx::migrate!("migrations/postgres")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+        };
+        // no table yet: nothing applied
+        let applied: Vec<i64> = on_db!(pool self, p => {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(p)
+                .await
+        })
+        .unwrap_or_default();
+        Ok(known.iter().filter(|v| !applied.contains(v)).count())
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
@@ -408,6 +431,40 @@ impl Store {
             .mailbox_checkpoint(mailbox)
             .await?
             .map(|(v, last, _)| (v, last)))
+    }
+
+    /// The OAuth2 refresh token stored for this account, if any.
+    pub async fn oauth_refresh_token(&self, account: &str) -> Result<Option<String>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT refresh_token FROM oauth_tokens WHERE account = $1",
+            )
+            .bind(account)
+            .fetch_optional(p)
+            .await
+        })?)
+    }
+
+    /// Stores (or replaces) the account's OAuth2 refresh token.
+    pub async fn save_oauth_refresh_token(
+        &self,
+        account: &str,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query(
+                "INSERT INTO oauth_tokens (account, refresh_token, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account) DO UPDATE SET refresh_token = excluded.refresh_token, updated_at = excluded.updated_at",
+            )
+            .bind(account)
+            .bind(refresh_token)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
     }
 
     /// `(uidvalidity, last_uid, catch_up_from)` of a mailbox.

@@ -55,6 +55,8 @@ pub struct Runtime {
     /// Store faults seen and whether intake is paused (`[metrics]`,
     /// system events). `run_daemon` keeps one across reloads.
     pub health: Arc<Health>,
+    /// OAuth2 access tokens (`[oauth2]`), shared by the IMAP and SMTP logins.
+    pub oauth: Option<Arc<super::oauth::OAuthTokens>>,
 }
 
 impl Runtime {
@@ -62,18 +64,36 @@ impl Runtime {
         let store = Store::connect(&settings.database.url).await?;
         store.migrate().await?;
         let templates = Templates::load(settings.helpdesk.templates_dir.as_deref())?;
-        let smtp = SmtpSender::new(&settings.smtp)?;
+        let mut smtp = SmtpSender::new(&settings.smtp)?;
         // each endpoint's client (its CA file) can be made
         deliver::Lane::all(&settings)?;
+        let settings = Arc::new(settings);
+        let oauth = super::oauth::OAuthTokens::new(settings.clone(), store.clone())?;
+        if let (Some(tokens), Some(account)) = (&oauth, &settings.smtp.username) {
+            smtp = smtp.with_tokens(Arc::new(super::oauth::SmtpTokens {
+                tokens: tokens.clone(),
+                account: account.clone(),
+            }));
+        }
         Ok(Runtime {
-            settings: Arc::new(settings),
+            settings,
             store,
             templates: Arc::new(templates),
             smtp,
             clock,
             wake_delivery: Arc::new(Notify::new()),
             health: Health::new(),
+            oauth,
         })
+    }
+
+    /// Connects to a mailbox with its login method (password or OAuth2).
+    pub async fn connect_mailbox(
+        &self,
+        name: &str,
+        imap: &crate::settings::ImapSettings,
+    ) -> anyhow::Result<Mailbox> {
+        super::oauth::connect_mailbox(self.oauth.as_deref(), name, imap).await
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
@@ -91,11 +111,32 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let (_tx, shutdown) = watch::channel(false);
     let ingest_done = watch::channel(false);
     let ingest = async {
+        // every mailbox in turn; one that fails does not keep the others
+        // from being read (the pass fails at the end, naming it)
         let pass = async {
-            let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
-            let report = mailbox_pass(rt, &mut mailbox, &shutdown).await?;
-            let _ = mailbox.logout().await;
-            anyhow::Ok(report)
+            let mut total = PassReport::default();
+            let mut failed = Vec::new();
+            for feed in &rt.settings.mailboxes {
+                let one = async {
+                    let mut mailbox = rt.connect_mailbox(&feed.name, &feed.imap).await?;
+                    let report = mailbox_pass(rt, &feed.imap, &mut mailbox, &shutdown).await?;
+                    let _ = mailbox.logout().await;
+                    anyhow::Ok(report)
+                }
+                .await;
+                match one {
+                    Ok(r) => total.add(r),
+                    Err(e) => {
+                        tracing::error!(mailbox = %feed.name, error = format!("{e:#}"), "mailbox pass failed");
+                        failed.push(format!("{}: {e:#}", feed.name));
+                    }
+                }
+            }
+            if failed.is_empty() {
+                anyhow::Ok(total)
+            } else {
+                Err(anyhow::anyhow!("mailbox pass failed for {}", failed.join("; ")))
+            }
         }
         .await;
         let _ = ingest_done.0.send(true);
@@ -190,7 +231,27 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         mail: rt.wake_delivery.clone(),
         webhooks: Arc::new(watch::channel(0).0),
     };
-    let imap = tokio::spawn(imap_loop(rt.clone(), shutdown.clone(), wake.clone()));
+    // one loop (and IDLE connection) per mailbox: one that fails backs
+    // off alone while the others read on
+    let feeds: Vec<_> = rt
+        .settings
+        .mailboxes
+        .iter()
+        .map(|feed| {
+            tokio::spawn(imap_loop(
+                rt.clone(),
+                feed.clone(),
+                shutdown.clone(),
+                wake.clone(),
+            ))
+        })
+        .collect();
+    let imap = tokio::spawn(async move {
+        for r in futures::future::join_all(feeds).await {
+            r.context("a mailbox loop panicked")??;
+        }
+        anyhow::Ok(())
+    });
     // The mail loop and one lane per webhook endpoint, so that none waits
     // for another: a webhook is not held up by the SMTP server's answers
     // (tens of ms a message), nor mail or another endpoint by an endpoint
@@ -370,20 +431,23 @@ async fn sleep_or_shutdown(d: StdDuration, shutdown: &mut watch::Receiver<bool>)
 
 async fn imap_loop(
     rt: Arc<Runtime>,
+    feed: crate::settings::MailboxSettings,
     mut shutdown: watch::Receiver<bool>,
     wake: Wake,
 ) -> anyhow::Result<()> {
+    let imap = &feed.imap;
+    let name = feed.name.as_str();
     let mut backoff = StdDuration::from_secs(1);
     // failed passes in a row (the connection is fine, the pass is not)
     let mut passes = Streak::default();
     while !*shutdown.borrow() {
-        let mut mailbox = match Mailbox::connect(&rt.settings.imap).await {
+        let mut mailbox = match rt.connect_mailbox(name, imap).await {
             Ok(m) => {
                 backoff = StdDuration::from_secs(1);
                 m
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "IMAP connection failed");
+                tracing::warn!(mailbox = name, error = format!("{e:#}"), retry_in = ?backoff, "IMAP connection failed");
                 if sleep_or_shutdown(backoff, &mut shutdown).await {
                     break;
                 }
@@ -391,9 +455,9 @@ async fn imap_loop(
                 continue;
             }
         };
-        tracing::info!(host = %rt.settings.imap.host, folder = %rt.settings.imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
+        tracing::info!(mailbox = name, host = %imap.host, folder = %imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
         loop {
-            match mailbox_pass(&rt, &mut mailbox, &shutdown).await {
+            match mailbox_pass(&rt, imap, &mut mailbox, &shutdown).await {
                 Ok(report) => {
                     if let Some(r) = passes.succeed() {
                         resumed(&rt, "mailbox pass", r, true);
@@ -422,7 +486,7 @@ async fn imap_loop(
             if *shutdown.borrow() {
                 break;
             }
-            let wait = StdDuration::from_secs(rt.settings.imap.poll_seconds.max(1));
+            let wait = StdDuration::from_secs(imap.poll_seconds.max(1));
             if let Err(e) = mailbox.wait_for_news(wait, &mut shutdown.clone()).await {
                 tracing::warn!(error = format!("{e:#}"), "IMAP wait failed; reconnecting");
                 break;

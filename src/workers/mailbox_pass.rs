@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::adapters::imap::{FetchedMail, Mailbox};
-use crate::settings::{FirstStart, Settings};
+use crate::settings::{FirstStart, ImapSettings, Settings};
 use crate::store::fault_of;
 
 use super::daemon::Runtime;
@@ -30,8 +30,28 @@ pub struct PassReport {
     pub unfetchable: usize,
 }
 
+impl PassReport {
+    /// Adds another mailbox's pass.
+    pub fn add(&mut self, o: PassReport) {
+        self.fetched += o.fetched;
+        self.new_tickets += o.new_tickets;
+        self.appended += o.appended;
+        self.already_seen += o.already_seen;
+        self.unplaced += o.unplaced;
+        self.left_as_history += o.left_as_history;
+    }
+}
+
 fn mailbox_key(s: &Settings) -> String {
-    format!("{}@{}/{}", s.imap.username, s.imap.host, s.imap.folder)
+    s.imap.checkpoint_key()
+}
+
+/// The `first_start` of the mailbox whose checkpoint is `key`.
+fn first_start_of(s: &Settings, key: &str) -> FirstStart {
+    s.mailboxes
+        .iter()
+        .find(|m| m.imap.checkpoint_key() == key)
+        .map_or(s.imap.first_start, |m| m.imap.first_start)
 }
 
 /// One pass over the mailbox: repair flags left by a crash, then ingest
@@ -39,22 +59,22 @@ fn mailbox_key(s: &Settings) -> String {
 /// flagging them once committed.
 pub async fn mailbox_pass(
     rt: &Runtime,
+    imap: &ImapSettings,
     mailbox: &mut Mailbox,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<PassReport> {
-    let s = &rt.settings;
-    let key = mailbox_key(s);
+    let key = imap.checkpoint_key();
     let validity = mailbox.uid_validity();
     let mut report = PassReport::default();
     let selection = select(rt, mailbox, &key, validity).await?;
     if let Some(first) = &selection.first_contact {
         tracing::info!(
             mailbox = %key,
-            first_start = s.imap.first_start.as_str(),
+            first_start = imap.first_start.as_str(),
             "first contact with this mailbox: {} message(s) taken, {} left as history (imap.first_start = {:?})",
             selection.take.len(),
             first.left_alone,
-            s.imap.first_start.as_str()
+            imap.first_start.as_str()
         );
         rt.store
             .first_checkpoint(
@@ -324,7 +344,7 @@ pub async fn select(
             tracing::warn!(mailbox = %key, "UIDVALIDITY changed: reading the whole mailbox again (duplicates are recognised; mail older than helpdesk.old_mail_days gets no automatic mail)");
             (0, 0, None)
         }
-        None => match rt.settings.imap.first_start {
+        None => match first_start_of(&rt.settings, key) {
             FirstStart::All => (0, 0, None),
             // the checkpoint passes the history at once; the unread mail
             // below it is taken by the catch-up, this pass and (if it is
@@ -609,7 +629,7 @@ async fn ingest_retrying(
 /// in a transaction rolled back).
 pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
     let key = mailbox_key(&rt.settings);
-    let mut mailbox = Mailbox::connect(&rt.settings.imap).await?;
+    let mut mailbox = rt.connect_mailbox("imap", &rt.settings.imap).await?;
     let validity = mailbox.uid_validity();
     let selection = select(rt, &mut mailbox, &key, validity).await?;
     let uids: Vec<u32> = selection.take.iter().map(|(uid, _)| *uid).collect();
@@ -669,7 +689,7 @@ pub async fn import(
     if let Some(f) = folder {
         imap.folder = f.to_string();
     }
-    let mut mailbox = Mailbox::connect(&imap).await?;
+    let mut mailbox = rt.connect_mailbox("imap", &imap).await?;
     let uids = mailbox.uids_since(since).await?;
     let mut report = PassReport::default();
     for chunk in uids.chunks(50) {

@@ -35,5 +35,6 @@ pub mod deliver;
 pub mod fuzz;
 pub mod health;
 pub mod mailbox_pass;
+pub mod oauth;
 pub mod sweep;
 pub mod undelivered;

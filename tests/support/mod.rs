@@ -142,6 +142,7 @@ impl Rig {
             },
             tls,
             username: user.to_string(),
+            auth: guichet::settings::AuthMethod::Password,
             password: Secret::new(self.password.clone()),
             password_source: SecretSource::Literal,
             folder: "INBOX".to_string(),
@@ -163,6 +164,7 @@ impl Rig {
             },
             tls,
             username: authenticate.then(|| from.to_string()),
+            auth: guichet::settings::AuthMethod::Password,
             password: authenticate.then(|| Secret::new(self.password.clone())),
             password_source: authenticate.then_some(SecretSource::Literal),
             from: MailboxName {

@@ -47,7 +47,7 @@ fn sample_event(kind: EventKind) -> Event {
             "source": "relay",
             "reason": "550 5.1.1 <client@example.com>: Recipient address rejected",
         }),
-        EventKind::SystemDegraded | EventKind::SystemRecovered => {
+        EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::MailboxAuthFailed => {
             unreachable!("system events have no ticket: sample_system_event")
         }
     };
@@ -810,7 +810,11 @@ fn system_events_match_their_golden_files_in_every_format() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhooks");
     let mut failed = Vec::new();
     for (format, name) in FORMATS {
-        for kind in EventKind::ALL.iter().filter(|k| k.is_system()) {
+        // mailbox.auth_failed has its own shape (rules::webhooks::mailbox)
+        for kind in EventKind::ALL
+            .iter()
+            .filter(|k| k.is_system() && **k != EventKind::MailboxAuthFailed)
+        {
             let path = dir.join(name).join(format!("{}.json", kind.as_str()));
             let body = render_system(*format, &sample_system_event(*kind));
             let got = serde_json::to_string_pretty(&sorted(&body)).unwrap() + "\n";

@@ -584,6 +584,15 @@ async fn apply<R: AsRef<[u8]>>(
         customers_token,
         quiet,
         forwarded_by,
+        // `[[mailboxes]] department`: a new ticket from that mailbox goes
+        // there whatever its recipients say
+        feeds: source.mailbox.as_deref().and_then(|key| {
+            ctx.settings
+                .mailboxes
+                .iter()
+                .find(|m| m.imap.checkpoint_key() == key)
+                .and_then(|m| m.department.clone())
+        }),
     };
     let outcome = job.place_and_act(token).await;
     *trace = job.trace;
@@ -633,6 +642,8 @@ struct Job<'c, 'a, 't> {
     quiet: Option<String>,
     /// The agent who forwarded the customer's message, when it is one.
     forwarded_by: Option<EmailAddress>,
+    /// The department the message's mailbox feeds, if it names one.
+    feeds: Option<String>,
 }
 
 impl Job<'_, '_, '_> {
@@ -746,10 +757,11 @@ impl Job<'_, '_, '_> {
             agent,
             refused_files: self.files.refused_loudly().count(),
             quiet: self.quiet.clone(),
-            department: s
-                .department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
-                .name
-                .clone(),
+            department: self.feeds.clone().unwrap_or_else(|| {
+                s.department_for(&self.facts.recipients().cloned().collect::<Vec<_>>())
+                    .name
+                    .clone()
+            }),
         }
     }
 
