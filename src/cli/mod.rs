@@ -252,8 +252,15 @@ pub fn init_logging(format: LogFormat) {
             filter = filter.add_directive(directive);
         }
     }
+    // colour only for a person at a terminal: never into journald, a
+    // pipe or a file (and never when NO_COLOR is set)
+    let ansi = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -130,7 +130,15 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let (report, delivered) = tokio::join!(ingest, delivery);
     let ingest_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report = report?;
-    tracing::info!(?report, "mailbox pass done");
+    tracing::info!(
+        fetched = report.fetched,
+        new_tickets = report.new_tickets,
+        appended = report.appended,
+        already_seen = report.already_seen,
+        unplaced = report.unplaced,
+        left_as_history = report.left_as_history,
+        "mailbox pass done"
+    );
     let (mut mail, first_claim) = delivered?;
     let closed = sweep::sweep(&rt.ctx()).await?;
     if closed > 0 {
@@ -140,7 +148,17 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     link.close().await;
     let mut lanes = deliver::Lane::all(&rt.settings)?;
     let hooks = deliver::deliver_webhooks(&rt.ctx(), &mut lanes).await?;
-    tracing::info!(closed, ?mail, ?hooks, "pass done");
+    tracing::info!(
+        closed,
+        mail_sent = mail.sent,
+        mail_retried = mail.retried,
+        mail_failed = mail.failed,
+        webhooks_sent = hooks.sent,
+        webhooks_retried = hooks.retried,
+        webhooks_failed = hooks.failed,
+        webhooks_postponed = hooks.postponed,
+        "pass done"
+    );
     // timings: the mailbox pass (connect to last commit) and the mail
     // delivery (first claim to last message handed to SMTP); they overlap
     println!(
@@ -383,7 +401,11 @@ async fn imap_loop(
                 m
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "IMAP connection failed");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_seconds = backoff.as_secs(),
+                    "IMAP connection failed"
+                );
                 if sleep_or_shutdown(backoff, &mut shutdown).await {
                     break;
                 }
@@ -399,7 +421,15 @@ async fn imap_loop(
                         resumed(&rt, "mailbox pass", r, true);
                     }
                     if report.fetched > 0 {
-                        tracing::info!(?report, "mailbox pass");
+                        tracing::info!(
+                            fetched = report.fetched,
+                            new_tickets = report.new_tickets,
+                            appended = report.appended,
+                            already_seen = report.already_seen,
+                            unplaced = report.unplaced,
+                            left_as_history = report.left_as_history,
+                            "mailbox pass"
+                        );
                         wake.both();
                     }
                 }

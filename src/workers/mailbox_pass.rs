@@ -260,6 +260,7 @@ async fn ingest_big(
             Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::warn!(
+                    mailbox = key,
                     uid,
                     error = format!("{e:#}"),
                     "big message failed; fetching it again to handle it one more way"
@@ -334,6 +335,7 @@ async fn ingest_one_by_one(
             Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::error!(
+                    mailbox = key,
                     uid = mail.uid,
                     error = format!("{e:#}"),
                     "cannot handle message; storing it raw"
@@ -415,6 +417,7 @@ async fn ingest_retrying(
             Ok((outcome, _)) => return Ok(outcome),
             Err(e) if attempt < ATTEMPTS && crate::store::is_retryable(&e) => {
                 tracing::info!(
+                    mailbox = source.mailbox.as_deref(),
                     uid = source.uid,
                     attempt,
                     error = format!("{e:#}"),
