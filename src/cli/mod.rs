@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
 mod outbox;
+mod readonly;
 mod show;
 
 #[derive(Debug, Parser)]
@@ -370,8 +371,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Tickets { command } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
             match command {
                 TicketsCommand::List { status, json } => {
                     show::list(&store, status.as_deref(), json).await
@@ -381,10 +382,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Explain { file, json, now } => {
-            let s = load_settings(&cli.config)?;
+            let s = readonly::load_settings_for_explain(&cli.config)?;
             let raw =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            show::explain(&s, &raw, json, now.unwrap_or_else(Utc::now)).await
+            let store = readonly::open_store(&s).await?;
+            show::explain(&s, &store, &raw, json, now.unwrap_or_else(Utc::now)).await
         }
         Command::Webhook {
             command: WebhookCommand::Test { url },
@@ -393,13 +395,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             show::webhook_test(&s, url.as_deref()).await
         }
         Command::Stats { since, json, now } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
             show::stats(&store, &s, since, now.unwrap_or_else(Utc::now), json).await
         }
         Command::Outbox { json } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
             outbox::show(&store, &s, json).await
         }
         Command::Cleanup { dry_run, now } => {

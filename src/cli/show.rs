@@ -232,16 +232,15 @@ pub async fn problems(store: &Store, as_json: bool) -> Result<(), Failure> {
 
 pub async fn explain(
     s: &Settings,
+    store: &Store,
     raw: &[u8],
     as_json: bool,
     now: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    let store = Store::connect(&s.database.url).await?;
-    store.migrate().await?;
     let templates = Templates::load(s.helpdesk.templates_dir.as_deref())?;
     let ctx = Ctx {
         settings: s,
-        store: &store,
+        store,
         templates: &templates,
         now,
     };

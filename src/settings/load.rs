@@ -125,7 +125,29 @@ pub fn load_str_with_env(
     path: &Path,
     env: EnvLookup<'_>,
 ) -> Result<Settings, SettingsError> {
+    load_checked(text, path, env, false)
+}
+
+/// [`load`] for the commands that only read the database (`tickets`,
+/// `stats`, `explain`, `outbox`): a secret that cannot be read (a
+/// credential file only the service may read, a variable set only in the
+/// service's environment) is not a problem; it is replaced by a random
+/// value that opens nothing. Everything else is checked as usual.
+pub fn load_without_secrets(path: &Path) -> Result<Settings, SettingsError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_checked(&text, path, &|name| std::env::var(name), true),
+        Err(_) => load(path),
+    }
+}
+
+fn load_checked(
+    text: &str,
+    path: &Path,
+    env: EnvLookup<'_>,
+    secrets_optional: bool,
+) -> Result<Settings, SettingsError> {
     let mut c = Checker::new(text, path, env);
+    c.secrets_optional = secrets_optional;
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -292,6 +314,9 @@ struct Checker<'c> {
     line_starts: Vec<usize>,
     env: EnvLookup<'c>,
     problems: Vec<Problem>,
+    /// [`load_without_secrets`]: an unreadable secret is replaced, not a
+    /// problem.
+    secrets_optional: bool,
 }
 
 impl<'c> Checker<'c> {
@@ -310,6 +335,7 @@ impl<'c> Checker<'c> {
             line_starts,
             env,
             problems: Vec::new(),
+            secrets_optional: false,
         }
     }
 
@@ -597,6 +623,28 @@ impl<'c> Checker<'c> {
         clean(&self.base_dir.join(path))
     }
 
+    /// The file a `*_file` secret names: `$CREDENTIALS_DIRECTORY/NAME` is
+    /// the credential systemd's `LoadCredential=NAME:…` gives the service
+    /// (the directory is known only when the service starts); any other
+    /// path is relative to the settings file.
+    fn credential_path(&self, written: &str) -> Result<PathBuf, String> {
+        let name = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
+            .iter()
+            .find_map(|p| written.strip_prefix(p));
+        let Some(name) = name else {
+            return Ok(self.resolve(written));
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("`{written}` does not name one credential"));
+        }
+        match (self.env)("CREDENTIALS_DIRECTORY") {
+            Ok(dir) if !dir.is_empty() => Ok(Path::new(&dir).join(name)),
+            _ => Err(format!(
+                "`{written}`: CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with `LoadCredential=`; elsewhere, give the file's path)"
+            )),
+        }
+    }
+
     /// Exactly one of `X`, `X_env`, `X_file`. `Ok(None)` when none is given.
     fn secret(&mut self, s: &Section<'_>, base: &str) -> Result<Option<ReadSecret>, ()> {
         let names = [
@@ -648,8 +696,13 @@ impl<'c> Checker<'c> {
                     return Err(());
                 }
                 match (self.env)(var) {
-                    Ok(value) => (value, SecretSource::Env(var.to_string())),
-                    Err(VarError::NotPresent) => {
+                    Ok(value) if !value.is_empty() || !self.secrets_optional => {
+                        (value, SecretSource::Env(var.to_string()))
+                    }
+                    _ if self.secrets_optional => {
+                        (unusable_secret(), SecretSource::Env(var.to_string()))
+                    }
+                    Err(VarError::NotPresent) | Ok(_) => {
                         self.report(
                             Some(span),
                             key,
@@ -671,12 +724,32 @@ impl<'c> Checker<'c> {
             }
             _ => {
                 let written = text.trim();
-                let path = self.resolve(written);
+                let path = match self.credential_path(written) {
+                    Ok(path) => path,
+                    Err(_) if self.secrets_optional => {
+                        return Ok(Some(ReadSecret {
+                            value: Secret::new(unusable_secret()),
+                            source: SecretSource::File(self.resolve(written)),
+                            span,
+                        }));
+                    }
+                    Err(message) => {
+                        self.report(
+                            Some(span),
+                            key,
+                            message,
+                            "`$CREDENTIALS_DIRECTORY/NAME` under a systemd unit with `LoadCredential=NAME:PATH`, or a path",
+                        );
+                        return Err(());
+                    }
+                };
                 match std::fs::read_to_string(&path) {
-                    Ok(content) => (
+                    Ok(content) if !content.is_empty() || !self.secrets_optional => (
                         content.trim_end_matches(['\n', '\r']).to_string(),
                         SecretSource::File(path),
                     ),
+                    _ if self.secrets_optional => (unusable_secret(), SecretSource::File(path)),
+                    Ok(_) => unreachable!("an empty file is read when secrets are required"),
                     Err(e) => {
                         self.report(
                             Some(span),
@@ -1892,6 +1965,12 @@ fn shown(v: &DeValue<'_>) -> String {
         DeValue::Boolean(b) => format!("{b}"),
         other => type_name(other).to_string(),
     }
+}
+
+/// The stand-in for a secret [`load_without_secrets`] did not read: random,
+/// so that it verifies, decrypts and logs in to nothing.
+fn unusable_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 /// `[metrics] listen`: an IP address of the loopback and a port.

@@ -25,6 +25,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 mod blob;
 pub mod fault;
 mod rows;
+pub mod schema;
 pub use fault::{Fault, fault_of};
 pub use rows::*;
 
