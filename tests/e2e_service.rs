@@ -88,5 +88,142 @@ async fn logs_carry_plain_values_ticket_mailbox_and_uid_and_no_colour_off_a_term
     assert!(!text.contains("Some("), "{text}");
 }
 
-#[allow(dead_code)]
 const WAIT: Duration = Duration::from_secs(20);
+
+fn items(outbox: &Value, queue: &str) -> Vec<Value> {
+    outbox[queue]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_outbox_shows_mail_a_relay_refuses_and_sends_it_once_the_relay_accepts() {
+    let desk = Desk::new("");
+    let r = support::rig();
+    // the relay is not there (a wrong port, as a wrong password would be)
+    desk.edit_settings(
+        &format!("port = {}\ntls = \"none\"\nfrom", r.smtp_port),
+        "port = 9\ntls = \"none\"\nfrom",
+    );
+    let customer = fresh_user("customer");
+    deliver_lmtp(
+        &desk.support,
+        &simple_message(&customer, &desk.support, "Waiting mail", "Hello"),
+    )
+    .await;
+    let pass = desk.pass(chrono::Utc::now());
+    assert_eq!(pass["mail"]["sent"], 0, "{pass}");
+
+    let outbox = desk.json(&["outbox", "--json"]);
+    let mail = items(&outbox, "mail");
+    assert_eq!(outbox["mail"]["pending"], 2, "{outbox:#}");
+    assert_eq!(mail.len(), 2, "{outbox:#}");
+    for m in &mail {
+        assert_eq!(m["state"], "waiting", "{m}");
+        assert!(m["id"].as_str().unwrap().starts_with('m'), "{m}");
+        assert!(m["next_attempt_at"].is_string(), "{m}");
+        assert!(m["ticket_id"].as_i64().is_some(), "{m}");
+    }
+    assert!(
+        mail.iter()
+            .any(|m| m["last_error"].as_str().is_some_and(|e| !e.is_empty())),
+        "the relay's refusal is shown: {outbox:#}"
+    );
+    assert!(outbox["mail"]["oldest_pending"].is_string(), "{outbox:#}");
+    let text = desk.run(&["outbox"]);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("mail: 2 pending, 0 failed"), "{text}");
+    assert!(text.contains("last error:"), "{text}");
+    assert!(text.contains(&customer), "{text}");
+    let stats = desk.json(&["stats", "--json"]);
+    assert_eq!(stats["queues"]["mail_pending"], 2, "{stats:#}");
+    assert_eq!(stats["queues"]["mail_failed"], 0, "{stats:#}");
+
+    // the admin fixes the settings and asks for the queue now, not in a
+    // minute: the next pass sends both
+    desk.edit_settings(
+        "port = 9\ntls = \"none\"\nfrom",
+        &format!("port = {}\ntls = \"none\"\nfrom", r.smtp_port),
+    );
+    let out = desk.run(&["outbox", "retry", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("2 mail"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let pass = desk.pass(chrono::Utc::now());
+    assert_eq!(pass["mail"]["sent"], 2, "{pass}");
+    support::wait_for_messages(&customer, 1, WAIT).await;
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["mail"]["pending"], 0, "{outbox:#}");
+    assert!(items(&outbox, "mail").is_empty(), "{outbox:#}");
+}
+
+#[tokio::test]
+async fn a_deferred_mail_can_be_dropped_and_taken_back() {
+    let desk = Desk::new("");
+    let r = support::rig();
+    let customer = format!("later-{}@{}", support::unique_token(), r.deferred_domain);
+    deliver_lmtp(
+        &desk.support,
+        &simple_message(&customer, &desk.support, "Deferred", "Hello"),
+    )
+    .await;
+    desk.pass(chrono::Utc::now());
+    let outbox = desk.json(&["outbox", "--json"]);
+    let mail = items(&outbox, "mail");
+    let deferred = mail
+        .iter()
+        .find(|m| m["recipients"][0] == customer.as_str())
+        .unwrap_or_else(|| panic!("the acknowledgement waits: {outbox:#}"));
+    assert_eq!(deferred["state"], "waiting");
+    assert!(
+        deferred["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("450"),
+        "{deferred}"
+    );
+    let id = deferred["id"].as_str().unwrap().to_string();
+
+    let out = desk.run(&["outbox", "drop", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["mail"]["pending"], 0, "{outbox:#}");
+    assert_eq!(outbox["mail"]["failed"], 1, "{outbox:#}");
+    let dropped = &items(&outbox, "mail")[0];
+    assert_eq!(dropped["state"], "failed");
+    assert!(dropped["next_attempt_at"].is_null());
+    let why = dropped["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("dropped by an admin") && why.contains("450"),
+        "{why}"
+    );
+    // nothing waits under that id any more
+    let again = desk.run(&["outbox", "drop", &id]);
+    assert_eq!(again.status.code(), Some(3));
+    let bad = desk.run(&["outbox", "drop", "x1"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad id is a usage error");
+
+    let out = desk.run(&["outbox", "retry", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outbox = desk.json(&["outbox", "--json"]);
+    assert_eq!(outbox["mail"]["pending"], 1, "{outbox:#}");
+    let back = &items(&outbox, "mail")[0];
+    assert_eq!(back["state"], "waiting");
+    assert_eq!(back["attempts"], 0);
+}

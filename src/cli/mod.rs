@@ -123,11 +123,15 @@ pub enum Command {
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
-    /// What waits to be sent, and each webhook endpoint's state
+    /// What waits to be sent or failed (mail and webhook deliveries, with
+    /// next attempt and last error), and each webhook endpoint's state
     /// (healthy, failing, paused) with its backlog
     Outbox {
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<OutboxCommand>,
     },
     /// Apply the database migrations
     Migrate,
@@ -153,6 +157,25 @@ pub enum TicketsCommand {
     Problems {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Make an item due at once (a failed one is queued again), or all
+    /// waiting items and those failed in the last 7 days
+    Retry {
+        /// The item, as `outbox` lists it: m12 (mail) or w34 (webhook delivery)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<outbox::ItemId>,
+        /// Every waiting item, and every item failed in the last 7 days
+        #[arg(long)]
+        all: bool,
+    },
+    /// Give up a waiting item: never sent, kept as failed with why
+    Drop {
+        /// The item, as `outbox` lists it: m12 (mail) or w34 (webhook delivery)
+        id: outbox::ItemId,
     },
 }
 
@@ -399,10 +422,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = readonly::open_store(&s).await?;
             show::stats(&store, &s, since, now.unwrap_or_else(Utc::now), json).await
         }
-        Command::Outbox { json } => {
+        Command::Outbox { json, command } => {
             let s = readonly::load_settings(&cli.config)?;
             let store = readonly::open_store(&s).await?;
-            outbox::show(&store, &s, json).await
+            match command {
+                None => outbox::show(&store, &s, json).await,
+                Some(OutboxCommand::Retry { id, .. }) => outbox::retry(&store, id).await,
+                Some(OutboxCommand::Drop { id }) => outbox::drop_item(&store, id).await,
+            }
         }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;

@@ -64,6 +64,8 @@ macro_rules! on_db {
     };
 }
 
+pub mod queues;
+
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store> {
