@@ -227,3 +227,151 @@ async fn a_deferred_mail_can_be_dropped_and_taken_back() {
     assert_eq!(back["state"], "waiting");
     assert_eq!(back["attempts"], 0);
 }
+
+/// A GET on the metrics listener: status and body.
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("metrics listener {addr}: {e}"));
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {out:?}"));
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// The value of one sample (`name{labels}` exactly), 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            (n == name).then(|| v.parse::<f64>().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn metrics_scraped_during_a_drain_match_what_happened() {
+    const N: usize = 8;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let desk = Desk::with("", "", &format!("[metrics]\nlisten = \"{listen}\"\n"));
+    let mailbox = format!("{}@{}/INBOX", desk.support, support::rig().imap_host);
+    let mut customers = Vec::new();
+    for i in 0..N {
+        let customer = fresh_user("customer");
+        deliver_lmtp(
+            &desk.support,
+            &simple_message(&customer, &desk.support, &format!("Metrics {i}"), "Hello"),
+        )
+        .await;
+        customers.push(customer);
+    }
+    let log = desk.dir.path().join("daemon.log");
+    let _daemon = Killed(
+        desk.command(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let fetched = format!("guichet_messages_fetched_total{{mailbox=\"{mailbox}\"}}");
+    let stored = format!("guichet_messages_stored_total{{mailbox=\"{mailbox}\"}}");
+    let problems = format!("guichet_messages_problems_total{{mailbox=\"{mailbox}\"}}");
+    let sent = "guichet_mail_deliveries_total{outcome=\"sent\"}";
+    let opened = "guichet_tickets_total{event=\"opened\"}";
+    let delivered_latency = "guichet_delivery_latency_seconds_count";
+    // scraped while it works: counters never go back, and reach what
+    // happened (the probe reads the store every few seconds)
+    let start = std::time::Instant::now();
+    let mut last = (0.0, 0.0);
+    let mut scrapes = 0;
+    let text = loop {
+        let (status, text) = match tokio::net::TcpStream::connect(&listen).await {
+            Ok(_) => get(&listen, "/metrics").await,
+            Err(_) => (0, String::new()),
+        };
+        if status == 200 {
+            scrapes += 1;
+            let now = (sample(&text, &fetched), sample(&text, sent));
+            assert!(now.0 >= last.0 && now.1 >= last.1, "{last:?} then {now:?}");
+            last = now;
+            if sample(&text, sent) >= (2 * N) as f64
+                && sample(&text, opened) >= N as f64
+                && sample(&text, delivered_latency) >= (2 * N) as f64
+            {
+                break text;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the counters never reached what happened:\n{text}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(scrapes >= 2, "scraped during the drain");
+    for (name, want) in [
+        (fetched.as_str(), N),
+        (stored.as_str(), N),
+        (problems.as_str(), 0),
+        (opened, N),
+        ("guichet_tickets_total{event=\"closed\"}", 0),
+        (sent, 2 * N),
+        ("guichet_mail_deliveries_total{outcome=\"failed\"}", 0),
+        ("guichet_ingest_latency_seconds_count", N),
+        (delivered_latency, 2 * N),
+        ("guichet_outbox_depth{queue=\"mail\"}", 0),
+        ("guichet_dead_letters{queue=\"mail\"}", 0),
+        ("guichet_store_up", 1),
+        ("guichet_up", 1),
+        (
+            &format!("guichet_imap_connected{{mailbox=\"{mailbox}\"}}"),
+            1,
+        ),
+    ] {
+        assert_eq!(sample(&text, name), want as f64, "{name} in:\n{text}");
+    }
+    for family in [
+        "# TYPE guichet_ingest_latency_seconds histogram",
+        "# TYPE guichet_delivery_latency_seconds histogram",
+        "# TYPE guichet_outbox_oldest_age_seconds gauge",
+        "# TYPE guichet_mailbox_last_success_age_seconds gauge",
+        "# TYPE guichet_webhook_deliveries counter",
+        "# TYPE guichet_attachments counter",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == family), "{family} in:\n{text}");
+    }
+    let age = sample(
+        &text,
+        &format!("guichet_mailbox_last_success_age_seconds{{mailbox=\"{mailbox}\"}}"),
+    );
+    assert!((0.0..30.0).contains(&age), "{age}");
+    assert_eq!(get(&listen, "/healthz").await.0, 200);
+    let (status, body) = get(&listen, "/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    for c in &customers {
+        support::wait_for_messages(c, 1, WAIT).await;
+    }
+}

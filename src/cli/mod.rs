@@ -451,6 +451,7 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // store errors counted and a pause in force outlive a reload
     let health = crate::workers::health::Health::new();
+    let metrics = crate::workers::metrics::Metrics::new();
     let mut next: Option<Runtime> = None;
     loop {
         let mut rt = match next.take() {
@@ -458,6 +459,7 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
             None => Runtime::start(s.clone(), clock).await?,
         };
         rt.health = health.clone();
+        rt.metrics = metrics.clone();
         let rt = Arc::new(rt);
         let (stop, stopped) = watch::channel(false);
         let mut task = tokio::spawn(daemon::run_forever(rt.clone(), stopped));

@@ -64,6 +64,7 @@ macro_rules! on_db {
     };
 }
 
+pub mod probe;
 pub mod queues;
 
 impl Store {

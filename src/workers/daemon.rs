@@ -24,6 +24,7 @@ use super::health::{self, Health};
 pub use super::mailbox_pass::{
     FirstContact, PassReport, Selection, dry_run_pass, import, mailbox_pass, select,
 };
+use super::metrics::{self, Metrics};
 use super::{Ctx, deliver, sweep};
 use crate::rules::webhooks::lanes;
 
@@ -55,6 +56,8 @@ pub struct Runtime {
     /// Store faults seen and whether intake is paused (`[metrics]`,
     /// system events). `run_daemon` keeps one across reloads.
     pub health: Arc<Health>,
+    /// What `/metrics` and `/readyz` show; kept across reloads too.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Runtime {
@@ -73,6 +76,7 @@ impl Runtime {
             clock,
             wake_delivery: Arc::new(Notify::new()),
             health: Health::new(),
+            metrics: Metrics::new(),
         })
     }
 
@@ -203,6 +207,14 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
             "cannot release the claims of a daemon that died; they are due when their lease ends"
         ),
     }
+    if rt.settings.metrics.is_some()
+        && let Err(e) = rt.metrics.start_counting(&rt.store).await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "metrics: cannot read where counting starts"
+        );
+    }
     // the mailbox pass wakes the mail loop after each committed batch
     let wake = Wake {
         mail: rt.wake_delivery.clone(),
@@ -229,6 +241,7 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         shutdown.clone(),
     ));
     let listener = tokio::spawn(metrics_listener(rt.clone(), shutdown.clone()));
+    let prober = tokio::spawn(probe(rt.clone(), shutdown.clone()));
     // Every loop runs until shutdown; one that fails or panics before
     // ends the daemon with why, so that its supervisor restarts it instead
     // of a process that looks alive and reads no mail. Those that may end
@@ -263,6 +276,12 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
             "health listener",
             Box::pin(optional(tokio::spawn(async move {
                 listener.await.map_err(anyhow::Error::from)
+            }))),
+        ),
+        (
+            "metrics probe",
+            Box::pin(optional(tokio::spawn(async move {
+                prober.await.map_err(anyhow::Error::from)
             }))),
         ),
     ];
@@ -312,12 +331,34 @@ async fn metrics_listener(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) {
     };
     tracing::info!(listen = %m.listen, "health and metrics on /healthz, /readyz, /metrics");
     let health = rt.health.clone();
+    let metrics = rt.metrics.clone();
     health_http::serve(
         listener,
-        move |path| crate::rules::health::answer(path, &health.view()),
+        move |path| {
+            let view = health.view();
+            match path.split('?').next().unwrap_or("") {
+                "/metrics" => crate::rules::health::Answer {
+                    status: 200,
+                    content_type: metrics::CONTENT_TYPE,
+                    body: metrics.render(&view),
+                },
+                "/readyz" => crate::rules::health::readyz(&metrics.readiness(&view)),
+                _ => crate::rules::health::answer(path, &view),
+            }
+        },
         shutdown,
     )
     .await;
+}
+
+/// With `[metrics]`: reads the outboxes and pings the store and clamd
+/// every few seconds, for `/metrics` and `/readyz`.
+async fn probe(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) {
+    if rt.settings.metrics.is_none() {
+        return;
+    }
+    let clamd = rt.settings.antivirus.as_ref().map(|a| a.clamd.clone());
+    metrics::probe_loop(rt.metrics.clone(), rt.store.clone(), clamd, shutdown).await;
 }
 
 /// One log line per failed pass, each a back-off step: what failed, why,
@@ -414,9 +455,12 @@ async fn imap_loop(
             }
         };
         tracing::info!(host = %rt.settings.imap.host, folder = %rt.settings.imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
+        let key = super::mailbox_pass::mailbox_key(&rt.settings);
+        rt.metrics.mailbox_connected(&key, true);
         loop {
             match mailbox_pass(&rt, &mut mailbox, &shutdown).await {
                 Ok(report) => {
+                    rt.metrics.mailbox_pass(&key, &report);
                     if let Some(r) = passes.succeed() {
                         resumed(&rt, "mailbox pass", r, true);
                     }
@@ -458,6 +502,7 @@ async fn imap_loop(
                 break;
             }
         }
+        rt.metrics.mailbox_connected(&key, false);
         let _ = mailbox.logout().await;
     }
     Ok(())
@@ -477,7 +522,7 @@ async fn mail_loop(
         let ctx = rt.ctx();
         let result = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link)
             .await
-            .map(|_| ());
+            .map(|d| rt.metrics.mail_delivered(&d));
         match result {
             Ok(()) => {
                 if let Some(r) = passes.succeed() {
@@ -555,8 +600,9 @@ async fn lane_loop(
     while !*shutdown.borrow() {
         wake.mark_unchanged();
         let ctx = rt.ctx();
-        if let Err(e) = deliver::lane_pass(&ctx, &mut lane, &mut shutdown).await {
-            tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed");
+        match deliver::lane_pass(&ctx, &mut lane, &mut shutdown).await {
+            Ok(d) => rt.metrics.webhooks_delivered(&d),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed"),
         }
         let wait = lanes::idle_wait(&lane.health(), rt.clock.now(), LANE_POLL);
         tokio::select! {

@@ -28,7 +28,8 @@ pub struct PassReport {
     pub left_as_history: usize,
 }
 
-fn mailbox_key(s: &Settings) -> String {
+/// The mailbox's name in the store, the logs and the metrics.
+pub fn mailbox_key(s: &Settings) -> String {
     format!("{}@{}/{}", s.imap.username, s.imap.host, s.imap.folder)
 }
 
@@ -252,6 +253,7 @@ async fn ingest_big(
     let mut done = Vec::with_capacity(mails.len());
     for mail in mails {
         let uid = mail.uid;
+        let arrived_at = mail.arrived_at;
         let source = source_of(key, validity, uid, mail.arrived_at);
         let ctx = rt.ctx();
         let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
@@ -275,6 +277,7 @@ async fn ingest_big(
             }
         };
         crash_hook();
+        rt.metrics.committed([arrived_at]);
         count(report, outcome);
         done.push(uid);
         rt.wake_delivery.notify_one();
@@ -391,6 +394,7 @@ async fn ingest_chunk(
             }
         };
         crash_hook();
+        rt.metrics.committed(batch.iter().map(|m| m.arrived_at));
         for outcome in outcomes {
             count(report, outcome);
         }

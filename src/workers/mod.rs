@@ -34,5 +34,6 @@ pub mod daemon;
 pub mod deliver;
 pub mod health;
 pub mod mailbox_pass;
+pub mod metrics;
 pub mod sweep;
 pub mod undelivered;
