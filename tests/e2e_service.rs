@@ -375,3 +375,62 @@ async fn metrics_scraped_during_a_drain_match_what_happened() {
         support::wait_for_messages(c, 1, WAIT).await;
     }
 }
+
+#[tokio::test]
+async fn under_systemd_it_says_ready_feeds_the_watchdog_and_shows_its_last_pass() {
+    use std::os::unix::net::UnixDatagram;
+    let desk = Desk::new("");
+    let customer = fresh_user("customer");
+    deliver_lmtp(
+        &desk.support,
+        &simple_message(&customer, &desk.support, "Notify", "Hello"),
+    )
+    .await;
+    let socket = desk.dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&socket).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let log = desk.dir.path().join("daemon.log");
+    let daemon = Killed(
+        desk.command(&["run"])
+            .env("NOTIFY_SOCKET", &socket)
+            .env("WATCHDOG_USEC", "1000000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut said: Vec<String> = Vec::new();
+    let heard =
+        |said: &[String], what: &dyn Fn(&str) -> bool| said.iter().any(|m| m.lines().any(what));
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    while !(heard(&said, &|l| l == "READY=1")
+        && heard(&said, &|l| l == "WATCHDOG=1")
+        && heard(&said, &|l| {
+            l.starts_with("STATUS=last mailbox pass") && l.contains("1 fetched, 1 new tickets")
+        }))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "told systemd: {said:#?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        if let Ok(n) = systemd.recv(&mut buf) {
+            said.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    // SIGTERM: it says it stops
+    // SAFETY: a signal to the child this test started
+    unsafe {
+        libc::kill(daemon.0.id() as i32, libc::SIGTERM);
+    }
+    let start = std::time::Instant::now();
+    while !heard(&said, &|l| l == "STOPPING=1") {
+        assert!(start.elapsed() < Duration::from_secs(15), "{said:#?}");
+        if let Ok(n) = systemd.recv(&mut buf) {
+            said.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+}

@@ -175,3 +175,40 @@ fn an_older_schema_is_not_migrated_by_read_only_commands() {
     let out = guichet(dir.path(), &["tickets", "list"], false);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn every_file_secret_is_read_from_the_credentials_directory_when_there() {
+    let dir = desk();
+    // the sample's plain `secret_file = "guichet.secret"`, a file the
+    // service's user cannot read (here: not there at all)
+    let path = dir.path().join("guichet.toml");
+    let settings = std::fs::read_to_string(&path).unwrap().replace(
+        "secret_file = \"$CREDENTIALS_DIRECTORY/guichet.secret\"",
+        "secret_file = \"guichet.secret\"",
+    );
+    std::fs::write(&path, settings).unwrap();
+    std::fs::remove_file(dir.path().join("guichet.secret")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_guichet"))
+        .current_dir(dir.path())
+        .arg("check-config")
+        .env_remove("GUICHET_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env("GUICHET_IMAP_PASSWORD", "imap-pass")
+        .env("GUICHET_SMTP_PASSWORD", "smtp-pass")
+        .env(
+            "GUICHET_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("guichet.secret"), "{}", text(&out));
+    // under systemd, LoadCredential=guichet.secret:/etc/guichet/guichet.secret
+    let out = guichet(dir.path(), &["check-config"], true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("creds/guichet.secret"),
+        "check-config says which file it read: {}",
+        text(&out)
+    );
+}

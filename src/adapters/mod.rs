@@ -6,4 +6,5 @@ pub mod file_store;
 pub mod health_http;
 pub mod imap;
 pub mod smtp;
+pub mod systemd;
 pub mod webhook_http;

@@ -60,6 +60,10 @@ pub enum Command {
         /// Overwrite an existing file
         #[arg(long)]
         force: bool,
+        /// Where the database and stored files go [default: /var/lib/guichet
+        /// when the file is written under /etc, else `data` beside it]
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Check the settings file: every problem with its line, secrets masked
     CheckConfig,
@@ -319,8 +323,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             preset,
             output,
             force,
+            state_dir,
         } => {
             let path = output.unwrap_or(cli.config);
+            let state_dir = state_dir.or_else(|| default_state_dir(&path));
             if path.exists() && !force {
                 return Err(fail(
                     1,
@@ -334,7 +340,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            std::fs::write(&path, settings::presets::render(preset))
+            let text = with_state_dir(&settings::presets::render(preset), state_dir.as_deref());
+            std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let secret = path.with_file_name("guichet.secret");
             let made = write_new_secret(&secret)
@@ -439,6 +446,35 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Where `init` puts the state (database, stored files) of a settings
+/// file written under `/etc`: `/var/lib/guichet` (systemd's
+/// `StateDirectory=guichet`), not beside the settings. `None`: `data`
+/// beside the file, as the presets say.
+fn default_state_dir(settings: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(settings).ok()?;
+    absolute
+        .starts_with("/etc")
+        .then(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// The state directory of a service install (the .deb, the unit).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/guichet";
+
+/// A preset's text with its `data/` paths under `state_dir`.
+fn with_state_dir(text: &str, state_dir: Option<&Path>) -> String {
+    let Some(dir) = state_dir else {
+        return text.to_string();
+    };
+    let dir = dir.display().to_string();
+    let dir = dir.trim_end_matches('/');
+    text.replace("\"data/", &format!("\"{dir}/"))
+        .replace("\"sqlite://data/", &format!("\"sqlite://{dir}/"))
+}
+
+/// How long the daemon waits for a first mailbox connection before it
+/// tells systemd it is ready anyway (the unit's TimeoutStartSec is longer).
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long SIGTERM (or a reload) waits for the loops to stop.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -452,6 +488,30 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
     // store errors counted and a pause in force outlive a reload
     let health = crate::workers::health::Health::new();
     let metrics = crate::workers::metrics::Metrics::new();
+    let watchdog = crate::workers::watchdog::Watchdog::new();
+    // systemd (Type=notify): ready once the store is open (Runtime::start)
+    // and a mailbox connection is up, or after a minute without one (and
+    // says so: the service runs and keeps trying)
+    let (stop_helpers, helpers_stopped) = watch::channel(false);
+    {
+        let watchdog = watchdog.clone();
+        tokio::spawn(async move {
+            if watchdog.wait_connected(READY_WITHIN).await {
+                crate::adapters::systemd::notify("READY=1\nSTATUS=mailbox connected");
+            } else {
+                crate::adapters::systemd::notify(
+                    "READY=1\nSTATUS=running, but no mailbox connection yet (see the log)",
+                );
+            }
+        });
+    }
+    if let Some(every) = crate::adapters::systemd::watchdog_every() {
+        tokio::spawn(crate::workers::watchdog::feed(
+            watchdog.clone(),
+            every,
+            helpers_stopped,
+        ));
+    }
     let mut next: Option<Runtime> = None;
     loop {
         let mut rt = match next.take() {
@@ -460,6 +520,7 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
         };
         rt.health = health.clone();
         rt.metrics = metrics.clone();
+        rt.watchdog = watchdog.clone();
         let rt = Arc::new(rt);
         let (stop, stopped) = watch::channel(false);
         let mut task = tokio::spawn(daemon::run_forever(rt.clone(), stopped));
@@ -485,6 +546,12 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
             }
         };
         let _ = stop.send(true);
+        if reload.is_some() {
+            crate::adapters::systemd::status("reloading the settings");
+        } else {
+            let _ = stop_helpers.send(true);
+            crate::adapters::systemd::notify("STOPPING=1\nSTATUS=stopping");
+        }
         tracing::info!("stopping: finishing the message in hand");
         // bounded: a systemd stop timeout must never find claims leased
         match tokio::time::timeout(STOP_GRACE, &mut task).await {

@@ -626,13 +626,27 @@ impl<'c> Checker<'c> {
     /// The file a `*_file` secret names: `$CREDENTIALS_DIRECTORY/NAME` is
     /// the credential systemd's `LoadCredential=NAME:…` gives the service
     /// (the directory is known only when the service starts); any other
-    /// path is relative to the settings file.
+    /// path is relative to the settings file, and read from the
+    /// credentials directory when one of that file name is there.
     fn credential_path(&self, written: &str) -> Result<PathBuf, String> {
         let name = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
             .iter()
             .find_map(|p| written.strip_prefix(p));
         let Some(name) = name else {
-            return Ok(self.resolve(written));
+            // under systemd, `LoadCredential=NAME:PATH` hands the service
+            // the file PATH names as `$CREDENTIALS_DIRECTORY/NAME`: a
+            // credential with this file's name is read instead of the file
+            // (which the service's user may not be allowed to read)
+            let path = self.resolve(written);
+            if let (Ok(dir), Some(file)) = ((self.env)("CREDENTIALS_DIRECTORY"), path.file_name())
+                && !dir.is_empty()
+            {
+                let credential = Path::new(&dir).join(file);
+                if credential.is_file() {
+                    return Ok(credential);
+                }
+            }
+            return Ok(path);
         };
         if name.is_empty() || name.contains('/') {
             return Err(format!("`{written}` does not name one credential"));

@@ -25,7 +25,9 @@ pub use super::mailbox_pass::{
     FirstContact, PassReport, Selection, dry_run_pass, import, mailbox_pass, select,
 };
 use super::metrics::{self, Metrics};
+use super::watchdog::Watchdog;
 use super::{Ctx, deliver, sweep};
+use crate::adapters::systemd;
 use crate::rules::webhooks::lanes;
 
 /// The clock: real time, or the instant `--now` gave.
@@ -58,6 +60,8 @@ pub struct Runtime {
     pub health: Arc<Health>,
     /// What `/metrics` and `/readyz` show; kept across reloads too.
     pub metrics: Arc<Metrics>,
+    /// The loops' signs of life, for systemd's watchdog; kept too.
+    pub watchdog: Arc<Watchdog>,
 }
 
 impl Runtime {
@@ -77,6 +81,7 @@ impl Runtime {
             wake_delivery: Arc::new(Notify::new()),
             health: Health::new(),
             metrics: Metrics::new(),
+            watchdog: Watchdog::new(),
         })
     }
 
@@ -457,10 +462,20 @@ async fn imap_loop(
         tracing::info!(host = %rt.settings.imap.host, folder = %rt.settings.imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
         let key = super::mailbox_pass::mailbox_key(&rt.settings);
         rt.metrics.mailbox_connected(&key, true);
+        rt.watchdog.connected();
         loop {
+            rt.watchdog.busy(MAILBOX_LOOP);
             match mailbox_pass(&rt, &mut mailbox, &shutdown).await {
                 Ok(report) => {
                     rt.metrics.mailbox_pass(&key, &report);
+                    systemd::status(&format!(
+                        "last mailbox pass {}: {} fetched, {} new tickets, {} added to tickets, {} problems",
+                        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+                        report.fetched,
+                        report.new_tickets,
+                        report.appended,
+                        report.unplaced
+                    ));
                     if let Some(r) = passes.succeed() {
                         resumed(&rt, "mailbox pass", r, true);
                     }
@@ -482,6 +497,11 @@ async fn imap_loop(
                     let fault = fault_of(&e);
                     let failed = passes.fail(fault, chrono::Utc::now());
                     failed_pass(&rt, "mailbox pass", &failed, fault, &e, true);
+                    systemd::status(&format!(
+                        "mailbox pass failed, next try in {} s: {e:#}",
+                        failed.delay.as_secs()
+                    ));
+                    rt.watchdog.waiting(MAILBOX_LOOP, failed.delay);
                     if sleep_or_shutdown(failed.delay, &mut shutdown).await {
                         break;
                     }
@@ -497,6 +517,7 @@ async fn imap_loop(
                 break;
             }
             let wait = StdDuration::from_secs(rt.settings.imap.poll_seconds.max(1));
+            rt.watchdog.waiting(MAILBOX_LOOP, wait);
             if let Err(e) = mailbox.wait_for_news(wait, &mut shutdown.clone()).await {
                 tracing::warn!(error = format!("{e:#}"), "IMAP wait failed; reconnecting");
                 break;
@@ -505,8 +526,14 @@ async fn imap_loop(
         rt.metrics.mailbox_connected(&key, false);
         let _ = mailbox.logout().await;
     }
+    rt.watchdog.gone(MAILBOX_LOOP);
     Ok(())
 }
+
+/// The loops' names for the watchdog.
+const MAILBOX_LOOP: &str = "mailbox";
+const MAIL_LOOP: &str = "mail delivery";
+const LIFECYCLE_LOOP: &str = "lifecycle";
 
 async fn mail_loop(
     rt: Arc<Runtime>,
@@ -519,6 +546,7 @@ async fn mail_loop(
     let mut passes = Streak::default();
     let what = "mail delivery";
     while !*shutdown.borrow() {
+        rt.watchdog.busy(MAIL_LOOP);
         let ctx = rt.ctx();
         let result = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link)
             .await
@@ -536,18 +564,21 @@ async fn mail_loop(
                 let fault = fault_of(&e);
                 let failed = passes.fail(fault, chrono::Utc::now());
                 failed_pass(&rt, what, &failed, fault, &e, false);
+                rt.watchdog.waiting(MAIL_LOOP, failed.delay);
                 if sleep_or_shutdown(failed.delay, &mut shutdown).await {
                     break;
                 }
                 continue;
             }
         }
+        rt.watchdog.waiting(MAIL_LOOP, StdDuration::from_secs(5));
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(StdDuration::from_secs(5)) => {}
             _ = shutdown.changed() => {}
         }
     }
+    rt.watchdog.gone(MAIL_LOOP);
     // the claimed rows not sent are due again at once, for the next start
     if let Err(e) = deliver::release(&rt.ctx(), &mut link).await {
         tracing::warn!(
@@ -626,6 +657,7 @@ async fn sweep_loop(
     // stale temporary files: at start (a restart after a crash), then hourly
     let mut temps_swept: Option<std::time::Instant> = None;
     while !*shutdown.borrow() {
+        rt.watchdog.busy(LIFECYCLE_LOOP);
         match sweep::sweep(&rt.ctx()).await {
             // their events and notices are queued: send them now
             Ok(closed) if closed > 0 => wake.both(),
@@ -644,9 +676,12 @@ async fn sweep_loop(
             temps_swept = Some(std::time::Instant::now());
             sweep::remove_stale_temps(&rt.settings.attachments.storage_dir).await;
         }
+        rt.watchdog
+            .waiting(LIFECYCLE_LOOP, StdDuration::from_secs(60));
         if sleep_or_shutdown(StdDuration::from_secs(60), &mut shutdown).await {
             break;
         }
     }
+    rt.watchdog.gone(LIFECYCLE_LOOP);
     Ok(())
 }

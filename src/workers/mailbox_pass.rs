@@ -278,6 +278,7 @@ async fn ingest_big(
         };
         crash_hook();
         rt.metrics.committed([arrived_at]);
+        rt.watchdog.busy("mailbox");
         count(report, outcome);
         done.push(uid);
         rt.wake_delivery.notify_one();
@@ -395,6 +396,7 @@ async fn ingest_chunk(
         };
         crash_hook();
         rt.metrics.committed(batch.iter().map(|m| m.arrived_at));
+        rt.watchdog.busy("mailbox");
         for outcome in outcomes {
             count(report, outcome);
         }

@@ -37,3 +37,4 @@ pub mod mailbox_pass;
 pub mod metrics;
 pub mod sweep;
 pub mod undelivered;
+pub mod watchdog;
