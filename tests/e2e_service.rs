@@ -434,3 +434,174 @@ async fn under_systemd_it_says_ready_feeds_the_watchdog_and_shows_its_last_pass(
         }
     }
 }
+
+/// A mail with a PNG of its own attached (a file the store has not seen).
+fn with_png(from: &str, to: &str, subject: &str, i: usize) -> Vec<u8> {
+    use base64::Engine;
+    let mut png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+        .unwrap();
+    png.extend(format!("{i}-{}", support::unique_token()).bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <backup-{}@example.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nHere is a screenshot.\r\n\
+         --b\r\nContent-Type: image/png; name=\"screen.png\"\r\n\
+         Content-Disposition: attachment; filename=\"screen.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n",
+        support::unique_token()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_backup_taken_during_a_drain_restores_every_committed_ticket() {
+    const N: usize = 60;
+    let desk = Desk::new("");
+    for i in 0..N {
+        let customer = fresh_user("customer");
+        let raw = if i % 3 == 0 {
+            with_png(&customer, &desk.support, &format!("Backup {i}"), i)
+        } else {
+            simple_message(&customer, &desk.support, &format!("Backup {i}"), "Hello")
+        };
+        deliver_lmtp(&desk.support, &raw).await;
+    }
+    let log = desk.dir.path().join("daemon.log");
+    let _daemon = Killed(
+        desk.command(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // as soon as the drain has committed something
+    let start = std::time::Instant::now();
+    let committed = loop {
+        let out = desk.run(&["tickets", "list", "--json"]);
+        if out.status.success() {
+            let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+            if !list.is_empty() {
+                break list;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ticket: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let backup = desk.dir.path().join("backup");
+    let out = desk.run(&["backup", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("backup in"), "{said}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(backup.join("MANIFEST.json")).unwrap()).unwrap();
+    let in_backup = manifest["tickets"].as_u64().unwrap() as usize;
+    assert!(in_backup >= committed.len(), "{manifest}");
+    eprintln!(
+        "backup during the drain: {} tickets committed before it, {in_backup} in it, {N} in all",
+        committed.len()
+    );
+
+    // restored beside the running desk, into a database of its own
+    let settings = std::fs::read_to_string(&desk.config)
+        .unwrap()
+        .replace("sqlite://guichet.db", "sqlite://restored/guichet.db")
+        .replace(
+            "storage_dir = \"files\"",
+            "storage_dir = \"restored-files\"",
+        );
+    let other = desk.dir.path().join("restored.toml");
+    std::fs::write(&other, settings).unwrap();
+    let restore = |args: &[&str]| {
+        std::process::Command::new(support::guichet_bin())
+            .arg("--config")
+            .arg(&other)
+            .args(args)
+            .env_remove("GUICHET_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = restore(&["restore", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = restore(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing database needs --force"
+    );
+    let out = restore(&["tickets", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(restored.len(), in_backup);
+    for t in &committed {
+        let id = t["ticket_id"].as_i64().unwrap();
+        let r = restored
+            .iter()
+            .find(|r| r["ticket_id"] == id)
+            .unwrap_or_else(|| panic!("ticket {id} committed before the backup is restored"));
+        assert_eq!((&r["subject"], &r["client"]), (&t["subject"], &t["client"]));
+    }
+    // every restored attachment's file is there
+    let mut files = 0;
+    for t in &restored {
+        let id = t["ticket_id"].as_i64().unwrap().to_string();
+        let out = restore(&["tickets", "show", &id, "--json"]);
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for m in shown["messages"].as_array().unwrap() {
+            for a in m["attachments"].as_array().into_iter().flatten() {
+                if a["verdict"] == "accepted" {
+                    let sha = a["sha256"].as_str().unwrap();
+                    let path = desk
+                        .dir
+                        .path()
+                        .join("restored-files")
+                        .join(&sha[0..2])
+                        .join(&sha[2..4])
+                        .join(sha);
+                    assert!(path.is_file(), "{} restored", path.display());
+                    files += 1;
+                }
+            }
+        }
+    }
+    // one ticket in three has a file
+    assert_eq!(
+        files,
+        restored
+            .iter()
+            .filter(|t| {
+                let subject = t["subject"].as_str().unwrap();
+                subject[7..].parse::<usize>().unwrap() % 3 == 0
+            })
+            .count(),
+        "every restored ticket's file"
+    );
+    let url = format!(
+        "sqlite://{}",
+        desk.dir.path().join("restored/guichet.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    pool.close().await;
+}

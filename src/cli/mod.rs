@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod backup;
 mod outbox;
 mod readonly;
 mod show;
@@ -139,6 +140,22 @@ pub enum Command {
     },
     /// Apply the database migrations
     Migrate,
+    /// Copy the database (SQLite: a consistent copy while the daemon runs;
+    /// PostgreSQL: prints the pg_dump command) and the attachment store
+    /// into a new directory
+    Backup {
+        /// The directory to create (or an empty one)
+        path: PathBuf,
+    },
+    /// Put a backup back: the SQLite database (stop the daemon first) or
+    /// the pg_restore command to run, and the attachment store
+    Restore {
+        /// A directory `guichet backup` made
+        path: PathBuf,
+        /// Replace an existing SQLite database
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,6 +454,17 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Some(OutboxCommand::Retry { id, .. }) => outbox::retry(&store, id).await,
                 Some(OutboxCommand::Drop { id }) => outbox::drop_item(&store, id).await,
             }
+        }
+        Command::Backup { path } => {
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
+            let done = backup::backup(&s, &store, &path).await;
+            store.close().await;
+            done
+        }
+        Command::Restore { path, force } => {
+            let s = readonly::load_settings(&cli.config)?;
+            backup::restore(&s, &path, force).await
         }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;
