@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
 mod backup;
+mod manual;
 mod outbox;
 mod readonly;
 mod show;
@@ -53,6 +54,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Write a commented settings file from one of the seed's presets
     Init {
+        /// The preset to start from: startup (small team), enterprise
+        /// (departments, PostgreSQL), technical (developers' product),
+        /// secure (strict attachment policy, clamd)
         #[arg(long, value_enum)]
         preset: Preset,
         /// Where to write it [default: the --config path]
@@ -101,8 +105,10 @@ pub enum Command {
     Explain {
         /// The message file (.eml)
         file: PathBuf,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The clock for the decisions (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
@@ -116,15 +122,19 @@ pub enum Command {
         /// Start of the period (YYYY-MM-DD or RFC 3339) [default: everything]
         #[arg(long, value_parser = parse_date)]
         since: Option<DateTime<Utc>>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The end of the period (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
     /// Remove stored files of tickets closed longer than the retention
     Cleanup {
+        /// Say what would be removed, remove nothing
         #[arg(long)]
         dry_run: bool,
+        /// The clock the retention is counted against (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
@@ -147,6 +157,12 @@ pub enum Command {
         /// The directory to create (or an empty one)
         path: PathBuf,
     },
+    /// Write the man pages (DIR/man) and the bash, zsh and fish
+    /// completions (DIR/completions)
+    Manual {
+        /// The directory to write into
+        dir: PathBuf,
+    },
     /// Put a backup back: the SQLite database (stop the daemon first) or
     /// the pg_restore command to run, and the attachment store
     Restore {
@@ -165,17 +181,21 @@ pub enum TicketsCommand {
         /// open | awaiting_customer | closed | resolved
         #[arg(long)]
         status: Option<String>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// One ticket with its messages, attachments' verdicts and events
     Show {
+        /// The ticket's number
         id: i64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Messages stored raw that could not be placed in a ticket
     Problems {
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -204,6 +224,7 @@ pub enum OutboxCommand {
 pub enum WebhookCommand {
     /// POST a demonstration event to every endpoint (or --url) and show the answer
     Test {
+        /// Only this URL (need not be in the settings) [default: every endpoint]
         #[arg(long)]
         url: Option<String>,
     },
@@ -455,6 +476,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 Some(OutboxCommand::Drop { id }) => outbox::drop_item(&store, id).await,
             }
         }
+        Command::Manual { dir } => manual::write(&dir),
         Command::Backup { path } => {
             let s = readonly::load_settings(&cli.config)?;
             let store = readonly::open_store(&s).await?;
