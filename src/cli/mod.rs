@@ -628,3 +628,24 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
         }
     }
 }
+
+#[cfg(test)]
+mod state_dir_tests {
+    use super::*;
+
+    #[test]
+    fn settings_under_etc_keep_their_state_in_var_lib() {
+        assert_eq!(
+            default_state_dir(Path::new("/etc/guichet/guichet.toml")),
+            Some(PathBuf::from("/var/lib/guichet"))
+        );
+        assert_eq!(default_state_dir(Path::new("/srv/desk/guichet.toml")), None);
+        assert_eq!(default_state_dir(Path::new("guichet.toml")), None);
+        let text = "storage_dir = \"data/attachments\"\nurl = \"sqlite://data/guichet.db\"\n";
+        assert_eq!(
+            with_state_dir(text, Some(Path::new("/var/lib/guichet/"))),
+            "storage_dir = \"/var/lib/guichet/attachments\"\nurl = \"sqlite:///var/lib/guichet/guichet.db\"\n"
+        );
+        assert_eq!(with_state_dir(text, None), text);
+    }
+}
