@@ -29,7 +29,9 @@ done
 
 if ! cargo deb --version >/dev/null 2>&1; then
   echo "[package-deb] installing cargo-deb (once)" >&2
-  cargo install cargo-deb --locked >&2
+  # pinned: it packages the debug binary (--profile dev), which later
+  # versions say they will refuse
+  cargo install cargo-deb --version 3.8.0 --locked >&2
 fi
 
 target_dir=${CARGO_TARGET_DIR:-target}

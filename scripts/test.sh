@@ -38,7 +38,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
 fi
 if ! cargo deb --version >/dev/null 2>&1; then
   echo "[test.sh] installing cargo-deb (once, into ~/.cargo/bin)" >&2
-  cargo install cargo-deb --locked >&2 || echo "[test.sh] cannot install cargo-deb: the .deb test is skipped" >&2
+  cargo install cargo-deb --version 3.8.0 --locked >&2 || echo "[test.sh] cannot install cargo-deb: the .deb test is skipped" >&2
 fi
 
 set -a

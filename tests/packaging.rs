@@ -175,8 +175,8 @@ fn the_deb_installs_runs_and_removes() {
     assert!(ok && said.starts_with("guichet "), "{said}");
     for path in [
         "/lib/systemd/system/guichet.service",
-        "/usr/share/man/man1/guichet.1",
-        "/usr/share/man/man1/guichet-outbox.1",
+        "/usr/share/man/man1/guichet.1.gz",
+        "/usr/share/man/man1/guichet-outbox.1.gz",
         "/usr/share/bash-completion/completions/guichet",
         "/usr/share/zsh/vendor-completions/_guichet",
         "/usr/share/fish/vendor_completions.d/guichet.fish",
