@@ -131,7 +131,7 @@ fn the_packaged_settings_are_what_init_writes_under_etc() {
         written == shipped,
         "contrib/debian/guichet.toml is out of date: `guichet init --preset startup --state-dir /var/lib/guichet --output contrib/debian/guichet.toml --force`"
     );
-    assert!(shipped.contains("sqlite:///var/lib/guichet/guichet.db"));
+    assert!(shipped.contains("\nstate_dir = \"/var/lib/guichet\"\n"));
 }
 
 /// Builds the .deb (cargo-deb, the debug binary the tests use), installs

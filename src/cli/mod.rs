@@ -510,15 +510,26 @@ fn default_state_dir(settings: &Path) -> Option<PathBuf> {
 /// The state directory of a service install (the .deb, the unit).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/guichet";
 
-/// A preset's text with its `data/` paths under `state_dir`.
+/// A preset's text with a `state_dir` line (before its first table) and
+/// its `data/` paths relative to it.
 fn with_state_dir(text: &str, state_dir: Option<&Path>) -> String {
     let Some(dir) = state_dir else {
         return text.to_string();
     };
     let dir = dir.display().to_string();
     let dir = dir.trim_end_matches('/');
-    text.replace("\"data/", &format!("\"{dir}/"))
-        .replace("\"sqlite://data/", &format!("\"sqlite://{dir}/"))
+    let text = text
+        .replace("\"data/", "\"")
+        .replace("\"sqlite://data/", "\"sqlite://");
+    let line = format!(
+        "# Where the database and the stored files go (their relative paths below\n\
+         # are relative to it): systemd's StateDirectory=guichet.\n\
+         state_dir = \"{dir}\"\n\n"
+    );
+    match text.find("\n[") {
+        Some(i) => format!("{}{line}{}", &text[..i + 1], &text[i + 1..]),
+        None => line + &text,
+    }
 }
 
 /// How long the daemon waits for a first mailbox connection before it
@@ -641,10 +652,13 @@ mod state_dir_tests {
         );
         assert_eq!(default_state_dir(Path::new("/srv/desk/guichet.toml")), None);
         assert_eq!(default_state_dir(Path::new("guichet.toml")), None);
-        let text = "storage_dir = \"data/attachments\"\nurl = \"sqlite://data/guichet.db\"\n";
+        let text = "# head\n\n[attachments]\nstorage_dir = \"data/attachments\"\n[database]\nurl = \"sqlite://data/guichet.db\"\n";
         assert_eq!(
             with_state_dir(text, Some(Path::new("/var/lib/guichet/"))),
-            "storage_dir = \"/var/lib/guichet/attachments\"\nurl = \"sqlite:///var/lib/guichet/guichet.db\"\n"
+            "# head\n\n# Where the database and the stored files go (their relative paths below\n\
+             # are relative to it): systemd's StateDirectory=guichet.\n\
+             state_dir = \"/var/lib/guichet\"\n\n\
+             [attachments]\nstorage_dir = \"attachments\"\n[database]\nurl = \"sqlite://guichet.db\"\n"
         );
         assert_eq!(with_state_dir(text, None), text);
     }

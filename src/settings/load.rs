@@ -189,6 +189,7 @@ const ROOT_KEYS: &[&str] = &[
     "departments",
     "webhooks",
     "metrics",
+    "state_dir",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -317,6 +318,9 @@ struct Checker<'c> {
     /// [`load_without_secrets`]: an unreadable secret is replaced, not a
     /// problem.
     secrets_optional: bool,
+    /// `state_dir`: where the database and stored files go by default, and
+    /// the base of their relative paths (else the settings file's folder).
+    state_base: Option<PathBuf>,
 }
 
 impl<'c> Checker<'c> {
@@ -336,6 +340,7 @@ impl<'c> Checker<'c> {
             env,
             problems: Vec::new(),
             secrets_optional: false,
+            state_base: None,
         }
     }
 
@@ -623,6 +628,29 @@ impl<'c> Checker<'c> {
         clean(&self.base_dir.join(path))
     }
 
+    /// The folder relative state paths are resolved against: `state_dir`,
+    /// else the settings file's folder.
+    fn state_base(&self) -> PathBuf {
+        self.state_base
+            .clone()
+            .unwrap_or_else(|| self.base_dir.clone())
+    }
+
+    /// A path written under `[attachments]`/`[database]`: relative to
+    /// `state_dir` when there is one.
+    fn resolve_state_path(&self, path: &str) -> PathBuf {
+        clean(&self.state_base().join(path))
+    }
+
+    /// The default place of `name` (`attachments`, `guichet.db`): in
+    /// `state_dir`, else in `data/` beside the settings file.
+    fn resolve_state(&self, name: &str) -> PathBuf {
+        match &self.state_base {
+            Some(dir) => clean(&dir.join(name)),
+            None => self.resolve(&format!("data/{name}")),
+        }
+    }
+
     /// The file a `*_file` secret names: `$CREDENTIALS_DIRECTORY/NAME` is
     /// the credential systemd's `LoadCredential=NAME:…` gives the service
     /// (the directory is known only when the service starts); any other
@@ -866,6 +894,13 @@ impl<'c> Checker<'c> {
             path: String::new(),
         };
         self.known_keys(&root, ROOT_KEYS);
+        if let Ok(Some((dir, _))) = self.path(
+            &root,
+            "state_dir",
+            "a folder for the database and stored files, e.g. \"/var/lib/guichet\" (relative paths: to this settings file)",
+        ) {
+            self.state_base = Some(dir);
+        }
 
         let helpdesk = self
             .section(
@@ -1140,14 +1175,24 @@ impl<'c> Checker<'c> {
             "a number of files per message from 1 to 1000",
         );
         let allowed_extensions = self.extensions(s);
-        let storage_dir = match self.path(
+        let storage_dir = match self.string(
             s,
             "storage_dir",
-            "a folder path (relative to this settings file)",
+            "a folder path (relative to `state_dir`, else to this settings file)",
+            false,
         ) {
             Err(()) => None,
-            Ok(None) => Some(self.resolve("data/attachments")),
-            Ok(Some((path, _))) => Some(path),
+            Ok(None) => Some(self.resolve_state("attachments")),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("storage_dir"),
+                    "is empty",
+                    "a folder path (relative to `state_dir`, else to this settings file)",
+                );
+                None
+            }
+            Ok(Some((text, _))) => Some(self.resolve_state_path(text.trim())),
         };
         let retention_days = self.int_in(
             s,
@@ -1501,12 +1546,13 @@ impl<'c> Checker<'c> {
         self.known_keys(s, DATABASE_KEYS);
         let accepted =
             "`sqlite://PATH` (relative to this settings file) or `postgres://USER@HOST/DATABASE`";
+        let default = format!("sqlite://{}", self.resolve_state("guichet.db").display());
         let url = match self.string(s, "url", accepted, false) {
             Err(()) => return None,
-            Ok(None) => ("sqlite://data/guichet.db", None),
+            Ok(None) => (default.as_str(), None),
             Ok(Some((text, span))) => (text.trim(), Some(span)),
         };
-        match database_url(url.0, &self.base_dir) {
+        match database_url(url.0, &self.state_base()) {
             Ok(url) => Some(DatabaseSettings { url }),
             Err(message) => {
                 self.report(url.1, s.key("url"), message, accepted);
