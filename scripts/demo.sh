@@ -19,7 +19,16 @@ fi
 set -a; . "$rig_dir/env"; set +a
 
 echo "== 2. build guichet and write demo/guichet.toml"
-cargo build --quiet
+if ! command -v cargo >/dev/null; then
+  echo "   cargo not found: install Rust ${RUST_NEEDED:-1.95} or newer first (https://rustup.rs:" >&2
+  echo "   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), then run this again" >&2
+  exit 1
+fi
+echo "   compiling Guichet and its ~300 dependencies with $(cargo --version):"
+echo "   the first build takes a few minutes (2 to 10 on a small machine); later ones seconds"
+started=$(date +%s)
+cargo build
+echo "   built in $(($(date +%s) - started)) s"
 bin=${CARGO_TARGET_DIR:-target}/debug/guichet
 run=$(date +%s)
 support="support-demo$run@example.test"

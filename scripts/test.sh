@@ -30,6 +30,17 @@ else
   bash "$mailrig" start "$rig_dir" >/dev/null
 fi
 
+# the packaging tests (tests/packaging.rs): systemd-analyze checks the unit,
+# cargo-deb builds the .deb (installed once into ~/.cargo/bin, a few
+# minutes the first time); without them those tests say SKIPPED
+if ! command -v systemd-analyze >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+  apt-get install -y -q systemd >&2 || echo "[test.sh] cannot install systemd-analyze" >&2
+fi
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "[test.sh] installing cargo-deb (once, into ~/.cargo/bin)" >&2
+  cargo install cargo-deb --version 3.8.0 --locked >&2 || echo "[test.sh] cannot install cargo-deb: the .deb test is skipped" >&2
+fi
+
 set -a
 # shellcheck source=/dev/null
 . "$rig_dir/env"

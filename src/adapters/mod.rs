@@ -7,4 +7,5 @@ pub mod health_http;
 pub mod imap;
 pub mod oauth;
 pub mod smtp;
+pub mod systemd;
 pub mod webhook_http;

@@ -16,8 +16,11 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod backup;
 mod doctor;
+mod manual;
 mod outbox;
+mod readonly;
 mod show;
 
 #[derive(Debug, Parser)]
@@ -52,6 +55,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Write a commented settings file from one of the seed's presets
     Init {
+        /// The preset to start from: startup (small team), enterprise
+        /// (departments, PostgreSQL), technical (developers' product),
+        /// secure (strict attachment policy, clamd)
         #[arg(long, value_enum)]
         preset: Preset,
         /// Where to write it [default: the --config path]
@@ -60,6 +66,10 @@ pub enum Command {
         /// Overwrite an existing file
         #[arg(long)]
         force: bool,
+        /// Where the database and stored files go [default: /var/lib/guichet
+        /// when the file is written under /etc, else `data` beside it]
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Check the settings file: every problem with its line, secrets masked
     CheckConfig,
@@ -96,8 +106,10 @@ pub enum Command {
     Explain {
         /// The message file (.eml)
         file: PathBuf,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The clock for the decisions (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
@@ -111,26 +123,56 @@ pub enum Command {
         /// Start of the period (YYYY-MM-DD or RFC 3339) [default: everything]
         #[arg(long, value_parser = parse_date)]
         since: Option<DateTime<Utc>>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The end of the period (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
     /// Remove stored files of tickets closed longer than the retention
     Cleanup {
+        /// Say what would be removed, remove nothing
         #[arg(long)]
         dry_run: bool,
+        /// The clock the retention is counted against (RFC 3339) [default: now]
         #[arg(long, value_parser = parse_rfc3339)]
         now: Option<DateTime<Utc>>,
     },
-    /// What waits to be sent, and each webhook endpoint's state
+    /// What waits to be sent or failed (mail and webhook deliveries, with
+    /// next attempt and last error), and each webhook endpoint's state
     /// (healthy, failing, paused) with its backlog
     Outbox {
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<OutboxCommand>,
     },
     /// Apply the database migrations
     Migrate,
+    /// Copy the database (SQLite: a consistent copy while the daemon runs;
+    /// PostgreSQL: prints the pg_dump command) and the attachment store
+    /// into a new directory
+    Backup {
+        /// The directory to create (or an empty one)
+        path: PathBuf,
+    },
+    /// Write the man pages (DIR/man) and the bash, zsh and fish
+    /// completions (DIR/completions)
+    Manual {
+        /// The directory to write into
+        dir: PathBuf,
+    },
+    /// Put a backup back: the SQLite database (stop the daemon first) or
+    /// the pg_restore command to run, and the attachment store
+    Restore {
+        /// A directory `guichet backup` made
+        path: PathBuf,
+        /// Replace an existing SQLite database
+        #[arg(long)]
+        force: bool,
+    },
     /// Developers: mutate real mails and run each through the inbound
     /// path as a dry run, looking for panics and hangs (scripts/soak.sh)
     #[command(hide = true)]
@@ -197,19 +239,42 @@ pub enum TicketsCommand {
         /// open | awaiting_customer | closed | resolved
         #[arg(long)]
         status: Option<String>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// One ticket with its messages, attachments' verdicts and events
     Show {
+        /// The ticket's number
         id: i64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Messages stored raw that could not be placed in a ticket
     Problems {
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Make an item due at once (a failed one is queued again), or all
+    /// waiting items and those failed in the last 7 days
+    Retry {
+        /// The item, as `outbox` lists it: m12 (mail) or w34 (webhook delivery)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<outbox::ItemId>,
+        /// Every waiting item, and every item failed in the last 7 days
+        #[arg(long)]
+        all: bool,
+    },
+    /// Give up a waiting item: never sent, kept as failed with why
+    Drop {
+        /// The item, as `outbox` lists it: m12 (mail) or w34 (webhook delivery)
+        id: outbox::ItemId,
     },
 }
 
@@ -217,6 +282,7 @@ pub enum TicketsCommand {
 pub enum WebhookCommand {
     /// POST a demonstration event to every endpoint (or --url) and show the answer
     Test {
+        /// Only this URL (need not be in the settings) [default: every endpoint]
         #[arg(long)]
         url: Option<String>,
     },
@@ -310,8 +376,15 @@ pub fn init_logging(format: LogFormat) {
             filter = filter.add_directive(directive);
         }
     }
+    // colour only for a person at a terminal: never into journald, a
+    // pipe or a file (and never when NO_COLOR is set)
+    let ansi = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -375,8 +448,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             preset,
             output,
             force,
+            state_dir,
         } => {
             let path = output.unwrap_or(cli.config);
+            let state_dir = state_dir.or_else(|| default_state_dir(&path));
             if path.exists() && !force {
                 return Err(fail(
                     1,
@@ -390,7 +465,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            std::fs::write(&path, settings::presets::render(preset))
+            let text = with_state_dir(&settings::presets::render(preset), state_dir.as_deref());
+            std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let secret = path.with_file_name("guichet.secret");
             let made = write_new_secret(&secret)
@@ -463,8 +539,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Tickets { command } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
             match command {
                 TicketsCommand::List { status, json } => {
                     show::list(&store, status.as_deref(), json).await
@@ -474,10 +550,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Explain { file, json, now } => {
-            let s = load_settings(&cli.config)?;
+            let s = readonly::load_settings_for_explain(&cli.config)?;
             let raw =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            show::explain(&s, &raw, json, now.unwrap_or_else(Utc::now)).await
+            let store = readonly::open_store(&s).await?;
+            show::explain(&s, &store, &raw, json, now.unwrap_or_else(Utc::now)).await
         }
         Command::Webhook {
             command: WebhookCommand::Test { url },
@@ -486,14 +563,30 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             show::webhook_test(&s, url.as_deref()).await
         }
         Command::Stats { since, json, now } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
             show::stats(&store, &s, since, now.unwrap_or_else(Utc::now), json).await
         }
-        Command::Outbox { json } => {
-            let s = load_settings(&cli.config)?;
-            let store = open_store(&s).await?;
-            outbox::show(&store, &s, json).await
+        Command::Outbox { json, command } => {
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
+            match command {
+                None => outbox::show(&store, &s, json).await,
+                Some(OutboxCommand::Retry { id, .. }) => outbox::retry(&store, id).await,
+                Some(OutboxCommand::Drop { id }) => outbox::drop_item(&store, id).await,
+            }
+        }
+        Command::Manual { dir } => manual::write(&dir),
+        Command::Backup { path } => {
+            let s = readonly::load_settings(&cli.config)?;
+            let store = readonly::open_store(&s).await?;
+            let done = backup::backup(&s, &store, &path).await;
+            store.close().await;
+            done
+        }
+        Command::Restore { path, force } => {
+            let s = readonly::load_settings(&cli.config)?;
+            backup::restore(&s, &path, force).await
         }
         Command::Doctor { json, send } => {
             if doctor::doctor(&cli.config, json, send).await? {
@@ -655,6 +748,46 @@ async fn oauth_login(s: &Settings, store: &Store, account: &str) -> Result<(), F
     Ok(())
 }
 
+/// Where `init` puts the state (database, stored files) of a settings
+/// file written under `/etc`: `/var/lib/guichet` (systemd's
+/// `StateDirectory=guichet`), not beside the settings. `None`: `data`
+/// beside the file, as the presets say.
+fn default_state_dir(settings: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(settings).ok()?;
+    absolute
+        .starts_with("/etc")
+        .then(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// The state directory of a service install (the .deb, the unit).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/guichet";
+
+/// A preset's text with a `state_dir` line (before its first table) and
+/// its `data/` paths relative to it.
+fn with_state_dir(text: &str, state_dir: Option<&Path>) -> String {
+    let Some(dir) = state_dir else {
+        return text.to_string();
+    };
+    let dir = dir.display().to_string();
+    let dir = dir.trim_end_matches('/');
+    let text = text
+        .replace("\"data/", "\"")
+        .replace("\"sqlite://data/", "\"sqlite://");
+    let line = format!(
+        "# Where the database and the stored files go (their relative paths below\n\
+         # are relative to it): systemd's StateDirectory=guichet.\n\
+         state_dir = \"{dir}\"\n\n"
+    );
+    match text.find("\n[") {
+        Some(i) => format!("{}{line}{}", &text[..i + 1], &text[i + 1..]),
+        None => line + &text,
+    }
+}
+
+/// How long the daemon waits for a first mailbox connection before it
+/// tells systemd it is ready anyway (the unit's TimeoutStartSec is longer).
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long SIGTERM (or a reload) waits for the loops to stop.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -667,6 +800,31 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // store errors counted and a pause in force outlive a reload
     let health = crate::workers::health::Health::new();
+    let metrics = crate::workers::metrics::Metrics::new();
+    let watchdog = crate::workers::watchdog::Watchdog::new();
+    // systemd (Type=notify): ready once the store is open (Runtime::start)
+    // and a mailbox connection is up, or after a minute without one (and
+    // says so: the service runs and keeps trying)
+    let (stop_helpers, helpers_stopped) = watch::channel(false);
+    {
+        let watchdog = watchdog.clone();
+        tokio::spawn(async move {
+            if watchdog.wait_connected(READY_WITHIN).await {
+                crate::adapters::systemd::notify("READY=1\nSTATUS=mailbox connected");
+            } else {
+                crate::adapters::systemd::notify(
+                    "READY=1\nSTATUS=running, but no mailbox connection yet (see the log)",
+                );
+            }
+        });
+    }
+    if let Some(every) = crate::adapters::systemd::watchdog_every() {
+        tokio::spawn(crate::workers::watchdog::feed(
+            watchdog.clone(),
+            every,
+            helpers_stopped,
+        ));
+    }
     let mut next: Option<Runtime> = None;
     loop {
         let mut rt = match next.take() {
@@ -674,6 +832,8 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
             None => Runtime::start(s.clone(), clock).await?,
         };
         rt.health = health.clone();
+        rt.metrics = metrics.clone();
+        rt.watchdog = watchdog.clone();
         let rt = Arc::new(rt);
         let (stop, stopped) = watch::channel(false);
         let mut task = tokio::spawn(daemon::run_forever(rt.clone(), stopped));
@@ -699,6 +859,12 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
             }
         };
         let _ = stop.send(true);
+        if reload.is_some() {
+            crate::adapters::systemd::status("reloading the settings");
+        } else {
+            let _ = stop_helpers.send(true);
+            crate::adapters::systemd::notify("STOPPING=1\nSTATUS=stopping");
+        }
         tracing::info!("stopping: finishing the message in hand");
         // bounded: a systemd stop timeout must never find claims leased
         match tokio::time::timeout(STOP_GRACE, &mut task).await {
@@ -723,5 +889,29 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod state_dir_tests {
+    use super::*;
+
+    #[test]
+    fn settings_under_etc_keep_their_state_in_var_lib() {
+        assert_eq!(
+            default_state_dir(Path::new("/etc/guichet/guichet.toml")),
+            Some(PathBuf::from("/var/lib/guichet"))
+        );
+        assert_eq!(default_state_dir(Path::new("/srv/desk/guichet.toml")), None);
+        assert_eq!(default_state_dir(Path::new("guichet.toml")), None);
+        let text = "# head\n\n[attachments]\nstorage_dir = \"data/attachments\"\n[database]\nurl = \"sqlite://data/guichet.db\"\n";
+        assert_eq!(
+            with_state_dir(text, Some(Path::new("/var/lib/guichet/"))),
+            "# head\n\n# Where the database and the stored files go (their relative paths below\n\
+             # are relative to it): systemd's StateDirectory=guichet.\n\
+             state_dir = \"/var/lib/guichet\"\n\n\
+             [attachments]\nstorage_dir = \"attachments\"\n[database]\nurl = \"sqlite://guichet.db\"\n"
+        );
+        assert_eq!(with_state_dir(text, None), text);
     }
 }

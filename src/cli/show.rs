@@ -232,16 +232,15 @@ pub async fn problems(store: &Store, as_json: bool) -> Result<(), Failure> {
 
 pub async fn explain(
     s: &Settings,
+    store: &Store,
     raw: &[u8],
     as_json: bool,
     now: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    let store = Store::connect(&s.database.url).await?;
-    store.migrate().await?;
     let templates = Templates::load(s.helpdesk.templates_dir.as_deref())?;
     let ctx = Ctx {
         settings: s,
-        store: &store,
+        store,
         templates: &templates,
         now,
     };
@@ -421,8 +420,11 @@ pub async fn stats(
     let result = stats::compute(since, now, &tickets, &attachments, &deliveries);
     // agents' addresses the relay refused (issue 18): the admin's to fix
     let refused_agents = store.refused_agent_addresses().await?;
+    // the outboxes now, whatever the period (`guichet outbox` lists them)
+    let queues = store.queue_depth().await?;
     if as_json {
         let mut v = serde_json::to_value(&result)?;
+        v["queues"] = serde_json::to_value(&queues)?;
         if !refused_agents.is_empty() {
             v["refused_agent_addresses"] =
                 json!(refused_agents
@@ -433,6 +435,10 @@ pub async fn stats(
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", stats::render_text(&result, s.helpdesk.language));
+        println!(
+            "Outbox now: {} mail waiting, {} failed; {} webhook deliveries waiting, {} dead (`guichet outbox`)",
+            queues.mail_pending, queues.mail_failed, queues.webhooks_pending, queues.webhooks_dead
+        );
         for (a, n, reply) in &refused_agents {
             println!(
                 "Agent address refused by the relay ({n}×, check [[departments]] agents): {a}: {reply}"

@@ -139,6 +139,88 @@ pub fn answer(path: &str, view: &HealthView) -> Answer {
     }
 }
 
+/// What `/readyz` looks at, gathered by the daemon's probe.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readiness {
+    pub paused: Option<Paused>,
+    /// The store answered the last probe (`None`: not probed yet).
+    pub store_answers: Option<bool>,
+    pub mailboxes: Vec<MailboxReadiness>,
+    /// The antivirus answered its last ping; `None` without `[antivirus]`
+    /// or before the first ping.
+    pub clamd_answers: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxReadiness {
+    pub mailbox: String,
+    pub connected: bool,
+    /// Seconds since its last pass that worked (`None`: none yet).
+    pub last_success_seconds: Option<f64>,
+}
+
+/// A mailbox not connected whose last good pass is older than this makes
+/// the daemon not ready (a connection waiting in IDLE is fine however
+/// long it waits).
+pub const MAILBOX_STALE_SECONDS: f64 = 300.0;
+
+/// Why the daemon is not ready; empty when it is.
+pub fn not_ready(r: &Readiness) -> Vec<String> {
+    let mut why = Vec::new();
+    if let Some(p) = r.paused {
+        why.push(format!(
+            "intake paused: {} since {}",
+            p.fault,
+            p.since.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    match r.store_answers {
+        None => why.push("store: not checked yet".into()),
+        Some(false) => why.push("store: does not answer".into()),
+        Some(true) => {}
+    }
+    if r.mailboxes.is_empty() {
+        why.push("mailbox: not connected yet".into());
+    }
+    for m in &r.mailboxes {
+        if m.connected {
+            continue;
+        }
+        match m.last_success_seconds {
+            Some(age) if age <= MAILBOX_STALE_SECONDS => {}
+            Some(age) => why.push(format!(
+                "mailbox {}: not connected, last read {age:.0} s ago",
+                m.mailbox
+            )),
+            None => why.push(format!("mailbox {}: never read yet", m.mailbox)),
+        }
+    }
+    if r.clamd_answers == Some(false) {
+        why.push(
+            "antivirus: clamd does not answer (attachments are refused as not scanned)".into(),
+        );
+    }
+    why
+}
+
+/// The `/readyz` answer.
+pub fn readyz(r: &Readiness) -> Answer {
+    let why = not_ready(r);
+    if why.is_empty() {
+        Answer {
+            status: 200,
+            content_type: TEXT,
+            body: "ready\n".into(),
+        }
+    } else {
+        Answer {
+            status: 503,
+            content_type: TEXT,
+            body: format!("not ready: {}\n", why.join("; ")),
+        }
+    }
+}
+
 /// The metrics, in Prometheus' text format.
 pub fn metrics_text(view: &HealthView) -> String {
     let mut out = String::new();
@@ -265,6 +347,100 @@ mod tests {
                 paused: None
             })
         );
+    }
+
+    #[test]
+    fn readiness() {
+        let mailbox = |connected, age: Option<f64>| MailboxReadiness {
+            mailbox: "support@imap/INBOX".into(),
+            connected,
+            last_success_seconds: age,
+        };
+        let ready = Readiness {
+            paused: None,
+            store_answers: Some(true),
+            mailboxes: vec![mailbox(true, Some(3000.0))],
+            clamd_answers: None,
+        };
+        // (what changes, the reason expected; "" = ready)
+        let cases: Vec<(Readiness, &str)> = vec![
+            (ready.clone(), ""),
+            (
+                Readiness {
+                    mailboxes: vec![mailbox(false, Some(60.0))],
+                    ..ready.clone()
+                },
+                "",
+            ),
+            (
+                Readiness {
+                    mailboxes: vec![mailbox(false, Some(301.0))],
+                    ..ready.clone()
+                },
+                "mailbox support@imap/INBOX: not connected, last read 301 s ago",
+            ),
+            (
+                Readiness {
+                    mailboxes: vec![mailbox(false, None)],
+                    ..ready.clone()
+                },
+                "never read yet",
+            ),
+            (
+                Readiness {
+                    mailboxes: vec![],
+                    ..ready.clone()
+                },
+                "mailbox: not connected yet",
+            ),
+            (
+                Readiness {
+                    store_answers: Some(false),
+                    ..ready.clone()
+                },
+                "store: does not answer",
+            ),
+            (
+                Readiness {
+                    store_answers: None,
+                    ..ready.clone()
+                },
+                "store: not checked yet",
+            ),
+            (
+                Readiness {
+                    clamd_answers: Some(false),
+                    ..ready.clone()
+                },
+                "antivirus: clamd does not answer",
+            ),
+            (
+                Readiness {
+                    clamd_answers: Some(true),
+                    ..ready.clone()
+                },
+                "",
+            ),
+            (
+                Readiness {
+                    paused: Some(Paused {
+                        fault: Fault::DiskFull,
+                        since: at(0),
+                    }),
+                    ..ready.clone()
+                },
+                "intake paused: disk full since 2026-03-01T03:12:00Z",
+            ),
+        ];
+        for (r, want) in cases {
+            let a = readyz(&r);
+            if want.is_empty() {
+                assert_eq!((a.status, a.body.as_str()), (200, "ready\n"), "{r:?}");
+            } else {
+                assert_eq!(a.status, 503, "{r:?}");
+                assert!(a.body.contains(want), "{want:?} in {:?}", a.body);
+            }
+        }
     }
 
     #[test]

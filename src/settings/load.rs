@@ -126,7 +126,29 @@ pub fn load_str_with_env(
     path: &Path,
     env: EnvLookup<'_>,
 ) -> Result<Settings, SettingsError> {
+    load_checked(text, path, env, false)
+}
+
+/// [`load`] for the commands that only read the database (`tickets`,
+/// `stats`, `explain`, `outbox`): a secret that cannot be read (a
+/// credential file only the service may read, a variable set only in the
+/// service's environment) is not a problem; it is replaced by a random
+/// value that opens nothing. Everything else is checked as usual.
+pub fn load_without_secrets(path: &Path) -> Result<Settings, SettingsError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_checked(&text, path, &|name| std::env::var(name), true),
+        Err(_) => load(path),
+    }
+}
+
+fn load_checked(
+    text: &str,
+    path: &Path,
+    env: EnvLookup<'_>,
+    secrets_optional: bool,
+) -> Result<Settings, SettingsError> {
     let mut c = Checker::new(text, path, env);
+    c.secrets_optional = secrets_optional;
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -170,6 +192,7 @@ const ROOT_KEYS: &[&str] = &[
     "webhooks",
     "metrics",
     "oauth2",
+    "state_dir",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -330,6 +353,12 @@ struct Checker<'c> {
     line_starts: Vec<usize>,
     env: EnvLookup<'c>,
     problems: Vec<Problem>,
+    /// [`load_without_secrets`]: an unreadable secret is replaced, not a
+    /// problem.
+    secrets_optional: bool,
+    /// `state_dir`: where the database and stored files go by default, and
+    /// the base of their relative paths (else the settings file's folder).
+    state_base: Option<PathBuf>,
 }
 
 impl<'c> Checker<'c> {
@@ -348,6 +377,8 @@ impl<'c> Checker<'c> {
             line_starts,
             env,
             problems: Vec::new(),
+            secrets_optional: false,
+            state_base: None,
         }
     }
 
@@ -635,6 +666,65 @@ impl<'c> Checker<'c> {
         clean(&self.base_dir.join(path))
     }
 
+    /// The folder relative state paths are resolved against: `state_dir`,
+    /// else the settings file's folder.
+    fn state_base(&self) -> PathBuf {
+        self.state_base
+            .clone()
+            .unwrap_or_else(|| self.base_dir.clone())
+    }
+
+    /// A path written under `[attachments]`/`[database]`: relative to
+    /// `state_dir` when there is one.
+    fn resolve_state_path(&self, path: &str) -> PathBuf {
+        clean(&self.state_base().join(path))
+    }
+
+    /// The default place of `name` (`attachments`, `guichet.db`): in
+    /// `state_dir`, else in `data/` beside the settings file.
+    fn resolve_state(&self, name: &str) -> PathBuf {
+        match &self.state_base {
+            Some(dir) => clean(&dir.join(name)),
+            None => self.resolve(&format!("data/{name}")),
+        }
+    }
+
+    /// The file a `*_file` secret names: `$CREDENTIALS_DIRECTORY/NAME` is
+    /// the credential systemd's `LoadCredential=NAME:…` gives the service
+    /// (the directory is known only when the service starts); any other
+    /// path is relative to the settings file, and read from the
+    /// credentials directory when one of that file name is there.
+    fn credential_path(&self, written: &str) -> Result<PathBuf, String> {
+        let name = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
+            .iter()
+            .find_map(|p| written.strip_prefix(p));
+        let Some(name) = name else {
+            // under systemd, `LoadCredential=NAME:PATH` hands the service
+            // the file PATH names as `$CREDENTIALS_DIRECTORY/NAME`: a
+            // credential with this file's name is read instead of the file
+            // (which the service's user may not be allowed to read)
+            let path = self.resolve(written);
+            if let (Ok(dir), Some(file)) = ((self.env)("CREDENTIALS_DIRECTORY"), path.file_name())
+                && !dir.is_empty()
+            {
+                let credential = Path::new(&dir).join(file);
+                if credential.is_file() {
+                    return Ok(credential);
+                }
+            }
+            return Ok(path);
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("`{written}` does not name one credential"));
+        }
+        match (self.env)("CREDENTIALS_DIRECTORY") {
+            Ok(dir) if !dir.is_empty() => Ok(Path::new(&dir).join(name)),
+            _ => Err(format!(
+                "`{written}`: CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with `LoadCredential=`; elsewhere, give the file's path)"
+            )),
+        }
+    }
+
     /// Exactly one of `X`, `X_env`, `X_file`. `Ok(None)` when none is given.
     fn secret(&mut self, s: &Section<'_>, base: &str) -> Result<Option<ReadSecret>, ()> {
         let names = [
@@ -686,8 +776,13 @@ impl<'c> Checker<'c> {
                     return Err(());
                 }
                 match (self.env)(var) {
-                    Ok(value) => (value, SecretSource::Env(var.to_string())),
-                    Err(VarError::NotPresent) => {
+                    Ok(value) if !value.is_empty() || !self.secrets_optional => {
+                        (value, SecretSource::Env(var.to_string()))
+                    }
+                    _ if self.secrets_optional => {
+                        (unusable_secret(), SecretSource::Env(var.to_string()))
+                    }
+                    Err(VarError::NotPresent) | Ok(_) => {
                         self.report(
                             Some(span),
                             key,
@@ -709,12 +804,32 @@ impl<'c> Checker<'c> {
             }
             _ => {
                 let written = text.trim();
-                let path = self.resolve(written);
+                let path = match self.credential_path(written) {
+                    Ok(path) => path,
+                    Err(_) if self.secrets_optional => {
+                        return Ok(Some(ReadSecret {
+                            value: Secret::new(unusable_secret()),
+                            source: SecretSource::File(self.resolve(written)),
+                            span,
+                        }));
+                    }
+                    Err(message) => {
+                        self.report(
+                            Some(span),
+                            key,
+                            message,
+                            "`$CREDENTIALS_DIRECTORY/NAME` under a systemd unit with `LoadCredential=NAME:PATH`, or a path",
+                        );
+                        return Err(());
+                    }
+                };
                 match std::fs::read_to_string(&path) {
-                    Ok(content) => (
+                    Ok(content) if !content.is_empty() || !self.secrets_optional => (
                         content.trim_end_matches(['\n', '\r']).to_string(),
                         SecretSource::File(path),
                     ),
+                    _ if self.secrets_optional => (unusable_secret(), SecretSource::File(path)),
+                    Ok(_) => unreachable!("an empty file is read when secrets are required"),
                     Err(e) => {
                         self.report(
                             Some(span),
@@ -817,6 +932,13 @@ impl<'c> Checker<'c> {
             path: String::new(),
         };
         self.known_keys(&root, ROOT_KEYS);
+        if let Ok(Some((dir, _))) = self.path(
+            &root,
+            "state_dir",
+            "a folder for the database and stored files, e.g. \"/var/lib/guichet\" (relative paths: to this settings file)",
+        ) {
+            self.state_base = Some(dir);
+        }
 
         let helpdesk = self
             .section(
@@ -1384,14 +1506,24 @@ impl<'c> Checker<'c> {
             "a number of files per message from 1 to 1000",
         );
         let allowed_extensions = self.extensions(s);
-        let storage_dir = match self.path(
+        let storage_dir = match self.string(
             s,
             "storage_dir",
-            "a folder path (relative to this settings file)",
+            "a folder path (relative to `state_dir`, else to this settings file)",
+            false,
         ) {
             Err(()) => None,
-            Ok(None) => Some(self.resolve("data/attachments")),
-            Ok(Some((path, _))) => Some(path),
+            Ok(None) => Some(self.resolve_state("attachments")),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("storage_dir"),
+                    "is empty",
+                    "a folder path (relative to `state_dir`, else to this settings file)",
+                );
+                None
+            }
+            Ok(Some((text, _))) => Some(self.resolve_state_path(text.trim())),
         };
         let retention_days = self.int_in(
             s,
@@ -1783,12 +1915,13 @@ impl<'c> Checker<'c> {
         self.known_keys(s, DATABASE_KEYS);
         let accepted =
             "`sqlite://PATH` (relative to this settings file) or `postgres://USER@HOST/DATABASE`";
+        let default = format!("sqlite://{}", self.resolve_state("guichet.db").display());
         let url = match self.string(s, "url", accepted, false) {
             Err(()) => return None,
-            Ok(None) => ("sqlite://data/guichet.db", None),
+            Ok(None) => (default.as_str(), None),
             Ok(Some((text, span))) => (text.trim(), Some(span)),
         };
-        match database_url(url.0, &self.base_dir) {
+        match database_url(url.0, &self.state_base()) {
             Ok(url) => Some(DatabaseSettings { url }),
             Err(message) => {
                 self.report(url.1, s.key("url"), message, accepted);
@@ -2318,6 +2451,12 @@ fn shown(v: &DeValue<'_>) -> String {
         DeValue::Boolean(b) => format!("{b}"),
         other => type_name(other).to_string(),
     }
+}
+
+/// The stand-in for a secret [`load_without_secrets`] did not read: random,
+/// so that it verifies, decrypts and logs in to nothing.
+fn unusable_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 /// `[metrics] listen`: an IP address of the loopback and a port.

@@ -991,3 +991,66 @@ fn oauth2_logins_and_several_mailboxes() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// `state_dir` (issue 15): the database and stored files by default, and
+/// the base of their relative paths; other paths stay relative to the
+/// settings file.
+#[test]
+fn state_dir_holds_the_database_and_the_files() {
+    let with = |state: &str, edits: &[(&str, &str)]| {
+        let text = format!("state_dir = \"{state}\"\n\n{}", edited(edits));
+        check(&text).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // relative paths under it
+    let s = with(
+        "/var/lib/guichet",
+        &[
+            (
+                "storage_dir = \"data/attachments\"",
+                "storage_dir = \"attachments\"",
+            ),
+            (
+                "url = \"sqlite://data/guichet.db\"",
+                "url = \"sqlite://guichet.db\"",
+            ),
+        ],
+    );
+    assert_eq!(
+        s.attachments.storage_dir,
+        Path::new("/var/lib/guichet/attachments")
+    );
+    assert_eq!(s.database.url, "sqlite:///var/lib/guichet/guichet.db");
+    // defaults in it
+    let s = with(
+        "/srv/desk",
+        &[
+            ("storage_dir = \"data/attachments\"\n", ""),
+            ("url = \"sqlite://data/guichet.db\"\n", ""),
+        ],
+    );
+    assert_eq!(
+        s.attachments.storage_dir,
+        Path::new("/srv/desk/attachments")
+    );
+    assert_eq!(s.database.url, "sqlite:///srv/desk/guichet.db");
+    // absolute paths as written; a relative state_dir is relative to the file
+    let s = with(
+        "state",
+        &[(
+            "storage_dir = \"data/attachments\"",
+            "storage_dir = \"/data/files\"",
+        )],
+    );
+    assert_eq!(s.attachments.storage_dir, Path::new("/data/files"));
+    assert_eq!(
+        s.database.url,
+        "sqlite:///etc/guichet/state/data/guichet.db"
+    );
+    // without it, as before
+    let s = check(BASE).unwrap();
+    assert_eq!(s.database.url, "sqlite:///etc/guichet/data/guichet.db");
+    let err = check(&format!("state_dir = 3\n\n{BASE}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state_dir"), "{err}");
+}

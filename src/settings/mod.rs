@@ -14,7 +14,9 @@ mod load;
 pub mod presets;
 mod render;
 
-pub use load::{EnvLookup, Problem, SettingsError, load, load_str, load_str_with_env};
+pub use load::{
+    EnvLookup, Problem, SettingsError, load, load_str, load_str_with_env, load_without_secrets,
+};
 pub use render::{DANGEROUS_EXTENSIONS, render_masked, warnings};
 
 /// A password or key. Its `Debug` and `Display` print `********`, so that a

@@ -26,6 +26,7 @@ mod blob;
 pub mod claims;
 pub mod fault;
 mod rows;
+pub mod schema;
 pub use fault::{Fault, fault_of};
 pub use rows::*;
 
@@ -66,6 +67,8 @@ macro_rules! on_db {
 
 // after `on_db!`, which it uses
 mod mailbox;
+pub mod probe;
+pub mod queues;
 
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.

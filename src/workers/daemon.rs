@@ -24,7 +24,10 @@ use super::health::{self, Health};
 pub use super::mailbox_pass::{
     FirstContact, PassReport, Selection, dry_run_pass, import, mailbox_pass, select,
 };
+use super::metrics::{self, Metrics};
+use super::watchdog::Watchdog;
 use super::{Ctx, deliver, sweep};
+use crate::adapters::systemd;
 use crate::rules::webhooks::lanes;
 
 /// The clock: real time, or the instant `--now` gave.
@@ -57,6 +60,10 @@ pub struct Runtime {
     pub health: Arc<Health>,
     /// OAuth2 access tokens (`[oauth2]`), shared by the IMAP and SMTP logins.
     pub oauth: Option<Arc<super::oauth::OAuthTokens>>,
+    /// What `/metrics` and `/readyz` show; kept across reloads too.
+    pub metrics: Arc<Metrics>,
+    /// The loops' signs of life, for systemd's watchdog; kept too.
+    pub watchdog: Arc<Watchdog>,
 }
 
 impl Runtime {
@@ -84,6 +91,8 @@ impl Runtime {
             wake_delivery: Arc::new(Notify::new()),
             health: Health::new(),
             oauth,
+            metrics: Metrics::new(),
+            watchdog: Watchdog::new(),
         })
     }
 
@@ -171,7 +180,15 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let (report, delivered) = tokio::join!(ingest, delivery);
     let ingest_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report = report?;
-    tracing::info!(?report, "mailbox pass done");
+    tracing::info!(
+        fetched = report.fetched,
+        new_tickets = report.new_tickets,
+        appended = report.appended,
+        already_seen = report.already_seen,
+        unplaced = report.unplaced,
+        left_as_history = report.left_as_history,
+        "mailbox pass done"
+    );
     let (mut mail, first_claim) = delivered?;
     let closed = sweep::sweep(&rt.ctx()).await?;
     if closed > 0 {
@@ -181,7 +198,17 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     link.close().await;
     let mut lanes = deliver::Lane::all(&rt.settings)?;
     let hooks = deliver::deliver_webhooks(&rt.ctx(), &mut lanes).await?;
-    tracing::info!(closed, ?mail, ?hooks, "pass done");
+    tracing::info!(
+        closed,
+        mail_sent = mail.sent,
+        mail_retried = mail.retried,
+        mail_failed = mail.failed,
+        webhooks_sent = hooks.sent,
+        webhooks_retried = hooks.retried,
+        webhooks_failed = hooks.failed,
+        webhooks_postponed = hooks.postponed,
+        "pass done"
+    );
     // timings: the mailbox pass (connect to last commit) and the mail
     // delivery (first claim to last message handed to SMTP); they overlap
     println!(
@@ -225,6 +252,14 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
             error = format!("{e:#}"),
             "cannot release the claims of a daemon that died; they are due when their lease ends"
         ),
+    }
+    if rt.settings.metrics.is_some()
+        && let Err(e) = rt.metrics.start_counting(&rt.store).await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "metrics: cannot read where counting starts"
+        );
     }
     // the mailbox pass wakes the mail loop after each committed batch
     let wake = Wake {
@@ -272,6 +307,7 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         shutdown.clone(),
     ));
     let listener = tokio::spawn(metrics_listener(rt.clone(), shutdown.clone()));
+    let prober = tokio::spawn(probe(rt.clone(), shutdown.clone()));
     // Every loop runs until shutdown; one that fails or panics before
     // ends the daemon with why, so that its supervisor restarts it instead
     // of a process that looks alive and reads no mail. Those that may end
@@ -306,6 +342,12 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
             "health listener",
             Box::pin(optional(tokio::spawn(async move {
                 listener.await.map_err(anyhow::Error::from)
+            }))),
+        ),
+        (
+            "metrics probe",
+            Box::pin(optional(tokio::spawn(async move {
+                prober.await.map_err(anyhow::Error::from)
             }))),
         ),
     ];
@@ -355,12 +397,34 @@ async fn metrics_listener(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) {
     };
     tracing::info!(listen = %m.listen, "health and metrics on /healthz, /readyz, /metrics");
     let health = rt.health.clone();
+    let metrics = rt.metrics.clone();
     health_http::serve(
         listener,
-        move |path| crate::rules::health::answer(path, &health.view()),
+        move |path| {
+            let view = health.view();
+            match path.split('?').next().unwrap_or("") {
+                "/metrics" => crate::rules::health::Answer {
+                    status: 200,
+                    content_type: metrics::CONTENT_TYPE,
+                    body: metrics.render(&view),
+                },
+                "/readyz" => crate::rules::health::readyz(&metrics.readiness(&view)),
+                _ => crate::rules::health::answer(path, &view),
+            }
+        },
         shutdown,
     )
     .await;
+}
+
+/// With `[metrics]`: reads the outboxes and pings the store and clamd
+/// every few seconds, for `/metrics` and `/readyz`.
+async fn probe(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) {
+    if rt.settings.metrics.is_none() {
+        return;
+    }
+    let clamd = rt.settings.antivirus.as_ref().map(|a| a.clamd.clone());
+    metrics::probe_loop(rt.metrics.clone(), rt.store.clone(), clamd, shutdown).await;
 }
 
 /// One log line per failed pass, each a back-off step: what failed, why,
@@ -447,7 +511,12 @@ async fn imap_loop(
                 m
             }
             Err(e) => {
-                tracing::warn!(mailbox = name, error = format!("{e:#}"), retry_in = ?backoff, "IMAP connection failed");
+                tracing::warn!(
+                    mailbox = name,
+                    error = format!("{e:#}"),
+                    retry_in_seconds = backoff.as_secs(),
+                    "IMAP connection failed"
+                );
                 if sleep_or_shutdown(backoff, &mut shutdown).await {
                     break;
                 }
@@ -456,14 +525,35 @@ async fn imap_loop(
             }
         };
         tracing::info!(mailbox = name, host = %imap.host, folder = %imap.folder, idle = mailbox.supports_idle(), "mailbox connected");
+        let key = imap.checkpoint_key();
+        rt.metrics.mailbox_connected(&key, true);
+        rt.watchdog.connected();
         loop {
+            rt.watchdog.busy(MAILBOX_LOOP);
             match mailbox_pass(&rt, imap, &mut mailbox, &shutdown).await {
                 Ok(report) => {
+                    rt.metrics.mailbox_pass(&key, &report);
+                    systemd::status(&format!(
+                        "last mailbox pass {}: {} fetched, {} new tickets, {} added to tickets, {} problems",
+                        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+                        report.fetched,
+                        report.new_tickets,
+                        report.appended,
+                        report.unplaced
+                    ));
                     if let Some(r) = passes.succeed() {
                         resumed(&rt, "mailbox pass", r, true);
                     }
                     if report.fetched > 0 {
-                        tracing::info!(?report, "mailbox pass");
+                        tracing::info!(
+                            fetched = report.fetched,
+                            new_tickets = report.new_tickets,
+                            appended = report.appended,
+                            already_seen = report.already_seen,
+                            unplaced = report.unplaced,
+                            left_as_history = report.left_as_history,
+                            "mailbox pass"
+                        );
                         wake.both();
                     }
                 }
@@ -472,6 +562,11 @@ async fn imap_loop(
                     let fault = fault_of(&e);
                     let failed = passes.fail(fault, chrono::Utc::now());
                     failed_pass(&rt, "mailbox pass", &failed, fault, &e, true);
+                    systemd::status(&format!(
+                        "mailbox pass failed, next try in {} s: {e:#}",
+                        failed.delay.as_secs()
+                    ));
+                    rt.watchdog.waiting(MAILBOX_LOOP, failed.delay);
                     if sleep_or_shutdown(failed.delay, &mut shutdown).await {
                         break;
                     }
@@ -487,15 +582,23 @@ async fn imap_loop(
                 break;
             }
             let wait = StdDuration::from_secs(imap.poll_seconds.max(1));
+            rt.watchdog.waiting(MAILBOX_LOOP, wait);
             if let Err(e) = mailbox.wait_for_news(wait, &mut shutdown.clone()).await {
                 tracing::warn!(error = format!("{e:#}"), "IMAP wait failed; reconnecting");
                 break;
             }
         }
+        rt.metrics.mailbox_connected(&key, false);
         let _ = mailbox.logout().await;
     }
+    rt.watchdog.gone(MAILBOX_LOOP);
     Ok(())
 }
+
+/// The loops' names for the watchdog.
+const MAILBOX_LOOP: &str = "mailbox";
+const MAIL_LOOP: &str = "mail delivery";
+const LIFECYCLE_LOOP: &str = "lifecycle";
 
 async fn mail_loop(
     rt: Arc<Runtime>,
@@ -508,10 +611,11 @@ async fn mail_loop(
     let mut passes = Streak::default();
     let what = "mail delivery";
     while !*shutdown.borrow() {
+        rt.watchdog.busy(MAIL_LOOP);
         let ctx = rt.ctx();
         let result = deliver::deliver_mail_over(&ctx, &rt.smtp, &mut link)
             .await
-            .map(|_| ());
+            .map(|d| rt.metrics.mail_delivered(&d));
         match result {
             Ok(()) => {
                 if let Some(r) = passes.succeed() {
@@ -525,18 +629,21 @@ async fn mail_loop(
                 let fault = fault_of(&e);
                 let failed = passes.fail(fault, chrono::Utc::now());
                 failed_pass(&rt, what, &failed, fault, &e, false);
+                rt.watchdog.waiting(MAIL_LOOP, failed.delay);
                 if sleep_or_shutdown(failed.delay, &mut shutdown).await {
                     break;
                 }
                 continue;
             }
         }
+        rt.watchdog.waiting(MAIL_LOOP, StdDuration::from_secs(5));
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(StdDuration::from_secs(5)) => {}
             _ = shutdown.changed() => {}
         }
     }
+    rt.watchdog.gone(MAIL_LOOP);
     // the claimed rows not sent are due again at once, for the next start
     if let Err(e) = deliver::release(&rt.ctx(), &mut link).await {
         tracing::warn!(
@@ -589,8 +696,9 @@ async fn lane_loop(
     while !*shutdown.borrow() {
         wake.mark_unchanged();
         let ctx = rt.ctx();
-        if let Err(e) = deliver::lane_pass(&ctx, &mut lane, &mut shutdown).await {
-            tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed");
+        match deliver::lane_pass(&ctx, &mut lane, &mut shutdown).await {
+            Ok(d) => rt.metrics.webhooks_delivered(&d),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "webhook delivery pass failed"),
         }
         let wait = lanes::idle_wait(&lane.health(), rt.clock.now(), LANE_POLL);
         tokio::select! {
@@ -614,6 +722,7 @@ async fn sweep_loop(
     // stale temporary files: at start (a restart after a crash), then hourly
     let mut temps_swept: Option<std::time::Instant> = None;
     while !*shutdown.borrow() {
+        rt.watchdog.busy(LIFECYCLE_LOOP);
         match sweep::sweep(&rt.ctx()).await {
             // their events and notices are queued: send them now
             Ok(closed) if closed > 0 => wake.both(),
@@ -632,9 +741,12 @@ async fn sweep_loop(
             temps_swept = Some(std::time::Instant::now());
             sweep::remove_stale_temps(&rt.settings.attachments.storage_dir).await;
         }
+        rt.watchdog
+            .waiting(LIFECYCLE_LOOP, StdDuration::from_secs(60));
         if sleep_or_shutdown(StdDuration::from_secs(60), &mut shutdown).await {
             break;
         }
     }
+    rt.watchdog.gone(LIFECYCLE_LOOP);
     Ok(())
 }

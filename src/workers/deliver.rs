@@ -422,7 +422,7 @@ async fn send_due_mail(
                 match send_one(smtp, slot, &row).await {
                     Ok(refused) if refused.is_empty() => {
                         last_handed = Some(handover.accepted(row.id));
-                        tracing::info!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, "mail sent");
+                        tracing::info!(outbox = row.id, kind = %row.kind, ticket = row.ticket_id, "mail sent");
                         count(|d| d.sent += 1);
                     }
                     Ok(refused) => {
@@ -439,7 +439,7 @@ async fn send_due_mail(
                                 SendError::Transient(_) => deferred.push(f),
                             }
                         }
-                        tracing::warn!(outbox = row.id, kind = %row.kind, ticket = ?row.ticket_id, accepted,
+                        tracing::warn!(outbox = row.id, kind = %row.kind, ticket = row.ticket_id, accepted,
                             refused = for_good.len(), given_up = given_up.len(), deferred = deferred.len(),
                             "mail refused for some recipients");
                         let outcome = if !deferred.is_empty() {

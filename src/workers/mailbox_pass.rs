@@ -42,7 +42,8 @@ impl PassReport {
     }
 }
 
-fn mailbox_key(s: &Settings) -> String {
+/// The mailbox's name in the store, the logs and the metrics.
+pub fn mailbox_key(s: &Settings) -> String {
     s.imap.checkpoint_key()
 }
 
@@ -444,6 +445,7 @@ async fn ingest_big(
     let mut done = Vec::with_capacity(mails.len());
     for mail in mails {
         let uid = mail.uid;
+        let arrived_at = mail.arrived_at;
         let source = source_of(key, validity, uid, mail.arrived_at);
         let ctx = rt.ctx();
         let outcome = match ingest::ingest(&ctx, mail.raw, &source, Options::default()).await {
@@ -452,6 +454,7 @@ async fn ingest_big(
             Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::warn!(
+                    mailbox = key,
                     uid,
                     error = format!("{e:#}"),
                     "big message failed; fetching it again to handle it one more way"
@@ -466,6 +469,8 @@ async fn ingest_big(
             }
         };
         crash_hook();
+        rt.metrics.committed([arrived_at]);
+        rt.watchdog.busy("mailbox");
         count(report, outcome);
         done.push(uid);
         rt.wake_delivery.notify_one();
@@ -526,6 +531,7 @@ async fn ingest_one_by_one(
             Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 tracing::error!(
+                    mailbox = key,
                     uid = mail.uid,
                     error = format!("{e:#}"),
                     "cannot handle message; storing it raw"
@@ -581,6 +587,8 @@ async fn ingest_chunk(
             }
         };
         crash_hook();
+        rt.metrics.committed(batch.iter().map(|m| m.arrived_at));
+        rt.watchdog.busy("mailbox");
         for outcome in outcomes {
             count(report, outcome);
         }
@@ -607,6 +615,7 @@ async fn ingest_retrying(
             Ok((outcome, _)) => return Ok(outcome),
             Err(e) if attempt < ATTEMPTS && crate::store::is_retryable(&e) => {
                 tracing::info!(
+                    mailbox = source.mailbox.as_deref(),
                     uid = source.uid,
                     attempt,
                     error = format!("{e:#}"),

@@ -35,6 +35,8 @@ pub mod deliver;
 pub mod fuzz;
 pub mod health;
 pub mod mailbox_pass;
+pub mod metrics;
 pub mod oauth;
 pub mod sweep;
 pub mod undelivered;
+pub mod watchdog;

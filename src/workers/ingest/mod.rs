@@ -130,10 +130,56 @@ pub async fn ingest<R: AsRef<[u8]>>(
     opts: Options,
 ) -> anyhow::Result<(Outcome, Trace)> {
     use futures::FutureExt;
-    std::panic::AssertUnwindSafe(ingest_unguarded(ctx, raw, source, opts))
+    use tracing::Instrument;
+    let span = message_span(source);
+    let result = std::panic::AssertUnwindSafe(ingest_unguarded(ctx, raw, source, opts))
         .catch_unwind()
+        .instrument(span)
         .await
-        .unwrap_or_else(|p| Err(panicked(p)))
+        .unwrap_or_else(|p| Err(panicked(p)));
+    if let (Ok((outcome, _)), false) = (&result, opts.dry_run) {
+        log_outcome(outcome, source);
+    }
+    result
+}
+
+/// The span of one message: every line logged while it is handled (the
+/// antivirus, a stale reply token…) carries its mailbox and UID.
+fn message_span(source: &Source) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        mailbox = source.mailbox.as_deref(),
+        uid = source.uid
+    )
+}
+
+/// One line per message taken: its ticket, mailbox and UID.
+fn log_outcome(outcome: &Outcome, source: &Source) {
+    let mailbox = source.mailbox.as_deref();
+    let uid = source.uid;
+    match outcome {
+        Outcome::Ticket {
+            ticket_id,
+            rule,
+            created,
+        } => tracing::info!(
+            ticket = *ticket_id,
+            mailbox,
+            uid,
+            created = *created,
+            rule = rule.as_str(),
+            "message stored on its ticket"
+        ),
+        Outcome::Unplaced { problem } => tracing::warn!(
+            mailbox,
+            uid,
+            problem = problem.as_str(),
+            "message stored raw, on no ticket (`guichet tickets problems`)"
+        ),
+        Outcome::AlreadySeen => {
+            tracing::debug!(mailbox, uid, "message already stored")
+        }
+    }
 }
 
 /// The error for a caught panic, with its message.
@@ -197,10 +243,16 @@ pub struct BatchItem<'r> {
 /// messages one at a time, where a failing message is stored raw.
 pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Result<Vec<Outcome>> {
     use futures::FutureExt;
-    std::panic::AssertUnwindSafe(ingest_batch_unguarded(ctx, items))
+    let result = std::panic::AssertUnwindSafe(ingest_batch_unguarded(ctx, items))
         .catch_unwind()
         .await
-        .unwrap_or_else(|p| Err(panicked(p)))
+        .unwrap_or_else(|p| Err(panicked(p)));
+    if let Ok(outcomes) = &result {
+        for (outcome, item) in outcomes.iter().zip(items) {
+            log_outcome(outcome, &item.source);
+        }
+    }
+    result
 }
 
 async fn ingest_batch_unguarded(
@@ -219,12 +271,15 @@ async fn ingest_batch_unguarded(
     let keys: Vec<&str> = facts.iter().map(|f| f.dedup_key.as_str()).collect();
     let known = ctx.store.known_dedup_keys(&keys).await?;
     let mut prepared = Vec::with_capacity(items.len());
-    for (facts, message) in facts.into_iter().zip(parsed) {
+    for ((facts, message), item) in facts.into_iter().zip(parsed).zip(items) {
         if known.contains(&facts.dedup_key) {
             prepared.push(None);
         } else {
+            use tracing::Instrument;
             prepared.push(Some(
-                prepare(ctx, message, facts, false, &mut Trace::default()).await,
+                prepare(ctx, message, facts, false, &mut Trace::default())
+                    .instrument(message_span(&item.source))
+                    .await,
             ));
         }
     }
@@ -235,6 +290,7 @@ async fn ingest_batch_unguarded(
         outcomes.push(match p {
             None => Outcome::AlreadySeen,
             Some(p) => {
+                use tracing::Instrument;
                 let mut trace = Trace::default();
                 apply(
                     ctx,
@@ -245,6 +301,7 @@ async fn ingest_batch_unguarded(
                     &mut trace,
                     Options::default(),
                 )
+                .instrument(message_span(&item.source))
                 .await?
             }
         });

@@ -1,0 +1,143 @@
+//! The daemon's loops tell the watchdog they are alive: each says it is
+//! busy (a pass) or waiting (for news, a timer, a back-off) and for how
+//! long at most; a loop past its deadline is stuck. While none is,
+//! `WATCHDOG=1` goes to systemd (`WatchdogSec=` in the unit); when one is,
+//! it stops, and systemd restarts the daemon. `STATUS=` carries the last
+//! mailbox pass.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::adapters::systemd;
+
+/// How long a pass may take before its loop is called stuck (a backlog of
+/// thousands of messages is read in batches, each one a sign of life).
+pub const BUSY_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+pub struct Watchdog {
+    deadlines: Mutex<HashMap<&'static str, Instant>>,
+    /// Raised when a mailbox connection first comes up.
+    connected: watch::Sender<bool>,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            deadlines: Mutex::default(),
+            connected: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Watchdog {
+    pub fn new() -> Arc<Watchdog> {
+        Arc::new(Watchdog::default())
+    }
+
+    fn set(&self, name: &'static str, deadline: Instant) {
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, deadline);
+    }
+
+    /// `name` starts (or goes on with) a pass.
+    pub fn busy(&self, name: &'static str) {
+        self.set(name, Instant::now() + BUSY_LIMIT);
+    }
+
+    /// `name` waits up to `d`, then works.
+    pub fn waiting(&self, name: &'static str, d: Duration) {
+        self.set(name, Instant::now() + d + BUSY_LIMIT);
+    }
+
+    /// `name` ended (a reload, a shutdown): no longer watched.
+    pub fn gone(&self, name: &'static str) {
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// A mailbox connection is up.
+    pub fn connected(&self) {
+        self.connected
+            .send_if_modified(|c| !std::mem::replace(c, true));
+    }
+
+    /// Until a mailbox connection is up, or `limit`; true when it is.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        let mut rx = self.connected.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The loops past their deadline at `now`.
+    pub fn stuck(&self, now: Instant) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self
+            .deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, d)| **d < now)
+            .map(|(n, _)| *n)
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Sends `WATCHDOG=1` every `every` while no loop is stuck, until
+/// `shutdown`.
+pub async fn feed(watchdog: Arc<Watchdog>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut said = false;
+    loop {
+        let stuck = watchdog.stuck(Instant::now());
+        if stuck.is_empty() {
+            systemd::notify("WATCHDOG=1");
+            said = false;
+        } else if !said {
+            said = true;
+            tracing::error!(
+                loops = stuck.join(", "),
+                "a loop of the daemon is stuck: the systemd watchdog is no longer fed, and restarts the service"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_past_its_deadline_is_stuck() {
+        let w = Watchdog::default();
+        let t0 = Instant::now();
+        w.busy("mailbox");
+        w.waiting("mail", Duration::from_secs(5));
+        assert!(w.stuck(t0).is_empty());
+        assert!(w.stuck(t0 + BUSY_LIMIT - Duration::from_secs(1)).is_empty());
+        assert_eq!(
+            w.stuck(t0 + BUSY_LIMIT + Duration::from_secs(1)),
+            ["mailbox"]
+        );
+        assert_eq!(
+            w.stuck(t0 + BUSY_LIMIT + Duration::from_secs(6)),
+            ["mail", "mailbox"]
+        );
+        w.gone("mailbox");
+        assert_eq!(w.stuck(t0 + BUSY_LIMIT + Duration::from_secs(6)), ["mail"]);
+    }
+}
