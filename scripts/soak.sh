@@ -9,15 +9,16 @@
 # 1. starts a rig of its own in $SOAK_RIG (default /dev/shm/guichet-soak,
 #    ports 47143...; sdbox mail on tmpfs), so that the outages it causes
 #    never touch the test rig in /tmp/guichet-rig;
-# 2. builds guichet (debug, or SOAK_PROFILE=release);
+# 2. builds guichet (release, or SOAK_PROFILE=debug);
 # 3. runs scripts/soak.py per backend: a backlog of SOAK_MESSAGES (1000)
 #    messages with replies and attachments, SIGKILL of a daemon every
 #    0.05-1 s at least SOAK_KILLS (100) times, IMAP, SMTP, clamd and the
 #    webhook endpoint each down for SOAK_OUTAGE (60) s; one JSON line of
 #    figures each (lost/duplicated tickets, mails, copies, events, the time
 #    everything took to go out after the last kill);
-# 4. runs the stable mutation fuzz loop over the corpus (`guichet-fuzz`,
-#    SOAK_FUZZ_INPUTS inputs, default 1,000,000);
+# 4. runs the stable mutation fuzz loop (`guichet fuzz`, two processes)
+#    over the repository's fixtures and ../shared/corpus, SOAK_FUZZ_INPUTS
+#    inputs in all (default 1,000,000);
 # 5. stops and removes the rig unless SOAK_KEEP_RIG=1.
 # Exits non-zero when any run failed its targets.
 set -euo pipefail
@@ -25,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rig_dir=${SOAK_RIG:-/dev/shm/guichet-soak}
 mailrig=scripts/mailrig.sh
-profile=${SOAK_PROFILE:-debug}
+profile=${SOAK_PROFILE:-release}
 
 bash "$mailrig" install
 bash "$mailrig" stop "$rig_dir" >&2 || true
@@ -45,7 +46,6 @@ trap cleanup EXIT
 
 if [[ $profile == release ]]; then cargo build --release --bins; else cargo build --bins; fi
 bin=${CARGO_TARGET_DIR:-target}/$profile/guichet
-fuzz=${CARGO_TARGET_DIR:-target}/$profile/guichet-fuzz
 
 status=0
 results=()
@@ -61,8 +61,15 @@ done
 
 if [[ ${SOAK_FUZZ:-1} != 0 ]]; then
   echo "[soak] fuzz: ${SOAK_FUZZ_INPUTS:-1000000} mutated inputs over the corpus" >&2
-  if line=$("$fuzz" --inputs "${SOAK_FUZZ_INPUTS:-1000000}" --crashes tests/fixtures/fuzz-crashes \
-    tests/corpus ../shared/corpus); then
+  # two processes (2 cores), half the inputs each, different seeds
+  half=$(( ${SOAK_FUZZ_INPUTS:-1000000} / 2 ))
+  "$bin" fuzz --inputs "$half" --seed 1 --crashes tests/fixtures/fuzz-crashes \
+    tests/fixtures ../shared/corpus >/tmp/guichet-fuzz-1.json &
+  first=$!
+  "$bin" fuzz --inputs "$half" --seed 2 --crashes tests/fixtures/fuzz-crashes \
+    tests/fixtures ../shared/corpus >/tmp/guichet-fuzz-2.json && wait "$first"; fuzz_rc=$?
+  line="$(cat /tmp/guichet-fuzz-1.json) $(cat /tmp/guichet-fuzz-2.json)"
+  if ((fuzz_rc == 0)); then
     results+=("PASS $line")
   else
     results+=("FAIL $line"); status=1

@@ -194,6 +194,7 @@ pub enum Command {
     /// IDLE, SMTP sender, clamd, database, webhooks, templates,
     /// permissions), each failure with its fix; exit 0 only if all pass
     Doctor {
+        /// Print the checks as JSON (for scripts)
         #[arg(long)]
         json: bool,
         /// Also POST the demo event to each webhook endpoint
@@ -225,8 +226,11 @@ pub enum OauthCommand {
     /// from the command line): for providers whose device flow refuses
     /// the mail scope (Google). It is checked with one refresh first.
     Store {
+        /// Whose login: `imap` (the [imap] table, default), a
+        /// `[[mailboxes]]` name, or `smtp`
         #[arg(long, default_value = "imap")]
         mailbox: String,
+        /// The account to store the token for [default: the mailbox's username]
         #[arg(long)]
         account: Option<String>,
     },

@@ -620,6 +620,20 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the last error of a queued mail (shown by `guichet outbox`)
+    /// without changing when it is due.
+    pub async fn note_mail_error(&self, id: i64, error: &str) -> Result<()> {
+        on_db!(pool self, p => {
+            sqlx::query("UPDATE outbox_mail SET last_error = $1 WHERE id = $2 AND sent_at IS NULL")
+                .bind(error)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// [`Store::mail_sent`] for several messages, in one statement.
     pub async fn mails_sent(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
         for chunk in ids.chunks(IN_LIST_MAX) {

@@ -74,6 +74,10 @@ impl Delivered {
 }
 
 /// Mail retry delay: 1 min, 2, 4 … capped at 1 h.
+/// While the relay cannot be reached at all, the queue is tried again this
+/// often (no attempt counted): mail goes out within this of its return.
+const RELAY_DOWN_RETRY: Duration = Duration::seconds(30);
+
 fn mail_backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 7) - 1;
     Duration::minutes((1i64 << exp).min(60))
@@ -154,6 +158,8 @@ where
 #[derive(Default)]
 struct Slot {
     session: Option<(SmtpSession, Instant)>,
+    /// The last message could not even be handed over: no connection.
+    unreachable: bool,
 }
 
 impl Slot {
@@ -167,8 +173,15 @@ impl Slot {
             old.quit().await;
         }
         if self.session.is_none() {
-            self.session = Some((smtp.session().await?, Instant::now()));
+            match smtp.session().await {
+                Ok(s) => self.session = Some((s, Instant::now())),
+                Err(e) => {
+                    self.unreachable = true;
+                    return Err(e);
+                }
+            }
         }
+        self.unreachable = false;
         let (session, used) = self.session.as_mut().expect("just set");
         *used = Instant::now();
         Ok(session)
@@ -476,6 +489,22 @@ async fn send_due_mail(
                             return failed(row.id, e);
                         }
                         count(|d| d.failed += 1);
+                    }
+                    Err(SendError::Transient(e)) if slot.unreachable => {
+                        // the relay is down, not this message: no attempt
+                        // counted, and the claim is tried again soon, so
+                        // that the queue goes out within RELAY_DOWN_RETRY of
+                        // the relay's return (not after a growing back-off)
+                        let at = now + RELAY_DOWN_RETRY;
+                        tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "relay unreachable; mail kept, tried again soon");
+                        if let Err(e) = ctx.store.postpone_mail(row.id, at).await {
+                            return failed(row.id, e);
+                        }
+                        if let Err(e) = ctx.store.note_mail_error(row.id, &e).await {
+                            return failed(row.id, e);
+                        }
+                        count(|d| d.retried += 1);
+                        retry_rest_at.lock().expect("not poisoned").get_or_insert(at);
                     }
                     Err(SendError::Transient(e)) if row.attempts >= MAIL_MAX_AGE_ATTEMPTS => {
                         tracing::warn!(outbox = row.id, error = %e, attempts = row.attempts, "mail given up after too many attempts");
