@@ -10,6 +10,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod quotes;
 pub mod reply_token;
+pub mod retention;
 pub mod robots;
 pub mod senders;
 pub mod stats;

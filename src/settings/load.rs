@@ -29,8 +29,8 @@ use toml::de::{DeTable, DeValue};
 use super::{
     AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
     Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, MetricsSettings,
-    ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
-    WebhookFormat, WebhookSettings,
+    ReopenWindow, RetentionSettings, Secret, SecretSource, Settings, SmtpSettings, TlsMode,
+    TrustSettings, WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -167,6 +167,7 @@ const ROOT_KEYS: &[&str] = &[
     "departments",
     "webhooks",
     "metrics",
+    "retention",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -222,6 +223,7 @@ const SMTP_KEYS: &[&str] = &[
 const DATABASE_KEYS: &[&str] = &["url"];
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
 const METRICS_KEYS: &[&str] = &["listen"];
+const RETENTION_KEYS: &[&str] = &["closed_tickets_days", "raw_mail_days"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
 const WEBHOOK_KEYS: &[&str] = &[
     "url",
@@ -248,6 +250,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("departments", DEPARTMENT_KEYS),
     ("webhooks", WEBHOOK_KEYS),
     ("metrics", METRICS_KEYS),
+    ("retention", RETENTION_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -842,6 +845,14 @@ impl<'c> Checker<'c> {
             Err(()) => None,
         };
 
+        let retention = match self.section(&root, "retention", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "retention"));
+                self.retention(&s)
+            }
+            Err(()) => None,
+        };
+
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
         let webhooks = self.webhooks(&root);
@@ -859,6 +870,19 @@ impl<'c> Checker<'c> {
             departments: departments?,
             webhooks: webhooks?,
             metrics: metrics?,
+            retention: retention?,
+        })
+    }
+
+    /// `[retention]`: days after a ticket's closing; 0 keeps forever.
+    fn retention(&mut self, s: &Section<'_>) -> Checked<RetentionSettings> {
+        self.known_keys(s, RETENTION_KEYS);
+        let accepted = "0 (keep forever) or a number of days up to 36500";
+        let closed_tickets_days = self.int_in(s, "closed_tickets_days", 0, 0..=MAX_DAYS, accepted);
+        let raw_mail_days = self.int_in(s, "raw_mail_days", 0, 0..=MAX_DAYS, accepted);
+        Some(RetentionSettings {
+            closed_tickets_days: closed_tickets_days? as u32,
+            raw_mail_days: raw_mail_days? as u32,
         })
     }
 

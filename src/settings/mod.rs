@@ -70,6 +70,9 @@ pub struct Settings {
     pub webhooks: Vec<WebhookSettings>,
     /// The health and metrics listener (`[metrics]`), when wanted.
     pub metrics: Option<MetricsSettings>,
+    /// How long personal data is kept (`[retention]`); all zero (keep
+    /// forever) when the table is absent.
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
@@ -308,6 +311,18 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsSettings {
     pub listen: std::net::SocketAddr,
+}
+
+/// `[retention]`: how long tickets and raw mail are kept. `0` keeps
+/// forever (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionSettings {
+    /// Tickets closed longer ago than this are removed with everything
+    /// they hold.
+    pub closed_tickets_days: u32,
+    /// Raw copies of mail in tickets closed longer ago than this are
+    /// dropped (the decoded text, files and verdicts stay).
+    pub raw_mail_days: u32,
 }
 
 #[derive(Debug, Clone, Default)]

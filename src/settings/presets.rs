@@ -148,6 +148,10 @@ retention_days = 365                  # `guichet cleanup` removes files of ticke
         Antivirus::Off => "",
     });
     o.push_str(MAIL_AND_DEPARTMENTS);
+    o.push_str(match preset {
+        Preset::Secure => RETENTION_SECURE,
+        _ => RETENTION_KEEP,
+    });
     o.push_str(v.webhooks);
     o
 }
@@ -195,6 +199,18 @@ name = "Support"                      # shown to agents and used by `#department
 address = "support@example.com"       # mail sent to this address lands in this department
 agents = ["alice@example.com", "bob@example.com"]  # agents who receive and answer its tickets
 default = true                        # receives mail sent to no department's address
+"#;
+
+const RETENTION_KEEP: &str = r#"
+[retention]
+closed_tickets_days = 0               # tickets closed longer ago are removed with everything they hold (0 keeps them)
+raw_mail_days = 0                     # raw copies of mail in closed tickets are dropped after this (0 keeps them)
+"#;
+
+const RETENTION_SECURE: &str = r#"
+[retention]
+closed_tickets_days = 365             # tickets closed longer ago are removed with everything they hold (0 keeps them)
+raw_mail_days = 30                    # raw copies of mail in closed tickets are dropped after this (0 keeps them)
 "#;
 
 const STARTUP_WEBHOOKS: &str = r#"

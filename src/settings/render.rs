@@ -171,6 +171,11 @@ pub fn render_masked(settings: &Settings) -> String {
         }
     }
 
+    let r = &settings.retention;
+    let _ = writeln!(o, "\n[retention]");
+    let _ = writeln!(o, "closed_tickets_days = {}", r.closed_tickets_days);
+    let _ = writeln!(o, "raw_mail_days = {}", r.raw_mail_days);
+
     for d in &settings.departments {
         let _ = writeln!(o, "\n[[departments]]");
         let _ = writeln!(o, "name = {}", quote(&d.name));

@@ -63,6 +63,11 @@ macro_rules! on_db {
     };
 }
 
+mod retention;
+pub use retention::{
+    ArchivedAttachmentRow, ArchivedDeliveryRow, ArchivedTicketRow, Reclaimed, Removed,
+};
+
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
     pub async fn connect(url: &str) -> Result<Store> {
@@ -112,6 +117,12 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .pragma("wal_autocheckpoint", "16384")
             .pragma("cache_size", "-16384")
+            // deleted content is overwritten, not left in free pages
+            // (erasure and retention, issue 24)
+            .pragma("secure_delete", "ON")
+            // a new database gives free pages back by incremental vacuum;
+            // an older one is converted by Store::reclaim_space
+            .pragma("auto_vacuum", "INCREMENTAL")
             .foreign_keys(true);
         Ok(opts)
     }
