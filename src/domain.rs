@@ -185,6 +185,7 @@ string_enum!(
         MailFailed => "mail.failed",
         SystemDegraded => "system.degraded",
         SystemRecovered => "system.recovered",
+        CustomerErased => "customer.erased",
     }
 );
 
@@ -202,10 +203,14 @@ pub enum ScanOutcome {
 }
 
 impl EventKind {
-    /// About Guichet itself, not a ticket: sent at once from memory (the
-    /// store may be what is failing), never queued in the outbox.
+    /// About Guichet itself, not a ticket: `system.*` (sent at once from
+    /// memory: the store may be what is failing) and the audit event
+    /// `customer.erased` (queued, with counts, never who).
     pub fn is_system(self) -> bool {
-        matches!(self, EventKind::SystemDegraded | EventKind::SystemRecovered)
+        matches!(
+            self,
+            EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::CustomerErased
+        )
     }
 }
 

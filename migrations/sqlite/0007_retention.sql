@@ -37,3 +37,11 @@ CREATE INDEX outbox_mail_sent ON outbox_mail(sent_at);
 CREATE INDEX webhook_outbox_ticket ON webhook_outbox(ticket_id);
 CREATE INDEX webhook_outbox_delivered ON webhook_outbox(delivered_at);
 CREATE INDEX auto_replies_sent ON auto_replies(sent_at);
+-- Audit records that belong to no ticket: `customer.erased` (when and how
+-- much was erased, never who).
+CREATE TABLE audit_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event       TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    data        TEXT NOT NULL           -- JSON: counts
+);

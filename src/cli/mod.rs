@@ -16,6 +16,7 @@ use crate::settings::{self, Settings};
 use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
+mod customers;
 mod outbox;
 mod show;
 
@@ -130,6 +131,36 @@ pub enum Command {
     },
     /// Apply the database migrations
     Migrate,
+    /// One person's data: export it, or erase it (GDPR articles 15, 17, 20)
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Write everything about ADDRESS to the folder PATH: export.json, the
+    /// original mails they sent, their files
+    Export {
+        address: String,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Erase ADDRESS: their tickets whole, their messages in other tickets
+    /// replaced by a placeholder, their address off every ticket. Without
+    /// --yes, only shows what would go
+    Erase {
+        address: String,
+        /// Only show what would go (the default without --yes)
+        #[arg(long)]
+        dry_run: bool,
+        /// Erase for real
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -394,6 +425,32 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             outbox::show(&store, &s, json).await
+        }
+        Command::Customers { command } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            let done = match command {
+                CustomersCommand::Export { address, output } => {
+                    customers::export(&store, &s, &address, &output).await
+                }
+                CustomersCommand::Erase {
+                    address,
+                    dry_run,
+                    yes,
+                    now,
+                } => {
+                    customers::erase(
+                        &store,
+                        &s,
+                        &address,
+                        yes && !dry_run,
+                        now.unwrap_or_else(Utc::now),
+                    )
+                    .await
+                }
+            };
+            store.close().await;
+            done
         }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;

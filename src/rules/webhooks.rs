@@ -300,6 +300,8 @@ pub fn ticket_link(template: Option<&str>, ticket_id: i64) -> Option<String> {
 pub enum Stored {
     Ticket(Event),
     System(system::SystemEvent),
+    /// `customer.erased` (issue 24): counts, never who.
+    Audit(SystemEvent),
 }
 
 /// The body of a stored event in `format` (see [`render`] and
@@ -312,6 +314,7 @@ pub fn render_stored(
     match serde_json::from_str::<Stored>(payload) {
         Ok(Stored::Ticket(event)) => Ok(render(format, &event, ticket_url_template)),
         Ok(Stored::System(event)) => Ok(system::render(format, &event)),
+        Ok(Stored::Audit(event)) => Ok(render_system(format, &event)),
         Err(e) => Err(format!("unreadable event in the webhook outbox: {e}")),
     }
 }
@@ -512,7 +515,7 @@ impl Message {
                     Part::Theirs(subject.clone()),
                 ],
             },
-            EventKind::SystemDegraded | EventKind::SystemRecovered => {
+            EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::CustomerErased => {
                 vec![Part::Theirs(system_summary(event.kind, &event.data))]
             }
         };
@@ -565,6 +568,9 @@ impl Message {
     /// The chat message of a system event: no ticket, no link; the fault
     /// and its times as fields, red while degraded.
     fn system(event: &SystemEvent) -> Message {
+        if event.kind == EventKind::CustomerErased {
+            return Message::erased(event);
+        }
         let text = |key: &str| {
             event
                 .data
@@ -611,6 +617,37 @@ impl Message {
             } else {
                 Priority::Normal
             },
+            occurred_at: timestamp(event.occurred_at),
+        }
+    }
+}
+
+impl Message {
+    /// `customer.erased`: what went, in numbers; never who.
+    fn erased(event: &SystemEvent) -> Message {
+        let fields = event
+            .data
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (data_label(k), Part::Ours(v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Message {
+            summary: vec![Part::Ours(
+                "A person's data was erased at their request".into(),
+            )],
+            title: vec![Part::Ours("Guichet · personal data erased".into())],
+            description: None,
+            fields,
+            url: None,
+            footer: vec![
+                Part::Ours(format!("{} · ", event.kind.as_str())),
+                Part::Theirs(event.id.clone()),
+            ],
+            ticket_id: 0,
+            priority: Priority::Normal,
             occurred_at: timestamp(event.occurred_at),
         }
     }

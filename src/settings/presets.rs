@@ -392,6 +392,12 @@ mod tests {
             secure.webhooks[0].events.is_empty(),
             "audit gets every event"
         );
+        // only `secure` removes data; the others keep today's behaviour
+        assert_eq!(secure.retention.closed_tickets_days, 365);
+        assert_eq!(secure.retention.raw_mail_days, 30);
+        for &p in Preset::ALL.iter().filter(|p| **p != Preset::Secure) {
+            assert_eq!(loaded(p).retention, Default::default(), "{}", p.name());
+        }
     }
 
     #[test]

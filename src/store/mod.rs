@@ -63,7 +63,9 @@ macro_rules! on_db {
     };
 }
 
+mod customers;
 mod retention;
+pub use customers::Erased;
 pub use retention::{
     ArchivedAttachmentRow, ArchivedDeliveryRow, ArchivedTicketRow, Reclaimed, Removed,
 };

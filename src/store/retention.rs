@@ -13,7 +13,7 @@ use super::{EventRow, Store, TicketRow, Tx};
 
 /// `$from, $from+1, …` for `n` values (only placeholders are formatted
 /// into SQL, never a value).
-fn list(from: usize, n: usize) -> String {
+pub(super) fn list(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -269,7 +269,7 @@ impl Store {
 
 impl Tx {
     /// Runs `sql`, whose `$1…$n` are `ids`, and returns the rows changed.
-    async fn exec_ids(&mut self, sql: String, ids: &[i64]) -> Result<u64> {
+    pub(super) async fn exec_ids(&mut self, sql: String, ids: &[i64]) -> Result<u64> {
         Ok(on_db!(tx self, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in ids {
@@ -279,7 +279,7 @@ impl Tx {
         })?)
     }
 
-    async fn ids_of(&mut self, sql: String, ids: &[i64]) -> Result<Vec<i64>> {
+    pub(super) async fn ids_of(&mut self, sql: String, ids: &[i64]) -> Result<Vec<i64>> {
         Ok(on_db!(tx self, c => {
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
             for id in ids {
