@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use harness::{Desk, iso, mail};
-use support::{deliver_lmtp, fresh_pg_database, fresh_user, unique_token};
+use support::{deliver_lmtp, fetch_all, fresh_pg_database, fresh_user, rig, unique_token};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -347,6 +347,56 @@ async fn retention_on_postgres() {
         Some(&url),
     );
     retention_story(desk, false).await;
+}
+
+/// `imap.processed`: stored mail is moved to the folder, or deleted; with
+/// `keep` (the default) it stays, flagged.
+async fn processed_story(how: &str) -> (Desk, usize, usize) {
+    let desk = Desk::new("");
+    if how != "keep" {
+        desk.edit_settings(
+            "poll_seconds = 1",
+            &format!("poll_seconds = 1\nprocessed = \"{how}\"\nprocessed_folder = \"Done\""),
+        );
+    }
+    let c = fresh_user("proc");
+    for i in 0..3 {
+        deliver_lmtp(
+            &desk.support,
+            &mail(
+                &[
+                    ("From", c.as_str()),
+                    ("To", desk.support.as_str()),
+                    ("Subject", &format!("Mail {i}")),
+                ],
+                "Hello",
+            ),
+        )
+        .await;
+    }
+    desk.pass(at("2031-04-01T00:00:00Z"));
+    assert_eq!(desk.tickets().len(), 3, "every mail is stored first");
+    let inbox = fetch_all(&desk.support).await.len();
+    let mut settings = rig().imap_settings(&desk.support, guichet::settings::TlsMode::None);
+    settings.folder = "Done".into();
+    let done = match guichet::adapters::imap::Mailbox::connect(&settings).await {
+        Ok(mut m) => m.uids_after(0).await.unwrap().len(),
+        Err(_) => 0, // no such folder
+    };
+    (desk, inbox, done)
+}
+
+#[tokio::test]
+async fn processed_mail_is_kept_moved_or_deleted_once_stored() {
+    let (_, inbox, done) = processed_story("keep").await;
+    assert_eq!((inbox, done), (3, 0), "keep");
+    let (_, inbox, done) = processed_story("move").await;
+    assert_eq!((inbox, done), (0, 3), "move");
+    let (desk, inbox, done) = processed_story("delete").await;
+    assert_eq!((inbox, done), (0, 0), "delete");
+    // a second pass finds nothing new and loses nothing
+    desk.pass(at("2031-04-01T00:10:00Z"));
+    assert_eq!(desk.tickets().len(), 3);
 }
 
 /// `iso` is used by the pass helper; keep the import honest.

@@ -29,8 +29,8 @@ use toml::de::{DeTable, DeValue};
 use super::{
     AntivirusSettings, AttachmentSettings, AutoCloseScope, ClamdAddress, DatabaseSettings,
     Department, FirstStart, HelpdeskSettings, ImapSettings, Language, MailboxName, MetricsSettings,
-    ReopenWindow, RetentionSettings, Secret, SecretSource, Settings, SmtpSettings, TlsMode,
-    TrustSettings, WebhookFormat, WebhookSettings,
+    ProcessedMail, ReopenWindow, RetentionSettings, Secret, SecretSource, Settings, SmtpSettings,
+    TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -208,6 +208,8 @@ const IMAP_KEYS: &[&str] = &[
     "idle",
     "ca_file",
     "first_start",
+    "processed",
+    "processed_folder",
 ];
 const SMTP_KEYS: &[&str] = &[
     "host",
@@ -1336,6 +1338,37 @@ impl<'c> Checker<'c> {
             FirstStart::Unseen,
             "first start",
         );
+        let processed = self.choice(
+            s,
+            "processed",
+            &[("keep", 0), ("move", 1), ("delete", 2)],
+            0,
+            "processed mail",
+        );
+        let processed_folder = match self.string(
+            s,
+            "processed_folder",
+            "a mailbox folder name, e.g. `Processed`",
+            false,
+        ) {
+            Err(()) => None,
+            Ok(None) => Some("Processed".to_string()),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("processed_folder"),
+                    "is empty",
+                    "a mailbox folder name, e.g. `Processed`",
+                );
+                None
+            }
+            Ok(Some((text, _))) => Some(text.trim().to_string()),
+        };
+        let processed = match (processed?.0, processed_folder?) {
+            (1, folder) => ProcessedMail::Move(folder),
+            (2, _) => ProcessedMail::Delete,
+            _ => ProcessedMail::Keep,
+        };
         let (host, port, tls) = server?;
         let password = password?;
         Some(ImapSettings {
@@ -1350,6 +1383,7 @@ impl<'c> Checker<'c> {
             idle: idle?,
             ca_file: ca_file?,
             first_start: first_start?.0,
+            processed,
         })
     }
 

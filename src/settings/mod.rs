@@ -247,6 +247,29 @@ pub struct ImapSettings {
     /// What the first pass over a mailbox Guichet has no checkpoint for
     /// takes. Default [`FirstStart::Unseen`].
     pub first_start: FirstStart,
+    /// What becomes of a message once it is stored (`processed`,
+    /// `processed_folder`). Default [`ProcessedMail::Keep`].
+    pub processed: ProcessedMail,
+}
+
+/// `imap.processed`: a message Guichet has stored (committed) stays in
+/// the folder flagged (keep, the default), is moved to another folder, or
+/// is deleted from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessedMail {
+    Keep,
+    Move(String),
+    Delete,
+}
+
+impl ProcessedMail {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProcessedMail::Keep => "keep",
+            ProcessedMail::Move(_) => "move",
+            ProcessedMail::Delete => "delete",
+        }
+    }
 }
 
 /// `imap.first_start`: what to take from a mailbox met for the first time.

@@ -179,6 +179,7 @@ password_env = "GUICHET_IMAP_PASSWORD"  # mailbox password, read from this varia
 folder = "INBOX"                      # folder watched for new mail
 poll_seconds = 60                     # how often to look for mail when IDLE is not available
 idle = true                           # wait for new mail with IMAP IDLE where the server has it
+processed = "keep"                    # stored mail: keep (flagged) | move (to processed_folder) | delete, never before it is stored
 
 [smtp]
 host = "smtp.example.com"             # server that sends Guichet's mail

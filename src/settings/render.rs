@@ -128,6 +128,10 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
     let _ = writeln!(o, "idle = {}", i.idle);
     let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
+    let _ = writeln!(o, "processed = {}", quote(i.processed.as_str()));
+    if let crate::settings::ProcessedMail::Move(folder) = &i.processed {
+        let _ = writeln!(o, "processed_folder = {}", quote(folder));
+    }
     if let Some(ca) = &i.ca_file {
         let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
     }
