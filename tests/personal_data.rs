@@ -399,6 +399,50 @@ async fn processed_mail_is_kept_moved_or_deleted_once_stored() {
     assert_eq!(desk.tickets().len(), 3);
 }
 
+/// A database made by release 0.1.0 (no incremental vacuum): retention
+/// converts it once with a full VACUUM, loses nothing it should keep, and
+/// `stats` still counts the removed ticket.
+#[tokio::test]
+async fn a_database_from_an_earlier_release_is_converted_on_first_removal() {
+    let fixture = Path::new("/work/shared/fixtures/upgrade/0.1.0-4ce8c65");
+    let fixture = if fixture.exists() {
+        fixture.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/upgrade/0.1.0-4ce8c65")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    std::fs::copy(fixture.join("guichet.db"), &db).unwrap();
+    let url = format!("sqlite://{}", db.display());
+    let desk = Desk::build(
+        "auto_close_days = 0",
+        "",
+        "[retention]\nclosed_tickets_days = 30\n",
+        Some(&url),
+    );
+    let mode = || async {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let m: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        m
+    };
+    assert_eq!(mode().await, 0, "the fixture predates incremental vacuum");
+    let period = ["stats", "--json", "--now", "2030-01-01T00:00:00Z"];
+    let before = desk.json(&period);
+    assert_eq!(desk.tickets().len(), 3);
+    let p = desk.pass(at("2030-01-01T00:00:00Z"));
+    assert_eq!(p["retention"]["removed"]["tickets"], 1, "{p}");
+    assert_eq!(p["retention"]["reclaimed"]["full_vacuum"], true, "{p}");
+    assert_eq!(mode().await, 2, "now INCREMENTAL");
+    assert_eq!(desk.tickets().len(), 2, "the open tickets stay");
+    let after = desk.json(&period);
+    assert_eq!(before["tickets"], after["tickets"]);
+    assert_eq!(before["attachments"], after["attachments"]);
+}
+
 /// `iso` is used by the pass helper; keep the import honest.
 #[test]
 fn iso_is_rfc3339() {
