@@ -4,6 +4,7 @@
 //! (bytes on disk checked) and PostgreSQL.
 
 mod harness;
+mod receiver;
 mod support;
 
 use std::path::Path;
@@ -78,7 +79,7 @@ fn ticket_of_subject(desk: &Desk, subject: &str) -> i64 {
 
 /// X writes a ticket of her own (text and file with markers) and, in Cc of
 /// Y's ticket, a message there; then she is exported and erased.
-async fn erase_story(desk: Desk, on_disk: bool) {
+async fn erase_story(desk: Desk, on_disk: bool, hooks: Option<&receiver::Receiver>) {
     let x = fresh_user("xena");
     let y = fresh_user("yann");
     let tok = unique_token();
@@ -186,6 +187,19 @@ async fn erase_story(desk: Desk, on_disk: bool) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(!said.contains(&x), "the report names no one: {said}");
+    if let Some(r) = hooks {
+        // the audit webhook goes out with the next pass: counts, not who
+        desk.pass(t0 + TimeDelta::minutes(10));
+        let erased: Vec<_> = r
+            .all()
+            .into_iter()
+            .filter(|q| q.json()["event"] == "customer.erased")
+            .collect();
+        assert_eq!(erased.len(), 1, "{:?}", r.all().len());
+        let body = String::from_utf8_lossy(&erased[0].body).to_lowercase();
+        assert!(!body.contains(&x.to_lowercase()), "{body}");
+        assert_eq!(erased[0].json()["data"]["tickets"], 1, "{body}");
+    }
 
     // her ticket is gone, Y's is intact but for her message
     let gone = desk.run(&["tickets", "show", &own.to_string(), "--json"]);
@@ -223,15 +237,17 @@ async fn erase_story(desk: Desk, on_disk: bool) {
 
 #[tokio::test]
 async fn erase_leaves_no_trace_of_the_person_on_sqlite() {
-    let desk = Desk::with("", "allowed_extensions = \"png\"", "");
-    erase_story(desk, true).await;
+    let r = receiver::Receiver::start();
+    let hook = format!("[[webhooks]]\nurl = \"{}\"\n", r.url("/audit"));
+    let desk = Desk::with("", "allowed_extensions = \"png\"", &hook);
+    erase_story(desk, true, Some(&r)).await;
 }
 
 #[tokio::test]
 async fn erase_on_postgres() {
     let url = fresh_pg_database().await;
     let desk = Desk::build("", "allowed_extensions = \"png\"", "", Some(&url));
-    erase_story(desk, false).await;
+    erase_story(desk, false, None).await;
 }
 
 fn db_bytes(desk: &Desk) -> u64 {
