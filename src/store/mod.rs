@@ -122,9 +122,6 @@ impl Store {
             // deleted content is overwritten, not left in free pages
             // (erasure and retention, issue 24)
             .pragma("secure_delete", "ON")
-            // a new database gives free pages back by incremental vacuum;
-            // an older one is converted by Store::reclaim_space
-            .pragma("auto_vacuum", "INCREMENTAL")
             .foreign_keys(true);
         Ok(opts)
     }
@@ -172,6 +169,20 @@ impl Store {
                 } else {
                     Some(lock_beside(&db).await?)
                 };
+                // a new database gives free pages back by incremental
+                // vacuum (the mode is set before the first table, or by a
+                // VACUUM: an older database is converted by
+                // Store::reclaim_space the first time something goes).
+                // Only then: setting it writes, and a full disk must not
+                // stop an admin from reading the database.
+                let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+                    .fetch_one(p)
+                    .await?;
+                if tables == 0 {
+                    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                        .execute(p)
+                        .await?;
+                }
                 sqlx::migrate!("migrations/sqlite").run(p).await
             }
             Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
