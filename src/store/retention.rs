@@ -235,6 +235,17 @@ impl Store {
         }
     }
 
+    /// SQLite: copies the write-ahead log into the database as far as no
+    /// reader holds it back (PASSIVE: never waits). PostgreSQL: nothing.
+    pub async fn checkpoint_passive(&self) -> Result<()> {
+        if let Store::Sqlite(p) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn archived_tickets(&self) -> Result<Vec<ArchivedTicketRow>> {
         Ok(on_db!(pool self, p => {
             sqlx::query_as::<_, ArchivedTicketRow>(

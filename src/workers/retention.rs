@@ -74,6 +74,9 @@ pub async fn run(ctx: &Ctx<'_>, mut shutdown: watch::Receiver<bool>) -> anyhow::
                 .collect();
             let (mut removed, files) = tx.remove_tickets(&due).await?;
             tx.commit().await?;
+            // the batch writes its own pages back (SQLite), inside the
+            // time it rests for, not in a later commit of ingest's
+            ctx.store.checkpoint_passive().await?;
             for sha in files {
                 if !ctx.store.file_referenced(&sha).await? {
                     match file_store::remove(dir, &sha) {
