@@ -317,15 +317,16 @@ async fn retention_story(desk: Desk, sqlite: bool) {
     let stats_before = desk.json(&period);
     let size_before = db_bytes(&desk);
 
-    // nothing is due yet at 29 days
+    // nothing is due yet at 29 days (but the sent mail's bodies, after 7)
     let p = desk.pass(t0 + TimeDelta::days(3 + 29));
     assert_eq!(p["retention"]["removed"]["tickets"], 0, "{p}");
-    let p = desk.pass(t0 + TimeDelta::days(3 + 31));
-    assert_eq!(p["retention"]["removed"]["tickets"], 20, "{p}");
     if sqlite {
         // made by this release: incremental vacuum from the start
         assert_eq!(p["retention"]["reclaimed"]["full_vacuum"], false, "{p}");
     }
+    let p = desk.pass(t0 + TimeDelta::days(3 + 31));
+    assert_eq!(p["retention"]["removed"]["tickets"], 20, "{p}");
+
     let left = desk.tickets();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0]["subject"].as_str().unwrap().contains("Later"));

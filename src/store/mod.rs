@@ -179,9 +179,12 @@ impl Store {
                     .fetch_one(p)
                     .await?;
                 if tables == 0 {
+                    // in WAL mode the file is written already: the mode
+                    // takes effect with a VACUUM (instant on no tables)
                     sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
                         .execute(p)
                         .await?;
+                    sqlx::query("VACUUM").execute(p).await?;
                 }
                 sqlx::migrate!("migrations/sqlite").run(p).await
             }
