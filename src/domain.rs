@@ -186,6 +186,7 @@ string_enum!(
         SystemDegraded => "system.degraded",
         SystemRecovered => "system.recovered",
         MailboxAuthFailed => "mailbox.auth_failed",
+        CustomerErased => "customer.erased",
     }
 );
 
@@ -203,12 +204,18 @@ pub enum ScanOutcome {
 }
 
 impl EventKind {
-    /// About Guichet itself, not a ticket: an endpoint gets these only
-    /// when it opts in (`system_events = true` or naming them in `events`).
+    /// About Guichet itself, not a ticket: `system.*` (sent at once from
+    /// memory: the store may be what is failing), `mailbox.auth_failed`,
+    /// and the audit event `customer.erased` (queued, with counts, never
+    /// who). An endpoint gets these only when it opts in
+    /// (`system_events = true` or naming them in `events`).
     pub fn is_system(self) -> bool {
         matches!(
             self,
-            EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::MailboxAuthFailed
+            EventKind::SystemDegraded
+                | EventKind::SystemRecovered
+                | EventKind::MailboxAuthFailed
+                | EventKind::CustomerErased
         )
     }
 }

@@ -26,7 +26,7 @@ use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::settings::{ImapSettings, OAuth2Mechanism, TlsMode};
+use crate::settings::{ImapSettings, OAuth2Mechanism, ProcessedMail, TlsMode};
 
 /// How [`Mailbox::connect_with`] logs in.
 #[derive(Clone, Copy)]
@@ -187,6 +187,8 @@ pub struct Mailbox {
     supports_idle: bool,
     /// New mail was announced during a command: the next wait returns at once.
     pending_news: bool,
+    /// What becomes of a message once flagged processed (`imap.processed`).
+    processed: ProcessedMail,
 }
 
 impl fmt::Debug for Mailbox {
@@ -348,6 +350,7 @@ impl Mailbox {
             uid_validity,
             supports_idle,
             pending_news: false,
+            processed: settings.processed.clone(),
         };
         // SELECT's own EXISTS is not news.
         mailbox.drain_unsolicited();
@@ -546,9 +549,68 @@ impl Mailbox {
             })
             .await?
             .map_err(|e| self.command_error("mark messages processed", e))?;
+            self.dispose(&set).await?;
         }
         self.drain_unsolicited_keep_news();
         Ok(())
+    }
+
+    /// `imap.processed`: moves or deletes messages Guichet has stored and
+    /// flagged (only [`Mailbox::mark_processed`] calls it, and only once
+    /// their transaction is committed). `keep` leaves them.
+    async fn dispose(&mut self, set: &str) -> Result<(), ImapError> {
+        let server = self.server.clone();
+        match self.processed.clone() {
+            ProcessedMail::Keep => Ok(()),
+            ProcessedMail::Move(folder) => {
+                let session = self.session()?;
+                let moved = within(COMMAND_TIMEOUT, &server, "move processed messages", async {
+                    session.uid_mv(set, &folder).await
+                })
+                .await?;
+                if moved.is_ok() {
+                    return Ok(());
+                }
+                // the folder does not exist yet ([TRYCREATE]): make it, try again
+                let session = self.session()?;
+                let _ = within(
+                    COMMAND_TIMEOUT,
+                    &server,
+                    "create the processed folder",
+                    async { session.create(&folder).await },
+                )
+                .await?;
+                let session = self.session()?;
+                within(COMMAND_TIMEOUT, &server, "move processed messages", async {
+                    session.uid_mv(set, &folder).await
+                })
+                .await?
+                .map_err(|e| self.command_error("move processed messages", e))
+            }
+            ProcessedMail::Delete => {
+                let session = self.session()?;
+                within(
+                    COMMAND_TIMEOUT,
+                    &server,
+                    "delete processed messages",
+                    async {
+                        session
+                            .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
+                            .await?
+                            .try_collect::<Vec<_>>()
+                            .await?;
+                        session
+                            .uid_expunge(set)
+                            .await?
+                            .try_collect::<Vec<_>>()
+                            .await
+                    },
+                )
+                .await?
+                .map_err(|e| self.command_error("delete processed messages", e))?;
+                Ok(())
+            }
+        }
     }
 
     /// Waits until the server announces new mail, `max_wait` passes, or

@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::workers::daemon::{self, Clock, Runtime};
 
 mod backup;
+mod customers;
 mod doctor;
 mod manual;
 mod outbox;
@@ -206,6 +207,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OauthCommand,
     },
+    /// One person's data: export it, or erase it (GDPR articles 15, 17, 20)
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +239,35 @@ pub enum OauthCommand {
         /// The account to store the token for [default: the mailbox's username]
         #[arg(long)]
         account: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Write everything about ADDRESS to the folder PATH: export.json, the
+    /// original mails they sent, their files
+    Export {
+        /// The person's address
+        address: String,
+        /// The folder to write (created; must not exist or be empty)
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Erase ADDRESS: their tickets whole, their messages in other tickets
+    /// replaced by a placeholder, their address off every ticket. Without
+    /// --yes, only shows what would go
+    Erase {
+        /// The person's address
+        address: String,
+        /// Only show what would go (the default without --yes)
+        #[arg(long)]
+        dry_run: bool,
+        /// Erase for real
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        /// The clock of the erasure (RFC 3339), for tests
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<DateTime<Utc>>,
     },
 }
 
@@ -632,6 +667,32 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             } else {
                 oauth_login(&s, &store, &account).await
             }
+        }
+        Command::Customers { command } => {
+            let s = load_settings(&cli.config)?;
+            let store = open_store(&s).await?;
+            let done = match command {
+                CustomersCommand::Export { address, output } => {
+                    customers::export(&store, &s, &address, &output).await
+                }
+                CustomersCommand::Erase {
+                    address,
+                    dry_run,
+                    yes,
+                    now,
+                } => {
+                    customers::erase(
+                        &store,
+                        &s,
+                        &address,
+                        yes && !dry_run,
+                        now.unwrap_or_else(Utc::now),
+                    )
+                    .await
+                }
+            };
+            store.close().await;
+            done
         }
         Command::Cleanup { dry_run, now } => {
             let s = load_settings(&cli.config)?;

@@ -417,6 +417,9 @@ pub async fn stats(
             attempts: d.attempts.max(0) as u32,
         })
         .collect();
+    // tickets removed by retention or an erasure left their anonymous facts
+    let (tickets, attachments, deliveries) =
+        with_archived(store, tickets, attachments, deliveries).await?;
     let result = stats::compute(since, now, &tickets, &attachments, &deliveries);
     // agents' addresses the relay refused (issue 18): the admin's to fix
     let refused_agents = store.refused_agent_addresses().await?;
@@ -523,4 +526,58 @@ pub async fn cleanup(
         time(before)
     );
     Ok(())
+}
+
+/// The facts of removed tickets (`stats_*` tables, issue 24) added to the
+/// live ones: the figures of a past period stay what they were.
+async fn with_archived(
+    store: &Store,
+    mut tickets: Vec<TicketFacts>,
+    mut attachments: Vec<AttachmentFacts>,
+    mut deliveries: Vec<DeliveryFacts>,
+) -> anyhow::Result<(Vec<TicketFacts>, Vec<AttachmentFacts>, Vec<DeliveryFacts>)> {
+    for (i, t) in store.archived_tickets().await?.into_iter().enumerate() {
+        let closings: Vec<(DateTime<Utc>, String)> =
+            serde_json::from_str(&t.closings).unwrap_or_default();
+        let reopenings: Vec<DateTime<Utc>> =
+            serde_json::from_str(&t.reopenings).unwrap_or_default();
+        tickets.push(TicketFacts {
+            // no id is kept; these stand apart from every live ticket
+            ticket_id: -(i as i64) - 1,
+            created_at: t.created_at,
+            first_agent_reply_at: t.first_agent_reply_at,
+            closed_at: t.closed_at,
+            close_reason: t.close_reason.as_deref().and_then(|r| r.parse().ok()),
+            closings: closings
+                .into_iter()
+                .filter_map(|(at, r)| Some((at, r.parse::<CloseReason>().ok()?)))
+                .collect(),
+            reopenings,
+        });
+    }
+    attachments.extend(
+        store
+            .archived_attachments()
+            .await?
+            .into_iter()
+            .map(|a| AttachmentFacts {
+                at: a.at,
+                file_type: a.file_type,
+                bytes: a.bytes.max(0) as u64,
+                refusal_code: a.refusal_code,
+            }),
+    );
+    deliveries.extend(
+        store
+            .archived_deliveries()
+            .await?
+            .into_iter()
+            .map(|d| DeliveryFacts {
+                at: d.at,
+                delivered: d.delivered,
+                dead: d.dead,
+                attempts: d.attempts.max(0) as u32,
+            }),
+    );
+    Ok((tickets, attachments, deliveries))
 }

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod oauth;
 pub mod quotes;
 pub mod reply_token;
+pub mod retention;
 pub mod robots;
 pub mod senders;
 pub mod stats;

@@ -302,6 +302,8 @@ pub enum Stored {
     Ticket(Event),
     System(system::SystemEvent),
     Mailbox(mailbox::MailboxEvent),
+    /// `customer.erased` (issue 24): counts, never who.
+    Audit(SystemEvent),
 }
 
 /// The body of a stored event in `format` (see [`render`] and
@@ -315,6 +317,7 @@ pub fn render_stored(
         Ok(Stored::Ticket(event)) => Ok(render(format, &event, ticket_url_template)),
         Ok(Stored::System(event)) => Ok(system::render(format, &event)),
         Ok(Stored::Mailbox(event)) => Ok(mailbox::render(format, &event)),
+        Ok(Stored::Audit(event)) => Ok(render_system(format, &event)),
         Err(e) => Err(format!("unreadable event in the webhook outbox: {e}")),
     }
 }
@@ -517,7 +520,8 @@ impl Message {
             },
             EventKind::SystemDegraded
             | EventKind::SystemRecovered
-            | EventKind::MailboxAuthFailed => {
+            | EventKind::MailboxAuthFailed
+            | EventKind::CustomerErased => {
                 vec![Part::Theirs(system_summary(event.kind, &event.data))]
             }
         };
@@ -570,6 +574,9 @@ impl Message {
     /// The chat message of a system event: no ticket, no link; the fault
     /// and its times as fields, red while degraded.
     fn system(event: &SystemEvent) -> Message {
+        if event.kind == EventKind::CustomerErased {
+            return Message::erased(event);
+        }
         let text = |key: &str| {
             event
                 .data
@@ -616,6 +623,37 @@ impl Message {
             } else {
                 Priority::Normal
             },
+            occurred_at: timestamp(event.occurred_at),
+        }
+    }
+}
+
+impl Message {
+    /// `customer.erased`: what went, in numbers; never who.
+    fn erased(event: &SystemEvent) -> Message {
+        let fields = event
+            .data
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (data_label(k), Part::Ours(v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Message {
+            summary: vec![Part::Ours(
+                "A person's data was erased at their request".into(),
+            )],
+            title: vec![Part::Ours("Guichet · personal data erased".into())],
+            description: None,
+            fields,
+            url: None,
+            footer: vec![
+                Part::Ours(format!("{} · ", event.kind.as_str())),
+                Part::Theirs(event.id.clone()),
+            ],
+            ticket_id: 0,
+            priority: Priority::Normal,
             occurred_at: timestamp(event.occurred_at),
         }
     }

@@ -30,8 +30,8 @@ use super::{
     AntivirusSettings, AttachmentSettings, AuthMethod, AutoCloseScope, ClamdAddress,
     DatabaseSettings, Department, FirstStart, HelpdeskSettings, ImapSettings, Language,
     MailboxName, MailboxSettings, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings,
-    ReopenWindow, Secret, SecretSource, Settings, SmtpSettings, TlsMode, TrustSettings,
-    WebhookFormat, WebhookSettings,
+    ProcessedMail, ReopenWindow, RetentionSettings, Secret, SecretSource, Settings, SmtpSettings,
+    TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -193,6 +193,7 @@ const ROOT_KEYS: &[&str] = &[
     "metrics",
     "oauth2",
     "state_dir",
+    "retention",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -235,6 +236,8 @@ const IMAP_KEYS: &[&str] = &[
     "idle",
     "ca_file",
     "first_start",
+    "processed",
+    "processed_folder",
 ];
 const MAILBOX_KEYS: &[&str] = &[
     "name",
@@ -252,6 +255,8 @@ const MAILBOX_KEYS: &[&str] = &[
     "idle",
     "ca_file",
     "first_start",
+    "processed",
+    "processed_folder",
 ];
 const SMTP_KEYS: &[&str] = &[
     "host",
@@ -281,6 +286,7 @@ const OAUTH2_KEYS: &[&str] = &[
 ];
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
 const METRICS_KEYS: &[&str] = &["listen"];
+const RETENTION_KEYS: &[&str] = &["closed_tickets_days", "raw_mail_days"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
 const WEBHOOK_KEYS: &[&str] = &[
     "url",
@@ -309,6 +315,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("webhooks", WEBHOOK_KEYS),
     ("metrics", METRICS_KEYS),
     ("oauth2", OAUTH2_KEYS),
+    ("retention", RETENTION_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -1075,6 +1082,13 @@ impl<'c> Checker<'c> {
                 "an [oauth2] table (provider, client_id) when `auth = \"oauth2\"`",
             );
         }
+        let retention = match self.section(&root, "retention", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "retention"));
+                self.retention(&s)
+            }
+            Err(()) => None,
+        };
 
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
@@ -1121,6 +1135,7 @@ impl<'c> Checker<'c> {
             webhooks: webhooks?,
             metrics: metrics?,
             oauth2: oauth2?,
+            retention: retention?,
         })
     }
 
@@ -1310,6 +1325,18 @@ impl<'c> Checker<'c> {
                 .unwrap_or_else(|| default_scopes.iter().map(|s| s.to_string()).collect()),
             mechanism: mechanism?.0,
             ca_file: ca_file?,
+        })
+    }
+
+    /// `[retention]`: days after a ticket's closing; 0 keeps forever.
+    fn retention(&mut self, s: &Section<'_>) -> Checked<RetentionSettings> {
+        self.known_keys(s, RETENTION_KEYS);
+        let accepted = "0 (keep forever) or a number of days up to 36500";
+        let closed_tickets_days = self.int_in(s, "closed_tickets_days", 0, 0..=MAX_DAYS, accepted);
+        let raw_mail_days = self.int_in(s, "raw_mail_days", 0, 0..=MAX_DAYS, accepted);
+        Some(RetentionSettings {
+            closed_tickets_days: closed_tickets_days? as u32,
+            raw_mail_days: raw_mail_days? as u32,
         })
     }
 
@@ -1791,6 +1818,37 @@ impl<'c> Checker<'c> {
             FirstStart::Unseen,
             "first start",
         );
+        let processed = self.choice(
+            s,
+            "processed",
+            &[("keep", 0), ("move", 1), ("delete", 2)],
+            0,
+            "processed mail",
+        );
+        let processed_folder = match self.string(
+            s,
+            "processed_folder",
+            "a mailbox folder name, e.g. `Processed`",
+            false,
+        ) {
+            Err(()) => None,
+            Ok(None) => Some("Processed".to_string()),
+            Ok(Some((text, span))) if text.trim().is_empty() => {
+                self.report(
+                    Some(span),
+                    s.key("processed_folder"),
+                    "is empty",
+                    "a mailbox folder name, e.g. `Processed`",
+                );
+                None
+            }
+            Ok(Some((text, _))) => Some(text.trim().to_string()),
+        };
+        let processed = match (processed?.0, processed_folder?) {
+            (1, folder) => ProcessedMail::Move(folder),
+            (2, _) => ProcessedMail::Delete,
+            _ => ProcessedMail::Keep,
+        };
         let (host, port, tls) = server?;
         let password = password?;
         Some(ImapSettings {
@@ -1806,6 +1864,7 @@ impl<'c> Checker<'c> {
             idle: idle?,
             ca_file: ca_file?,
             first_start: first_start?.0,
+            processed,
         })
     }
 

@@ -209,6 +209,11 @@ const BAD: &[BadCase] = &[
     ("metrics typo", &[("[database]", "[metrics]\nlisten = \"127.0.0.1:9187\"\nlisen = 1\n\n[database]")], "metrics.lisen", "listen"),
     ("metrics key at the top", &[("[helpdesk]", "listen = \"127.0.0.1:9187\"\n[helpdesk]")], "listen", "metrics"),
     ("system event typo", &[("[\"ticket.created\"]", "[\"system.degrade\"]")], "webhooks[0].events", "system.degraded"),
+    ("retention negative", &[("[database]", "[retention]\nclosed_tickets_days = -1\n\n[database]")], "retention.closed_tickets_days", "0 (keep forever)"),
+    ("retention text", &[("[database]", "[retention]\nraw_mail_days = \"30\"\n\n[database]")], "retention.raw_mail_days", "a whole number"),
+    ("processed unknown", &[("idle = true", "idle = true\nprocessed = \"archive\"")], "imap.processed", "keep, move, delete"),
+    ("processed folder empty", &[("idle = true", "idle = true\nprocessed = \"move\"\nprocessed_folder = \" \"")], "imap.processed_folder", "is empty"),
+    ("retention typo", &[("[database]", "[retention]\nclosed_ticket_days = 3\n\n[database]")], "retention.closed_ticket_days", "closed_tickets_days"),
 ];
 
 #[test]

@@ -80,6 +80,9 @@ pub struct Settings {
     /// The OAuth2 app (`[oauth2]`), when `imap.auth` or `smtp.auth` is
     /// `oauth2`.
     pub oauth2: Option<OAuth2Settings>,
+    /// How long personal data is kept (`[retention]`); all zero (keep
+    /// forever) when the table is absent.
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
@@ -334,6 +337,29 @@ pub struct ImapSettings {
     /// What the first pass over a mailbox Guichet has no checkpoint for
     /// takes. Default [`FirstStart::Unseen`].
     pub first_start: FirstStart,
+    /// What becomes of a message once it is stored (`processed`,
+    /// `processed_folder`). Default [`ProcessedMail::Keep`].
+    pub processed: ProcessedMail,
+}
+
+/// `imap.processed`: a message Guichet has stored (committed) stays in
+/// the folder flagged (keep, the default), is moved to another folder, or
+/// is deleted from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessedMail {
+    Keep,
+    Move(String),
+    Delete,
+}
+
+impl ProcessedMail {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProcessedMail::Keep => "keep",
+            ProcessedMail::Move(_) => "move",
+            ProcessedMail::Delete => "delete",
+        }
+    }
 }
 
 /// One mailbox Guichet reads (`[imap]` or a `[[mailboxes]]` entry): its
@@ -422,6 +448,18 @@ pub struct MetricsSettings {
     pub listen: std::net::SocketAddr,
 }
 
+/// `[retention]`: how long tickets and raw mail are kept. `0` keeps
+/// forever (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionSettings {
+    /// Tickets closed longer ago than this are removed with everything
+    /// they hold.
+    pub closed_tickets_days: u32,
+    /// Raw copies of mail in tickets closed longer ago than this are
+    /// dropped (the decoded text, files and verdicts stay).
+    pub raw_mail_days: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TrustSettings {
     /// `Authentication-Results` headers from these servers are believed.
@@ -463,6 +501,10 @@ impl WebhookSettings {
     /// endpoint paused) only when asked for, by `system_events = true` or
     /// by naming them in `events`: one opt-in for both sources.
     pub fn wants(&self, event: EventKind) -> bool {
+        // an audit record: every endpoint that takes every event
+        if event == EventKind::CustomerErased {
+            return self.events.is_empty() || self.events.contains(&event);
+        }
         if event.is_system() {
             return self.system_events || self.events.contains(&event);
         }

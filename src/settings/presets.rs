@@ -149,6 +149,10 @@ retention_days = 365                  # `guichet cleanup` removes files of ticke
         Antivirus::Off => "",
     });
     o.push_str(MAIL_AND_DEPARTMENTS);
+    o.push_str(match preset {
+        Preset::Secure => RETENTION_SECURE,
+        _ => RETENTION_KEEP,
+    });
     o.push_str(v.webhooks);
     o
 }
@@ -176,6 +180,7 @@ password_env = "GUICHET_IMAP_PASSWORD"  # mailbox password, read from this varia
 folder = "INBOX"                      # folder watched for new mail
 poll_seconds = 60                     # how often to look for mail when IDLE is not available
 idle = true                           # wait for new mail with IMAP IDLE where the server has it
+processed = "keep"                    # stored mail: keep (flagged) | move (to processed_folder) | delete, never before it is stored
 
 [smtp]
 host = "smtp.example.com"             # server that sends Guichet's mail
@@ -213,6 +218,18 @@ name = "Support"                      # shown to agents and used by `#department
 address = "support@example.com"       # mail sent to this address lands in this department
 agents = ["alice@example.com", "bob@example.com"]  # agents who receive and answer its tickets
 default = true                        # receives mail sent to no department's address
+"#;
+
+const RETENTION_KEEP: &str = r#"
+[retention]
+closed_tickets_days = 0               # tickets closed longer ago are removed with everything they hold (0 keeps them)
+raw_mail_days = 0                     # raw copies of mail in closed tickets are dropped after this (0 keeps them)
+"#;
+
+const RETENTION_SECURE: &str = r#"
+[retention]
+closed_tickets_days = 365             # tickets closed longer ago are removed with everything they hold (0 keeps them)
+raw_mail_days = 30                    # raw copies of mail in closed tickets are dropped after this (0 keeps them)
 "#;
 
 const STARTUP_WEBHOOKS: &str = r#"
@@ -394,6 +411,12 @@ mod tests {
             secure.webhooks[0].events.is_empty(),
             "audit gets every event"
         );
+        // only `secure` removes data; the others keep today's behaviour
+        assert_eq!(secure.retention.closed_tickets_days, 365);
+        assert_eq!(secure.retention.raw_mail_days, 30);
+        for &p in Preset::ALL.iter().filter(|p| **p != Preset::Secure) {
+            assert_eq!(loaded(p).retention, Default::default(), "{}", p.name());
+        }
     }
 
     #[test]

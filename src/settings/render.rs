@@ -212,6 +212,11 @@ pub fn render_masked(settings: &Settings) -> String {
         }
     }
 
+    let r = &settings.retention;
+    let _ = writeln!(o, "\n[retention]");
+    let _ = writeln!(o, "closed_tickets_days = {}", r.closed_tickets_days);
+    let _ = writeln!(o, "raw_mail_days = {}", r.raw_mail_days);
+
     for d in &settings.departments {
         let _ = writeln!(o, "\n[[departments]]");
         let _ = writeln!(o, "name = {}", quote(&d.name));
@@ -436,6 +441,10 @@ fn imap_keys(o: &mut String, i: &super::ImapSettings) {
     let _ = writeln!(o, "poll_seconds = {}", i.poll_seconds);
     let _ = writeln!(o, "idle = {}", i.idle);
     let _ = writeln!(o, "first_start = {}", quote(i.first_start.as_str()));
+    let _ = writeln!(o, "processed = {}", quote(i.processed.as_str()));
+    if let crate::settings::ProcessedMail::Move(folder) = &i.processed {
+        let _ = writeln!(o, "processed_folder = {}", quote(folder));
+    }
     if let Some(ca) = &i.ca_file {
         let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
     }

@@ -66,9 +66,15 @@ macro_rules! on_db {
 }
 
 // after `on_db!`, which it uses
+mod customers;
 mod mailbox;
 pub mod probe;
 pub mod queues;
+mod retention;
+pub use customers::Erased;
+pub use retention::{
+    ArchivedAttachmentRow, ArchivedDeliveryRow, ArchivedTicketRow, Reclaimed, Removed,
+};
 
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate.
@@ -119,6 +125,9 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .pragma("wal_autocheckpoint", "16384")
             .pragma("cache_size", "-16384")
+            // deleted content is overwritten, not left in free pages
+            // (erasure and retention, issue 24)
+            .pragma("secure_delete", "ON")
             .foreign_keys(true);
         Ok(opts)
     }
@@ -166,6 +175,23 @@ impl Store {
                 } else {
                     Some(lock_beside(&db).await?)
                 };
+                // a new database gives free pages back by incremental
+                // vacuum (the mode is set before the first table, or by a
+                // VACUUM: an older database is converted by
+                // Store::reclaim_space the first time something goes).
+                // Only then: setting it writes, and a full disk must not
+                // stop an admin from reading the database.
+                let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+                    .fetch_one(p)
+                    .await?;
+                if tables == 0 {
+                    // in WAL mode the file is written already: the mode
+                    // takes effect with a VACUUM (instant on no tables)
+                    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                        .execute(p)
+                        .await?;
+                    sqlx::query("VACUUM").execute(p).await?;
+                }
                 sqlx::migrate!("migrations/sqlite").run(p).await
             }
             Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,

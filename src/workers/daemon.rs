@@ -26,7 +26,7 @@ pub use super::mailbox_pass::{
 };
 use super::metrics::{self, Metrics};
 use super::watchdog::Watchdog;
-use super::{Ctx, deliver, sweep};
+use super::{Ctx, deliver, retention, sweep};
 use crate::adapters::systemd;
 use crate::rules::webhooks::lanes;
 
@@ -191,6 +191,7 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     );
     let (mut mail, first_claim) = delivered?;
     let closed = sweep::sweep(&rt.ctx()).await?;
+    let kept = retention::run(&rt.ctx(), shutdown.clone()).await?;
     if closed > 0 {
         mail.add(deliver::deliver_mail_over(&rt.ctx(), &rt.smtp, &mut link).await?);
     }
@@ -213,7 +214,7 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     // delivery (first claim to last message handed to SMTP); they overlap
     println!(
         "{}",
-        serde_json::json!({"mailbox": report, "auto_closed": closed, "mail": mail, "webhooks": hooks,
+        serde_json::json!({"mailbox": report, "auto_closed": closed, "retention": kept, "mail": mail, "webhooks": hooks,
             "timings": {"ingest_ms": ingest_ms, "delivery_ms": delivery_ms,
                 "total_ms": started.elapsed().as_secs_f64() * 1000.0}})
     );
@@ -298,6 +299,7 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         wake.webhooks.subscribe(),
     ));
     let sweeper = tokio::spawn(sweep_loop(rt.clone(), shutdown.clone(), wake));
+    let retainer = tokio::spawn(retention_loop(rt.clone(), shutdown.clone()));
     let announcer = tokio::spawn(health::announce(
         rt.health.clone(),
         rt.settings.clone(),
@@ -331,6 +333,7 @@ pub async fn run_forever(rt: Arc<Runtime>, shutdown: watch::Receiver<bool>) -> a
         ("mailbox", Box::pin(imap)),
         ("mail delivery", Box::pin(mail)),
         ("lifecycle", Box::pin(sweeper)),
+        ("retention", Box::pin(retainer)),
         ("webhook", Box::pin(optional(hooks))),
         (
             "health announcer",
@@ -748,5 +751,31 @@ async fn sweep_loop(
         }
     }
     rt.watchdog.gone(LIFECYCLE_LOOP);
+    Ok(())
+}
+
+const RETENTION_EVERY: StdDuration = StdDuration::from_secs(60 * 60);
+
+/// `[retention]`: at start, then hourly. A long purge rests between its
+/// batches (see `rules::retention::rest_after_batch`) and stops at a
+/// shutdown between two batches.
+async fn retention_loop(
+    rt: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    while !*shutdown.borrow() {
+        if let Err(e) = retention::run(&rt.ctx(), shutdown.clone()).await {
+            if let Some(fault) = fault_of(&e) {
+                rt.health.store_error(fault);
+            }
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "retention failed; next try in an hour"
+            )
+        }
+        if sleep_or_shutdown(RETENTION_EVERY, &mut shutdown).await {
+            break;
+        }
+    }
     Ok(())
 }

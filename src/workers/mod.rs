@@ -8,6 +8,8 @@
 //! - [`events`]: webhook events queued in the webhook outbox.
 //! - [`deliver`]: the outboxes drained to SMTP and to webhook endpoints.
 //! - [`sweep`]: auto-close of idle tickets.
+//! - [`retention`]: `[retention]`'s removals, in batches, and the space
+//!   given back.
 //! - [`mailbox_pass`]: one pass over the mailbox (first contact, catch-up,
 //!   batches), the dry run and `import`.
 //! - [`daemon`]: the IMAP loop, the timers, reload and shutdown.
@@ -37,6 +39,7 @@ pub mod health;
 pub mod mailbox_pass;
 pub mod metrics;
 pub mod oauth;
+pub mod retention;
 pub mod sweep;
 pub mod undelivered;
 pub mod watchdog;

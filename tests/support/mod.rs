@@ -150,6 +150,7 @@ impl Rig {
             idle: true,
             ca_file: Some(self.ca_file.clone()),
             first_start: guichet::settings::FirstStart::All,
+            processed: guichet::settings::ProcessedMail::Keep,
         }
     }
 

@@ -47,7 +47,10 @@ fn sample_event(kind: EventKind) -> Event {
             "source": "relay",
             "reason": "550 5.1.1 <client@example.com>: Recipient address rejected",
         }),
-        EventKind::SystemDegraded | EventKind::SystemRecovered | EventKind::MailboxAuthFailed => {
+        EventKind::SystemDegraded
+        | EventKind::SystemRecovered
+        | EventKind::MailboxAuthFailed
+        | EventKind::CustomerErased => {
             unreachable!("system events have no ticket: sample_system_event")
         }
     };
@@ -797,6 +800,14 @@ fn one_event_for_many_files_counts_and_names_the_first() {
 // System events (no ticket).
 
 fn sample_system_event(kind: EventKind) -> SystemEvent {
+    if kind == EventKind::CustomerErased {
+        return SystemEvent {
+            id: "evt_01JNEW0000SYSTEMEVENT0000".into(),
+            kind,
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 1, 3, 12, 0).unwrap(),
+            data: json!({"tickets": 2, "messages": 5, "placeholders": 1, "files": 1}),
+        };
+    }
     let since = Utc.with_ymd_and_hms(2026, 3, 1, 3, 12, 0).unwrap();
     let until = Utc.with_ymd_and_hms(2026, 3, 1, 3, 49, 30).unwrap();
     let recovered = (kind == EventKind::SystemRecovered).then_some(until);
