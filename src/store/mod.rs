@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 
 mod blob;
 pub mod claims;
@@ -84,7 +84,11 @@ impl Store {
                 .context("bad PostgreSQL URL")?
                 // the server's NOTICEs ("relation _sqlx_migrations already
                 // exists, skipping" at every start) are not news to an admin
-                .options([("client_min_messages", "warning")]);
+                .options([("client_min_messages", "warning")])
+                // a statement that waits a second behind another daemon's
+                // transaction is how several daemons share one database,
+                // not a fault to warn about (the default is a WARN line)
+                .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
@@ -128,7 +132,9 @@ impl Store {
             // deleted content is overwritten, not left in free pages
             // (erasure and retention, issue 24)
             .pragma("secure_delete", "ON")
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // waiting behind an ingest transaction is normal (see above)
+            .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
         Ok(opts)
     }
 
