@@ -325,8 +325,14 @@ def main():
             if name == "webhook":
                 receiver.up()
             else:
-                subprocess.run(["bash", "scripts/mailrig.sh", "up", a.rig, name], check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                # a loaded machine may start clamd slowly: try again
+                for attempt in range(5):
+                    done = subprocess.run(["bash", "scripts/mailrig.sh", "up", a.rig, name],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if done.returncode == 0:
+                        break
+                    log(f"{what} did not come up (attempt {attempt + 1}); trying again")
+                    time.sleep(5)
             log(f"{what} up again")
             outage_log.append((what, t0))
             time.sleep(5)

@@ -63,10 +63,10 @@ if [[ ${SOAK_FUZZ:-1} != 0 ]]; then
   echo "[soak] fuzz: ${SOAK_FUZZ_INPUTS:-1000000} mutated inputs over the corpus" >&2
   # two processes (2 cores), half the inputs each, different seeds
   half=$(( ${SOAK_FUZZ_INPUTS:-1000000} / 2 ))
-  "$bin" fuzz --inputs "$half" --seed 1 --crashes tests/fixtures/fuzz-crashes \
+  RUST_LOG=error "$bin" fuzz --inputs "$half" --seed 1 --crashes tests/fixtures/fuzz-crashes \
     tests/fixtures ../shared/corpus >/tmp/guichet-fuzz-1.json &
   first=$!
-  "$bin" fuzz --inputs "$half" --seed 2 --crashes tests/fixtures/fuzz-crashes \
+  RUST_LOG=error "$bin" fuzz --inputs "$half" --seed 2 --crashes tests/fixtures/fuzz-crashes \
     tests/fixtures ../shared/corpus >/tmp/guichet-fuzz-2.json && wait "$first"; fuzz_rc=$?
   line="$(cat /tmp/guichet-fuzz-1.json) $(cat /tmp/guichet-fuzz-2.json)"
   if ((fuzz_rc == 0)); then
