@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod commands;
 pub mod conversation;
 pub mod delivery;
+pub mod fetching;
 pub mod forward;
 pub mod health;
 pub mod lifecycle;

@@ -180,15 +180,7 @@ pub async fn run_once(rt: &Runtime) -> anyhow::Result<()> {
     let (report, delivered) = tokio::join!(ingest, delivery);
     let ingest_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report = report?;
-    tracing::info!(
-        fetched = report.fetched,
-        new_tickets = report.new_tickets,
-        appended = report.appended,
-        already_seen = report.already_seen,
-        unplaced = report.unplaced,
-        left_as_history = report.left_as_history,
-        "mailbox pass done"
-    );
+    report.log("mailbox pass done");
     let (mut mail, first_claim) = delivered?;
     let closed = sweep::sweep(&rt.ctx()).await?;
     let kept = retention::run(&rt.ctx(), shutdown.clone()).await?;
@@ -548,15 +540,7 @@ async fn imap_loop(
                         resumed(&rt, "mailbox pass", r, true);
                     }
                     if report.fetched > 0 {
-                        tracing::info!(
-                            fetched = report.fetched,
-                            new_tickets = report.new_tickets,
-                            appended = report.appended,
-                            already_seen = report.already_seen,
-                            unplaced = report.unplaced,
-                            left_as_history = report.left_as_history,
-                            "mailbox pass"
-                        );
+                        report.log("mailbox pass");
                         wake.both();
                     }
                 }

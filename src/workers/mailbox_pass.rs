@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::adapters::imap::{FetchedMail, Mailbox};
+use crate::rules::fetching::{counts_as_attempt, gives_up};
 use crate::settings::{FirstStart, ImapSettings, Settings};
 use crate::store::fault_of;
 
@@ -39,6 +40,21 @@ impl PassReport {
         self.already_seen += o.already_seen;
         self.unplaced += o.unplaced;
         self.left_as_history += o.left_as_history;
+        self.unfetchable += o.unfetchable;
+    }
+
+    /// One log line with every count: `what` says which pass.
+    pub fn log(&self, what: &'static str) {
+        tracing::info!(
+            fetched = self.fetched,
+            new_tickets = self.new_tickets,
+            appended = self.appended,
+            already_seen = self.already_seen,
+            unplaced = self.unplaced,
+            left_as_history = self.left_as_history,
+            unfetchable = self.unfetchable,
+            "{what}"
+        );
     }
 }
 
@@ -153,26 +169,6 @@ pub async fn mailbox_pass(
     Ok(report)
 }
 
-/// How many lone FETCHes of a message may fail (each in a pass where the
-/// server gave other messages) before it is recorded as a problem and
-/// skipped: a message the server cannot read must not hold up the
-/// mailbox, nor be given up on because of a passing fault.
-const FETCH_ATTEMPTS: i64 = 3;
-
-/// Whether a failed lone FETCH counts towards [`FETCH_ATTEMPTS`]: when
-/// the server gave other messages in the same pass, or when this message
-/// is the only one it has trouble with. When it gave none and several
-/// fail, the server (its storage, say), not the messages, may be the
-/// trouble: nothing is given up on for that.
-fn counts_as_attempt(server_gave_others: bool, other_suspects: usize) -> bool {
-    server_gave_others || other_suspects == 0
-}
-
-/// Whether a message is given up on after `attempts` failed lone FETCHes.
-fn gives_up(attempts: i64) -> bool {
-    attempts >= FETCH_ATTEMPTS
-}
-
 /// The FETCHes of one pass, and what failed.
 struct Fetching<'a> {
     key: &'a str,
@@ -236,7 +232,7 @@ impl Fetching<'_> {
 
     /// Fetches the suspects one by one: each one the server gives is
     /// ingested; each one it still refuses counts an attempt, and after
-    /// [`FETCH_ATTEMPTS`] is recorded as a problem (mailbox, UID, the
+    /// `rules::fetching::FETCH_ATTEMPTS` is recorded as a problem (mailbox, UID, the
     /// server's answer), flagged and skipped.
     async fn alone(
         mut self,
@@ -727,22 +723,6 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failed_lone_fetch_counts_unless_the_server_seems_the_trouble() {
-        // (the server gave other messages this pass, other suspects, counts)
-        let table = [
-            (true, 0, true),
-            (true, 5, true),
-            (false, 0, true),  // the only trouble: the message
-            (false, 3, false), // nothing given, several failing: the server
-        ];
-        for (gave, others, want) in table {
-            assert_eq!(counts_as_attempt(gave, others), want, "{gave} {others}");
-        }
-        assert!(!gives_up(FETCH_ATTEMPTS - 1));
-        assert!(gives_up(FETCH_ATTEMPTS));
-    }
 
     #[test]
     fn leading_fit_table() {
