@@ -652,16 +652,20 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps the last error of a queued mail (shown by `guichet outbox`)
-    /// without changing when it is due.
-    pub async fn note_mail_error(&self, id: i64, error: &str) -> Result<()> {
+    /// [`Store::postpone_mail`] because the relay cannot be reached,
+    /// keeping its answer as the mail's last error (`guichet outbox`).
+    pub async fn relay_unreachable(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
         on_db!(pool self, p => {
-            sqlx::query("UPDATE outbox_mail SET last_error = $1 WHERE id = $2 AND sent_at IS NULL")
-                .bind(error)
-                .bind(id)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
+            sqlx::query(
+                "UPDATE outbox_mail SET next_attempt_at = $1, locked_until = NULL, \
+                 attempts = attempts - 1, last_error = $2 WHERE id = $3 AND sent_at IS NULL",
+            )
+            .bind(at)
+            .bind(error)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
         })?;
         Ok(())
     }

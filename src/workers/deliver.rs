@@ -497,10 +497,7 @@ async fn send_due_mail(
                         // the relay's return (not after a growing back-off)
                         let at = now + RELAY_DOWN_RETRY;
                         tracing::warn!(outbox = row.id, error = %e, retry_at = %at, "relay unreachable; mail kept, tried again soon");
-                        if let Err(e) = ctx.store.postpone_mail(row.id, at).await {
-                            return failed(row.id, e);
-                        }
-                        if let Err(e) = ctx.store.note_mail_error(row.id, &e).await {
+                        if let Err(e) = ctx.store.relay_unreachable(row.id, at, &e).await {
                             return failed(row.id, e);
                         }
                         count(|d| d.retried += 1);
