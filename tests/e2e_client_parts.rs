@@ -377,8 +377,7 @@ fn explain_says_what_each_part_was_taken_for() {
     assert!(out.status.success(), "{text}");
     for want in [
         "image001.png (image/png): an image of the body",
-        "pixel",
-        "tracking pixel or spacer",
+        "(image/gif): a tracking pixel or spacer",
         "ATT00001.txt (text/plain): a footer the sender's mail server added",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
