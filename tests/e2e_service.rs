@@ -124,6 +124,17 @@ async fn the_outbox_shows_mail_a_relay_refuses_and_sends_it_once_the_relay_accep
         assert!(m["id"].as_str().unwrap().starts_with('m'), "{m}");
         assert!(m["next_attempt_at"].is_string(), "{m}");
         assert!(m["ticket_id"].as_i64().is_some(), "{m}");
+        // an unreachable relay is not this mail's fault (issue 13): no
+        // attempt counted, and tried again within 30 s, not after a
+        // growing back-off
+        assert_eq!(m["attempts"], 0, "{m}");
+        let next: chrono::DateTime<chrono::Utc> =
+            m["next_attempt_at"].as_str().unwrap().parse().unwrap();
+        let wait = next - chrono::Utc::now();
+        assert!(
+            wait <= chrono::Duration::seconds(31),
+            "next try in {wait}: {m}"
+        );
     }
     assert!(
         mail.iter()
