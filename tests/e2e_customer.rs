@@ -212,3 +212,181 @@ async fn a_forged_forward_opens_nothing_for_the_named_sender() {
         "nothing goes to the named sender"
     );
 }
+
+/// A fresh mail (no In-Reply-To, no token) from `from` whose subject names
+/// ticket `id`: what a customer writes from another account, the subject
+/// copied.
+fn tagged_mail(from: &str, support: &str, id: i64, body: &str) -> Vec<u8> {
+    mail(
+        &[
+            ("From", from),
+            ("To", support),
+            ("Subject", &format!("Re: [#{id}] My order never came")),
+        ],
+        body,
+    )
+}
+
+#[tokio::test]
+async fn merged_addresses_thread_into_one_ticket_and_count_as_one_customer() {
+    let desk = Desk::new("");
+    let work = fresh_user("jane-work");
+    let home = fresh_user("jane-home");
+    deliver_lmtp(
+        &desk.support,
+        &mail(
+            &[
+                ("From", &format!("Jane <{work}>")),
+                ("To", &desk.support),
+                ("Subject", "My order never came"),
+            ],
+            "Order 77 never came.",
+        ),
+    )
+    .await;
+    desk.run_once(None);
+    let id = desk.tickets()[0]["ticket_id"].as_i64().unwrap();
+    wait_for_messages(&work, 1, WAIT).await;
+
+    // before any merge, her home address naming the ticket is a stranger
+    // (anti-hijack): a ticket of its own
+    let stranger = fresh_user("jane-other");
+    deliver_lmtp(
+        &desk.support,
+        &tagged_mail(&stranger, &desk.support, id, "Me too."),
+    )
+    .await;
+    desk.run_once(None);
+    assert_eq!(desk.tickets().len(), 2, "an unmerged address opens its own");
+
+    // the agent ties her home address to her, answering from the copy
+    let copy = wait_for_messages(&desk.agent, 1, WAIT).await;
+    let (to, answer) = reply_to_mail(
+        &desk.agent,
+        &copy[0],
+        &format!("#merge-customer {home}\nWe are looking into it."),
+    );
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    let got = wait_for_messages(&work, 2, WAIT).await;
+    assert!(
+        got.iter()
+            .any(|m| body_text(m).contains("We are looking into it.")),
+        "the answer goes out with the command"
+    );
+    let out = desk.run(&["customers", "addresses", &work]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{work}\n{home}\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // now her home address joins the ticket as her, and gets the answers
+    deliver_lmtp(
+        &desk.support,
+        &tagged_mail(&home, &desk.support, id, "Writing from home: any news?"),
+    )
+    .await;
+    desk.run_once(None);
+    assert_eq!(
+        desk.tickets().len(),
+        2,
+        "no new ticket for her home address"
+    );
+    let t = desk.ticket(id);
+    let texts: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|m| m.contains("Writing from home")),
+        "{texts:?}"
+    );
+    let copies = wait_for_messages(&desk.agent, 3, WAIT).await;
+    let last = copies
+        .iter()
+        .find(|m| body_text(m).contains("Writing from home"))
+        .expect("the agents get her words");
+    assert!(
+        body_text(last).contains("another address of the customer"),
+        "{}",
+        body_text(last)
+    );
+    let (to, answer) = reply_to_mail(&desk.agent, last, "It ships tomorrow.");
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    for who in [&work, &home] {
+        let got = wait_for_messages(who, 1, WAIT).await;
+        assert!(
+            got.iter()
+                .any(|m| body_text(m).contains("It ships tomorrow.")),
+            "{who} gets the answer"
+        );
+    }
+
+    // a new ticket from her home address: stats count one customer for
+    // her two tickets (and one for the stranger)
+    deliver_lmtp(
+        &desk.support,
+        &mail(
+            &[
+                ("From", home.as_str()),
+                ("To", &desk.support),
+                ("Subject", "Another question"),
+            ],
+            "Do you ship to Belgium?",
+        ),
+    )
+    .await;
+    desk.run_once(None);
+    assert_eq!(desk.tickets().len(), 3);
+    let stats = desk.json(&["stats", "--json"]);
+    assert_eq!(stats["tickets"]["opened"], 3);
+    assert_eq!(stats["customers"]["people"], 2, "{stats}");
+
+    // split, she is two people again
+    let out = desk.run(&["customers", "split", &home]);
+    assert!(out.status.success());
+    let stats = desk.json(&["stats", "--json"]);
+    assert_eq!(stats["customers"]["people"], 3, "{stats}");
+}
+
+#[tokio::test]
+async fn an_agent_cannot_merge_an_agents_address_into_a_customer() {
+    let desk = Desk::new("");
+    let jane = fresh_user("jane");
+    deliver_lmtp(
+        &desk.support,
+        &mail(
+            &[
+                ("From", jane.as_str()),
+                ("To", &desk.support),
+                ("Subject", "Hi"),
+            ],
+            "Hello.",
+        ),
+    )
+    .await;
+    desk.run_once(None);
+    let copy = wait_for_messages(&desk.agent, 1, WAIT).await;
+    let (to, answer) = reply_to_mail(
+        &desk.agent,
+        &copy[0],
+        &format!("#merge-customer {}\nHello Jane.", desk.agent),
+    );
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    // the agent is told, the answer held, nothing merged
+    let mails = wait_for_messages(&desk.agent, 2, WAIT).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| body_text(m).contains("never a customer's; nothing was merged")),
+        "the agent is told"
+    );
+    let out = desk.run(&["customers", "addresses", &jane]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{jane}\n"));
+}

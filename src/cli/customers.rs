@@ -22,7 +22,7 @@ use crate::adapters::file_store;
 use crate::domain::{EmailAddress, EventKind};
 use crate::rules::webhooks::{SystemEvent, make_event_id, system::NO_TICKET};
 use crate::settings::Settings;
-use crate::store::{Erased, Store};
+use crate::store::{Erased, Merged, Store};
 
 use super::{Failure, fail, show};
 
@@ -48,6 +48,49 @@ fn safe_name(name: &str) -> String {
         })
         .collect();
     s.trim_start_matches('.').chars().take(100).collect()
+}
+
+/// `customers merge ADDRESS OTHER`: one person, two addresses (issue 20).
+pub async fn merge(store: &Store, address: &str, other: &str) -> Result<(), Failure> {
+    let (address, other) = (address_of(address)?, address_of(other)?);
+    let mut tx = store.begin().await?;
+    let merged = tx
+        .merge_customers(&address, &other, "guichet customers merge", Utc::now())
+        .await?;
+    tx.commit().await?;
+    match merged {
+        Merged::Linked { key, moved } => println!(
+            "{other} is now an address of the customer {key} ({moved} address{} moved)",
+            if moved == 1 { "" } else { "es" }
+        ),
+        Merged::AlreadyOne { key } => {
+            println!("{address} and {other} were one customer already ({key})")
+        }
+    }
+    addresses(store, &address).await
+}
+
+/// `customers split ADDRESS`.
+pub async fn split(store: &Store, address: &str) -> Result<(), Failure> {
+    let address = address_of(address)?;
+    let mut tx = store.begin().await?;
+    let changed = tx.split_customer(&address).await?;
+    tx.commit().await?;
+    if changed {
+        println!("{address} stands for itself again");
+    } else {
+        println!("{address} was not merged with any other address");
+    }
+    Ok(())
+}
+
+/// `customers addresses ADDRESS`: the person's addresses, their key first.
+pub async fn addresses(store: &Store, address: &str) -> Result<(), Failure> {
+    let address = address_of(address)?;
+    for a in store.addresses_of_customer(&address).await? {
+        println!("{a}");
+    }
+    Ok(())
 }
 
 pub async fn export(
@@ -124,8 +167,16 @@ pub async fn export(
         }
         tickets.push(v);
     }
+    // the person's other addresses (merged): each is exported on its own
+    let other_addresses: Vec<String> = store
+        .addresses_of_customer(&address)
+        .await?
+        .into_iter()
+        .filter(|a| *a != address)
+        .collect();
     let doc = json!({
         "address": address,
+        "other_addresses": other_addresses,
         "exported_at": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         "tickets": tickets,
         "original_mails": "mail/<message id>.eml",
@@ -176,6 +227,8 @@ pub async fn erase(
         tx.erase_traces(&address, PLACEHOLDER, &unplaced, &mut erased)
             .await?,
     );
+    // the address is no longer known as anyone's other address
+    tx.split_customer(&address).await?;
     files.sort_unstable();
     files.dedup();
     // flat counts: the audit record, the webhook and the dry run's answer

@@ -253,6 +253,26 @@ pub enum CustomersCommand {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Tie OTHER to the customer ADDRESS: one person writing from several
+    /// addresses. Their replies from either address join their tickets as
+    /// theirs, and `stats` counts them once
+    Merge {
+        /// An address of the customer
+        address: String,
+        /// Their other address
+        other: String,
+    },
+    /// Take ADDRESS out of the customer it was merged into: it stands for
+    /// itself again
+    Split {
+        /// The address to take out
+        address: String,
+    },
+    /// List every address of the customer writing from ADDRESS
+    Addresses {
+        /// One of the customer's addresses
+        address: String,
+    },
     /// Erase ADDRESS: their tickets whole, their messages in other tickets
     /// replaced by a placeholder, their address off every ticket. Without
     /// --yes, only shows what would go
@@ -672,6 +692,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let s = load_settings(&cli.config)?;
             let store = open_store(&s).await?;
             let done = match command {
+                CustomersCommand::Merge { address, other } => {
+                    customers::merge(&store, &address, &other).await
+                }
+                CustomersCommand::Split { address } => customers::split(&store, &address).await,
+                CustomersCommand::Addresses { address } => {
+                    customers::addresses(&store, &address).await
+                }
                 CustomersCommand::Export { address, output } => {
                     customers::export(&store, &s, &address, &output).await
                 }

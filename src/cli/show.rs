@@ -362,6 +362,9 @@ pub async fn stats(
     as_json: bool,
 ) -> Result<(), Failure> {
     let events = store.all_events(None).await?;
+    // one person, one customer, whichever address they wrote from
+    let keys: std::collections::HashMap<String, String> =
+        store.customer_keys().await?.into_iter().collect();
     let tickets: Vec<TicketFacts> = store
         .all_tickets_since(None)
         .await?
@@ -381,8 +384,10 @@ pub async fn stats(
                 .filter(|e| e.event == "ticket.reopened")
                 .map(|e| e.occurred_at)
                 .collect();
+            let client = t.client.to_lowercase();
             TicketFacts {
                 ticket_id: t.id,
+                customer: Some(keys.get(&client).cloned().unwrap_or(client)),
                 created_at: t.created_at,
                 first_agent_reply_at: t.first_agent_reply_at,
                 closed_at: t.closed_at,
@@ -544,6 +549,7 @@ async fn with_archived(
         tickets.push(TicketFacts {
             // no id is kept; these stand apart from every live ticket
             ticket_id: -(i as i64) - 1,
+            customer: None,
             created_at: t.created_at,
             first_agent_reply_at: t.first_agent_reply_at,
             closed_at: t.closed_at,

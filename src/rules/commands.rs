@@ -9,7 +9,7 @@
 //! text. A `#` followed by a digit (`#123 is the order number`), a space
 //! (`# Title`) or punctuation is always text. Pure.
 
-use crate::domain::Priority;
+use crate::domain::{EmailAddress, Priority};
 use crate::settings::Language;
 
 /// One command an agent gave.
@@ -26,6 +26,9 @@ pub enum Command {
     /// `#note TEXT`: TEXT is an internal note; the rest of the reply is
     /// an answer like any other.
     NoteText(String),
+    /// `#merge-customer ADDRESS`: ADDRESS is another address of this
+    /// ticket's customer (one person, several addresses).
+    MergeCustomer(EmailAddress),
 }
 
 /// A command line that could not be obeyed, and why.
@@ -41,10 +44,13 @@ pub enum CommandError {
     NeedsDepartment,
     /// `#clsoe` at the top of a reply.
     Unknown { word: String },
+    /// `#merge-customer` alone.
+    NeedsAddress,
+    /// `#merge-customer jane at home`.
+    NotAnAddress { argument: String },
 }
 
-const ACCEPTED: &str =
-    "#close, #resolve, #reopen, #priority low|normal|high|urgent, #department NAME, #note [TEXT]";
+const ACCEPTED: &str = "#close, #resolve, #reopen, #priority low|normal|high|urgent, #department NAME, #note [TEXT], #merge-customer ADDRESS";
 
 impl CommandError {
     /// One sentence for the agent, naming the line and what is accepted.
@@ -82,6 +88,18 @@ impl CommandError {
             CommandError::Unknown { word } => {
                 format!("`#{word}` is not a command; accepted commands are {ACCEPTED}.")
             }
+            CommandError::NeedsAddress if fr => {
+                "`#merge-customer` demande une adresse, par exemple `#merge-customer jane@home.example`.".into()
+            }
+            CommandError::NeedsAddress => {
+                "`#merge-customer` needs an address, for example `#merge-customer jane@home.example`.".into()
+            }
+            CommandError::NotAnAddress { argument } if fr => format!(
+                "`#merge-customer {argument}` : ce n'est pas une adresse e-mail."
+            ),
+            CommandError::NotAnAddress { argument } => {
+                format!("`#merge-customer {argument}`: that is not an email address.")
+            }
         }
     }
 }
@@ -105,6 +123,7 @@ const NAMES: &[&str] = &[
     "priority",
     "department",
     "note",
+    "merge-customer",
 ];
 
 /// Reads the commands of `text` (an agent's visible reply).
@@ -207,6 +226,12 @@ fn read_command_line(line: &str, top: bool) -> Option<Result<Command, CommandErr
             }),
         "department" if argument.is_empty() => Err(CommandError::NeedsDepartment),
         "department" => Ok(Command::Department(argument.to_string())),
+        "merge-customer" if argument.is_empty() => Err(CommandError::NeedsAddress),
+        "merge-customer" => EmailAddress::parse(argument.trim_matches(['<', '>']))
+            .map(Command::MergeCustomer)
+            .map_err(|_| CommandError::NotAnAddress {
+                argument: argument.to_string(),
+            }),
         _ => Err(CommandError::Unknown {
             word: word.to_string(),
         }),
@@ -378,5 +403,28 @@ mod tests {
                 assert!(en.contains(needle), "{input:?}: {en} lacks {needle:?}");
             }
         }
+    }
+
+    #[test]
+    fn merge_customer_takes_one_address() {
+        let b = parse_commands("#merge-customer <Jane@Home.test>\nHi");
+        assert_eq!(
+            b.commands,
+            [Command::MergeCustomer(
+                EmailAddress::parse("jane@home.test").unwrap()
+            )]
+        );
+        assert_eq!(b.rest, "Hi");
+        assert_eq!(
+            parse_commands("#merge-customer").errors,
+            [CommandError::NeedsAddress]
+        );
+        assert!(matches!(
+            parse_commands("#merge-customer jane at home").errors[..],
+            [CommandError::NotAnAddress { .. }]
+        ));
+        // further down, too, like the other commands
+        let b = parse_commands("Thanks.\n#merge-customer jane@home.test\n");
+        assert_eq!(b.commands.len(), 1);
     }
 }

@@ -77,6 +77,9 @@ pub struct Facts {
     pub rule: Rule,
     /// The customers' reply token of the placed ticket is a recipient.
     pub customers_token: bool,
+    /// The sender is another address of the placed ticket's customer
+    /// (merged by an agent or the admin): they are the customer.
+    pub customer_alias: bool,
     /// To and Cc addresses that could take part: not the sender, not our
     /// own addresses, not agents; in the order written.
     pub others: Vec<EmailAddress>,
@@ -102,6 +105,8 @@ pub struct TicketView {
     pub department: String,
     pub closed_at: Option<DateTime<Utc>>,
     pub last_activity_at: DateTime<Utc>,
+    /// Its customer's address (the one its mail goes to).
+    pub customer: String,
     /// Everyone who receives its mail, its customer included.
     pub participants: Vec<String>,
     /// An open ticket opened by an earlier late reply to this closed one.
@@ -120,6 +125,9 @@ pub struct Policy {
     pub max_relays_per_hour: u32,
     pub max_auto_replies_per_hour: u32,
     pub departments: Vec<String>,
+    /// Agents' and our own support addresses, lower-cased: never a
+    /// customer's, so `#merge-customer` refuses them.
+    pub not_customers: Vec<String>,
 }
 
 /// Automatic mails already sent to the sender in the last hour
@@ -205,6 +213,10 @@ pub enum AgentNotice {
     Unverified {
         why: String,
     },
+    /// `#merge-customer` named an agent's or our own address.
+    CannotMerge {
+        address: String,
+    },
 }
 
 impl AgentNotice {
@@ -240,6 +252,12 @@ impl AgentNotice {
             ),
             AgentNotice::Unverified { why } if fr => format!(
                 "Un message est arrivé sur ce ticket depuis votre adresse, mais rien ne prouve qu'il vient de vous ({why}). Il est conservé comme non vérifié, ne change rien au ticket et n'a pas été envoyé au client. Pour répondre au client, répondez à la copie que Guichet vous a envoyée : son adresse de réponse porte votre jeton."
+            ),
+            AgentNotice::CannotMerge { address } if fr => format!(
+                "#merge-customer {address} : c'est une adresse d'agent ou une adresse du support, jamais celle d'un client ; rien n'a été fusionné."
+            ),
+            AgentNotice::CannotMerge { address } => format!(
+                "#merge-customer {address}: that is an agent's or one of our support addresses, never a customer's; nothing was merged."
             ),
             AgentNotice::Unverified { why } => format!(
                 "A message reached this ticket from your address, but nothing proves it came from you ({why}). It is kept as unverified, changes nothing on the ticket and was not sent to the customer. To answer the customer, reply to the copy Guichet sent you: its reply address carries your token."
@@ -293,6 +311,8 @@ pub struct Plan {
     pub records: Vec<Record>,
     pub changes: Vec<Change>,
     pub add_participants: Vec<EmailAddress>,
+    /// Addresses to make the ticket's customer's (`#merge-customer`).
+    pub merge_customer: Vec<EmailAddress>,
     pub events: Vec<(EventKind, Value)>,
     pub mails: Vec<Mail>,
     /// Lines for the agents' copy (who was left out, who is not proven).
@@ -308,6 +328,7 @@ impl Plan {
             records: Vec::new(),
             changes: Vec::new(),
             add_participants: Vec::new(),
+            merge_customer: Vec::new(),
             events: Vec::new(),
             mails: Vec::new(),
             copy_notes: Vec::new(),
@@ -540,6 +561,17 @@ impl Decision<'_> {
         }
         plan.record("in", "customer", &f.text, self.unproven_note());
         plan.copy_notes.extend(self.unproven_note());
+        if f.customer_alias && !t.participants.iter().any(|p| p == f.from.as_str()) {
+            // the customer wrote from another of their addresses: the
+            // answer reaches the address they wrote from too
+            plan.add_participants.push(f.from.clone());
+            let line = format!(
+                "{} is another address of the customer {}: added to the ticket, so the answers reach it too",
+                f.from, t.customer
+            );
+            plan.trace.push(line.clone());
+            plan.copy_notes.push(line);
+        }
         if reopened {
             plan.trace.push(format!(
                 "ticket {} was closed: within the reopen window, reopened",
@@ -670,6 +702,18 @@ impl Decision<'_> {
                 }
                 Command::Note => {}
                 Command::NoteText(text) => notes.push(text.clone()),
+                Command::MergeCustomer(address) => {
+                    let lower = address.as_str().to_lowercase();
+                    if self.policy.not_customers.contains(&lower) {
+                        reasons.push(AgentNotice::CannotMerge {
+                            address: address.to_string(),
+                        });
+                    } else if lower != t.customer.to_lowercase()
+                        && !plan.merge_customer.contains(address)
+                    {
+                        plan.merge_customer.push(address.clone());
+                    }
+                }
             }
         }
         let failed = !reasons.is_empty();
@@ -729,6 +773,14 @@ impl Decision<'_> {
         if plan.records.is_empty() {
             // commands alone: kept on the ticket as what the agent did
             plan.record("note", "agent", &a.answer, Some("commands".into()));
+        }
+        for address in &plan.merge_customer.clone() {
+            let line = format!(
+                "{address} is another address of this ticket's customer {}: their mail joins their tickets as theirs (#merge-customer by {})",
+                t.customer, f.from
+            );
+            plan.trace.push(line.clone());
+            plan.record("note", "agent", "", Some(line));
         }
         if let Some(reason) = closing
             && !plan.status_after(t.status).is_closed()

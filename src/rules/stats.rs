@@ -27,6 +27,9 @@ use crate::settings::Language;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketFacts {
     pub ticket_id: i64,
+    /// The person who opened it: their customer key (one address for all
+    /// the addresses merged as theirs); `None` once retention archived it.
+    pub customer: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The first agent reply relayed to the customer (not a note, not an
     /// acknowledgement).
@@ -71,6 +74,7 @@ pub struct DeliveryFacts {
 pub struct Stats {
     pub period: Period,
     pub tickets: TicketStats,
+    pub customers: CustomerStats,
     pub attachments: AttachmentStats,
     pub webhooks: WebhookStats,
 }
@@ -112,6 +116,17 @@ pub struct TicketStats {
     /// period (so a ticket created long ago and closed now counts, with its
     /// true age).
     pub time_to_close: DurationSummary,
+}
+
+/// Who opened the period's tickets (issue 20). Only tickets still held
+/// count: retention and erasure keep no address, so these figures, unlike
+/// the others, drop when tickets are archived or a person is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CustomerStats {
+    /// People: the addresses merged as one customer's count once.
+    pub people: u64,
+    /// Tickets those people opened (tickets still held).
+    pub tickets: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -179,8 +194,27 @@ pub fn compute(
     Stats {
         period: Period { since, until },
         tickets: ticket_stats(&in_period, until, tickets),
+        customers: customer_stats(&in_period, tickets),
         attachments: attachment_stats(&in_period, attachments),
         webhooks: webhook_stats(&in_period, deliveries),
+    }
+}
+
+fn customer_stats(
+    in_period: &impl Fn(DateTime<Utc>) -> bool,
+    tickets: &[TicketFacts],
+) -> CustomerStats {
+    let mut people = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for t in tickets.iter().filter(|t| in_period(t.created_at)) {
+        if let Some(c) = &t.customer {
+            people.insert(c.as_str());
+            count += 1;
+        }
+    }
+    CustomerStats {
+        people: people.len() as u64,
+        tickets: count,
     }
 }
 
@@ -390,6 +424,14 @@ pub fn render_text(stats: &Stats, lang: Language) -> String {
     let _ = writeln!(out, "  {} {}", tr("opened:", "ouverts :"), t.opened);
     let _ = writeln!(
         out,
+        "  {} {} ({} {})",
+        tr("customers:", "clients :"),
+        stats.customers.people,
+        tr("tickets still held:", "tickets encore conservés :"),
+        stats.customers.tickets
+    );
+    let _ = writeln!(
+        out,
         "  {} {} ({} {}, {} {}, {} {})",
         tr("closed:", "fermés :"),
         t.closed,
@@ -541,6 +583,7 @@ mod tests {
         let current = last_close.filter(|c| last_reopen.is_none_or(|r| r < c.0));
         TicketFacts {
             ticket_id: id,
+            customer: Some(format!("c{}@example.test", id % 2)),
             created_at,
             first_agent_reply_at,
             closed_at: current.map(|c| c.0),
@@ -943,6 +986,7 @@ mod tests {
         let (since, until) = march();
         let t = TicketFacts {
             ticket_id: 9,
+            customer: None,
             created_at: at(3, 2, 0, 0, 0),
             first_agent_reply_at: None,
             closed_at: Some(at(3, 3, 0, 0, 0)),
@@ -997,6 +1041,8 @@ mod tests {
             serde_json::json!({"inactivity": 3, "agent": 1, "resolved": 2})
         );
         assert_eq!(json["tickets"]["reopen_rate"], 0.4);
+        // the known tickets alternate between two customers
+        assert_eq!(json["customers"]["people"], 2);
         assert_eq!(json["tickets"]["time_to_close"]["p90_seconds"], 864_000);
         assert_eq!(
             json["attachments"]["by_type"]["png"],

@@ -67,11 +67,13 @@ macro_rules! on_db {
 
 // after `on_db!`, which it uses
 mod customers;
+mod identities;
 mod mailbox;
 pub mod probe;
 pub mod queues;
 mod retention;
 pub use customers::Erased;
+pub use identities::Merged;
 pub use retention::{
     ArchivedAttachmentRow, ArchivedDeliveryRow, ArchivedTicketRow, Reclaimed, Removed,
 };

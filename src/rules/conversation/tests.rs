@@ -22,6 +22,7 @@ fn customer_mail(text: &str) -> Facts {
         may_answer: true,
         rule: Rule::Headers,
         customers_token: false,
+        customer_alias: false,
         others: vec![],
         text: text.into(),
         agent: AgentText::default(),
@@ -44,6 +45,7 @@ fn agent_mail(reply: &str) -> Facts {
 fn open_ticket() -> TicketView {
     TicketView {
         id: 7,
+        customer: "ann@customer.test".into(),
         status: TicketStatus::Open,
         priority: Priority::Normal,
         department: "Support".into(),
@@ -71,6 +73,7 @@ fn policy() -> Policy {
         max_relays_per_hour: 20,
         max_auto_replies_per_hour: 5,
         departments: vec!["Support".into(), "Billing".into()],
+        not_customers: vec!["alice@desk.test".into(), "support@desk.test".into()],
     }
 }
 
@@ -424,4 +427,77 @@ fn the_same_words_whatever_the_spacing_and_case() {
     ] {
         assert_eq!(same_words(a, b), same, "{a:?} vs {b:?}");
     }
+}
+
+// issue 20: one customer, several addresses
+
+#[test]
+fn merge_customer_ties_an_address_to_the_customer_and_holds_nothing_else() {
+    let plan = run(
+        &agent_mail("#merge-customer <Ann@Home.test>\nDone, thanks."),
+        Some(&open_ticket()),
+    );
+    assert_eq!(plan.merge_customer, [addr("ann@home.test")]);
+    // the answer still goes out; the merge is noted on the ticket
+    assert_eq!(relayed(&plan), Some("Done, thanks."));
+    assert!(
+        plan.records
+            .iter()
+            .any(|r| r.note.as_deref().is_some_and(|n| n.contains(
+                "ann@home.test is another address of this ticket's customer ann@customer.test"
+            )))
+    );
+    assert!(notices(&plan).is_empty());
+}
+
+#[test]
+fn merge_customer_refuses_agents_and_support_addresses_and_holds_the_answer() {
+    for own in ["alice@desk.test", "Support@desk.test"] {
+        let plan = run(
+            &agent_mail(&format!("#merge-customer {own}\nHello")),
+            Some(&open_ticket()),
+        );
+        assert!(plan.merge_customer.is_empty(), "{own}");
+        assert!(
+            matches!(
+                notices(&plan)[..],
+                [
+                    AgentNotice::CannotMerge { .. },
+                    AgentNotice::AnswerHeldForCommands
+                ]
+            ),
+            "{own}: {:?}",
+            notices(&plan)
+        );
+        assert_eq!(relayed(&plan), None);
+    }
+}
+
+#[test]
+fn merge_customer_of_the_customer_itself_or_twice_is_one_or_no_merge() {
+    let plan = run(
+        &agent_mail("#merge-customer ann@customer.test"),
+        Some(&open_ticket()),
+    );
+    assert!(plan.merge_customer.is_empty());
+    let plan = run(
+        &agent_mail("#merge-customer a@b.test\n#merge-customer a@b.test"),
+        Some(&open_ticket()),
+    );
+    assert_eq!(plan.merge_customer, [addr("a@b.test")]);
+}
+
+#[test]
+fn a_reply_from_the_customers_other_address_joins_as_the_customer_and_is_added() {
+    let mut f = customer_mail("Writing from home.");
+    f.from = addr("ann@home.test");
+    f.customer_alias = true;
+    let plan = run(&f, Some(&open_ticket()));
+    assert_eq!(plan.target, Target::Existing(7));
+    assert_eq!(plan.add_participants, [addr("ann@home.test")]);
+    assert!(plan.records.iter().any(|r| r.kind == "customer"));
+    // a stranger's reply joins (known Message-ID) but adds nobody
+    f.customer_alias = false;
+    let plan = run(&f, Some(&open_ticket()));
+    assert!(plan.add_participants.is_empty());
 }

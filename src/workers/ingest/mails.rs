@@ -308,17 +308,20 @@ impl Job<'_, '_, '_> {
     ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
         let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
-        let cc: Vec<EmailAddress> = if s.helpdesk.reply_to_participants {
-            self.tx
-                .participants(ticket.id)
-                .await?
-                .into_iter()
-                .filter(|p| p.role == "cc")
-                .filter_map(|p| EmailAddress::parse(&p.address).ok())
-                .collect()
-        } else {
-            vec![]
-        };
+        // the Cc'd people when the admin says so; the customer's other
+        // addresses they wrote from (issue 20) always: they are the customer
+        let cc: Vec<EmailAddress> = self
+            .tx
+            .participants(ticket.id)
+            .await?
+            .into_iter()
+            .filter(|p| match p.role.as_str() {
+                "cc" => s.helpdesk.reply_to_participants,
+                "customer" => p.address != ticket.client,
+                _ => false,
+            })
+            .filter_map(|p| EmailAddress::parse(&p.address).ok())
+            .collect();
         // answer the customer's last message, in the customer's thread: the
         // agent's own headers name the copy only agents saw (and the agent's
         // Message-ID), which the customer's client cannot thread on

@@ -650,7 +650,21 @@ impl Job<'_, '_, '_> {
         }
 
         // gather
-        let facts = self.conversation_facts(&from, placement.rule, placement.ticket);
+        let mut facts = self.conversation_facts(&from, placement.rule, placement.ticket);
+        if let Some(t) = &ticket
+            && facts.sender == Sender::Customer
+            && t.client != from.as_str()
+            && self.tx.same_customer(&t.client, from.as_str()).await?
+        {
+            facts.customer_alias = true;
+            self.trace.note(
+                "customer",
+                format!(
+                    "{from} is another address of ticket {}'s customer {}: they write as the customer",
+                    t.id, t.client
+                ),
+            );
+        }
         let view = match &ticket {
             Some(t) => Some(self.ticket_view(t).await?),
             None => None,
@@ -687,6 +701,13 @@ impl Job<'_, '_, '_> {
             max_relays_per_hour: s.helpdesk.max_relays_per_hour,
             max_auto_replies_per_hour: s.helpdesk.max_auto_replies_per_hour,
             departments: s.departments.iter().map(|d| d.name.clone()).collect(),
+            not_customers: s
+                .departments
+                .iter()
+                .flat_map(|d| d.agents.iter())
+                .chain(s.support_addresses())
+                .map(|a| a.as_str().to_lowercase())
+                .collect(),
         }
     }
 
@@ -719,6 +740,7 @@ impl Job<'_, '_, '_> {
             may_answer: self.classification.may_answer,
             rule,
             customers_token: self.customers_token,
+            customer_alias: false,
             others: self.cc_participants(from),
             text: self.customer_text(),
             agent,
@@ -781,6 +803,7 @@ impl Job<'_, '_, '_> {
         let since = self.ctx.now - Duration::hours(1);
         Ok(TicketView {
             id: t.id,
+            customer: t.client.clone(),
             status: t.status(),
             priority: t.priority(),
             department: t.department.clone(),
@@ -850,9 +873,31 @@ impl Job<'_, '_, '_> {
                 ),
             },
         };
+        for address in &plan.merge_customer {
+            let merged = self
+                .tx
+                .merge_customers(
+                    &ticket.client,
+                    address.as_str(),
+                    facts.from.as_str(),
+                    self.ctx.now,
+                )
+                .await?;
+            self.trace.note_data(
+                "customer",
+                format!("#merge-customer {address}: {merged:?}"),
+                json!({"merged": address.as_str(), "customer": ticket.client}),
+            );
+        }
         for cc in &plan.add_participants {
+            // the customer's other address is theirs, not a Cc'd person's
+            let role = if facts.customer_alias && *cc == facts.from {
+                "customer"
+            } else {
+                "cc"
+            };
             self.tx
-                .add_participant(ticket.id, cc.as_str(), "cc")
+                .add_participant(ticket.id, cc.as_str(), role)
                 .await?;
             self.trace.note(
                 "participants",
@@ -940,6 +985,7 @@ impl Job<'_, '_, '_> {
                     );
                     let is_participant = ticket.client == from.as_str()
                         || agent_address
+                        || self.tx.same_customer(&ticket.client, from.as_str()).await?
                         || self
                             .tx
                             .participants(t.0)
