@@ -829,3 +829,68 @@ async fn a_starting_daemon_takes_back_at_once_the_claims_of_dead_daemons_of_its_
         "only the dead daemon's claim is due again"
     );
 }
+
+#[tokio::test]
+async fn merged_customers_are_one_person_transitively_and_split_apart() {
+    use guichet::store::Merged;
+    let (_dir, stores) = backends().await;
+    for store in stores {
+        let mut tx = store.begin().await.unwrap();
+        // ann has two addresses, bob one; then bob is ann
+        assert!(matches!(
+            tx.merge_customers("ann@w.test", "Ann@Home.test", "alice@desk.test", t0())
+                .await
+                .unwrap(),
+            Merged::Linked { moved: 1, .. }
+        ));
+        assert!(matches!(
+            tx.merge_customers("bob@w.test", "bob@home.test", "alice@desk.test", t0())
+                .await
+                .unwrap(),
+            Merged::Linked { moved: 1, .. }
+        ));
+        assert_eq!(
+            tx.merge_customers("ann@home.test", "bob@home.test", "x", t0())
+                .await
+                .unwrap(),
+            Merged::Linked {
+                key: "ann@w.test".into(),
+                moved: 2
+            }
+        );
+        assert!(matches!(
+            tx.merge_customers("bob@w.test", "ann@w.test", "x", t0())
+                .await
+                .unwrap(),
+            Merged::AlreadyOne { .. }
+        ));
+        assert!(
+            tx.same_customer("bob@home.test", "ANN@home.test")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tx.same_customer("bob@home.test", "carol@w.test")
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.addresses_of_customer("bob@w.test").await.unwrap(),
+            ["ann@w.test", "ann@home.test", "bob@home.test", "bob@w.test"]
+        );
+        // the key leaves: the first of the others stands for the rest
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.split_customer("ann@w.test").await.unwrap());
+        assert!(!tx.split_customer("nobody@w.test").await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.addresses_of_customer("bob@w.test").await.unwrap(),
+            ["ann@home.test", "bob@home.test", "bob@w.test"]
+        );
+        assert_eq!(
+            store.addresses_of_customer("ann@w.test").await.unwrap(),
+            ["ann@w.test"]
+        );
+    }
+}
