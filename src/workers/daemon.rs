@@ -499,6 +499,7 @@ async fn imap_loop(
     let mut backoff = StdDuration::from_secs(1);
     // failed passes in a row (the connection is fine, the pass is not)
     let mut passes = Streak::default();
+    let watched = super::watchdog::mailbox_loop(&imap.checkpoint_key());
     while !*shutdown.borrow() {
         let mut mailbox = match rt.connect_mailbox(name, imap).await {
             Ok(m) => {
@@ -524,7 +525,7 @@ async fn imap_loop(
         rt.metrics.mailbox_connected(&key, true);
         rt.watchdog.connected();
         loop {
-            rt.watchdog.busy(MAILBOX_LOOP);
+            rt.watchdog.busy(&watched);
             match mailbox_pass(&rt, imap, &mut mailbox, &shutdown).await {
                 Ok(report) => {
                     rt.metrics.mailbox_pass(&key, &report);
@@ -553,7 +554,7 @@ async fn imap_loop(
                         "mailbox pass failed, next try in {} s: {e:#}",
                         failed.delay.as_secs()
                     ));
-                    rt.watchdog.waiting(MAILBOX_LOOP, failed.delay);
+                    rt.watchdog.waiting(&watched, failed.delay);
                     if sleep_or_shutdown(failed.delay, &mut shutdown).await {
                         break;
                     }
@@ -569,7 +570,7 @@ async fn imap_loop(
                 break;
             }
             let wait = StdDuration::from_secs(imap.poll_seconds.max(1));
-            rt.watchdog.waiting(MAILBOX_LOOP, wait);
+            rt.watchdog.waiting(&watched, wait);
             if let Err(e) = mailbox.wait_for_news(wait, &mut shutdown.clone()).await {
                 tracing::warn!(error = format!("{e:#}"), "IMAP wait failed; reconnecting");
                 break;
@@ -578,12 +579,11 @@ async fn imap_loop(
         rt.metrics.mailbox_connected(&key, false);
         let _ = mailbox.logout().await;
     }
-    rt.watchdog.gone(MAILBOX_LOOP);
+    rt.watchdog.gone(&watched);
     Ok(())
 }
 
-/// The loops' names for the watchdog.
-const MAILBOX_LOOP: &str = "mailbox";
+/// The loops' names for the watchdog (each mailbox's: [`super::watchdog::mailbox_loop`]).
 const MAIL_LOOP: &str = "mail delivery";
 const LIFECYCLE_LOOP: &str = "lifecycle";
 

@@ -466,7 +466,7 @@ async fn ingest_big(
         };
         crash_hook();
         rt.metrics.committed([arrived_at]);
-        rt.watchdog.busy("mailbox");
+        rt.watchdog.busy(&super::watchdog::mailbox_loop(key));
         count(report, outcome);
         done.push(uid);
         rt.wake_delivery.notify_one();
@@ -584,7 +584,7 @@ async fn ingest_chunk(
         };
         crash_hook();
         rt.metrics.committed(batch.iter().map(|m| m.arrived_at));
-        rt.watchdog.busy("mailbox");
+        rt.watchdog.busy(&super::watchdog::mailbox_loop(key));
         for outcome in outcomes {
             count(report, outcome);
         }

@@ -17,8 +17,15 @@ use crate::adapters::systemd;
 /// thousands of messages is read in batches, each one a sign of life).
 pub const BUSY_LIMIT: Duration = Duration::from_secs(10 * 60);
 
+/// The watchdog's name of the loop reading the mailbox `key` (its
+/// checkpoint key): one per mailbox, so that with several mailboxes a
+/// stuck one is not hidden by the others' signs of life.
+pub fn mailbox_loop(key: &str) -> String {
+    format!("mailbox {key}")
+}
+
 pub struct Watchdog {
-    deadlines: Mutex<HashMap<&'static str, Instant>>,
+    deadlines: Mutex<HashMap<String, Instant>>,
     /// Raised when a mailbox connection first comes up.
     connected: watch::Sender<bool>,
 }
@@ -37,25 +44,28 @@ impl Watchdog {
         Arc::new(Watchdog::default())
     }
 
-    fn set(&self, name: &'static str, deadline: Instant) {
-        self.deadlines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, deadline);
+    fn set(&self, name: &str, deadline: Instant) {
+        let mut deadlines = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        match deadlines.get_mut(name) {
+            Some(d) => *d = deadline,
+            None => {
+                deadlines.insert(name.to_string(), deadline);
+            }
+        }
     }
 
     /// `name` starts (or goes on with) a pass.
-    pub fn busy(&self, name: &'static str) {
+    pub fn busy(&self, name: &str) {
         self.set(name, Instant::now() + BUSY_LIMIT);
     }
 
     /// `name` waits up to `d`, then works.
-    pub fn waiting(&self, name: &'static str, d: Duration) {
+    pub fn waiting(&self, name: &str, d: Duration) {
         self.set(name, Instant::now() + d + BUSY_LIMIT);
     }
 
     /// `name` ended (a reload, a shutdown): no longer watched.
-    pub fn gone(&self, name: &'static str) {
+    pub fn gone(&self, name: &str) {
         self.deadlines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -77,14 +87,14 @@ impl Watchdog {
     }
 
     /// The loops past their deadline at `now`.
-    pub fn stuck(&self, now: Instant) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = self
+    pub fn stuck(&self, now: Instant) -> Vec<String> {
+        let mut out: Vec<String> = self
             .deadlines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(_, d)| **d < now)
-            .map(|(n, _)| *n)
+            .map(|(n, _)| n.clone())
             .collect();
         out.sort();
         out
@@ -139,5 +149,19 @@ mod tests {
         );
         w.gone("mailbox");
         assert_eq!(w.stuck(t0 + BUSY_LIMIT + Duration::from_secs(6)), ["mail"]);
+    }
+
+    #[test]
+    fn each_mailbox_is_watched_on_its_own() {
+        let w = Watchdog::default();
+        let t0 = Instant::now();
+        let (a, b) = (mailbox_loop("a@x/INBOX"), mailbox_loop("b@x/INBOX"));
+        w.busy(&a);
+        w.busy(&b);
+        // b's later signs of life do not hide a being stuck
+        std::thread::sleep(Duration::from_millis(200));
+        w.busy(&b);
+        let later = t0 + BUSY_LIMIT + Duration::from_millis(100);
+        assert_eq!(w.stuck(later), std::slice::from_ref(&a));
     }
 }
