@@ -142,3 +142,67 @@ async fn two_mailboxes_feed_two_departments_and_a_broken_one_leaves_them_working
     );
     assert_eq!(desk.tickets().len(), 3, "no duplicates: {err}");
 }
+
+#[tokio::test]
+async fn dry_run_reports_every_mailbox_and_import_takes_the_one_named() {
+    let shared = fresh_user("shared");
+    let desk = Desk::with(
+        "",
+        "",
+        &mailbox("sales", &shared, &rig().password, "Support"),
+    );
+    let c1 = fresh_user("customer");
+    let c2 = fresh_user("customer");
+    deliver_lmtp(
+        &desk.support,
+        &simple_message(&c1, &desk.support, "One", "first"),
+    )
+    .await;
+    deliver_lmtp(&shared, &simple_message(&c2, &shared, "Two", "second")).await;
+    deliver_lmtp(&shared, &simple_message(&c2, &shared, "Three", "third")).await;
+
+    // before: only the [imap] mailbox was looked at
+    let out = desk.run(&["run", "--once", "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = report.as_array().expect("one report per mailbox");
+    let taken: Vec<(&str, u64)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap(),
+                r["would_take"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(taken, [("imap", 1), ("sales", 2)]);
+    assert!(desk.tickets().is_empty(), "a dry run changes nothing");
+
+    // import from the named mailbox only; an unknown name is refused
+    let out = desk.run(&["import", "--mailbox", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no mailbox named `nope` (the settings have: imap, sales)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = desk.run(&["import", "--mailbox", "sales"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut subjects: Vec<String> = desk
+        .tickets()
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap().to_string())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["Three", "Two"]);
+    assert!(fetch_all(&c2).await.is_empty(), "an import sends nothing");
+}

@@ -90,7 +90,10 @@ pub enum Command {
     /// webhook events (history: past conversations, so that replies to
     /// them land in the right ticket)
     Import {
-        /// Folder to read [default: imap.folder]
+        /// Which mailbox: `imap` (the [imap] table) or a `[[mailboxes]]` name
+        #[arg(long, default_value = "imap")]
+        mailbox: String,
+        /// Folder to read [default: the mailbox's folder]
         #[arg(long)]
         folder: Option<String>,
         /// Only messages that arrived on or after this day (YYYY-MM-DD)
@@ -576,10 +579,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 run_daemon(&cli.config, s, clock).await
             }
         }
-        Command::Import { folder, since } => {
+        Command::Import {
+            mailbox,
+            folder,
+            since,
+        } => {
             let s = load_settings(&cli.config)?;
             let rt = Runtime::start(s, Clock::System).await?;
-            let report = daemon::import(&rt, folder.as_deref(), since).await?;
+            let report = daemon::import(&rt, &mailbox, folder.as_deref(), since).await?;
             println!("{}", serde_json::to_string(&report)?);
             rt.store.close().await;
             Ok(())

@@ -632,9 +632,28 @@ async fn ingest_retrying(
 /// waiting, those it would take, those it would leave as history, and the
 /// mails and webhook events they would cause (each message decided alone,
 /// in a transaction rolled back).
+/// With several mailboxes, one report each, in a JSON array.
 pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
-    let key = mailbox_key(&rt.settings);
-    let mut mailbox = rt.connect_mailbox("imap", &rt.settings.imap).await?;
+    let mut reports = Vec::new();
+    for feed in &rt.settings.mailboxes {
+        reports.push(
+            dry_run_mailbox(rt, feed)
+                .await
+                .with_context(|| format!("mailbox {}", feed.name))?,
+        );
+    }
+    Ok(match <[_; 1]>::try_from(reports) {
+        Ok([one]) => one,
+        Err(all) => serde_json::Value::Array(all),
+    })
+}
+
+async fn dry_run_mailbox(
+    rt: &Runtime,
+    feed: &crate::settings::MailboxSettings,
+) -> anyhow::Result<serde_json::Value> {
+    let key = feed.imap.checkpoint_key();
+    let mut mailbox = rt.connect_mailbox(&feed.name, &feed.imap).await?;
     let validity = mailbox.uid_validity();
     let selection = select(rt, &mut mailbox, &key, validity).await?;
     let uids: Vec<u32> = selection.take.iter().map(|(uid, _)| *uid).collect();
@@ -670,8 +689,9 @@ pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
     let _ = mailbox.logout().await;
     Ok(serde_json::json!({
         "mailbox": key,
+        "name": feed.name,
         "first_contact": selection.first_contact.is_some(),
-        "first_start": rt.settings.imap.first_start.as_str(),
+        "first_start": feed.imap.first_start.as_str(),
         "waiting": selection.waiting,
         "would_take": uids.len(),
         "left_as_history": selection.first_contact.as_ref().map_or(0, |f| f.left_alone),
@@ -687,14 +707,27 @@ pub async fn dry_run_pass(rt: &Runtime) -> anyhow::Result<serde_json::Value> {
 /// flags are left as they are. Messages stored already are recognised.
 pub async fn import(
     rt: &Runtime,
+    name: &str,
     folder: Option<&str>,
     since: Option<chrono::NaiveDate>,
 ) -> anyhow::Result<PassReport> {
-    let mut imap = rt.settings.imap.clone();
+    let Some(feed) = rt.settings.mailboxes.iter().find(|m| m.name == name) else {
+        let known: Vec<&str> = rt
+            .settings
+            .mailboxes
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "no mailbox named `{name}` (the settings have: {})",
+            known.join(", ")
+        );
+    };
+    let mut imap = feed.imap.clone();
     if let Some(f) = folder {
         imap.folder = f.to_string();
     }
-    let mut mailbox = rt.connect_mailbox("imap", &imap).await?;
+    let mut mailbox = rt.connect_mailbox(&feed.name, &imap).await?;
     let uids = mailbox.uids_since(since).await?;
     let mut report = PassReport::default();
     for chunk in uids.chunks(50) {
