@@ -54,12 +54,18 @@ pub struct Visible {
 pub struct Options {
     /// Remove the signature too (the default). Off, only quotes go.
     pub strip_signature: bool,
+    /// Keep every quote block between the answers of an inline reply, and
+    /// its quote header, as email_reply_parser's "visible text" does. Off
+    /// (the default, what Guichet relays): each answer keeps only the
+    /// question lines right above it, see [`inline_context`].
+    pub whole_inline_quotes: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             strip_signature: true,
+            whole_inline_quotes: false,
         }
     }
 }
@@ -219,7 +225,7 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
         end -= 1;
     }
     v.inline_reply = kinds[start..end].contains(&Kind::Quoted);
-    let keep = if v.inline_reply {
+    let keep = if v.inline_reply && !options.whole_inline_quotes {
         inline_context(&lines, &kinds, start, end)
     } else {
         vec![true; end - start]
@@ -301,9 +307,10 @@ fn fix_wrapped_lines(lines: &[Line<'_>], kinds: &mut [Kind]) {
 const MAX_CONTEXT_LINES: usize = 6;
 
 /// Which lines of an inline reply (`start..end`) to relay: every answer,
-/// and above each the question it answers: the quote lines directly above
-/// it, at most [`MAX_CONTEXT_LINES`] of them, never an older nested quote
-/// (`>>`); the quote header goes with a block kept whole. The rest of the
+/// and above each the question it answers: the quoted lines right above
+/// it up to the first empty one (its paragraph), at most
+/// [`MAX_CONTEXT_LINES`], never an older nested quote (`>>`) nor a quote
+/// header (it names the ticket's internal addresses). The rest of the
 /// history between answers is dropped.
 fn inline_context(lines: &[Line<'_>], kinds: &[Kind], start: usize, end: usize) -> Vec<bool> {
     let mut keep = vec![true; end - start];
@@ -320,45 +327,29 @@ fn inline_context(lines: &[Line<'_>], kinds: &[Kind], start: usize, end: usize) 
         while j < end && (quoted(kinds[j]) || kinds[j] == Kind::Blank) {
             j += 1;
         }
-        let mut top = j;
-        while top > run && kinds[top - 1] == Kind::Blank {
+        // blank and empty quote lines right above the answer
+        let mut bottom = j;
+        while bottom > run
+            && (kinds[bottom - 1] == Kind::Blank
+                || (kinds[bottom - 1] == Kind::Quoted
+                    && is_blank(quote_body(&lines[bottom - 1].text))))
+        {
+            bottom -= 1;
+        }
+        // the question: walk up from the answer
+        let mut top = bottom;
+        while top > run && bottom - top < MAX_CONTEXT_LINES {
+            let t = lines[top - 1].text.as_ref();
+            if kinds[top - 1] != Kind::Quoted || quote_depth(t) >= 2 || is_blank(quote_body(t)) {
+                break;
+            }
             top -= 1;
-        }
-        // walk up from the answer
-        let mut counted = 0;
-        let mut whole = true;
-        while top > run {
-            let above = top - 1;
-            match kinds[above] {
-                Kind::Blank => {}
-                Kind::Attribution => {}
-                Kind::Quoted => {
-                    let t = lines[above].text.as_ref();
-                    if quote_depth(t) >= 2 {
-                        whole = false;
-                        break;
-                    }
-                    if !is_blank(quote_body(t)) {
-                        if counted == MAX_CONTEXT_LINES {
-                            whole = false;
-                            break;
-                        }
-                        counted += 1;
-                    }
-                }
-                Kind::Text => break,
-            }
-            top = above;
-        }
-        if !whole {
-            // keep from the first line of the question's paragraph
-            while top < j && (kinds[top] != Kind::Quoted || is_blank(quote_body(&lines[top].text)))
-            {
-                top += 1;
-            }
         }
         for k in &mut keep[run - start..top - start] {
             *k = false;
+        }
+        for n in bottom..j {
+            keep[n - start] = kinds[n] == Kind::Blank;
         }
         i = j;
     }

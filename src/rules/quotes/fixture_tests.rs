@@ -304,7 +304,13 @@ fn file_cases(source: &'static str) -> Vec<Case> {
 }
 
 fn run(input: &Input, strip_signature: bool) -> Visible {
-    let options = Options { strip_signature };
+    // upstream's visible text keeps every quote block between the answers
+    // of an inline reply; Guichet relays only the questions (see
+    // `inline_context`), tested in shape_tests
+    let options = Options {
+        strip_signature,
+        whole_inline_quotes: true,
+    };
     match input {
         Input::Plain(text) => visible_text_with(text, options),
         Input::Html(html) => visible_html_with(html, options),

@@ -290,6 +290,7 @@ fn localised_markers_and_outlook_blocks_cut_the_history() {
             &body,
             Options {
                 strip_signature: false,
+                ..Options::default()
             },
         );
         if v.text != ANSWER || !v.removed_quote {
