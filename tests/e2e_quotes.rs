@@ -2,7 +2,7 @@
 //! agent's client quotes below it. Each shape goes through the real
 //! Dovecot and Postfix of the test rig and the `guichet` binary, and what
 //! the customer receives is read back over IMAP: a Gmail attribution split
-//! over two lines, Zoho's `---- On … wrote ----` with `|` quoting, a German
+//! over two lines, Zoho's `---- Am … schrieb … ----` (German) with `|` quoting, a German
 //! Outlook header block, a French mobile signature above the quote, and an
 //! inline answer under two of the customer's questions.
 
@@ -128,15 +128,15 @@ async fn zoho_dashed_header_and_bar_quotes_are_not_relayed() {
     let customer = fresh_user("customer");
     let copy = open(&desk, &customer).await;
     let body = format!(
-        "It left our warehouse today.\n\n---- On Wed, 02 Dec 2026 18:24:00 +0000 ACME Support <{}> wrote ----\n\n{}",
+        "Das Paket ist heute rausgegangen.\n\n---- Am Mi, 02 Dez 2026 18:24:00 +0000 schrieb ACME Support <{}> ----\n\n{}",
         desk.support,
         quoted(&copy, "| ")
     );
     let text = answer(&desk, &customer, &copy, &body).await;
     assert_only(
         &text,
-        "It left our warehouse today.",
-        &["---- On", "wrote", "| "],
+        "Das Paket ist heute rausgegangen.",
+        &["---- Am", "schrieb", "| "],
     );
 }
 
