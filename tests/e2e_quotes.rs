@@ -2,9 +2,10 @@
 //! agent's client quotes below it. Each shape goes through the real
 //! Dovecot and Postfix of the test rig and the `guichet` binary, and what
 //! the customer receives is read back over IMAP: a Gmail attribution split
-//! over two lines, Zoho's `---- Am … schrieb … ----` (German) with `|` quoting, a German
-//! Outlook header block, a French mobile signature above the quote, and an
-//! inline answer under two of the customer's questions.
+//! over two lines, Zoho's German `---- Am … schrieb … ----` with `|`
+//! quoting, a German Outlook for Android reply (its link line and header
+//! block), a French mobile signature above the copy, and an inline answer
+//! under two of the customer's questions.
 
 mod harness;
 mod support;
@@ -141,12 +142,12 @@ async fn zoho_dashed_header_and_bar_quotes_are_not_relayed() {
 }
 
 #[tokio::test]
-async fn a_german_outlook_header_block_is_not_relayed() {
+async fn a_german_outlook_android_reply_loses_its_link_and_header_block() {
     let desk = Desk::new("");
     let customer = fresh_user("customer");
     let copy = open(&desk, &customer).await;
     let body = format!(
-        "Das Paket ist heute rausgegangen.\n\n________________________________\nVon: ACME Support <{}>\nGesendet: Mittwoch, 2. Dezember 2026 18:24\nAn: Agent <{}>\nBetreff: {}\n\n{}",
+        "Das Paket ist heute rausgegangen.\n\nOutlook für Android herunterladen<https://aka.ms/AAb9ysg>\n________________________________\nVon: ACME Support <{}>\nGesendet: Mittwoch, 2. Dezember 2026 18:24\nAn: Agent <{}>\nBetreff: {}\n\n{}",
         desk.support,
         desk.agent,
         subject(&copy),
@@ -156,7 +157,7 @@ async fn a_german_outlook_header_block_is_not_relayed() {
     assert_only(
         &text,
         "Das Paket ist heute rausgegangen.",
-        &["Von:", "Gesendet:", "Betreff:", "____"],
+        &["Outlook", "aka.ms", "Von:", "Gesendet:", "Betreff:", "____"],
     );
 }
 

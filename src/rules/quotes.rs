@@ -1280,6 +1280,8 @@ const MOBILE_SIGNATURES: &[&str] = &[
     "gesendet mit ",
     "outlook für ios beziehen",
     "outlook für android beziehen",
+    "outlook für ios herunterladen",
+    "outlook für android herunterladen",
     "enviado desde mi ",
     "enviado de mi ",
     "enviado desde outlook",

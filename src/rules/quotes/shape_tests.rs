@@ -376,6 +376,7 @@ fn mobile_signatures_in_many_languages_are_removed() {
         "Sent from Yahoo Mail for iPhone",
         "Sent from TypeApp<http://www.typeapp.com/r?b=2621>",
         "Get Outlook for iOS",
+        "Outlook für Android herunterladen<https://aka.ms/AAb9ysg>",
         "Envoyé depuis mon iPhone",
         "Envoyé de mon iPhone",
         "Von meinem iPhone gesendet",
