@@ -276,8 +276,15 @@ fn classify(line: &Line<'_>) -> Kind {
 /// Two shapes where a line's prefix lies about it: a header's address
 /// wrapped so that its closing `>:` starts the next line (Gmail: `… <x@y` /
 /// `>:`), and a long quoted line wrapped by the replying client so that its
-/// end lost the `>` (a lowercase continuation right under it).
+/// end lost the `>`: a lowercase continuation right under it, itself right
+/// above more quote or at the end, under no question (an answer typed
+/// under a question without a blank line stays an answer).
 fn fix_wrapped_lines(lines: &[Line<'_>], kinds: &mut [Kind]) {
+    let inside_quote =
+        |kinds: &[Kind], i: usize| match (i + 1..lines.len()).find(|&j| kinds[j] != Kind::Blank) {
+            None => true,
+            Some(j) => j == i + 1 && kinds[j] == Kind::Quoted,
+        };
     for i in 1..lines.len() {
         let t = lines[i].text.trim();
         let above = lines[i - 1].text.as_ref();
@@ -297,6 +304,8 @@ fn fix_wrapped_lines(lines: &[Line<'_>], kinds: &mut [Kind]) {
             && above.len() <= 2000
             && above.chars().count() >= 60
             && t.chars().next().is_some_and(char::is_lowercase)
+            && !above.trim_end().ends_with('?')
+            && inside_quote(kinds, i)
         {
             kinds[i] = Kind::Quoted;
         }

@@ -526,3 +526,25 @@ fn wrapped_quote_lines_stay_in_the_quote() {
     );
     assert_eq!(visible_text(&body).text, ANSWER);
 }
+
+/// An answer typed right under a long question, no blank line between,
+/// is an answer, not a wrapped quote line.
+#[test]
+fn a_lowercase_answer_under_a_long_question_is_an_answer() {
+    let body = "> Could you please confirm the new delivery address and the date for the parcel?\n\
+                yes, both are confirmed.\n\
+                \n\
+                > And can the courier call me before coming to the door with it, please\n\
+                sure, he will.\n\
+                \n\
+                > Thanks";
+    let v = visible_text(body);
+    assert_eq!(
+        v.text,
+        "> Could you please confirm the new delivery address and the date for the parcel?\n\
+         yes, both are confirmed.\n\
+         \n\
+         > And can the courier call me before coming to the door with it, please\n\
+         sure, he will."
+    );
+}
