@@ -548,3 +548,103 @@ fn a_lowercase_answer_under_a_long_question_is_an_answer() {
          sure, he will."
     );
 }
+
+/// The new rules keep the linear-time property: each shape repeated 30k
+/// times (and the arbitrary fragments of `tests.rs`, with these pieces)
+/// takes seconds at worst, not hours, and never panics.
+#[test]
+fn hostile_repeats_of_the_new_shapes_stay_linear() {
+    // enough for quadratic work to take minutes
+    const N: usize = 30_000;
+    let long_quote = format!("> {}\nlowercase tail\n", "q".repeat(70));
+    let cases = [
+        (
+            "split Gmail headers",
+            "2026-12-02 18:24 GMT A <\na@b.c>:\n".repeat(N),
+        ),
+        ("dangling `>:` lines", "x <a@b\n>:\n".repeat(N)),
+        ("wrapped quote lines", long_quote.repeat(N)),
+        ("mobile signatures", "text\nSent from my iPhone\n".repeat(N)),
+        ("suffix signatures", "iPhone'umdan gönderildi\n".repeat(N)),
+        ("closings", "Regards,\n".repeat(N)),
+        ("closings under text", "text\n\nRegards,\nBob\n".repeat(N)),
+        (
+            "no-colon headers",
+            "On 2 Dec 2026 A <a@b.c> wrote\n".repeat(N),
+        ),
+        (
+            "dated addresses",
+            "30.09.2017, 18.30, \"A\" <a@b.c>:\n".repeat(N),
+        ),
+        (
+            "interleaved answers",
+            "> q\n>> old\n> q2\n\na\n\n".repeat(N),
+        ),
+        (
+            "Zoho headers",
+            "---- Am 2 Dez 2026 schrieb A <a@b> ----\n".repeat(N),
+        ),
+        ("direction marks", "\u{202b}\u{202c}:\n".repeat(N)),
+        (
+            "one long `<` line",
+            format!("a 12:30 <{}@", "x".repeat(1_000_000)),
+        ),
+    ];
+    for (what, input) in &cases {
+        let started = std::time::Instant::now();
+        let _ = visible_text(input);
+        let _ = visible_text_with(
+            input,
+            Options {
+                whole_inline_quotes: true,
+                ..Options::default()
+            },
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(60),
+            "{what}: {elapsed:?}"
+        );
+    }
+    // arbitrary stitching of the new shapes' pieces: no panic
+    let pieces = [
+        "\n",
+        ">",
+        ">:",
+        "> ",
+        "|",
+        "<",
+        "@",
+        "a@b",
+        ":",
+        "12:30",
+        "2026",
+        "Am ",
+        " schrieb ",
+        "----",
+        "wrote",
+        "Sent from my ",
+        "gönderildi",
+        "iPhone",
+        "Regards,",
+        "\u{202b}",
+        "\u{202c}",
+        "é",
+        "日本",
+        "Outlook für Android herunterladen",
+        "<https://x>",
+        "q",
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..3000 {
+        let mut input = String::new();
+        for _ in 0..(seed % 40) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            input.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+        }
+        let v = visible_text(&input);
+        assert_eq!(v.only_quotes, v.text.trim().is_empty(), "{input:?}");
+    }
+}
