@@ -29,6 +29,8 @@ mod html;
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod shape_tests;
 
 /// The text of a reply that belongs to its author.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,12 +54,18 @@ pub struct Visible {
 pub struct Options {
     /// Remove the signature too (the default). Off, only quotes go.
     pub strip_signature: bool,
+    /// Keep every quote block between the answers of an inline reply, and
+    /// its quote header, as email_reply_parser's "visible text" does. Off
+    /// (the default, what Guichet relays): each answer keeps only the
+    /// question lines right above it, see [`inline_context`].
+    pub whole_inline_quotes: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             strip_signature: true,
+            whole_inline_quotes: false,
         }
     }
 }
@@ -126,6 +134,7 @@ struct Span {
 
 fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
     let mut kinds: Vec<Kind> = lines.iter().map(classify).collect();
+    fix_wrapped_lines(&lines, &mut kinds);
     let spans = mark_attributions(&lines, &mut kinds);
     let text = |i: usize| lines[i].text.as_ref();
     let mut v = Visible::default();
@@ -142,6 +151,21 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
     {
         v.removed_signature = true;
         v.removed_quote |= (cut..end).any(|i| matches!(kinds[i], Kind::Quoted | Kind::Attribution));
+        end = cut;
+    }
+
+    // A phone's or client's one-line signature ends the answer: what
+    // follows it is the quoted original ("Sent from my iPhone" above an
+    // unprefixed copy, as Outlook mobile and many phones write it).
+    if options.strip_signature
+        && let Some(cut) = (0..end).find(|&i| {
+            kinds[i] == Kind::Text
+                && is_mobile_signature(text(i))
+                && (0..i).any(|j| kinds[j] == Kind::Text)
+        })
+    {
+        v.removed_signature = true;
+        v.removed_quote |= (cut + 1..end).any(|i| kinds[i] != Kind::Blank);
         end = cut;
     }
 
@@ -181,6 +205,13 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
         }
     }
 
+    if options.strip_signature
+        && let Some(cut) = valediction_signature(&lines, &kinds, end)
+    {
+        end = cut;
+        v.removed_signature = true;
+    }
+
     let mut start = 0;
     if let Some(answer) = bottom_posted_answer(&kinds[..end]) {
         start = answer;
@@ -194,11 +225,34 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
         end -= 1;
     }
     v.inline_reply = kinds[start..end].contains(&Kind::Quoted);
+    let keep = if v.inline_reply && !options.whole_inline_quotes {
+        inline_context(&lines, &kinds, start, end)
+    } else {
+        vec![true; end - start]
+    };
     let mut out = String::new();
+    let mut first = true;
+    let mut dropped = false;
+    let mut last_blank = false;
     for (n, line) in lines[start..end].iter().enumerate() {
-        if n > 0 {
+        if !keep[n] {
+            dropped = true;
+            v.removed_quote = true;
+            continue;
+        }
+        let blank = kinds[start + n] == Kind::Blank;
+        // one blank line where quoted history was dropped
+        if blank && (first || (dropped && last_blank)) {
+            continue;
+        }
+        if !blank {
+            dropped = false;
+        }
+        if !first {
             out.push('\n');
         }
+        first = false;
+        last_blank = blank;
         out.push_str(&line.text);
     }
     v.only_quotes = out.trim().is_empty();
@@ -219,6 +273,111 @@ fn classify(line: &Line<'_>) -> Kind {
     }
 }
 
+/// Two shapes where a line's prefix lies about it: a header's address
+/// wrapped so that its closing `>:` starts the next line (Gmail: `… <x@y` /
+/// `>:`), and a long quoted line wrapped by the replying client so that its
+/// end lost the `>`: a lowercase continuation right under it, itself right
+/// above more quote or at the end, under no question (an answer typed
+/// under a question without a blank line stays an answer).
+fn fix_wrapped_lines(lines: &[Line<'_>], kinds: &mut [Kind]) {
+    let inside_quote =
+        |kinds: &[Kind], i: usize| match (i + 1..lines.len()).find(|&j| kinds[j] != Kind::Blank) {
+            None => true,
+            Some(j) => j == i + 1 && kinds[j] == Kind::Quoted,
+        };
+    for i in 1..lines.len() {
+        let t = lines[i].text.trim();
+        let above = lines[i - 1].text.as_ref();
+        if kinds[i] == Kind::Quoted
+            && matches!(t, ">:" | ">):" | ">" | ">)")
+            && kinds[i - 1] == Kind::Text
+            && above.len() <= MAX_HEADER_LEN
+            && above
+                .rfind('<')
+                .is_some_and(|l| above[l..].contains('@') && !above[l..].contains('>'))
+        {
+            kinds[i] = Kind::Text;
+        } else if kinds[i] == Kind::Text
+            && kinds[i - 1] == Kind::Quoted
+            && !lines[i].attribution
+            && above.len() >= 60
+            && above.len() <= 2000
+            && above.chars().count() >= 60
+            && t.chars().next().is_some_and(char::is_lowercase)
+            && !above.trim_end().ends_with('?')
+            && inside_quote(kinds, i)
+        {
+            kinds[i] = Kind::Quoted;
+        }
+    }
+}
+
+/// The most quoted lines kept above an answer of an inline reply.
+const MAX_CONTEXT_LINES: usize = 6;
+
+/// Which lines of an inline reply (`start..end`) to relay: every answer,
+/// and above each the question it answers: the quoted lines right above
+/// it up to the first empty one (its paragraph), at most
+/// [`MAX_CONTEXT_LINES`], never an older nested quote (`>>`) nor a quote
+/// header (it names the ticket's internal addresses). The rest of the
+/// history between answers is dropped.
+fn inline_context(lines: &[Line<'_>], kinds: &[Kind], start: usize, end: usize) -> Vec<bool> {
+    let mut keep = vec![true; end - start];
+    let quoted = |k: Kind| matches!(k, Kind::Quoted | Kind::Attribution);
+    let mut i = start;
+    while i < end {
+        if !quoted(kinds[i]) {
+            i += 1;
+            continue;
+        }
+        // a run of quote lines (and blanks between them) up to an answer
+        let run = i;
+        let mut j = i;
+        while j < end && (quoted(kinds[j]) || kinds[j] == Kind::Blank) {
+            j += 1;
+        }
+        // blank and empty quote lines right above the answer
+        let mut bottom = j;
+        while bottom > run
+            && (kinds[bottom - 1] == Kind::Blank
+                || (kinds[bottom - 1] == Kind::Quoted
+                    && is_blank(quote_body(&lines[bottom - 1].text))))
+        {
+            bottom -= 1;
+        }
+        // the question: walk up from the answer
+        let mut top = bottom;
+        while top > run && bottom - top < MAX_CONTEXT_LINES {
+            let t = lines[top - 1].text.as_ref();
+            if kinds[top - 1] != Kind::Quoted || quote_depth(t) >= 2 || is_blank(quote_body(t)) {
+                break;
+            }
+            top -= 1;
+        }
+        for k in &mut keep[run - start..top - start] {
+            *k = false;
+        }
+        for n in bottom..j {
+            keep[n - start] = kinds[n] == Kind::Blank;
+        }
+        i = j;
+    }
+    keep
+}
+
+/// How many `>` (or `|`) open a quote line.
+fn quote_depth(t: &str) -> usize {
+    t.chars()
+        .take_while(|&c| c == '>' || c == '|' || c == ' ')
+        .filter(|&c| c == '>' || c == '|')
+        .count()
+}
+
+/// A quote line without its prefix.
+fn quote_body(t: &str) -> &str {
+    t.trim_start_matches(|c: char| c == '>' || c == '|' || c.is_whitespace())
+}
+
 /// `> text`, or `| text` as some clients (Zoho, old Outlook settings)
 /// quote: a bar followed by a space or nothing.
 fn is_quote_prefixed(t: &str) -> bool {
@@ -236,19 +395,27 @@ fn dashed_header(t: &str) -> Option<String> {
     }
     let inner = trimmed.trim_matches(|c: char| c == '-' || c.is_whitespace());
     let lower = normalize(inner);
+    // the verb ends it ("On … wrote") or, in German and Dutch, comes
+    // before the name ("Am … schrieb X <x@y>")
     (has_digit_or_at(inner)
-        && [
+        && ([
             "wrote",
             "a écrit",
             "a ecrit",
-            "schrieb",
             "escribió",
             "ha scritto",
             "escreveu",
             "skrev",
+            "napisał",
+            "написал",
         ]
         .iter()
-        .any(|v| lower.ends_with(v)))
+        .any(|v| lower.ends_with(v))
+            || [" schrieb ", " schreef ", " skrev "]
+                .iter()
+                .any(|v| lower.contains(v))
+            || lower.ends_with(" schrieb")
+            || lower.ends_with(" schreef")))
     .then(|| format!("{inner}:"))
 }
 
@@ -256,7 +423,12 @@ fn dashed_header(t: &str) -> Option<String> {
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+        '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
     )
 }
 
@@ -301,7 +473,7 @@ fn normalize(s: &str) -> String {
 }
 
 fn ends_with_colon(s: &str) -> bool {
-    let t = s.trim_end();
+    let t = s.trim_end_matches(|c: char| c.is_whitespace() || is_invisible(c));
     t.ends_with(':') || t.ends_with('：')
 }
 
@@ -364,6 +536,46 @@ const TAIL_VERBS: &[&str] = &[
     "schreef:",
     "schrieb:",
     "skrev:",
+    // cs, sk, hr/sr/bs, sl
+    "napsal:",
+    "napsala:",
+    "napsal(a):",
+    "napísal:",
+    "napísala:",
+    "napísal(a):",
+    "je napisao:",
+    "je napisala:",
+    "je napisao/la:",
+    "je napisal:",
+    "je napisal(a):",
+    // tr, hu, ro, el
+    "yazdı:",
+    "şunu yazdı:",
+    "írta:",
+    "a scris:",
+    "έγραψε:",
+    // uk, bg, ar, he, ko
+    "написав:",
+    "написала:",
+    "написав(ла):",
+    "пише:",
+    "написа:",
+    "كتب:",
+    "كتبت:",
+    "כתב:",
+    "כתבה:",
+    "작성:",
+    // ca, id, ms, vi, et, lt, lv, th, hi
+    "va escriure:",
+    "menulis:",
+    "đã viết:",
+    "kirjutas:",
+    "rašė:",
+    "rakstīja:",
+    "เขียนว่า:",
+    "ने लिखा:",
+    "wrote:",
+    "writes:",
 ];
 
 /// Verbs followed by the author's name and address: "… skrev X <x@y>:".
@@ -373,6 +585,8 @@ const MID_VERBS: &[&str] = &[
     " schreef ",
     " escribió ",
     " escreveu ",
+    " írta ",
+    " a scris ",
 ];
 
 #[derive(PartialEq)]
@@ -427,6 +641,28 @@ const VERB_STEMS: &[&str] = &[
     "寫道",
     "書きました",
     "kirjoitti",
+    "napsal",
+    "napísal",
+    "napisao",
+    "napisal",
+    "yazdı",
+    "írta",
+    "a scris",
+    "έγραψε",
+    "написав",
+    "пише",
+    "написа",
+    "كتب",
+    "כתב",
+    "작성",
+    "escriure",
+    "menulis",
+    "đã viết",
+    "kirjutas",
+    "rašė",
+    "rakstīja",
+    "เขียนว่า",
+    "लिखा",
 ];
 
 /// Finds quote headers by their wording, possibly wrapped over 2-3 lines,
@@ -442,7 +678,13 @@ fn mark_attributions(lines: &[Line<'_>], kinds: &mut [Kind]) -> Vec<Span> {
             continue;
         }
         let t = lines[i].text.as_ref();
-        if t.len() > MAX_HEADER_LEN || !ends_with_colon(t) {
+        if t.len() > MAX_HEADER_LEN {
+            continue;
+        }
+        // "On … wrote" without its colon (some webmails) counts only with
+        // an address in it
+        let colon = ends_with_colon(t);
+        if !colon && !ends_with_bare_verb(t) {
             continue;
         }
         // The window: this line and up to two text lines above it.
@@ -469,7 +711,8 @@ fn mark_attributions(lines: &[Line<'_>], kinds: &mut [Kind]) -> Vec<Span> {
                 .as_ref()
                 .map_or(("", false), |(n, v)| (n.as_str(), *v))
         };
-        if !window[..size].iter().any(|&j| piece(j).1) {
+        let any_verb = window[..size].iter().any(|&j| piece(j).1);
+        if !any_verb && !colon {
             continue;
         }
         let mut joined = String::new();
@@ -481,7 +724,25 @@ fn mark_attributions(lines: &[Line<'_>], kinds: &mut [Kind]) -> Vec<Span> {
             } else {
                 format!("{} {joined}", piece(j).0)
             };
-            match match_attribution(&joined) {
+            let found = if !colon {
+                if joined.contains('@')
+                    && match_attribution(&format!("{joined}:")) == HeaderMatch::Full
+                {
+                    HeaderMatch::Full
+                } else {
+                    HeaderMatch::None
+                }
+            } else if any_verb {
+                match match_attribution(&joined) {
+                    HeaderMatch::None if dated_address(&joined) => HeaderMatch::Full,
+                    m => m,
+                }
+            } else if dated_address(&joined) {
+                HeaderMatch::Full
+            } else {
+                HeaderMatch::None
+            };
+            match found {
                 HeaderMatch::Full => {
                     full = Some(i - k);
                     break;
@@ -522,18 +783,69 @@ fn mark_attributions(lines: &[Line<'_>], kinds: &mut [Kind]) -> Vec<Span> {
     spans
 }
 
-/// A line ending with ':' that carries an address or a date: a quote header
-/// in a language we don't know ("26.06.2014, 14:41, "A" <a@b.c>:"). Only
-/// trusted right above a trailing quote block.
-fn looks_like_unknown_attribution(line: &str) -> bool {
-    if line.len() > MAX_HEADER_LEN || !ends_with_colon(line) {
+/// Verbs that end a quote header written without its colon.
+const BARE_VERBS: &[&str] = &[
+    "wrote",
+    "écrit",
+    "schrieb",
+    "escribió",
+    "scritto",
+    "schreef",
+    "escreveu",
+    "skrev",
+    "napisał",
+    "napisał(a)",
+    "написал",
+    "написал(а)",
+];
+
+fn ends_with_bare_verb(t: &str) -> bool {
+    let t = t.trim_end();
+    t.len() <= MAX_HEADER_LEN
+        && BARE_VERBS
+            .iter()
+            .any(|v| t.ends_with(v) && t[..t.len() - v.len()].ends_with(' '))
+}
+
+/// A header in any language: a date (a time or a year), a name, then the
+/// address closing the line: `30.09.2017, 18.30, "A" <a@b.c>:`,
+/// `2017-11-24 16:32 GMT+01:00 A <a@b.c>:`, `ср, 30 апр. 2025 г. в 15:19, A
+/// <a@b.c>:`. Only the address may follow the date part.
+fn dated_address(joined: &str) -> bool {
+    let Some(body) = joined.strip_suffix(':') else {
+        return false;
+    };
+    let body = body.trim_end();
+    if body.len() > 300 || !body.contains('@') {
         return false;
     }
-    if line.contains('@') || has_time_or_at(line) {
-        return true;
+    let last = body.rsplit(' ').next().unwrap_or("");
+    if !(body.ends_with('>') || body.ends_with(')') || last.contains('@')) {
+        return false;
     }
-    let b = line.as_bytes();
-    // A year: 19xx or 20xx standing alone.
+    let head_end = body.find(['<', '@', '(']).unwrap_or(body.len());
+    let head = &body[..head_end];
+    head.split_whitespace().count() <= 16
+        && !head.contains(['?', '!', ';'])
+        && (has_time(head) || has_year(head))
+}
+
+/// `12:34` or `12.34` (a time), not part of a longer number.
+fn has_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..b.len().saturating_sub(2)).any(|i| {
+        matches!(b[i], b':' | b'.')
+            && b[i - 1].is_ascii_digit()
+            && b[i + 1].is_ascii_digit()
+            && b[i + 2].is_ascii_digit()
+            && b.get(i + 3).is_none_or(|c| !c.is_ascii_digit())
+            && (i < 3 || !b[i - 3].is_ascii_digit() || !b[i - 2].is_ascii_digit())
+    })
+}
+
+/// A year, 19xx or 20xx, standing alone.
+fn has_year(s: &str) -> bool {
+    let b = s.as_bytes();
     (0..b.len().saturating_sub(3)).any(|i| {
         (b[i..].starts_with(b"19") || b[i..].starts_with(b"20"))
             && b[i + 2].is_ascii_digit()
@@ -541,6 +853,16 @@ fn looks_like_unknown_attribution(line: &str) -> bool {
             && (i == 0 || !b[i - 1].is_ascii_digit())
             && b.get(i + 4).is_none_or(|c| !c.is_ascii_digit())
     })
+}
+
+/// A line ending with ':' that carries an address or a date: a quote header
+/// in a language we don't know ("26.06.2014, 14:41, "A" <a@b.c>:"). Only
+/// trusted right above a trailing quote block.
+fn looks_like_unknown_attribution(line: &str) -> bool {
+    if line.len() > MAX_HEADER_LEN || !ends_with_colon(line) {
+        return false;
+    }
+    line.contains('@') || has_time_or_at(line) || has_year(line)
 }
 
 /// Where the quoted history starts, if a marker, a header block or a quote
@@ -656,6 +978,51 @@ const HISTORY_MARKERS: &[&str] = &[
     "inizio messaggio inoltrato",
     "begin doorgestuurd bericht",
     "início da mensagem reencaminhada",
+    "mensagem reencaminhada",
+    "oprindelig besked",
+    "original besked",
+    "videresendt besked",
+    "původní zpráva",
+    "přeposlaná zpráva",
+    "pôvodná správa",
+    "preposlaná správa",
+    "orijinal mesaj",
+    "özgün ileti",
+    "iletilen mesaj",
+    "eredeti üzenet",
+    "továbbított üzenet",
+    "mesaj original",
+    "mesaj redirecționat",
+    "mesaj redirectionat",
+    "αρχικό μήνυμα",
+    "προωθημένο μήνυμα",
+    "원본 메시지",
+    "전달된 메시지",
+    "оригінальне повідомлення",
+    "вихідне повідомлення",
+    "переслане повідомлення",
+    "пересланное сообщение",
+    "оригинално съобщение",
+    "препратено съобщение",
+    "الرسالة الأصلية",
+    "رسالة معاد توجيهها",
+    "הודעה מקורית",
+    "הודעה שהועברה",
+    "pesan asli",
+    "pesan terusan",
+    "pesan yang diteruskan",
+    "thư gốc",
+    "thư đã chuyển tiếp",
+    "missatge original",
+    "missatge reenviat",
+    "izvorna poruka",
+    "prosljeđena poruka",
+    "originalna poruka",
+    "algne kiri",
+    "originali žinutė",
+    "转发邮件",
+    "轉寄的郵件",
+    "転送メッセージ",
 ];
 
 fn is_history_marker(line: &str) -> bool {
@@ -765,6 +1132,75 @@ const HEADER_KEYS: &[(&str, HeaderField)] = {
         ("件名", Subject),
         ("主题", Subject),
         ("主旨", Subject),
+        // French webmails, and more languages: cs/sk, tr, hu, ro, el, ko,
+        // uk, ar, he, ca, id, vi, hr
+        ("message du", Date),
+        ("sujet", Subject),
+        ("copie à", Cc),
+        ("copie", Cc),
+        ("komu", To),
+        ("předmět", Subject),
+        ("odesláno", Date),
+        ("predmet", Subject),
+        ("odoslané", Date),
+        ("kimden", From),
+        ("kime", To),
+        ("konu", Subject),
+        ("tarih", Date),
+        ("gönderildi", Date),
+        ("bilgi", Cc),
+        ("feladó", From),
+        ("címzett", To),
+        ("tárgy", Subject),
+        ("elküldve", Date),
+        ("dátum", Date),
+        ("másolatot kap", Cc),
+        ("de la", From),
+        ("către", To),
+        ("catre", To),
+        ("subiect", Subject),
+        ("trimis", Date),
+        ("από", From),
+        ("προς", To),
+        ("θέμα", Subject),
+        ("στάλθηκε", Date),
+        ("ημερομηνία", Date),
+        ("κοιν", Cc),
+        ("보낸 사람", From),
+        ("받는 사람", To),
+        ("제목", Subject),
+        ("보낸 날짜", Date),
+        ("참조", Cc),
+        ("від", From),
+        ("тема листа", Subject),
+        ("надіслано", Date),
+        ("من", From),
+        ("إلى", To),
+        ("الموضوع", Subject),
+        ("التاريخ", Date),
+        ("تاريخ الإرسال", Date),
+        ("מאת", From),
+        ("אל", To),
+        ("נושא", Subject),
+        ("נשלח", Date),
+        ("תאריך", Date),
+        ("per a", To),
+        ("enviat", Date),
+        ("enviat el", Date),
+        ("tema", Subject),
+        ("dari", From),
+        ("kepada", To),
+        ("perihal", Subject),
+        ("subjek", Subject),
+        ("terkirim", Date),
+        ("tanggal", Date),
+        ("từ", From),
+        ("đến", To),
+        ("chủ đề", Subject),
+        ("ngày gửi", Date),
+        ("šalje", From),
+        ("prima", To),
+        ("poslano", Date),
     ]
 };
 
@@ -810,7 +1246,9 @@ fn header_block(lines: &[Line<'_>], kinds: &[Kind], start: usize) -> (bool, usiz
 /// and mailing-list footers).
 fn is_signature_delimiter(line: &str) -> bool {
     let t = line.trim();
-    t == "--" || (t.len() >= 8 && t.len() <= 200 && t.trim_start().chars().all(|c| c == '_'))
+    t == "--"
+        || t == "__"
+        || (t.len() >= 8 && t.len() <= 200 && t.trim_start().chars().all(|c| c == '_'))
 }
 
 /// Openings of the one-line signatures phones and webmails add.
@@ -824,40 +1262,250 @@ const MOBILE_SIGNATURES: &[&str] = &[
     "sent from proton",
     "sent from aol",
     "sent from blackberry",
+    "sent from typeapp",
+    "sent from spark",
+    "sent from bluemail",
+    "sent from edison",
+    "sent from newton",
+    "sent from airmail",
+    "sent from polymail",
+    "sent from superhuman",
+    "sent from the all-new aol app",
     "sent via blackberry",
+    "sent via the samsung",
     "sent with blackberry",
+    "sent with proton",
+    "sent using ",
     "get outlook for ",
     "envoyé de mon ",
     "envoyé depuis mon ",
     "envoyé à partir de ",
+    "envoyé avec ",
+    "obtenir outlook pour ",
+    "télécharger outlook pour ",
     "von meinem ",
     "gesendet von meinem ",
+    "gesendet von outlook",
+    "gesendet mit ",
+    "outlook für ios beziehen",
+    "outlook für android beziehen",
+    "outlook für ios herunterladen",
+    "outlook für android herunterladen",
     "enviado desde mi ",
     "enviado de mi ",
+    "enviado desde outlook",
+    "obtener outlook para ",
     "enviado do meu ",
     "enviado a partir do ",
+    "enviado do outlook",
+    "enviado do email ",
+    "obter o outlook para ",
+    "obtenha o outlook para ",
     "inviato da ",
     "inviato dal mio ",
+    "inviato con ",
+    "scarica outlook per ",
     "verzonden vanaf mijn ",
+    "verzonden met ",
     "verstuurd vanaf mijn ",
+    "verzonden vanuit ",
+    "outlook voor ios downloaden",
+    "outlook voor android downloaden",
     "wysłane z ",
+    "wysłano z ",
     "skickat från min ",
+    "skickat från ",
     "sendt fra min ",
+    "sendt fra ",
+    "lähetetty iphonesta",
+    "lähetetty laitteesta",
+    "lähetetty ",
+    "odesláno z ",
+    "odoslané z ",
+    "elküldve az ",
+    "trimis de pe ",
+    "trimis din ",
+    "αποστολή από ",
     "отправлено с ",
+    "отправлено из ",
+    "надіслано з ",
+    "изпратено от ",
+    "enviat des del meu ",
+    "enviat des de ",
+    "dikirim dari ",
+    "gửi từ ",
+    "poslano s mog ",
+    "poslano z ",
     "iphoneから送信",
     "发自我的",
+    "从我的",
     "從我的",
+    "傳送自我的",
 ];
 
+/// One-line signatures that end with their verb: "iPhone'umdan
+/// gönderildi", "iPhone에서 보냄", "Von meinem Mobilgerät gesendet" (the
+/// opening "von meinem" is above), with a device named.
+const MOBILE_SUFFIXES: &[&str] = &[
+    "gönderildi",
+    "에서 보냄",
+    "에서 보냄.",
+    "から送信",
+    "发送",
+    "傳送",
+    "gesendet",
+    "verzonden",
+    "wysłane",
+];
+
+const DEVICES: &[&str] = &[
+    "iphone",
+    "ipad",
+    "android",
+    "mobil",
+    "samsung",
+    "galaxy",
+    "outlook",
+    "blackberry",
+    "huawei",
+    "xiaomi",
+    "pixel",
+    "telefon",
+    "phone",
+    "手机",
+    "携帯",
+    "모바일",
+];
+
+/// `Get Outlook for iOS<https://aka.ms/o0ukef>`: the link glued at the end.
+fn without_trailing_link(n: &str) -> &str {
+    match n.rfind('<') {
+        Some(at) if n.ends_with('>') && n[at..].contains("://") => n[..at].trim_end(),
+        _ => n,
+    }
+}
+
 fn is_mobile_signature(line: &str) -> bool {
-    if line.len() > 80 {
+    if line.len() > 160 {
         return false;
     }
     let n = normalize(line);
-    let n = n.strip_suffix('.').unwrap_or(&n);
+    let n = without_trailing_link(&n);
+    let n = n.strip_suffix('.').unwrap_or(n);
+    let words = n.split(' ').count();
+    // Samsung's "Sent from my Samsung Galaxy S23, an AT&T 5G smartphone"
+    if (n.starts_with("sent from my samsung") || n.starts_with("sent from my galaxy"))
+        && words <= 14
+        && !n.contains(['!', '?', ';'])
+    {
+        return true;
+    }
+    if words > 8 || n.contains([',', ';', '!', '?']) {
+        return false;
+    }
     MOBILE_SIGNATURES.iter().any(|p| n.starts_with(p))
-        && n.split(' ').count() <= 8
-        && !n.contains([',', ';', '!', '?'])
+        || (MOBILE_SUFFIXES.iter().any(|s| n.ends_with(s))
+            && DEVICES.iter().any(|d| n.contains(d))
+            && words <= 6)
+}
+
+/// Closing words a signature block opens with, alone on their line:
+/// "Regards,", "Cordialement", "Mit freundlichen Grüßen" … Not "Thanks"
+/// (as often the end of the answer itself) nor "Sincerely," (a form
+/// letter's signed closing, kept by upstream's `email_not_a_signature`).
+const VALEDICTIONS: &[&str] = &[
+    "regards",
+    "best regards",
+    "kind regards",
+    "warm regards",
+    "warmest regards",
+    "many regards",
+    "with regards",
+    "with kind regards",
+    "with best regards",
+    "cordialement",
+    "bien cordialement",
+    "très cordialement",
+    "salutations",
+    "meilleures salutations",
+    "sincères salutations",
+    "bien à vous",
+    "mit freundlichen grüßen",
+    "mit freundlichen grüssen",
+    "freundliche grüße",
+    "freundliche grüsse",
+    "beste grüße",
+    "viele grüße",
+    "liebe grüße",
+    "mfg",
+    "saludos",
+    "un saludo",
+    "saludos cordiales",
+    "atentamente",
+    "cordiali saluti",
+    "distinti saluti",
+    "cordialmente",
+    "met vriendelijke groet",
+    "met vriendelijke groeten",
+    "vriendelijke groet",
+    "vriendelijke groeten",
+    "atenciosamente",
+    "cumprimentos",
+    "melhores cumprimentos",
+    "pozdrawiam",
+    "z poważaniem",
+    "z wyrazami szacunku",
+    "с уважением",
+    "с наилучшими пожеланиями",
+    "з повагою",
+    "med vänliga hälsningar",
+    "vänliga hälsningar",
+    "med venlig hilsen",
+    "venlig hilsen",
+    "med vennlig hilsen",
+    "vennlig hilsen",
+    "mvh",
+    "ystävällisin terveisin",
+    "terveisin",
+    "s pozdravem",
+    "s pozdravom",
+    "saygılarımla",
+    "üdvözlettel",
+    "cu stimă",
+    "cu respect",
+    "με εκτίμηση",
+    "salam",
+    "hormat saya",
+    "trân trọng",
+];
+
+/// A closing ("Regards,") and at most a few short lines under it (name,
+/// title, company) up to `end`: where that signature starts.
+fn valediction_signature(lines: &[Line<'_>], kinds: &[Kind], end: usize) -> Option<usize> {
+    let mut short = 0;
+    let mut i = end;
+    while i > 0 {
+        i -= 1;
+        match kinds[i] {
+            Kind::Blank => continue,
+            Kind::Text => {}
+            _ => return None,
+        }
+        let t = lines[i].text.as_ref();
+        if t.len() <= 60 {
+            let n = normalize(t);
+            let n = n.trim_end_matches([',', '.', '!', ' ']);
+            if VALEDICTIONS.contains(&n) {
+                // the answer must be above it
+                return (0..i).any(|j| kinds[j] == Kind::Text).then_some(i);
+            }
+        }
+        short += 1;
+        if short > 5 || t.len() > 60 {
+            return None;
+        }
+    }
+    None
 }
 
 /// "-Abhishek Kona": a dash glued to a short name, alone on the last line.

@@ -324,6 +324,7 @@ fn signatures_are_removed() {
 fn quotes_only_mode_keeps_the_signature() {
     let options = Options {
         strip_signature: false,
+        ..Options::default()
     };
     let cases = [
         (
@@ -343,19 +344,20 @@ fn quotes_only_mode_keeps_the_signature() {
     }
 }
 
-/// `(body, visible, inline)`: quotes between answers stay; the trailing
+/// `(body, visible, inline)`: the question right above each answer stays
+/// (issue 16: not its quote header nor the rest of the block); the trailing
 /// block and a bottom-posted leading block go.
 #[test]
 fn inline_replies_keep_their_quotes() {
     let cases = [
         (
             "On Tue, Apr 29, 2014 at 4:22 PM, Dev <d@x.y> wrote:\n\n> q1\n>\n\na1\n\n> q2\n\na2\n\n> trailing\n> more",
-            "On Tue, Apr 29, 2014 at 4:22 PM, Dev <d@x.y> wrote:\n\n> q1\n>\n\na1\n\n> q2\n\na2",
+            "> q1\n\na1\n\n> q2\n\na2",
             true,
         ),
         (
             "Hi,\nOn Mon, Apr 2, 2012 at 6:26 PM, M <m@x.y> wrote:\n> q\n\nanswer\n\n> trailing",
-            "Hi,\nOn Mon, Apr 2, 2012 at 6:26 PM, M <m@x.y> wrote:\n> q\n\nanswer",
+            "Hi,\n> q\n\nanswer",
             true,
         ),
         (
@@ -445,7 +447,7 @@ fn html_reply_containers_of_common_clients() {
              <blockquote class=\"gmail_quote\">Question one?</blockquote><div>Answer one.</div>\
              <blockquote class=\"gmail_quote\">Question two?</blockquote><div>Answer two.</div>\
              <blockquote class=\"gmail_quote\">Regards</blockquote></div>",
-            "See below.\nOn Mon, Apr 2, 2012 at 6:26 PM M <m@x.y> wrote:\n> Question one?\nAnswer one.\n> Question two?\nAnswer two.",
+            "See below.\n> Question one?\nAnswer one.\n> Question two?\nAnswer two.",
             true,
         ),
         (
@@ -644,6 +646,7 @@ fn arbitrary_input_never_panics() {
             &input,
             Options {
                 strip_signature: false,
+                ..Options::default()
             },
         );
     }
