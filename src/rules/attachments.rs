@@ -22,6 +22,7 @@ pub mod archive;
 mod filename;
 pub mod roles;
 mod sniff;
+pub mod tnef;
 
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
 
