@@ -518,13 +518,13 @@ fn attachment_prop(p: &Prop<'_>, a: &mut Pending, codepage: u32) {
         PR_DISPLAY_NAME => a.display_name = p.string(codepage),
         PR_ATTACH_MIME_TAG => {
             a.mime_type = p
-                .string(CODEPAGE)
+                .string(codepage)
                 .map(|m| m.trim().to_ascii_lowercase())
                 .filter(|m| m.contains('/'))
         }
         PR_ATTACH_CONTENT_ID => {
             a.content_id = p
-                .string(CODEPAGE)
+                .string(codepage)
                 .map(|s| s.trim().trim_matches(['<', '>']).to_string())
                 .filter(|s| !s.is_empty())
         }
