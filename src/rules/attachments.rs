@@ -23,6 +23,7 @@ mod filename;
 pub mod roles;
 mod sniff;
 pub mod tnef;
+pub mod uuencode;
 
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
 
