@@ -287,3 +287,243 @@ fn rtf_text_keeps_unicode_and_drops_tables() {
     let rtf = b"{\\rtf1{\\fonttbl{\\f0 Arial;}}{\\colortbl;\\red0;}{\\*\\generator x;}Caf\\'e9 \\uc1\\u8364?\\par na\\u239?ve\\tab end}";
     assert_eq!(rtf_to_text(rtf), "Café €\nnaïve\tend");
 }
+
+// ------------------------------------------------------------------ fuzz
+
+/// SplitMix64: the same seed gives the same inputs on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Bytes of a seed kept: the structure matters, not the size.
+const SEED_MAX: usize = 48 * 1024;
+
+/// The seeds: every stream (cut to [`SEED_MAX`]), the compressed RTF
+/// bodies found in them, and uuencoded texts.
+/// Inputs of one kind.
+type Pool = Vec<Vec<u8>>;
+
+fn seeds() -> (Pool, Pool, Pool) {
+    let dir = format!("{}/tests/fixtures/tnef", env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tnef"))
+        .collect();
+    paths.sort();
+    let (mut tnefs, mut rtfs) = (Vec::new(), Vec::new());
+    for p in paths {
+        let b = std::fs::read(&p).unwrap();
+        // compressed RTF: "LZFu" is the third u32 of its header
+        for (at, _) in b.windows(4).enumerate().filter(|(_, w)| *w == b"LZFu") {
+            if at >= 8 {
+                let size = u32::from_le_bytes(b[at - 8..at - 4].try_into().unwrap()) as usize;
+                if let Some(rtf) = b.get(at - 8..at - 4 + size) {
+                    rtfs.push(rtf.to_vec());
+                }
+            }
+        }
+        tnefs.push(b[..b.len().min(SEED_MAX)].to_vec());
+    }
+    let uu = vec![
+        b"Hello\r\n\r\nbegin 644 cat.txt\r\n#0V%T\r\n`\r\nend\r\n\r\nAnn\r\n".to_vec(),
+        b"begin 600 a b.bin\nM0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T0V%T\n#0V%T\n`\nend\nbegin 644 x\n!80``\n`\nend\n".to_vec(),
+    ];
+    (tnefs, rtfs, uu)
+}
+
+/// `seed` changed by one to three mutations; `other` for splicing.
+fn mutate(seed: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let len = out.len();
+        match rng.below(8) {
+            0 => out.truncate(rng.below(len + 1)),
+            1 => {
+                for _ in 0..1 + rng.below(8) {
+                    if !out.is_empty() {
+                        let at = rng.below(out.len());
+                        out[at] ^= 1 << rng.below(8);
+                    }
+                }
+            }
+            // a length or count field: the values that break readers
+            2 | 3 => {
+                if len >= 4 {
+                    let at = rng.below(len - 3);
+                    let v: u32 = match rng.below(7) {
+                        0 => 0,
+                        1 => 1,
+                        2 => u32::MAX,
+                        3 => 0x7FFF_FFFF,
+                        4 => 0x8000_0000,
+                        5 => len as u32,
+                        _ => rng.next() as u32 & 0xFFFF,
+                    };
+                    out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            4 => {
+                // duplicate a chunk
+                if len > 0 {
+                    let from = rng.below(len);
+                    let to = (from + 1 + rng.below(512)).min(len);
+                    let chunk = out[from..to].to_vec();
+                    let at = rng.below(len + 1);
+                    out.splice(at..at, chunk);
+                }
+            }
+            5 => {
+                // delete a chunk
+                if len > 0 {
+                    let from = rng.below(len);
+                    let to = (from + 1 + rng.below(512)).min(len);
+                    out.drain(from..to);
+                }
+            }
+            6 => {
+                // splice with another seed
+                let cut = rng.below(len + 1);
+                let from = rng.below(other.len() + 1);
+                out.truncate(cut);
+                out.extend_from_slice(&other[from..]);
+            }
+            _ => {
+                // random bytes
+                let at = rng.below(len + 1);
+                let junk: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                out.splice(at..at, junk);
+            }
+        }
+    }
+    out
+}
+
+/// Runs one input through everything the gate would run on it, and
+/// checks the bounds.
+fn exercise(input: &[u8], kind: usize) {
+    match kind {
+        0 => {
+            let mut queue = vec![(input.to_vec(), 0usize)];
+            while let Some((bytes, depth)) = queue.pop() {
+                if let Ok(t) = decode(&bytes) {
+                    for f in &t.files {
+                        assert!(
+                            f.bytes.len() <= bytes.len(),
+                            "a file larger than its stream"
+                        );
+                        if f.embedded_message && depth < 3 {
+                            queue.push((f.bytes.clone(), depth + 1));
+                        }
+                    }
+                    for b in &t.bodies {
+                        assert!(b.bytes.len() <= bytes.len().saturating_mul(MAX_RTF_RATIO));
+                    }
+                    let _ = t.text();
+                } else if let Err(e) = decode(&bytes) {
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        1 => {
+            if let Ok(rtf) = decompress_rtf(input) {
+                assert!(rtf.len() <= input.len().saturating_mul(MAX_RTF_RATIO));
+                let _ = rtf_to_text(&rtf);
+            }
+            let _ = rtf_to_text(input);
+        }
+        _ => {
+            use crate::rules::attachments::uuencode;
+            let text = String::from_utf8_lossy(input);
+            for b in uuencode::find_blocks(&text) {
+                assert!(b.range.end <= text.len() && b.range.start < b.range.end);
+                if let Ok(f) = &b.file {
+                    assert!(f.len() <= b.range.len());
+                }
+            }
+            let _ = uuencode::strip_blocks(&text);
+            let _ = uuencode::decode_part(input);
+        }
+    }
+}
+
+/// `n` inputs from `seed`: (inputs per kind, panics). A panicking input
+/// is written to the temporary directory.
+fn fuzz(n: usize, seed: u64) -> ([usize; 3], usize) {
+    let (tnefs, rtfs, uu) = seeds();
+    assert!(rtfs.len() >= 10, "compressed RTF seeds: {}", rtfs.len());
+    let pools = [&tnefs, &rtfs, &uu];
+    let mut rng = Rng(seed);
+    let mut counts = [0usize; 3];
+    let mut panics = 0;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for i in 0..n {
+        let kind = match rng.below(10) {
+            0..=5 => 0,
+            6..=7 => 1,
+            _ => 2,
+        };
+        let pool = pools[kind];
+        let a = &pool[rng.below(pool.len())];
+        let b = &pool[rng.below(pool.len())];
+        let input = mutate(a, b, &mut rng);
+        counts[kind] += 1;
+        if std::panic::catch_unwind(|| exercise(&input, kind)).is_err() {
+            panics += 1;
+            let path = std::env::temp_dir().join(format!("tnef-fuzz-{seed}-{i}-kind{kind}.bin"));
+            let _ = std::fs::write(&path, &input);
+            eprintln!(
+                "panic on input {i} (kind {kind}), written to {}",
+                path.display()
+            );
+        }
+    }
+    std::panic::set_hook(hook);
+    (counts, panics)
+}
+
+/// The suite's share: a few seconds.
+#[test]
+fn fuzz_a_few_thousand_inputs_without_a_panic() {
+    let start = std::time::Instant::now();
+    let (counts, panics) = fuzz(6_000, 26);
+    eprintln!("{counts:?} inputs in {:?}", start.elapsed());
+    assert_eq!(panics, 0);
+}
+
+/// The long run: `GUICHET_TNEF_FUZZ=1000000 GUICHET_TNEF_FUZZ_SEED=1
+/// cargo test --lib tnef::tests::fuzz_long -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fuzz_long() {
+    let n = std::env::var("GUICHET_TNEF_FUZZ")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let seed = std::env::var("GUICHET_TNEF_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let start = std::time::Instant::now();
+    let (counts, panics) = fuzz(n, seed);
+    eprintln!(
+        "tnef fuzz: {n} inputs (seed {seed}): {} TNEF streams, {} compressed RTF, {} uuencoded texts; {panics} panics; {:.1?}",
+        counts[0],
+        counts[1],
+        counts[2],
+        start.elapsed()
+    );
+    assert_eq!(panics, 0);
+}
