@@ -163,8 +163,12 @@ pub fn find_blocks(text: &str) -> Vec<Block> {
                     break;
                 }
                 Ok(true) => {}
-                // junk after the last data line: the block is over
-                Err(_) if ended => break,
+                // junk after the last data line: the block is over (and
+                // what the line gave before its bad character is not data)
+                Err(_) if ended => {
+                    file.truncate(before);
+                    break;
+                }
                 Err(why) => {
                     result = Err(UuError::BadLine { line: j - i, why });
                     j += 1;
@@ -294,6 +298,14 @@ mod tests {
         assert_eq!(find_blocks(no_end)[0].file.as_deref(), Ok(&b"Cat"[..]));
         let b = &find_blocks(text)[0];
         assert_eq!(b.file.as_deref(), Ok(&b"Cat"[..]));
+        // Junk after the zero-length line that starts like data (the
+        // fuzz loop's find: its first bytes were kept as part of the file).
+        let junk = format!(
+            "begin 644 x\n!80``\n`\nM0V%T0V%T\0{}0V%\n",
+            "0V%T".repeat(13)
+        );
+        let jb = &find_blocks(&junk)[0];
+        assert_eq!(jb.file.as_deref(), Ok(&b"a"[..]));
         assert_eq!(&text[b.range.end..], "-- \nsig\n");
     }
 

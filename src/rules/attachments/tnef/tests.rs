@@ -494,6 +494,25 @@ fn fuzz(n: usize, seed: u64) -> ([usize; 3], usize) {
     (counts, panics)
 }
 
+/// The inputs the fuzz loop once found panicking (`tests/fixtures/tnef/
+/// crashes`, named `…-kind<N>.bin` by the kind of input) pass now.
+#[test]
+fn fuzz_crashes_found_before_stay_fixed() {
+    let dir = format!("{}/tests/fixtures/tnef/crashes", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let kind: usize = name
+            .rsplit_once("-kind")
+            .and_then(|(_, k)| k.trim_end_matches(".bin").parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no kind"));
+        exercise(&std::fs::read(&path).unwrap(), kind);
+        n += 1;
+    }
+    assert!(n >= 3);
+}
+
 /// The suite's share: a few seconds.
 #[test]
 fn fuzz_a_few_thousand_inputs_without_a_panic() {
