@@ -13,7 +13,7 @@ use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
 use guichet::adapters::clamd::{self, ScanOutcome};
-use guichet::rules::attachments::{FilePart, Policy, check};
+use guichet::rules::attachments::{FilePart, Origin, Policy, check};
 use guichet::settings::ClamdAddress;
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible like media.
@@ -131,6 +131,7 @@ fn main() {
             bytes: Cow::Borrowed(bytes),
             malformed: false,
             content_id: None,
+            origin: Origin::Mime,
         })
         .collect();
     // Every generated file must pass, or the gate would be measured on a

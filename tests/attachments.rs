@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use guichet::adapters::file_store;
 use guichet::rules::attachments::{
-    Checked, FilePart, MAX_NAME_BYTES, Policy, Refusal, check, file_parts,
+    Checked, FilePart, MAX_NAME_BYTES, Origin, Policy, Refusal, check, file_parts,
 };
 use mail_parser::MessageParser;
 use zip::write::SimpleFileOptions;
@@ -166,6 +166,7 @@ fn part(index: usize, name: Option<&str>, declared: &str, bytes: Vec<u8>) -> Fil
         bytes: Cow::Owned(bytes),
         malformed: false,
         content_id: None,
+        origin: Origin::Mime,
     }
 }
 
@@ -583,7 +584,7 @@ fn policy_table_over_real_files() {
             "",
         ),
         (
-            "winmail.dat",
+            "winmail.dat that does not decode",
             Some("winmail.dat"),
             "application/ms-tnef",
             b"\x78\x9f\x3e\x22\x00\x00".to_vec(),
@@ -991,41 +992,154 @@ fn rfc2231_and_encoded_word_names_from_the_corpus() {
     }
 }
 
+/// A mail carrying `bytes` as a `winmail.dat` part.
+fn winmail_mail(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: a@example.test\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+--b\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Disposition: attachment; filename=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
 #[test]
-fn tnef_streams_and_messages_are_refused_as_tnef() {
-    let Some(corpus) = corpus() else { return };
-    let dir = corpus.join("mimekit/tnef");
+fn tnef_streams_give_their_files_to_the_gate_and_broken_ones_are_refused() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tnef");
     let allowed = strings(BROAD);
     let policy = Policy {
         enabled: true,
         max_size_bytes: FIVE_MIB,
         allowed_extensions: &allowed,
     };
-    let mut streams = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "tnef") {
-            let bytes = std::fs::read(&path).unwrap();
-            // Recognised by its magic even when badly labelled.
-            let got = check(
-                &policy,
-                &part(1, Some("attachment.bin"), "application/octet-stream", bytes),
-            );
-            assert_eq!(got.refusal, Some(Refusal::Tnef), "{}", path.display());
-            streams += 1;
-        }
-    }
-    assert_eq!(streams, 19);
-    for eml in ["rich-text.eml", "ukr.eml"] {
+    // two-files.tnef: AUTHORS and README come out as files (no extension:
+    // refused as such, not as TNEF); the winmail.dat itself is gone.
+    let raw = winmail_mail(&std::fs::read(dir.join("two-files.tnef")).unwrap());
+    let msg = parse(&raw);
+    let files = file_parts(&msg);
+    let names: Vec<_> = files.iter().map(|f| f.raw_name.clone().unwrap()).collect();
+    assert_eq!(names, ["AUTHORS", "README"]);
+    assert!(files.iter().all(|f| f.origin == Origin::Tnef));
+    let verdicts: Vec<_> = files.iter().map(|f| check(&policy, f)).collect();
+    assert!(
+        verdicts
+            .iter()
+            .all(|c| c.refusal.as_ref().map(Refusal::code) == Some("no_extension")),
+        "{verdicts:?}"
+    );
+    // MAPI_ATTACH_DATA_OBJ: the .doc, .pdf and .htm, then the RTF body.
+    let raw = winmail_mail(&std::fs::read(dir.join("MAPI_ATTACH_DATA_OBJ.tnef")).unwrap());
+    let msg = parse(&raw);
+    let files = file_parts(&msg);
+    let got: Vec<_> = files
+        .iter()
+        .map(|f| {
+            (
+                f.raw_name.clone().unwrap(),
+                f.origin,
+                check(&policy, f).refusal.map(|r| r.code()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got[1],
+        ("VIA_Nytt_1402.pdf".into(), Origin::Tnef, None),
+        "{got:?}"
+    );
+    assert_eq!(got[3].0, "body.rtf");
+    assert_eq!(got[3].1, Origin::TnefBody);
+    // The embedded messages of christmas.tnef are opened in turn.
+    let raw = winmail_mail(&std::fs::read(dir.join("christmas.tnef")).unwrap());
+    let msg = parse(&raw);
+    let kittens = file_parts(&msg)
+        .iter()
+        .filter(|f| f.raw_name.as_deref() == Some("kitten-playing-with-a-christmas-tree.jpg"))
+        .count();
+    assert!(kittens >= 2, "the top one and the embedded message's");
+    // The two whole Outlook messages of the corpus.
+    for (eml, want) in [("ukr.eml", "body.html"), ("rich-text.eml", "body.rtf")] {
         let raw = std::fs::read(dir.join(eml)).unwrap();
         let msg = parse(&raw);
-        let verdicts: Vec<_> = file_parts(&msg).iter().map(|f| check(&policy, f)).collect();
+        let files = file_parts(&msg);
         assert!(
-            verdicts.iter().any(|c| c.refusal == Some(Refusal::Tnef)
-                && c.filename.eq_ignore_ascii_case("winmail.dat")),
-            "{eml}: {verdicts:?}"
+            files
+                .iter()
+                .all(|f| f.raw_name.as_deref() != Some("winmail.dat")),
+            "{eml}: the winmail.dat is decoded"
+        );
+        assert!(
+            files.iter().any(|f| f.raw_name.as_deref() == Some(want)),
+            "{eml}: {:?}",
+            files.iter().map(|f| &f.raw_name).collect::<Vec<_>>()
         );
     }
+    // A stream that does not decode stays one file, refused with the reason.
+    let whole = std::fs::read(dir.join("two-files.tnef")).unwrap();
+    for (broken, why) in [
+        (&whole[..whole.len() / 2], "cut short"),
+        (&b"\x78\x9f\x3e\x22\x00\x00"[..], "holds no attribute"),
+        (&b"not tnef at all"[..], "wrong signature"),
+    ] {
+        let raw = winmail_mail(broken);
+        let msg = parse(&raw);
+        let files = file_parts(&msg);
+        assert_eq!(files.len(), 1);
+        let c = check(&policy, &files[0]);
+        assert_eq!(c.filename, "winmail.dat");
+        let refusal = c.refusal.unwrap();
+        assert_eq!(refusal.code(), "tnef");
+        let told = refusal.explain(guichet::settings::Language::En);
+        assert!(
+            told.contains(why) && told.contains("cannot be read"),
+            "{told}"
+        );
+    }
+}
+
+#[test]
+fn uuencoded_files_in_text_bodies_and_parts_are_decoded_for_the_gate() {
+    let allowed = strings(BROAD);
+    let policy = Policy {
+        enabled: true,
+        max_size_bytes: FIVE_MIB,
+        allowed_extensions: &allowed,
+    };
+    // Lotus Notes pasting a JPEG into the body (RT's corpus).
+    if let Some(corpus) = corpus() {
+        let raw = std::fs::read(corpus.join("rt/emails/notes-uuencoded")).unwrap();
+        let msg = parse(&raw);
+        let files = file_parts(&msg);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].raw_name.as_deref(), Some("Naz_Head.jpg"));
+        assert_eq!(files[0].origin, Origin::Uuencoded);
+        assert!(files[0].bytes.starts_with(&[0xFF, 0xD8, 0xFF]));
+        let c = check(&policy, &files[0]);
+        assert_eq!(c.refusal, None, "{c:?}");
+    }
+    // An x-uuencode part: its bytes are the file, not the encoded text.
+    let raw = b"From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream; name=cat.txt\r\nContent-Disposition: attachment; filename=cat.txt\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 cat.txt\r\n#0V%T\r\n`\r\nend\r\n--b--\r\n";
+    let msg = parse(raw);
+    let files = file_parts(&msg);
+    assert_eq!(files.len(), 1);
+    assert_eq!(&files[0].bytes[..], b"Cat");
+    assert_eq!(check(&policy, &files[0]).refusal, None);
+    // A malformed block is refused as undecodable, with its name.
+    let raw = b"From: a@example.test\r\nContent-Type: text/plain\r\n\r\nHello\r\n\r\nbegin 644 a.txt\r\n#0V%T\r\n#0v%t\r\nend\r\n";
+    let msg = parse(raw);
+    let files = file_parts(&msg);
+    assert_eq!(files.len(), 1);
+    let c = check(&policy, &files[0]);
+    assert_eq!(
+        (c.filename.as_str(), c.refusal),
+        ("a.txt", Some(Refusal::Undecodable))
+    );
 }
 
 // ---------------------------------------------------------------- bad input

@@ -9,6 +9,20 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use sha2::{Digest, Sha256};
 
 use crate::domain::EmailAddress;
+use crate::rules::attachments::{tnef, uuencode};
+
+/// The text body of the message's first `winmail.dat` that carries one.
+fn tnef_text(msg: &Message<'_>) -> Option<String> {
+    msg.attachments.iter().find_map(|&id| {
+        let part = msg.parts.get(id as usize)?;
+        match &part.body {
+            PartType::Binary(b) | PartType::InlineBinary(b) if b.starts_with(&tnef::SIGNATURE) => {
+                tnef::decode(b).ok()?.text()
+            }
+            _ => None,
+        }
+    })
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Inbound {
@@ -146,6 +160,18 @@ impl Inbound {
         let html = msg.body_html(0).map(|h| h.into_owned());
         let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
         let text_from_html = matches!(msg.text_part(0).map(|p| &p.body), Some(PartType::Html(_)));
+        // uuencoded files are files (attachments::file_parts), not text
+        let text = if text_from_html {
+            text
+        } else {
+            uuencode::strip_blocks(&text)
+        };
+        // Outlook may put the whole body in its winmail.dat
+        let text = if text.trim().is_empty() && html.is_none() {
+            tnef_text(msg).unwrap_or(text)
+        } else {
+            text
+        };
         Inbound {
             message_id,
             dedup_key,
@@ -249,6 +275,25 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
         assert!(m.text.contains("Hello"));
         assert!(!m.text_from_html);
         assert!(m.problem.is_none());
+    }
+
+    #[test]
+    fn uuencoded_blocks_leave_the_text_and_a_winmail_body_fills_an_empty_one() {
+        let raw = b"From: a@b.c\r\nContent-Type: text/plain\r\n\r\nHere it is:\r\n\r\nbegin 644 cat.txt\r\n#0V%T\r\n`\r\nend\r\n\r\nAnn\r\n";
+        let m = Inbound::parse(raw);
+        assert_eq!(m.text, "Here it is:\r\n\r\n\r\nAnn\r\n");
+        let tnef = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tnef/triples.tnef"
+        ))
+        .unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&tnef);
+        let raw = format!(
+            "From: a@b.c\r\nMIME-Version: 1.0\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        );
+        let m = Inbound::parse(raw.as_bytes());
+        assert_eq!(m.text, "Sample description");
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! TNEF streams. `tnef` 0.1.1 errors on 8 of them and silently drops the
 //! attached files of 5 more (it skips any attachment lacking one of six
 //! attributes); `ytnef` binds libytnef, a GPL-2.0 C library. Neither is
-//! usable, so a TNEF part is refused as [`Refusal::Tnef`], with advice to
-//! resend the mail in HTML or plain text.
+//! usable, so [`tnef`] reads them: [`file_parts`] replaces a TNEF part by
+//! the files inside it (and its body, see [`Origin::TnefBody`]), each
+//! gated like any other; one that does not decode stays one file, refused
+//! as [`Refusal::Tnef`] with the reason. uuencoded files ([`uuencode`]),
+//! pasted into a text body or sent as an `x-uuencode` part, are decoded
+//! and gated the same way.
 
 use std::borrow::Cow;
 
@@ -22,6 +26,8 @@ pub mod archive;
 mod filename;
 pub mod roles;
 mod sniff;
+pub mod tnef;
+pub mod uuencode;
 
 pub use filename::{MAX_NAME_BYTES, extension_of, sanitize_filename};
 
@@ -52,16 +58,129 @@ pub struct FilePart<'a> {
     /// Its `Content-ID`, lower case, without the angle brackets: how the
     /// HTML body shows it (`cid:`).
     pub content_id: Option<String>,
+    /// Where the file was found.
+    pub origin: Origin,
+}
+
+/// Where a file was found: a MIME part, or decoded out of one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Mime,
+    /// A file inside a `winmail.dat` (TNEF).
+    Tnef,
+    /// The body a `winmail.dat` carries (`body.rtf`, `body.html`,
+    /// `body.txt`): part of the message, not a file the customer
+    /// attached, so it is gated quietly (see [`check_body_part`]).
+    TnefBody,
+    /// A uuencoded block (`begin 644 name` … `end`) of a text body, or
+    /// an `x-uuencode` part.
+    Uuencoded,
 }
 
 /// Every file of a message: attachments and inline parts (images
 /// included), those of nested `message/rfc822` parts too, in MIME order.
-/// The body's text and HTML parts are not files. A TNEF part
-/// (`winmail.dat`) comes out as one file, which [`check`] refuses.
+/// The body's text and HTML parts are not files, but the uuencoded
+/// blocks of its text parts are (after the MIME files). A TNEF part
+/// (`winmail.dat`) that decodes gives the files inside it instead (those
+/// of the messages it embeds too, [`MAX_MESSAGE_DEPTH`] deep) and its
+/// body; one that does not stays one file, which [`check`] refuses.
 pub fn file_parts<'a>(msg: &'a Message<'a>) -> Vec<FilePart<'a>> {
     let mut out = Vec::new();
     collect(msg, 0, &mut out);
+    for &id in &msg.text_body {
+        if let Some(PartType::Text(text)) = msg.parts.get(id as usize).map(|p| &p.body) {
+            for block in uuencode::find_blocks(text) {
+                let (bytes, malformed) = match block.file {
+                    Ok(file) => (file, false),
+                    Err(_) => (text.as_bytes()[block.range].to_vec(), true),
+                };
+                out.push(FilePart {
+                    index: out.len() + 1,
+                    raw_name: (!block.name.is_empty()).then_some(block.name),
+                    declared_type: "application/octet-stream".into(),
+                    inline: false,
+                    bytes: Cow::Owned(bytes),
+                    malformed,
+                    content_id: None,
+                    origin: Origin::Uuencoded,
+                });
+            }
+        }
+    }
     out
+}
+
+/// Adds `part` to `out`, or what it holds: the files and body of a TNEF
+/// part that decodes (an embedded message in turn, while `depth` allows),
+/// the file of an `x-uuencode` part.
+fn push_file<'a>(mut part: FilePart<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) {
+    if !part.malformed
+        && depth < MAX_MESSAGE_DEPTH
+        && is_tnef_labelled(&part)
+        && let Ok(t) = tnef::decode(&part.bytes)
+    {
+        for f in t.files {
+            let declared_type = if f.embedded_message {
+                "application/ms-tnef".to_string()
+            } else {
+                f.mime_type
+                    .unwrap_or_else(|| "application/octet-stream".into())
+            };
+            let inner = FilePart {
+                index: 0,
+                raw_name: f.name,
+                declared_type,
+                inline: f.inline,
+                bytes: Cow::Owned(f.bytes),
+                malformed: false,
+                content_id: f.content_id.map(|c| c.to_ascii_lowercase()),
+                origin: Origin::Tnef,
+            };
+            push_file(inner, depth + 1, out);
+        }
+        for b in t.bodies {
+            out.push(FilePart {
+                index: out.len() + 1,
+                raw_name: Some(b.file_name().to_string()),
+                declared_type: b.mime_type().to_string(),
+                inline: true,
+                bytes: Cow::Owned(b.bytes),
+                malformed: false,
+                content_id: None,
+                origin: Origin::TnefBody,
+            });
+        }
+        return;
+    }
+    if !part.malformed
+        && let Some(block) = uuencode::decode_part(&part.bytes)
+    {
+        match block.file {
+            Ok(file) => {
+                part.bytes = Cow::Owned(file);
+                part.origin = Origin::Uuencoded;
+                if part.raw_name.is_none() && !block.name.is_empty() {
+                    part.raw_name = Some(block.name);
+                }
+            }
+            Err(_) => part.malformed = true,
+        }
+    }
+    part.index = out.len() + 1;
+    out.push(part);
+}
+
+/// Declared or recognised as TNEF.
+fn is_tnef_labelled(part: &FilePart<'_>) -> bool {
+    matches!(
+        part.declared_type.as_str(),
+        "application/ms-tnef" | "application/vnd.ms-tnef"
+    ) || part
+        .raw_name
+        .as_deref()
+        .is_some_and(|n| n.trim().eq_ignore_ascii_case("winmail.dat"))
+        || sniff::is_tnef(&part.bytes)
 }
 
 /// The `cid:` references of the message's HTML body parts (see
@@ -106,7 +225,7 @@ fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) 
             PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
             PartType::Text(t) | PartType::Html(t) => original_text_bytes(msg, part, t),
         };
-        out.push(FilePart {
+        let file = FilePart {
             index: out.len() + 1,
             raw_name: continued_name(msg, part)
                 .or_else(|| part.attachment_name().map(str::to_string))
@@ -121,7 +240,9 @@ fn collect<'a>(msg: &'a Message<'a>, depth: usize, out: &mut Vec<FilePart<'a>>) 
                     .trim_end_matches('>')
                     .to_ascii_lowercase()
             }),
-        });
+            origin: Origin::Mime,
+        };
+        push_file(file, depth, out);
     }
 }
 
@@ -361,7 +482,10 @@ pub enum Refusal {
     /// An archive we cannot look inside (encrypted, damaged, or a format
     /// other than zip).
     UnreadableArchive,
-    Tnef,
+    /// A `winmail.dat` (TNEF) that could not be read: why.
+    Tnef {
+        why: String,
+    },
     Infected {
         signature: String,
     },
@@ -400,7 +524,7 @@ impl Refusal {
             Refusal::ArchiveHoldsExecutable { .. } => "archive_holds_executable",
             Refusal::ArchiveTooLarge => "archive_too_large",
             Refusal::UnreadableArchive => "unreadable_archive",
-            Refusal::Tnef => "tnef",
+            Refusal::Tnef { .. } => "tnef",
             Refusal::Infected { .. } => "infected",
             Refusal::NotScanned { .. } => "not_scanned",
             Refusal::TooMany { .. } => "too_many_files",
@@ -433,9 +557,9 @@ impl Refusal {
             }
             Refusal::Undecodable => {
                 if fr {
-                    "Le fichier est arrivé abîmé (encodage base64 ou quoted-printable invalide) et n'a pas pu être lu.".into()
+                    "Le fichier est arrivé abîmé (encodage base64, quoted-printable ou uuencode invalide) et n'a pas pu être lu.".into()
                 } else {
-                    "The file arrived damaged (invalid base64 or quoted-printable encoding) and could not be read.".into()
+                    "The file arrived damaged (invalid base64, quoted-printable or uuencode encoding) and could not be read.".into()
                 }
             }
             Refusal::TooLarge { size, limit } => {
@@ -514,11 +638,15 @@ impl Refusal {
                     "The archive's content cannot be checked (it is encrypted, damaged, or not a zip).".into()
                 }
             }
-            Refusal::Tnef => {
+            Refusal::Tnef { why } => {
                 if fr {
-                    "Outlook a envoyé ce fichier au format winmail.dat (TNEF), illisible ici : renvoyez le message au format HTML ou texte brut.".into()
+                    format!(
+                        "Outlook a envoyé ce fichier au format winmail.dat (TNEF), mais il est illisible ({why}) : renvoyez le message au format HTML ou texte brut."
+                    )
                 } else {
-                    "Outlook sent this as winmail.dat (TNEF), which cannot be read here: please resend the message in HTML or plain text format.".into()
+                    format!(
+                        "Outlook sent this as winmail.dat (TNEF), but it cannot be read ({why}): please resend the message in HTML or plain text format."
+                    )
                 }
             }
             Refusal::Infected { signature } => {
@@ -587,11 +715,15 @@ impl Checked {
     }
 }
 
-/// A body image (see [`roles`]): the file policy, and it must be an
-/// image by its content; its refusal is quiet.
-pub fn check_body_image(policy: &Policy, part: &FilePart) -> Checked {
+/// A part of the message's body gated as a file, quietly: a body image
+/// (see [`roles`]), which must be an image by its content, or the body a
+/// `winmail.dat` carries ([`Origin::TnefBody`]), under the file policy.
+pub fn check_body_part(policy: &Policy, part: &FilePart) -> Checked {
     let mut c = check(policy, part);
     c.body_image = true;
+    if part.origin == Origin::TnefBody {
+        return c;
+    }
     if c.refusal.is_none()
         && !c
             .sniffed_type
@@ -674,7 +806,12 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
             limit: policy.max_size_bytes,
         })
     } else if is_tnef(part, &filename) {
-        Some(Refusal::Tnef)
+        Some(Refusal::Tnef {
+            why: match tnef::decode(bytes) {
+                Err(e) => e.to_string(),
+                Ok(_) => format!("messages embedded more than {MAX_MESSAGE_DEPTH} deep"),
+            },
+        })
     } else {
         match &extension {
             None => Some(Refusal::NoExtension),
@@ -698,11 +835,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
 }
 
 fn is_tnef(part: &FilePart, filename: &str) -> bool {
-    matches!(
-        part.declared_type.as_str(),
-        "application/ms-tnef" | "application/vnd.ms-tnef"
-    ) || filename.eq_ignore_ascii_case("winmail.dat")
-        || sniff::is_tnef(&part.bytes)
+    is_tnef_labelled(part) || filename.eq_ignore_ascii_case("winmail.dat")
 }
 
 /// What the bytes are, as a MIME type: programs first (by our stricter
@@ -1034,6 +1167,7 @@ mod tests {
             bytes: Cow::Owned(bytes.to_vec()),
             malformed: false,
             content_id: None,
+            origin: Origin::Mime,
         }
     }
 
@@ -1060,7 +1194,9 @@ mod tests {
             },
             Refusal::ArchiveTooLarge,
             Refusal::UnreadableArchive,
-            Refusal::Tnef,
+            Refusal::Tnef {
+                why: "the TNEF stream holds no attribute".into(),
+            },
             Refusal::Infected {
                 signature: "Eicar-Test-Signature".into(),
             },

@@ -11,9 +11,10 @@
 //! | Exchange's `ATT00001.txt` / `ATT00001.htm` | a footer the server added | not a file |
 //! | `text/vcard` / `.vcf` | the sender's contact card | not a file; the agents' copy names it |
 //! | `text/calendar` / `.ics` | an invitation | not a file; the agents' copy gives its title and time |
+//! | the body a `winmail.dat` carries (`body.rtf`, `body.html`, `body.txt`) | the message's body | the file policy and antivirus; never causes a refusal notice |
 //! | anything else | a file | the attachment policy, refusal notice included |
 
-use super::FilePart;
+use super::{FilePart, Origin};
 
 /// What a part is taken for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub enum Role {
     File,
     /// An image the HTML body shows (`cid:`).
     BodyImage,
+    /// The body a `winmail.dat` carries ([`Origin::TnefBody`]).
+    MessageBody,
     /// A tracking pixel or spacer: a body image of at most
     /// [`TINY_PIXELS`] pixels (or, unmeasurable, [`TINY_BYTES`] bytes).
     TinyImage,
@@ -72,6 +75,9 @@ pub const TINY_BYTES: usize = 128;
 /// message's HTML body (without `cid:`, lower case); `encrypted`: the
 /// message is a `multipart/encrypted` (its payload is then no file).
 pub fn role_of(part: &FilePart<'_>, body_cids: &[String], encrypted: bool) -> Role {
+    if part.origin == Origin::TnefBody {
+        return Role::MessageBody;
+    }
     let ty = part.declared_type.as_str();
     let name = part
         .raw_name
@@ -332,6 +338,7 @@ mod tests {
             bytes: Cow::Borrowed(bytes),
             malformed: false,
             content_id: cid.map(str::to_string),
+            origin: Origin::Mime,
         }
     }
 

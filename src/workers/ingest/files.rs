@@ -58,6 +58,9 @@ fn taken_for(role: &Role) -> &'static str {
         Role::BodyImage => {
             "an image of the body (referenced by cid: from the HTML): judged by content, size and antivirus; a refusal is not told to the customer"
         }
+        Role::MessageBody => {
+            "the body a winmail.dat carries: judged by the file policy and antivirus; a refusal is not told to the customer"
+        }
         Role::TinyImage => "a tracking pixel or spacer (a tiny body image): dropped",
         Role::Signature(_) => {
             "a signature: not a file (never gated, stored or listed); the message is noted as signed"
@@ -105,7 +108,7 @@ pub(super) fn sort_parts<'m>(
         }
         match role {
             Role::File => files.push((part, false)),
-            Role::BodyImage => files.push((part, true)),
+            Role::BodyImage | Role::MessageBody => files.push((part, true)),
             Role::ContactCard { .. } | Role::Invitation(_) if for_agent => {
                 files.push((part, false))
             }
@@ -207,7 +210,7 @@ pub(super) async fn check_files(
     let max_files = a.max_files;
     for (n, (part, body_image)) in parts.into_iter().enumerate() {
         let mut c = if body_image {
-            attachments::check_body_image(&policy, &part)
+            attachments::check_body_part(&policy, &part)
         } else if n < max_files as usize {
             attachments::check(&policy, &part)
         } else {
@@ -238,7 +241,7 @@ pub(super) async fn check_files(
                     c.sniffed_type.as_deref().unwrap_or("unknown")
                 ),
                 Some(r) if c.body_image => format!(
-                    "{} ({} bytes, a body image): refused quietly (the customer is not told), {}",
+                    "{} ({} bytes, part of the body): refused quietly (the customer is not told), {}",
                     c.filename,
                     c.size,
                     r.explain(Language::En)
