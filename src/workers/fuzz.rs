@@ -284,7 +284,11 @@ pub async fn run(
     // panics: counted by the hook (ingest catches them)
     static PANICKED: AtomicBool = AtomicBool::new(false);
     let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| PANICKED.store(true, Ordering::SeqCst)));
+    std::panic::set_hook(Box::new(|info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        // where it panicked, once per input: what a fixer needs first
+        eprintln!("fuzz: panic: {info}");
+    }));
     let mut report = FuzzReport {
         inputs,
         seeds: seeds.len(),

@@ -169,9 +169,12 @@ fn percent_decoded(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // by bytes: `%` may stand before a multi-byte character
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;
@@ -328,6 +331,14 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
+
+    #[test]
+    fn percent_decoding_takes_bytes_not_characters() {
+        assert_eq!(percent_decoded("a%20b%41"), "a bA");
+        // found by the fuzz loop: `%` before a multi-byte character
+        assert_eq!(percent_decoded("x%é1"), "x%é1");
+        assert_eq!(percent_decoded("%%%"), "%%%");
+    }
 
     fn part<'a>(ty: &str, name: Option<&str>, cid: Option<&str>, bytes: &'a [u8]) -> FilePart<'a> {
         FilePart {
