@@ -825,7 +825,14 @@ fn dated_address(joined: &str) -> bool {
     }
     let head_end = body.find(['<', '@', '(']).unwrap_or(body.len());
     let head = &body[..head_end];
+    // the date opens the header (a sentence naming a date and an address
+    // has words before its date)
+    let dated_early = head
+        .split_whitespace()
+        .take(4)
+        .any(|w| w.bytes().any(|b| b.is_ascii_digit()));
     head.split_whitespace().count() <= 16
+        && dated_early
         && !head.contains(['?', '!', ';'])
         && (has_time(head) || has_year(head))
 }

@@ -461,6 +461,7 @@ fn look_alikes_stay() {
         "On Monday we ship the fix.\n\nOn Tuesday it will be live.",
         "From: the billing team\n\nYour invoice is attached.",
         "The meeting is on 02.12.2026 at 18:24, write to <support@acme.test>\n\nThanks.",
+        "Please send it back before 12.05.2026 to our returns desk <returns@acme.test>:\n\nACME Returns\n1 Main Street",
     ];
     for body in bodies {
         let v = visible_text(body);
