@@ -154,13 +154,14 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
         end = cut;
     }
 
-    // A phone's or client's one-line signature ends the answer: what
-    // follows it is the quoted original ("Sent from my iPhone" above an
-    // unprefixed copy, as Outlook mobile and many phones write it).
+    // A phone's or client's one-line signature naming its device or app
+    // ends the answer: what follows it is the quoted original ("Sent from
+    // my iPhone" above an unprefixed copy, as Outlook mobile and many
+    // phones write it).
     if options.strip_signature
         && let Some(cut) = (0..end).find(|&i| {
             kinds[i] == Kind::Text
-                && is_mobile_signature(text(i))
+                && is_device_signature(text(i))
                 && (0..i).any(|j| kinds[j] == Kind::Text)
         })
     {
@@ -1366,10 +1367,14 @@ const MOBILE_SUFFIXES: &[&str] = &[
 ];
 
 const DEVICES: &[&str] = &[
-    "iphone",
+    "iphon",
     "ipad",
     "android",
     "mobil",
+    "móvil",
+    "cellulare",
+    "smartphone",
+    "tablet",
     "samsung",
     "galaxy",
     "outlook",
@@ -1383,6 +1388,45 @@ const DEVICES: &[&str] = &[
     "携帯",
     "모바일",
 ];
+
+/// Mail apps named in their signatures.
+const MAIL_APPS: &[&str] = &[
+    "mail for ",
+    "mail app",
+    "yahoo",
+    "gmail",
+    "aol",
+    "proton",
+    "typeapp",
+    "spark",
+    "bluemail",
+    "edison",
+    "newton",
+    "airmail",
+    "polymail",
+    "superhuman",
+    "zoho",
+    "web.de",
+    "gmx",
+    "t-online",
+];
+
+/// Possessives before the device: "my", "mon", "meinem", "mi", "meu" …
+const POSSESSIVES: &[&str] = &[
+    " my ", " mon ", " meinem ", " mi ", " meu ", " mijn ", " min ", " mio ", "我的",
+];
+
+/// A one-line signature that names a device or a mail app (or "my …"):
+/// sure enough to end the answer where it stands, whatever follows.
+fn is_device_signature(line: &str) -> bool {
+    if !is_mobile_signature(line) {
+        return false;
+    }
+    let n = normalize(line);
+    DEVICES.iter().any(|d| n.contains(d))
+        || MAIL_APPS.iter().any(|a| n.contains(a))
+        || POSSESSIVES.iter().any(|p| n.contains(p))
+}
 
 /// `Get Outlook for iOS<https://aka.ms/o0ukef>`: the link glued at the end.
 fn without_trailing_link(n: &str) -> &str {

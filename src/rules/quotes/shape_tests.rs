@@ -458,6 +458,7 @@ fn look_alikes_stay() {
         "Run this:\n\n    if a > b:\n        print(a)\n    # -- done --\n\nThen restart.",
         "The notification was sent from my iPhone app to all users.\n\nIt works now.",
         "Sent from my desk, is much easier than my phone.\n\nDone.",
+        "Sent using the form below\n\nName: Ann\nOrder: 42",
         "On Monday we ship the fix.\n\nOn Tuesday it will be live.",
         "From: the billing team\n\nYour invoice is attached.",
         "The meeting is on 02.12.2026 at 18:24, write to <support@acme.test>\n\nThanks.",
