@@ -1,23 +1,32 @@
 //! What a reply says once the quoted history and the signature are removed.
 //!
 //! Works line by line, by hand, with no regular expressions, so that hostile
-//! input (100k lines of `>`, one 1 MB line) costs linear time. The rules, in
-//! order:
+//! input (100k lines of `>`, one 1 MB line) costs linear time. First the
+//! lines whose prefix lies are fixed (a header's `>:` wrapped onto its own
+//! line, a long quoted line wrapped without its `>`), and quote headers are
+//! found by their wording in about 30 languages (wrapped over up to three
+//! lines) or by their shape (a date, a name, the address closing the line).
+//! Then, in order:
 //! 1. **History cut.** Everything from the first of these down is the quoted
-//!    history: an "-----Original Message-----" / forwarded-message marker, an
-//!    Outlook-style header block ("From: … Sent: … To: … Subject:", in a dozen
-//!    languages), or a quote header ("On … wrote:") followed by *unprefixed*
-//!    text.
-//! 2. **Signature cut** (optional): the first "-- " line (also "--"), or a
-//!    line of underscores (mailing-list footers).
+//!    history: an "-----Original Message-----" / forwarded-message marker
+//!    (about 40 languages), an Outlook-style header block ("From: … Sent: …
+//!    To: … Subject:", localised), or a quote header ("On … wrote:") with
+//!    a time or an address followed by *unprefixed* text.
+//! 2. **Signature cut** (optional): the first "-- " line (also "--" and
+//!    "__"), or a line of underscores (mailing-list footers); then a phone's
+//!    or mail app's one-line signature naming its device ("Sent from my
+//!    iPhone", "Envoyé depuis mon iPhone" …): what follows it is history.
 //! 3. **Trailing quotes.** From the bottom: `>` lines and blank lines, the
 //!    quote header above them, mobile "Sent from my iPhone" lines and a
-//!    "-Name" sign-off (signature mode), repeatedly.
+//!    "-Name" sign-off (signature mode), repeatedly; then a "Regards,"
+//!    closing with at most five short lines under it.
 //! 4. **Bottom-posting.** A quote header and its `>` block at the very top,
 //!    followed by the answer with no other quote, is history too.
 //!
 //! What is left may still hold `>` lines between answers: that is an inline
-//! reply, kept whole because the answers need their questions.
+//! reply. Each answer keeps the question lines right above it (at most six,
+//! not the quote header nor nested quotes), see [`inline_context`];
+//! [`Options::whole_inline_quotes`] keeps the whole blocks instead.
 //!
 //! HTML parts go through [`html`], which renders `<blockquote>` as `>` lines,
 //! marks attribution containers (Gmail, Thunderbird) and cuts at Outlook's
