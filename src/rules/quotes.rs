@@ -1,23 +1,32 @@
 //! What a reply says once the quoted history and the signature are removed.
 //!
 //! Works line by line, by hand, with no regular expressions, so that hostile
-//! input (100k lines of `>`, one 1 MB line) costs linear time. The rules, in
-//! order:
+//! input (100k lines of `>`, one 1 MB line) costs linear time. First the
+//! lines whose prefix lies are fixed (a header's `>:` wrapped onto its own
+//! line, a long quoted line wrapped without its `>`), and quote headers are
+//! found by their wording in about 30 languages (wrapped over up to three
+//! lines) or by their shape (a date, a name, the address closing the line).
+//! Then, in order:
 //! 1. **History cut.** Everything from the first of these down is the quoted
-//!    history: an "-----Original Message-----" / forwarded-message marker, an
-//!    Outlook-style header block ("From: … Sent: … To: … Subject:", in a dozen
-//!    languages), or a quote header ("On … wrote:") followed by *unprefixed*
-//!    text.
-//! 2. **Signature cut** (optional): the first "-- " line (also "--"), or a
-//!    line of underscores (mailing-list footers).
+//!    history: an "-----Original Message-----" / forwarded-message marker
+//!    (about 40 languages), an Outlook-style header block ("From: … Sent: …
+//!    To: … Subject:", localised), or a quote header ("On … wrote:") with
+//!    a time or an address followed by *unprefixed* text.
+//! 2. **Signature cut** (optional): the first "-- " line (also "--" and
+//!    "__"), or a line of underscores (mailing-list footers); then a phone's
+//!    or mail app's one-line signature naming its device ("Sent from my
+//!    iPhone", "Envoyé depuis mon iPhone" …): what follows it is history.
 //! 3. **Trailing quotes.** From the bottom: `>` lines and blank lines, the
 //!    quote header above them, mobile "Sent from my iPhone" lines and a
-//!    "-Name" sign-off (signature mode), repeatedly.
+//!    "-Name" sign-off (signature mode), repeatedly; then a "Regards,"
+//!    closing with at most five short lines under it.
 //! 4. **Bottom-posting.** A quote header and its `>` block at the very top,
 //!    followed by the answer with no other quote, is history too.
 //!
 //! What is left may still hold `>` lines between answers: that is an inline
-//! reply, kept whole because the answers need their questions.
+//! reply. Each answer keeps the question lines right above it (at most six,
+//! not the quote header nor nested quotes), see [`inline_context`];
+//! [`Options::whole_inline_quotes`] keeps the whole blocks instead.
 //!
 //! HTML parts go through [`html`], which renders `<blockquote>` as `>` lines,
 //! marks attribution containers (Gmail, Thunderbird) and cuts at Outlook's
@@ -154,13 +163,14 @@ fn strip(lines: Vec<Line<'_>>, options: Options) -> Visible {
         end = cut;
     }
 
-    // A phone's or client's one-line signature ends the answer: what
-    // follows it is the quoted original ("Sent from my iPhone" above an
-    // unprefixed copy, as Outlook mobile and many phones write it).
+    // A phone's or client's one-line signature naming its device or app
+    // ends the answer: what follows it is the quoted original ("Sent from
+    // my iPhone" above an unprefixed copy, as Outlook mobile and many
+    // phones write it).
     if options.strip_signature
         && let Some(cut) = (0..end).find(|&i| {
             kinds[i] == Kind::Text
-                && is_mobile_signature(text(i))
+                && is_device_signature(text(i))
                 && (0..i).any(|j| kinds[j] == Kind::Text)
         })
     {
@@ -825,7 +835,14 @@ fn dated_address(joined: &str) -> bool {
     }
     let head_end = body.find(['<', '@', '(']).unwrap_or(body.len());
     let head = &body[..head_end];
+    // the date opens the header (a sentence naming a date and an address
+    // has words before its date)
+    let dated_early = head
+        .split_whitespace()
+        .take(4)
+        .any(|w| w.bytes().any(|b| b.is_ascii_digit()));
     head.split_whitespace().count() <= 16
+        && dated_early
         && !head.contains(['?', '!', ';'])
         && (has_time(head) || has_year(head))
 }
@@ -1359,10 +1376,14 @@ const MOBILE_SUFFIXES: &[&str] = &[
 ];
 
 const DEVICES: &[&str] = &[
-    "iphone",
+    "iphon",
     "ipad",
     "android",
     "mobil",
+    "móvil",
+    "cellulare",
+    "smartphone",
+    "tablet",
     "samsung",
     "galaxy",
     "outlook",
@@ -1376,6 +1397,45 @@ const DEVICES: &[&str] = &[
     "携帯",
     "모바일",
 ];
+
+/// Mail apps named in their signatures.
+const MAIL_APPS: &[&str] = &[
+    "mail for ",
+    "mail app",
+    "yahoo",
+    "gmail",
+    "aol",
+    "proton",
+    "typeapp",
+    "spark",
+    "bluemail",
+    "edison",
+    "newton",
+    "airmail",
+    "polymail",
+    "superhuman",
+    "zoho",
+    "web.de",
+    "gmx",
+    "t-online",
+];
+
+/// Possessives before the device: "my", "mon", "meinem", "mi", "meu" …
+const POSSESSIVES: &[&str] = &[
+    " my ", " mon ", " meinem ", " mi ", " meu ", " mijn ", " min ", " mio ", "我的",
+];
+
+/// A one-line signature that names a device or a mail app (or "my …"):
+/// sure enough to end the answer where it stands, whatever follows.
+fn is_device_signature(line: &str) -> bool {
+    if !is_mobile_signature(line) {
+        return false;
+    }
+    let n = normalize(line);
+    DEVICES.iter().any(|d| n.contains(d))
+        || MAIL_APPS.iter().any(|a| n.contains(a))
+        || POSSESSIVES.iter().any(|p| n.contains(p))
+}
 
 /// `Get Outlook for iOS<https://aka.ms/o0ukef>`: the link glued at the end.
 fn without_trailing_link(n: &str) -> &str {

@@ -458,9 +458,11 @@ fn look_alikes_stay() {
         "Run this:\n\n    if a > b:\n        print(a)\n    # -- done --\n\nThen restart.",
         "The notification was sent from my iPhone app to all users.\n\nIt works now.",
         "Sent from my desk, is much easier than my phone.\n\nDone.",
+        "Sent using the form below\n\nName: Ann\nOrder: 42",
         "On Monday we ship the fix.\n\nOn Tuesday it will be live.",
         "From: the billing team\n\nYour invoice is attached.",
         "The meeting is on 02.12.2026 at 18:24, write to <support@acme.test>\n\nThanks.",
+        "Please send it back before 12.05.2026 to our returns desk <returns@acme.test>:\n\nACME Returns\n1 Main Street",
     ];
     for body in bodies {
         let v = visible_text(body);
