@@ -1055,6 +1055,24 @@ fn tnef_streams_give_their_files_to_the_gate_and_broken_ones_are_refused() {
     );
     assert_eq!(got[3].0, "body.rtf");
     assert_eq!(got[3].1, Origin::TnefBody);
+    // The images its HTML body shows by cid: are body images (quiet).
+    let raw = winmail_mail(&std::fs::read(dir.join("panic.tnef")).unwrap());
+    let msg = parse(&raw);
+    let cids = guichet::rules::attachments::body_cids(&msg);
+    let roles: Vec<_> = file_parts(&msg)
+        .iter()
+        .map(|f| guichet::rules::attachments::roles::role_of(f, &cids, false))
+        .collect();
+    use guichet::rules::attachments::roles::Role;
+    assert_eq!(
+        roles,
+        [
+            Role::BodyImage,
+            Role::BodyImage,
+            Role::BodyImage,
+            Role::MessageBody
+        ]
+    );
     // The embedded messages of christmas.tnef are opened in turn.
     let raw = winmail_mail(&std::fs::read(dir.join("christmas.tnef")).unwrap());
     let msg = parse(&raw);

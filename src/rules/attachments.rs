@@ -184,12 +184,24 @@ fn is_tnef_labelled(part: &FilePart<'_>) -> bool {
 }
 
 /// The `cid:` references of the message's HTML body parts (see
-/// [`roles::role_of`]).
+/// [`roles::role_of`]), and of the HTML body a `winmail.dat` carries
+/// (whose images are files inside it).
 pub fn body_cids(msg: &Message<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for &id in &msg.html_body {
         if let Some(PartType::Html(html)) = msg.parts.get(id as usize).map(|p| &p.body) {
             out.extend(roles::cids_in_html(html));
+        }
+    }
+    for &id in &msg.attachments {
+        if let Some(PartType::Binary(b) | PartType::InlineBinary(b)) =
+            msg.parts.get(id as usize).map(|p| &p.body)
+            && b.starts_with(&tnef::SIGNATURE)
+            && let Ok(t) = tnef::decode(b)
+        {
+            for body in t.bodies.iter().filter(|b| b.kind == tnef::BodyKind::Html) {
+                out.extend(roles::cids_in_html(&String::from_utf8_lossy(&body.bytes)));
+            }
         }
     }
     out.sort();
