@@ -107,6 +107,7 @@ impl Job<'_, '_, '_> {
                         references,
                         attachments: vec![],
                         from_name: None,
+                        rich: Default::default(),
                     },
                 )
                 .await?;
@@ -164,6 +165,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: vec![],
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;
@@ -283,6 +285,7 @@ impl Job<'_, '_, '_> {
             references,
             attachments,
             from_name,
+            rich: Default::default(),
         })
         .await?;
         self.trace.note_data(
@@ -342,6 +345,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: files,
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;
@@ -391,6 +395,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: vec![],
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;
