@@ -578,6 +578,9 @@ pub struct Checked {
     /// An image of the message's body (`cid:`), not a file the customer
     /// attached: its refusal is never told to the customer.
     pub body_image: bool,
+    /// The part's `Content-ID` (lower case, without `<>`) when it is a
+    /// body image: the HTML shows it by `cid:`.
+    pub content_id: Option<String>,
 }
 
 impl Checked {
@@ -635,6 +638,7 @@ pub fn refuse_as_too_many(part: &FilePart, limit: u32) -> Checked {
         sniffed_type: None,
         refusal: Some(Refusal::TooMany { limit }),
         body_image: false,
+        content_id: None,
     }
 }
 
@@ -694,6 +698,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
         sniffed_type,
         refusal,
         body_image: false,
+        content_id: None,
     }
 }
 
