@@ -595,6 +595,7 @@ impl Checked {
 pub fn check_body_image(policy: &Policy, part: &FilePart) -> Checked {
     let mut c = check(policy, part);
     c.body_image = true;
+    c.content_id = part.content_id.clone();
     if c.refusal.is_none()
         && !c
             .sniffed_type
