@@ -388,12 +388,31 @@ async fn a_gmail_reply_quoting_our_acknowledgement_gives_agents_only_her_new_wor
             .contains(ack_lines[0]),
         "the original keeps the quote"
     );
+
+    // a reply that is nothing but quotes shows whole
+    let only_quotes = mail(
+        &[
+            ("From", &format!("Ann <{customer}>")),
+            ("To", &reply_address(&ack)),
+            ("Subject", &format!("Re: {}", subject(&ack))),
+            ("In-Reply-To", &format!("<{}>", message_id(&ack))),
+        ],
+        &ack_text
+            .lines()
+            .map(|l| format!("> {l}\n"))
+            .collect::<String>(),
+    );
+    deliver_lmtp(&reply_address(&ack), &only_quotes).await;
+    desk.run_once(None);
+    let copies = wait_for_messages(&desk.agent, 3, WAIT).await;
+    let third = text_part(copies.last().unwrap());
+    assert!(third.contains(ack_lines[0]), "shown whole:\n{third}");
 }
 
 /// An agent's HTML-only answer (bold, list, link) below which their client
 /// put the copy in its quote container.
 fn agent_html_answer(shape: &str, copy_html: &str) -> String {
-    let answer = "<div>Hello Ann,</div><div>Please <b>unplug it</b> and then:</div>\
+    let answer = "<div>#priority high</div><div>Hello Ann,</div><div>Please <b>unplug it</b> and then:</div>\
                   <ul><li>open the tray</li><li>remove the paper</li></ul>\
                   <div>Manual: <a href=\"https://example.com/manual\">the printer manual</a></div>";
     let history = format!("<div>QUOTED-HISTORY-MARK</div>{copy_html}");

@@ -1384,4 +1384,84 @@ mod tests {
             );
         }
     }
+
+    /// Issue 16's HTML quote containers, removed as HTML (the answer
+    /// keeps its markup), one shape per client.
+    #[test]
+    fn each_clients_quote_container_leaves_the_html_answer() {
+        let answer = "<div>Please <b>unplug it</b>:</div><ul><li>open the tray</li></ul>";
+        let cases: &[(&str, &str)] = &[
+            (
+                "gmail",
+                r#"<div class="gmail_quote"><div class="gmail_attr">On Mon, X wrote:</div><blockquote class="gmail_quote" style="border-left:1px solid">OLD</blockquote></div>"#,
+            ),
+            (
+                "gmail new",
+                r#"<div class="gmail_quote gmail_quote_container"><div dir="ltr" class="gmail_attr">Le lun., X a écrit :<br></div><blockquote class="gmail_quote">OLD</blockquote></div>"#,
+            ),
+            (
+                "thunderbird",
+                r#"<div class="moz-cite-prefix">On 12/3/26 10:00, X wrote:<br></div><blockquote type="cite" cite="mid:a@b">OLD</blockquote>"#,
+            ),
+            (
+                "thunderbird forward",
+                r#"<div class="moz-forward-container">-------- Forwarded Message --------<br>OLD</div>"#,
+            ),
+            (
+                "outlook desktop",
+                r#"<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p class="MsoNormal"><b>From:</b> X<br><b>Sent:</b> Monday</p></div><p class="MsoNormal">OLD</p>"#,
+            ),
+            (
+                "outlook desktop fr",
+                r#"<div style="border:none;border-top:solid #E1E1E1 1.0pt"><p><b>De :</b> X<br><b>Envoyé :</b> lundi</p></div><p>OLD</p>"#,
+            ),
+            (
+                "outlook web",
+                r#"<div id="appendonsend"></div><hr style="display:inline-block"><div id="divRplyFwdMsg"><b>From:</b> X</div><div>OLD</div>"#,
+            ),
+            (
+                "outlook web x_",
+                r#"<div id="x_divRplyFwdMsg"><b>From:</b> X</div><div>OLD</div>"#,
+            ),
+            (
+                "apple mail",
+                r#"<div><br><blockquote type="cite"><div>On 3 Dec 2026, at 10:00, X wrote:</div><br class="Apple-interchange-newline">OLD</blockquote></div>"#,
+            ),
+            (
+                "yahoo",
+                r#"<div class="yahoo_quoted" id="yahoo_quoted_1"><div>On Monday, X wrote:</div><div>OLD</div></div>"#,
+            ),
+            (
+                "zoho",
+                r#"<div class="zmail_extra_hr" style="border-top:1px solid #ccc"></div><div class="zmail_extra"><div>---- On Mon, X wrote ---</div><blockquote>OLD</blockquote></div>"#,
+            ),
+            (
+                "protonmail",
+                r#"<div class="protonmail_quote">------- Original Message -------<br>On Monday, X wrote:<br><blockquote class="protonmail_quote" type="cite">OLD</blockquote></div>"#,
+            ),
+            (
+                "guichet's own blocks",
+                r#"<div class="guichet-header">Ticket 7 · status open</div><div class="guichet-earlier">OLD</div>"#,
+            ),
+        ];
+        for (shape, quote) in cases {
+            let html = format!("<html><body>{answer}<br>{quote}</body></html>");
+            let out = without_history(&html, false);
+            assert!(out.contains("<b>unplug it</b>"), "{shape}: {out}");
+            assert!(out.contains("<li>open the tray</li>"), "{shape}: {out}");
+            for gone in ["OLD", "wrote", "From:", "De :", "Ticket 7"] {
+                assert!(!out.contains(gone), "{shape}: {gone:?} left in {out}");
+            }
+        }
+        // Gmail's borderless indent is no quote; an inline reply keeps its quotes
+        let indent = r#"<p>a</p><blockquote style="margin:0 0 0 40px;border:none;padding:0px">indented</blockquote>"#;
+        assert!(without_history(indent, false).contains("indented"));
+        let inline = "<blockquote type=\"cite\">question?</blockquote><p>answer</p>";
+        assert!(without_history(inline, true).contains("question?"));
+        assert!(!without_history(inline, false).contains("question?"));
+        // nothing is removed from a whole mail, and text is escaped again
+        let whole =
+            bounded("<div class=\"gmail_quote\"><blockquote>OLD &lt;b&gt;</blockquote></div>");
+        assert!(whole.contains("OLD &lt;b&gt;"), "{whole}");
+    }
 }
