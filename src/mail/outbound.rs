@@ -40,6 +40,8 @@ pub struct FileToSend {
 pub struct InlineImage {
     /// Without `<>` (what follows `cid:`).
     pub content_id: String,
+    /// Its name, for agents who save it.
+    pub filename: String,
     pub content_type: String,
     pub bytes: Vec<u8>,
 }
@@ -166,8 +168,10 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
                 for img in o.inline {
                     let ct = ContentType::parse(&img.content_type)
                         .unwrap_or(ContentType::parse("application/octet-stream")?);
-                    related = related
-                        .singlepart(Attachment::new_inline(img.content_id).body(img.bytes, ct));
+                    related = related.singlepart(
+                        Attachment::new_inline_with_name(img.content_id, img.filename)
+                            .body(img.bytes, ct),
+                    );
                 }
                 alternative.multipart(related)
             })

@@ -110,6 +110,7 @@ impl Job<'_, '_, '_> {
                     {
                         inline.push(InlineImage {
                             content_id: cid.clone(),
+                            filename: c.filename.clone(),
                             content_type: c.declared_type.clone(),
                             bytes: b.read(self.ctx)?,
                         });
@@ -435,6 +436,7 @@ impl Job<'_, '_, '_> {
             {
                 inline.push(InlineImage {
                     content_id: cid.clone(),
+                    filename: c.filename.clone(),
                     content_type: c
                         .sniffed_type
                         .clone()
