@@ -739,6 +739,7 @@ fn sniffed_and_declared_types_are_reported() {
             sniffed_type: Some("image/jpeg".into()),
             refusal: None,
             body_image: false,
+            content_id: None,
         }
     );
     let got = check(

@@ -2,6 +2,7 @@
 //! bytes ([`outbound`]), and the templates every outgoing text comes from
 //! ([`templates`]). No network here.
 
+pub mod html;
 pub mod inbound;
 pub mod outbound;
 pub mod templates;

@@ -34,6 +34,18 @@ pub struct FileToSend {
     pub bytes: Vec<u8>,
 }
 
+/// An image the HTML part shows (`<img src="cid:…">`): sent as a related
+/// part beside the HTML.
+#[derive(Debug, Clone)]
+pub struct InlineImage {
+    /// Without `<>` (what follows `cid:`).
+    pub content_id: String,
+    /// Its name, for agents who save it.
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub from: MailboxName,
@@ -43,6 +55,13 @@ pub struct Outgoing {
     pub reply_to: Option<String>,
     pub subject: String,
     pub text: String,
+    /// The HTML alternative of `text` (sanitized already); `None`: text only.
+    pub html: Option<String>,
+    /// Images the HTML shows by `cid:`; ignored without `html`.
+    pub inline: Vec<InlineImage>,
+    /// A whole message attached as `message/rfc822` (the customer's
+    /// original in the agents' copy).
+    pub original: Option<Vec<u8>>,
     /// Without `<>`.
     pub message_id: String,
     pub in_reply_to: Option<String>,
@@ -80,6 +99,11 @@ fn raw_header(name: &str, value: String) -> anyhow::Result<HeaderValue> {
     let name = HeaderName::new_from_ascii(name.to_string())
         .map_err(|_| anyhow::anyhow!("bad header name {name}"))?;
     Ok(HeaderValue::new(name, value))
+}
+
+enum Body {
+    Single(SinglePart),
+    Multi(MultiPart),
 }
 
 /// Takes the message by value: its files move into the MIME parts instead
@@ -129,10 +153,46 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
     let text_part = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(o.text.clone());
-    let message = if o.attachments.is_empty() {
-        b.singlepart(text_part)?
+    // text, or text and HTML (the HTML with its images beside it)
+    let body = match o.html {
+        None => Body::Single(text_part),
+        Some(html) => {
+            let html_part = SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(html);
+            let alternative = MultiPart::alternative().singlepart(text_part);
+            Body::Multi(if o.inline.is_empty() {
+                alternative.singlepart(html_part)
+            } else {
+                let mut related = MultiPart::related().singlepart(html_part);
+                for img in o.inline {
+                    let ct = ContentType::parse(&img.content_type)
+                        .unwrap_or(ContentType::parse("application/octet-stream")?);
+                    related = related.singlepart(
+                        Attachment::new_inline_with_name(img.content_id, img.filename)
+                            .body(img.bytes, ct),
+                    );
+                }
+                alternative.multipart(related)
+            })
+        }
+    };
+    let message = if o.attachments.is_empty() && o.original.is_none() {
+        match body {
+            Body::Single(p) => b.singlepart(p)?,
+            Body::Multi(m) => b.multipart(m)?,
+        }
     } else {
-        let mut mp = MultiPart::mixed().singlepart(text_part);
+        let mut mp = match body {
+            Body::Single(p) => MultiPart::mixed().singlepart(p),
+            Body::Multi(m) => MultiPart::mixed().multipart(m),
+        };
+        if let Some(raw) = o.original {
+            mp = mp.singlepart(
+                Attachment::new("original.eml".to_string())
+                    .body(raw, ContentType::parse("message/rfc822")?),
+            );
+        }
         for f in o.attachments {
             let ct = ContentType::parse(&f.content_type)
                 .unwrap_or(ContentType::parse("application/octet-stream")?);
@@ -161,6 +221,9 @@ mod tests {
             reply_to: Some("support+t5.abcdefghij@example.test".into()),
             subject: "[#5] Café ☕".into(),
             text: "Bonjour,\nvotre ticket est ouvert.\n".into(),
+            html: None,
+            inline: vec![],
+            original: None,
             message_id: new_message_id(&from.address),
             in_reply_to: Some("m1@example.com".into()),
             references: vec!["m0@example.com".into(), "m1@example.com".into()],

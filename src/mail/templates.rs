@@ -4,6 +4,11 @@
 //! directory `helpdesk.templates_dir` names (`<dir>/<lang>/<name>.txt`).
 //!
 //! A template's first line is `Subject: …`, then a blank line, then the body.
+//!
+//! Beside each text template is its HTML alternative (`<name>.html`, no
+//! subject line; values are HTML-escaped, and `html` variables are
+//! sanitized HTML the caller gives with `|safe`), overridable the same way
+//! (`<dir>/<lang>/<name>.html`).
 
 use std::path::Path;
 
@@ -52,6 +57,33 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "fr" / "closed_by_agent",
 );
 
+macro_rules! builtin_html {
+    ($($lang:literal / $name:literal),+ $(,)?) => {
+        &[$((concat!($lang, "/", $name), include_str!(concat!("../../templates/", $lang, "/", $name, ".html")))),+]
+    };
+}
+
+const BUILTIN_HTML: &[(&str, &str)] = builtin_html!(
+    "en" / "acknowledgement",
+    "fr" / "acknowledgement",
+    "en" / "agent_copy",
+    "fr" / "agent_copy",
+    "en" / "agent_reply",
+    "fr" / "agent_reply",
+    "en" / "agent_notice",
+    "fr" / "agent_notice",
+    "en" / "closed_notice",
+    "fr" / "closed_notice",
+    "en" / "reopened",
+    "fr" / "reopened",
+    "en" / "new_linked",
+    "fr" / "new_linked",
+    "en" / "refused_attachments",
+    "fr" / "refused_attachments",
+    "en" / "closed_by_agent",
+    "fr" / "closed_by_agent",
+);
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -69,8 +101,15 @@ impl Templates {
     /// naming the file.
     pub fn load(override_dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        // mail is plain text: no HTML escaping
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // the text templates are plain text: no escaping; the HTML ones
+        // escape every value
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
         for (name, text) in BUILTIN {
             let source = match override_dir.map(|d| d.join(format!("{name}.txt"))) {
                 Some(path) if path.exists() => std::fs::read_to_string(&path)
@@ -83,7 +122,31 @@ impl Templates {
             env.add_template_owned(name.to_string(), source)
                 .with_context(|| format!("template {name} does not compile"))?;
         }
+        for (name, text) in BUILTIN_HTML {
+            let source = match override_dir.map(|d| d.join(format!("{name}.html"))) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read template {}", path.display()))?,
+                _ => text.to_string(),
+            };
+            env.add_template_owned(format!("{name}.html"), source)
+                .with_context(|| format!("template {name}.html does not compile"))?;
+        }
         Ok(Self { env })
+    }
+
+    /// The HTML alternative of a kind (see the module's notes).
+    pub fn render_html(
+        &self,
+        lang: Language,
+        kind: &str,
+        ctx: minijinja::Value,
+    ) -> anyhow::Result<String> {
+        let name = format!("{}/{kind}.html", lang.code());
+        self.env
+            .get_template(&name)
+            .with_context(|| format!("no template {name}"))?
+            .render(ctx)
+            .with_context(|| format!("cannot render template {name}"))
     }
 
     pub fn render(
@@ -135,6 +198,26 @@ mod tests {
                     .unwrap();
                 assert!(!r.subject.is_empty(), "{kind}");
                 assert!(!r.body.is_empty(), "{kind}");
+                let html = t
+                    .render_html(
+                        lang,
+                        kind,
+                        context!(ticket_id => 7, subject_tag => "[#7]", subject => "Printer <b>",
+                                 team => "Support", html => "<p>words</p>", name => "<script>",
+                                 refused => vec![context!(filename => "a.exe", reason => "no")],
+                                 earlier => vec![context!(who => "ann", date => "d", text => "x<y")],
+                                 reopen => "days", days => 7, enabled => true),
+                    )
+                    .unwrap();
+                assert!(html.contains("</html>"), "{kind}");
+                // values are escaped, the sanitized body is not
+                assert!(
+                    !html.contains("<script>") && !html.contains("x<y"),
+                    "{kind}: {html}"
+                );
+                if *kind == "agent_copy" || *kind == "agent_reply" {
+                    assert!(html.contains("<p>words</p>"), "{kind}");
+                }
             }
         }
     }
@@ -158,6 +241,19 @@ mod tests {
             .unwrap();
         assert_eq!(r.subject, "Got it [#1]");
         assert_eq!(r.body, "Thanks!\n");
+        std::fs::write(
+            dir.path().join("en/reopened.html"),
+            "<p>Back {{ ticket_id }}</p>",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let html = t
+            .render_html(Language::En, "reopened", context!(ticket_id => 3))
+            .unwrap();
+        assert_eq!(html, "<p>Back 3</p>");
+        std::fs::write(dir.path().join("en/reopened.html"), "{% if %}").unwrap();
+        assert!(Templates::load(Some(dir.path())).is_err());
+        std::fs::remove_file(dir.path().join("en/reopened.html")).unwrap();
         std::fs::write(dir.path().join("en/reopened.txt"), "no subject\n").unwrap();
         assert!(Templates::load(Some(dir.path())).is_err());
     }

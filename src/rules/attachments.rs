@@ -718,6 +718,9 @@ pub struct Checked {
     /// An image of the message's body (`cid:`), not a file the customer
     /// attached: its refusal is never told to the customer.
     pub body_image: bool,
+    /// The part's `Content-ID` (lower case, without `<>`) when it is a
+    /// body image: the HTML shows it by `cid:`.
+    pub content_id: Option<String>,
 }
 
 impl Checked {
@@ -733,6 +736,7 @@ impl Checked {
 pub fn check_body_part(policy: &Policy, part: &FilePart) -> Checked {
     let mut c = check(policy, part);
     c.body_image = true;
+    c.content_id = part.content_id.clone();
     if part.origin == Origin::TnefBody {
         return c;
     }
@@ -779,6 +783,7 @@ pub fn refuse_as_too_many(part: &FilePart, limit: u32) -> Checked {
         sniffed_type: None,
         refusal: Some(Refusal::TooMany { limit }),
         body_image: false,
+        content_id: None,
     }
 }
 
@@ -843,6 +848,7 @@ pub fn check(policy: &Policy, part: &FilePart) -> Checked {
         sniffed_type,
         refusal,
         body_image: false,
+        content_id: None,
     }
 }
 

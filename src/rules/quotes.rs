@@ -36,6 +36,16 @@ use std::borrow::Cow;
 
 mod html;
 
+/// An HTML reply without its quoted history, as HTML (see [`html`]).
+pub fn html_without_history(html: &str, keep_quotes: bool) -> String {
+    html::without_history(html, keep_quotes)
+}
+
+/// The same HTML with nothing removed, its nesting capped.
+pub fn html_bounded(html: &str) -> String {
+    html::bounded(html)
+}
+
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]

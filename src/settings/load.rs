@@ -29,9 +29,9 @@ use toml::de::{DeTable, DeValue};
 use super::{
     AntivirusSettings, AttachmentSettings, AuthMethod, AutoCloseScope, ClamdAddress,
     DatabaseSettings, Department, FirstStart, HelpdeskSettings, ImapSettings, Language,
-    MailboxName, MailboxSettings, MetricsSettings, OAuth2Mechanism, OAuth2Provider, OAuth2Settings,
-    ProcessedMail, ReopenWindow, RetentionSettings, Secret, SecretSource, Settings, SmtpSettings,
-    TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
+    MailSettings, MailboxName, MailboxSettings, MetricsSettings, OAuth2Mechanism, OAuth2Provider,
+    OAuth2Settings, ProcessedMail, ReopenWindow, RetentionSettings, Secret, SecretSource, Settings,
+    SmtpSettings, TlsMode, TrustSettings, WebhookFormat, WebhookSettings,
 };
 use crate::domain::{EmailAddress, EventKind};
 
@@ -194,6 +194,7 @@ const ROOT_KEYS: &[&str] = &[
     "oauth2",
     "state_dir",
     "retention",
+    "mail",
 ];
 const HELPDESK_KEYS: &[&str] = &[
     "auto_close_days",
@@ -287,6 +288,7 @@ const OAUTH2_KEYS: &[&str] = &[
 const TRUST_KEYS: &[&str] = &["authserv_ids"];
 const METRICS_KEYS: &[&str] = &["listen"];
 const RETENTION_KEYS: &[&str] = &["closed_tickets_days", "raw_mail_days"];
+const MAIL_KEYS: &[&str] = &["html"];
 const DEPARTMENT_KEYS: &[&str] = &["name", "address", "agents", "default"];
 const WEBHOOK_KEYS: &[&str] = &[
     "url",
@@ -316,6 +318,7 @@ const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("metrics", METRICS_KEYS),
     ("oauth2", OAUTH2_KEYS),
     ("retention", RETENTION_KEYS),
+    ("mail", MAIL_KEYS),
 ];
 
 const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "doc", "docx", "xls", "xlsx"];
@@ -1089,6 +1092,13 @@ impl<'c> Checker<'c> {
             }
             Err(()) => None,
         };
+        let mail = match self.section(&root, "mail", None) {
+            Ok(s) => {
+                let s = s.unwrap_or_else(|| absent(&empty, "mail"));
+                self.mail(&s)
+            }
+            Err(()) => None,
+        };
 
         let from = smtp.as_ref().map(|s: &SmtpSettings| s.from.address.clone());
         let departments = self.departments(&root, from.as_ref());
@@ -1136,6 +1146,7 @@ impl<'c> Checker<'c> {
             metrics: metrics?,
             oauth2: oauth2?,
             retention: retention?,
+            mail: mail?,
         })
     }
 
@@ -1326,6 +1337,13 @@ impl<'c> Checker<'c> {
             mechanism: mechanism?.0,
             ca_file: ca_file?,
         })
+    }
+
+    /// `[mail]`: HTML with a text alternative (the default), or text only.
+    fn mail(&mut self, s: &Section<'_>) -> Checked<MailSettings> {
+        self.known_keys(s, MAIL_KEYS);
+        let html = self.boolean(s, "html", true);
+        Some(MailSettings { html: html? })
     }
 
     /// `[retention]`: days after a ticket's closing; 0 keeps forever.

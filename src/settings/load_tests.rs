@@ -98,6 +98,14 @@ fn base_loads_with_documented_values() {
     assert_eq!(s.smtp.password.as_ref().unwrap().expose(), SMTP_PASSWORD);
     assert_eq!(s.smtp.from.name.as_deref(), Some("Example Support"));
     assert_eq!(s.smtp.from.address.as_str(), "support@mycorp.test");
+    // [mail] left out: HTML with a text alternative
+    assert!(s.mail.html);
+    let text_only = check(&edited(&[(
+        "[database]",
+        "[mail]\nhtml = false\n\n[database]",
+    )]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!text_only.mail.html);
     assert_eq!(s.attachments.allowed_extensions, ["jpg", "jpeg", "png"]);
     assert_eq!(
         s.attachments.storage_dir,
@@ -214,6 +222,8 @@ const BAD: &[BadCase] = &[
     ("processed unknown", &[("idle = true", "idle = true\nprocessed = \"archive\"")], "imap.processed", "keep, move, delete"),
     ("processed folder empty", &[("idle = true", "idle = true\nprocessed = \"move\"\nprocessed_folder = \" \"")], "imap.processed_folder", "is empty"),
     ("retention typo", &[("[database]", "[retention]\nclosed_ticket_days = 3\n\n[database]")], "retention.closed_ticket_days", "closed_tickets_days"),
+    ("mail html text", &[("[database]", "[mail]\nhtml = \"no\"\n\n[database]")], "mail.html", "true or false"),
+    ("mail typo", &[("[database]", "[mail]\nhtlm = false\n\n[database]")], "mail.htlm", "html"),
 ];
 
 #[test]

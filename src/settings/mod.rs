@@ -83,6 +83,8 @@ pub struct Settings {
     /// How long personal data is kept (`[retention]`); all zero (keep
     /// forever) when the table is absent.
     pub retention: RetentionSettings,
+    /// How outgoing mail is written (`[mail]`).
+    pub mail: MailSettings,
 }
 
 impl Settings {
@@ -446,6 +448,20 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsSettings {
     pub listen: std::net::SocketAddr,
+}
+
+/// `[mail]`: how outgoing mail is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailSettings {
+    /// Every mail is `multipart/alternative` (text and HTML); `false`
+    /// sends text only.
+    pub html: bool,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings { html: true }
+    }
 }
 
 /// `[retention]`: how long tickets and raw mail are kept. `0` keeps

@@ -224,12 +224,18 @@ const RETENTION_KEEP: &str = r#"
 [retention]
 closed_tickets_days = 0               # tickets closed longer ago are removed with everything they hold (0 keeps them)
 raw_mail_days = 0                     # raw copies of mail in closed tickets are dropped after this (0 keeps them)
+
+[mail]
+html = true                           # HTML with a text alternative; false sends plain text only
 "#;
 
 const RETENTION_SECURE: &str = r#"
 [retention]
 closed_tickets_days = 365             # tickets closed longer ago are removed with everything they hold (0 keeps them)
 raw_mail_days = 30                    # raw copies of mail in closed tickets are dropped after this (0 keeps them)
+
+[mail]
+html = true                           # HTML with a text alternative; false sends plain text only
 "#;
 
 const STARTUP_WEBHOOKS: &str = r#"

@@ -217,6 +217,9 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "closed_tickets_days = {}", r.closed_tickets_days);
     let _ = writeln!(o, "raw_mail_days = {}", r.raw_mail_days);
 
+    let _ = writeln!(o, "\n[mail]");
+    let _ = writeln!(o, "html = {}", settings.mail.html);
+
     for d in &settings.departments {
         let _ = writeln!(o, "\n[[departments]]");
         let _ = writeln!(o, "name = {}", quote(&d.name));

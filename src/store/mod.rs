@@ -1374,6 +1374,39 @@ impl Tx {
     }
 
     /// Adds a message and remembers its Message-ID for threading.
+    /// The newest messages customers and agents wrote on a ticket (not
+    /// Guichet's own mail, robots or notes), newest first, without the
+    /// message of `raw_id`: `(direction, from, date, text)`.
+    pub async fn recent_written(
+        &mut self,
+        ticket: i64,
+        raw_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String, DateTime<Utc>, String)>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_as::<_, (String, String, DateTime<Utc>, String)>(
+                "SELECT direction, from_addr, date, text FROM messages \
+                 WHERE ticket_id = $1 AND kind IN ('customer', 'agent') AND direction IN ('in', 'out') \
+                 AND (raw_id IS NULL OR raw_id <> $2) ORDER BY id DESC LIMIT $3",
+            )
+            .bind(ticket)
+            .bind(raw_id)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await
+        })?)
+    }
+
+    /// The raw bytes of a stored message, inside the transaction.
+    pub async fn raw_bytes(&mut self, raw_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(on_db!(tx self, c => {
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1")
+                .bind(raw_id)
+                .fetch_optional(&mut *c)
+                .await
+        })?)
+    }
+
     pub async fn add_message(&mut self, m: &NewMessage<'_>) -> Result<i64> {
         let id = on_db!(tx self, c => {
             sqlx::query_scalar::<_, i64>(

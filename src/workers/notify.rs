@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::domain::{EmailAddress, TicketId};
 use crate::mail::inbound::Inbound;
-use crate::mail::outbound::{self, Automation, FileToSend, Outgoing};
+use crate::mail::outbound::{self, Automation, FileToSend, InlineImage, Outgoing};
 use crate::mail::words;
 use crate::rules::reply_token;
 use crate::rules::threading::SubjectTag;
@@ -36,6 +36,20 @@ pub struct Notice<'a> {
     /// The sender's display name instead of the team's (the agents' copy
     /// shows who wrote), still from the support address.
     pub from_name: Option<String>,
+    /// What the HTML alternative shows beyond its template.
+    pub rich: Rich,
+}
+
+/// The HTML side of a [`Notice`]: sent unless `[mail] html = false`.
+#[derive(Debug, Clone, Default)]
+pub struct Rich {
+    /// Sanitized HTML for the template's `html` variable; `None`: the
+    /// `text` variable, escaped.
+    pub html: Option<String>,
+    /// Images `html` shows by `cid:`.
+    pub inline: Vec<InlineImage>,
+    /// A message attached whole (`message/rfc822`), in either mode.
+    pub original: Option<Vec<u8>>,
 }
 
 /// The address replies should go to: the department's, tagged with the
@@ -138,6 +152,29 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, mut n: Notice<'_>) -> anyhow::Res
         n.template,
         Value::from(minijinja::value::Serde(&vars)),
     )?;
+    let Rich {
+        html,
+        inline,
+        original,
+    } = n.rich;
+    let html = if s.mail.html {
+        if let Some(base) = vars.as_object_mut() {
+            let body = match html {
+                Some(h) => h,
+                None => crate::mail::html::from_text(
+                    base.get("text").and_then(|t| t.as_str()).unwrap_or(""),
+                ),
+            };
+            base.insert("html".into(), serde_json::Value::String(body));
+        }
+        Some(ctx.templates.render_html(
+            ticket_language(t, s),
+            n.template,
+            Value::from(minijinja::value::Serde(&vars)),
+        )?)
+    } else {
+        None
+    };
     let message_id = outbound::new_message_id(&s.smtp.from.address);
     let out = Outgoing {
         from: match &n.from_name {
@@ -158,6 +195,9 @@ pub async fn queue(tx: &mut Tx, ctx: &Ctx<'_>, mut n: Notice<'_>) -> anyhow::Res
         ),
         subject: tag.apply(&rendered.subject, TicketId(t.id)),
         text: rendered.body,
+        inline: if html.is_some() { inline } else { Vec::new() },
+        html,
+        original,
         message_id: message_id.clone(),
         in_reply_to: n.in_reply_to.clone(),
         references: n.references.clone(),

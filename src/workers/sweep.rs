@@ -111,6 +111,7 @@ pub async fn sweep(ctx: &Ctx<'_>) -> anyhow::Result<usize> {
                     references,
                     attachments: vec![],
                     from_name: None,
+                    rich: Default::default(),
                 })
                 .await?;
                 tx.record_auto_reply(client.as_str(), ctx.now).await?;

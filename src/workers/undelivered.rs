@@ -125,6 +125,7 @@ pub async fn record(
                 references: vec![mail.message_id.to_string()],
                 attachments: vec![],
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;

@@ -634,35 +634,41 @@ impl<'t> Renderer<'t> {
         }
     }
 
-    /// Outlook, Hotmail, Zimbra, Yahoo and Thunderbird containers after
-    /// which everything is the quoted or forwarded original.
     fn is_reply_container(&self, idx: usize, e: &Element) -> bool {
-        if e.id_is(&[
-            "divRplyFwdMsg",
-            "appendonsend",
-            "OLK_SRC_BODY_SECTION",
-            "mail-editor-reference-message-container",
-        ]) || e.has_class(&[
-            "moz-forward-container",
-            "yahoo_quoted",
-            "OutlookMessageHeader",
-            "domino-section",
-        ]) {
-            return true;
-        }
-        if e.name == "hr" {
-            return e.id_is(&["stopSpelling", "zwchr"]);
-        }
-        // Outlook's reply header: a div with a top border whose text opens
-        // with "From:" (in the reader's language).
-        (e.name == "div" || e.name == "p") && {
-            let style = e.style();
-            style.contains("border-top")
-                && !style.contains("border-top:none")
-                && header_field(&first_text(self.tree, idx)) == Some(HeaderField::From)
-        }
+        is_reply_container(self.tree, idx, e)
     }
+}
 
+/// Outlook, Hotmail, Zimbra, Yahoo and Thunderbird containers after
+/// which everything is the quoted or forwarded original.
+fn is_reply_container(tree: &Tree, idx: usize, e: &Element) -> bool {
+    if e.id_is(&[
+        "divRplyFwdMsg",
+        "appendonsend",
+        "OLK_SRC_BODY_SECTION",
+        "mail-editor-reference-message-container",
+    ]) || e.has_class(&[
+        "moz-forward-container",
+        "yahoo_quoted",
+        "OutlookMessageHeader",
+        "domino-section",
+    ]) {
+        return true;
+    }
+    if e.name == "hr" {
+        return e.id_is(&["stopSpelling", "zwchr"]);
+    }
+    // Outlook's reply header: a div with a top border whose text opens
+    // with "From:" (in the reader's language).
+    (e.name == "div" || e.name == "p") && {
+        let style = e.style();
+        style.contains("border-top")
+            && !style.contains("border-top:none")
+            && header_field(&first_text(tree, idx)) == Some(HeaderField::From)
+    }
+}
+
+impl Renderer<'_> {
     /// Appends `<url>` after a link whose text does not show it.
     fn link_target(&mut self, idx: usize, e: &Element) {
         let Some(href) = e.attr("href").map(str::trim) else {
@@ -796,6 +802,131 @@ fn is_signature_container(e: &Element) -> bool {
         || e.id_is(&["Signature"])
         || e.attr("data-smartmail") == Some("gmail_signature")
         || e.attr("data-signatureblock") == Some("true")
+}
+
+/// The HTML of a reply without its quoted history, as HTML (not yet
+/// sanitized: the caller's sanitizer re-parses it). Removed: Gmail's quote
+/// container and attribution, `<blockquote>` quotes (Apple Mail,
+/// Thunderbird: not Gmail's borderless indent), Thunderbird's
+/// `moz-cite-prefix`, signature containers, Guichet's own header and
+/// history blocks (`guichet-header`, `guichet-earlier`), and everything
+/// from a reply container on (Outlook desktop and web, Yahoo, Zoho,
+/// ProtonMail, Thunderbird's forward, Lotus Notes). `keep_quotes` keeps the
+/// `<blockquote>`s outside those containers (an inline reply).
+pub(super) fn without_history(html: &str, keep_quotes: bool) -> String {
+    write(html, Some(keep_quotes))
+}
+
+/// The HTML as the tolerant tree reads it (nesting capped), nothing removed.
+pub(super) fn bounded(html: &str) -> String {
+    write(html, None)
+}
+
+fn write(html: &str, remove: Option<bool>) -> String {
+    let tree = parse(html);
+    let mut w = HtmlWriter {
+        tree: &tree,
+        out: String::with_capacity(html.len().min(1 << 20)),
+        stopped: false,
+        keep_quotes: remove.unwrap_or(true),
+        whole: remove.is_none(),
+    };
+    w.children(0);
+    w.out
+}
+
+struct HtmlWriter<'t> {
+    tree: &'t Tree,
+    out: String,
+    stopped: bool,
+    keep_quotes: bool,
+    /// Remove nothing (only scripts and styles, which the sanitizer drops).
+    whole: bool,
+}
+
+impl HtmlWriter<'_> {
+    fn children(&mut self, idx: usize) {
+        let tree = self.tree;
+        for &child in &tree.nodes[idx].children {
+            if self.stopped {
+                return;
+            }
+            match &tree.nodes[child].data {
+                Data::Text(t) => escape_into(&mut self.out, t),
+                Data::Element(e) => self.element(child, e),
+            }
+        }
+    }
+
+    fn element(&mut self, idx: usize, e: &Element) {
+        let name = e.name.as_str();
+        if SKIPPED.contains(&name) || RAW_TEXT.contains(&name) {
+            return;
+        }
+        if self.whole {
+            return self.write_element(idx, e);
+        }
+        if is_reply_container(self.tree, idx, e)
+            || e.has_class(&["zmail_extra", "zmail_extra_hr", "protonmail_quote"])
+        {
+            self.stopped = true;
+            return;
+        }
+        let quote_container = e.has_class(&["gmail_quote", "gmail_quote_container"])
+            && self.tree.nodes[idx]
+                .children
+                .iter()
+                .any(|&c| self.tree.name_is(c, "blockquote"));
+        if quote_container
+            || e.has_class(&[
+                "gmail_attr",
+                "moz-cite-prefix",
+                "guichet-header",
+                "guichet-earlier",
+            ])
+            || is_signature_container(e)
+            || (name == "blockquote" && !is_indent(e) && !self.keep_quotes)
+        {
+            return;
+        }
+        self.write_element(idx, e);
+    }
+
+    fn write_element(&mut self, idx: usize, e: &Element) {
+        let name = e.name.as_str();
+        self.out.push('<');
+        self.out.push_str(name);
+        for (k, v) in &e.attrs {
+            if k.is_empty() || !k.bytes().all(is_name_byte) {
+                continue;
+            }
+            self.out.push(' ');
+            self.out.push_str(k);
+            self.out.push_str("=\"");
+            escape_into(&mut self.out, v);
+            self.out.push('"');
+        }
+        self.out.push('>');
+        if VOID.contains(&name) {
+            return;
+        }
+        self.children(idx);
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Visiting limits for the look-ahead helpers, which run once per
@@ -1252,5 +1383,85 @@ mod tests {
                 &input[..40]
             );
         }
+    }
+
+    /// Issue 16's HTML quote containers, removed as HTML (the answer
+    /// keeps its markup), one shape per client.
+    #[test]
+    fn each_clients_quote_container_leaves_the_html_answer() {
+        let answer = "<div>Please <b>unplug it</b>:</div><ul><li>open the tray</li></ul>";
+        let cases: &[(&str, &str)] = &[
+            (
+                "gmail",
+                r#"<div class="gmail_quote"><div class="gmail_attr">On Mon, X wrote:</div><blockquote class="gmail_quote" style="border-left:1px solid">OLD</blockquote></div>"#,
+            ),
+            (
+                "gmail new",
+                r#"<div class="gmail_quote gmail_quote_container"><div dir="ltr" class="gmail_attr">Le lun., X a écrit :<br></div><blockquote class="gmail_quote">OLD</blockquote></div>"#,
+            ),
+            (
+                "thunderbird",
+                r#"<div class="moz-cite-prefix">On 12/3/26 10:00, X wrote:<br></div><blockquote type="cite" cite="mid:a@b">OLD</blockquote>"#,
+            ),
+            (
+                "thunderbird forward",
+                r#"<div class="moz-forward-container">-------- Forwarded Message --------<br>OLD</div>"#,
+            ),
+            (
+                "outlook desktop",
+                r#"<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p class="MsoNormal"><b>From:</b> X<br><b>Sent:</b> Monday</p></div><p class="MsoNormal">OLD</p>"#,
+            ),
+            (
+                "outlook desktop fr",
+                r#"<div style="border:none;border-top:solid #E1E1E1 1.0pt"><p><b>De :</b> X<br><b>Envoyé :</b> lundi</p></div><p>OLD</p>"#,
+            ),
+            (
+                "outlook web",
+                r#"<div id="appendonsend"></div><hr style="display:inline-block"><div id="divRplyFwdMsg"><b>From:</b> X</div><div>OLD</div>"#,
+            ),
+            (
+                "outlook web x_",
+                r#"<div id="x_divRplyFwdMsg"><b>From:</b> X</div><div>OLD</div>"#,
+            ),
+            (
+                "apple mail",
+                r#"<div><br><blockquote type="cite"><div>On 3 Dec 2026, at 10:00, X wrote:</div><br class="Apple-interchange-newline">OLD</blockquote></div>"#,
+            ),
+            (
+                "yahoo",
+                r#"<div class="yahoo_quoted" id="yahoo_quoted_1"><div>On Monday, X wrote:</div><div>OLD</div></div>"#,
+            ),
+            (
+                "zoho",
+                r#"<div class="zmail_extra_hr" style="border-top:1px solid #ccc"></div><div class="zmail_extra"><div>---- On Mon, X wrote ---</div><blockquote>OLD</blockquote></div>"#,
+            ),
+            (
+                "protonmail",
+                r#"<div class="protonmail_quote">------- Original Message -------<br>On Monday, X wrote:<br><blockquote class="protonmail_quote" type="cite">OLD</blockquote></div>"#,
+            ),
+            (
+                "guichet's own blocks",
+                r#"<div class="guichet-header">Ticket 7 · status open</div><div class="guichet-earlier">OLD</div>"#,
+            ),
+        ];
+        for (shape, quote) in cases {
+            let html = format!("<html><body>{answer}<br>{quote}</body></html>");
+            let out = without_history(&html, false);
+            assert!(out.contains("<b>unplug it</b>"), "{shape}: {out}");
+            assert!(out.contains("<li>open the tray</li>"), "{shape}: {out}");
+            for gone in ["OLD", "wrote", "From:", "De :", "Ticket 7"] {
+                assert!(!out.contains(gone), "{shape}: {gone:?} left in {out}");
+            }
+        }
+        // Gmail's borderless indent is no quote; an inline reply keeps its quotes
+        let indent = r#"<p>a</p><blockquote style="margin:0 0 0 40px;border:none;padding:0px">indented</blockquote>"#;
+        assert!(without_history(indent, false).contains("indented"));
+        let inline = "<blockquote type=\"cite\">question?</blockquote><p>answer</p>";
+        assert!(without_history(inline, true).contains("question?"));
+        assert!(!without_history(inline, false).contains("question?"));
+        // nothing is removed from a whole mail, and text is escaped again
+        let whole =
+            bounded("<div class=\"gmail_quote\"><blockquote>OLD &lt;b&gt;</blockquote></div>");
+        assert!(whole.contains("OLD &lt;b&gt;"), "{whole}");
     }
 }

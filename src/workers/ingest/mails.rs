@@ -1,18 +1,43 @@
 //! The mail a plan sends, rendered and queued: acknowledgements, the
 //! agents' copy, relayed answers, notices.
 
+use std::collections::HashSet;
+
 use serde_json::json;
 
 use crate::domain::{CloseReason, EmailAddress, TicketId};
-use crate::mail::outbound::{Automation, FileToSend};
+use crate::mail::outbound::{Automation, FileToSend, InlineImage};
 use crate::mail::words;
 use crate::rules::conversation::{Facts, Headline, Mail};
 use crate::rules::lifecycle::LinkReason;
+use crate::rules::quotes;
 use crate::rules::threading::{self, SubjectTag};
 use crate::store::TicketRow;
 
 use super::Job;
-use crate::workers::notify::{self, Notice};
+use crate::workers::notify::{self, Notice, Rich};
+
+/// How many earlier messages the agents' copy shows, and how much of each.
+const EARLIER_MESSAGES: i64 = 5;
+const EARLIER_CHARS: usize = 1500;
+/// The customer's original rides along up to this size (a bigger one is
+/// in the ticket: `guichet tickets show`).
+const ORIGINAL_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// What the agents' copy shows of the customer's message.
+pub(super) struct CopyBody {
+    /// The new words (the whole text when it is nothing but quotes).
+    text: String,
+    /// The same, as sanitized HTML, when the customer wrote HTML and
+    /// HTML is sent.
+    html: Option<String>,
+    /// The body images that HTML shows.
+    cids: HashSet<String>,
+    /// The last messages customers and agents wrote, newest first.
+    earlier: Vec<serde_json::Value>,
+    /// The untouched original, when something was left out.
+    original: Option<Vec<u8>>,
+}
 
 /// Trace data of a queued mail: what, to whom.
 pub(super) fn sent(kind: &str, to: &[EmailAddress], cc: &[EmailAddress]) -> serde_json::Value {
@@ -74,15 +99,35 @@ impl Job<'_, '_, '_> {
                 self.copy_to_agents(ticket, *headline, copy_notes).await?;
             }
             Mail::Relay { text } => {
+                let (text, html) = self.answer_html(text);
                 let mut files = Vec::with_capacity(self.files.checked.len());
+                let mut inline = Vec::new();
                 for (c, b) in &self.files.checked {
+                    if let Some(cid) = c
+                        .content_id
+                        .as_ref()
+                        .filter(|id| html.as_ref().is_some_and(|(_, cids)| cids.contains(*id)))
+                    {
+                        inline.push(InlineImage {
+                            content_id: cid.clone(),
+                            filename: c.filename.clone(),
+                            content_type: c.declared_type.clone(),
+                            bytes: b.read(self.ctx)?,
+                        });
+                        continue;
+                    }
                     files.push(FileToSend {
                         filename: c.filename.clone(),
                         content_type: c.declared_type.clone(),
                         bytes: b.read(self.ctx)?,
                     });
                 }
-                self.relay_to_customer(ticket, text, files).await?;
+                let rich = Rich {
+                    html: html.map(|(h, _)| h),
+                    inline,
+                    original: None,
+                };
+                self.relay_to_customer(ticket, &text, files, rich).await?;
             }
             Mail::ClosedByAgent { reason } => {
                 let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
@@ -107,6 +152,7 @@ impl Job<'_, '_, '_> {
                         references,
                         attachments: vec![],
                         from_name: None,
+                        rich: Default::default(),
                     },
                 )
                 .await?;
@@ -164,6 +210,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: vec![],
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;
@@ -184,6 +231,140 @@ impl Job<'_, '_, '_> {
             refs.push(id.clone());
         }
         refs
+    }
+
+    /// An agent's answer as the customer gets it: its text, and its HTML
+    /// (sanitized, quote containers and command lines removed) with the
+    /// body images it shows, when the agent wrote HTML and HTML is sent.
+    /// An HTML-only answer's text is rendered from that HTML.
+    pub(super) fn answer_html(&self, answer: &str) -> (String, Option<(String, HashSet<String>)>) {
+        let Some(h) = self.facts.html.as_deref() else {
+            return (answer.to_string(), None);
+        };
+        if !self.ctx.settings.mail.html {
+            return (answer.to_string(), None);
+        }
+        let visible = quotes::visible_html(h);
+        let cids: HashSet<String> = self
+            .files
+            .checked
+            .iter()
+            .filter(|(c, _)| c.refusal.is_none())
+            .filter_map(|(c, _)| c.content_id.clone())
+            .collect();
+        let mut html = crate::mail::html::relayable(h, false, visible.inline_reply, &cids);
+        // the command lines the text lost (`#close`…) leave the HTML too
+        let answer_lines: HashSet<&str> = answer.lines().map(str::trim).collect();
+        for line in visible.text.lines().map(str::trim) {
+            if line.starts_with('#') && !answer_lines.contains(line) {
+                let escaped = crate::mail::html::from_text(line);
+                for (from, to) in [
+                    (format!(">{escaped}<"), "><".to_string()),
+                    (format!(">{escaped}\n"), ">\n".to_string()),
+                    (format!("\n{escaped}<"), "\n<".to_string()),
+                ] {
+                    html = html.replace(&from, &to);
+                }
+            }
+        }
+        let text = if self.facts.text_from_html || self.facts.text.trim().is_empty() {
+            let rendered = crate::mail::html::to_text(&html);
+            if rendered.trim().is_empty() {
+                answer.to_string()
+            } else {
+                rendered.trim().to_string()
+            }
+        } else {
+            answer.to_string()
+        };
+        (text, Some((html, cids)))
+    }
+
+    /// The customer's new words for the agents' copy (quotes and
+    /// signature removed as for agents' answers), the ticket's recent
+    /// history, and the original when something was left out.
+    pub(super) async fn copy_body(
+        &mut self,
+        ticket: &TicketRow,
+        lang: crate::settings::Language,
+    ) -> anyhow::Result<CopyBody> {
+        let html_part = self.facts.html.clone();
+        let read_html =
+            html_part.is_some() && (self.facts.text_from_html || self.facts.text.trim().is_empty());
+        let visible = match html_part.as_deref() {
+            Some(h) if read_html => quotes::visible_html(h),
+            _ => quotes::visible_text(&self.facts.text),
+        };
+        let whole = visible.only_quotes || visible.text.trim().is_empty();
+        let text = if whole {
+            self.customer_text()
+        } else {
+            visible.text.trim().to_string()
+        };
+        let mut cids = HashSet::new();
+        let html = match html_part.as_deref() {
+            Some(h) if self.ctx.settings.mail.html => {
+                cids = self
+                    .files
+                    .checked
+                    .iter()
+                    .filter(|(c, _)| c.refusal.is_none())
+                    .filter_map(|(c, _)| c.content_id.clone())
+                    .collect();
+                Some(crate::mail::html::relayable(
+                    h,
+                    whole,
+                    visible.inline_reply,
+                    &cids,
+                ))
+            }
+            _ => None,
+        };
+        let left_out = !whole && (visible.removed_quote || visible.removed_signature);
+        let original = if left_out {
+            self.tx
+                .raw_bytes(self.raw_id)
+                .await?
+                .filter(|raw| raw.len() <= ORIGINAL_MAX_BYTES)
+        } else {
+            None
+        };
+        let earlier = self
+            .tx
+            .recent_written(ticket.id, self.raw_id, EARLIER_MESSAGES)
+            .await?
+            .into_iter()
+            .filter_map(|(direction, from, date, text)| {
+                let v = quotes::visible_text(&text);
+                let mut words = if v.only_quotes { text } else { v.text };
+                if words.trim().is_empty() {
+                    return None;
+                }
+                if words.len() > EARLIER_CHARS {
+                    let mut end = EARLIER_CHARS;
+                    while !words.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    words.truncate(end);
+                    words.push_str(" […]");
+                }
+                let role = match (direction.as_str(), lang) {
+                    ("in", crate::settings::Language::Fr) => "client",
+                    ("in", _) => "customer",
+                    _ => "agent",
+                };
+                Some(json!({"who": format!("{from} ({role})"),
+                            "date": date.format("%Y-%m-%d %H:%M UTC").to_string(),
+                            "text": words.trim()}))
+            })
+            .collect();
+        Ok(CopyBody {
+            text,
+            html,
+            cids,
+            earlier,
+            original,
+        })
     }
 
     /// The customer's words (and accepted files) to the department's agents.
@@ -243,11 +424,26 @@ impl Job<'_, '_, '_> {
             .collect();
         let notes = notes.as_slice();
         let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
+        let body = self.copy_body(ticket, lang).await?;
         // the copy is the files' last use (recorded already): their bytes
-        // move into it, or are read back from the file store
+        // move into it, or are read back from the file store; the images
+        // its HTML shows go beside the HTML
         let mut attachments = Vec::new();
+        let mut inline = Vec::new();
         for (c, bytes) in &mut self.files.checked {
-            if c.refusal.is_none() {
+            if c.refusal.is_none()
+                && let Some(cid) = c.content_id.as_ref().filter(|id| body.cids.contains(*id))
+            {
+                inline.push(InlineImage {
+                    content_id: cid.clone(),
+                    filename: c.filename.clone(),
+                    content_type: c
+                        .sniffed_type
+                        .clone()
+                        .unwrap_or_else(|| c.declared_type.clone()),
+                    bytes: bytes.take(self.ctx)?,
+                });
+            } else if c.refusal.is_none() {
                 attachments.push(FileToSend {
                     filename: c.filename.clone(),
                     content_type: c
@@ -259,7 +455,7 @@ impl Job<'_, '_, '_> {
             }
         }
         let references = self.thread_refs();
-        let text = self.customer_text();
+        let text = body.text;
         let name = self.facts.from_name.clone();
         let team = s.smtp.from.name.clone().unwrap_or_else(|| "Support".into());
         // agents tell tickets apart in their inbox by who wrote
@@ -278,11 +474,17 @@ impl Job<'_, '_, '_> {
                          "text": text, "name": name, "attachments_accepted": accepted.join(", "),
                          "attachments_refused": refused.join("; "), "cc": cc.join(", "), "notes": notes,
                          // the single `note` of earlier templates an admin may have copied
-                         "note": (!notes.is_empty()).then(|| notes.join("; "))}),
+                         "note": (!notes.is_empty()).then(|| notes.join("; ")),
+                         "earlier": body.earlier}),
             in_reply_to: self.facts.message_id.clone(),
             references,
             attachments,
             from_name,
+            rich: Rich {
+                html: body.html,
+                inline,
+                original: body.original,
+            },
         })
         .await?;
         self.trace.note_data(
@@ -305,6 +507,7 @@ impl Job<'_, '_, '_> {
         ticket: &TicketRow,
         answer: &str,
         files: Vec<FileToSend>,
+        rich: Rich,
     ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
         let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
@@ -345,6 +548,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: files,
                 from_name: None,
+                rich,
             },
         )
         .await?;
@@ -394,6 +598,7 @@ impl Job<'_, '_, '_> {
                 references,
                 attachments: vec![],
                 from_name: None,
+                rich: Default::default(),
             },
         )
         .await?;

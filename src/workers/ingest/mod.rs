@@ -588,6 +588,7 @@ fn agent_file(p: &FilePart<'_>) -> Checked {
         sniffed_type: None,
         refusal: None,
         body_image: false,
+        content_id: None,
     }
 }
 
