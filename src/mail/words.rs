@@ -34,13 +34,15 @@ pub fn help(lang: Language) -> &'static str {
             "Reply to this email to answer the customer. Lines such as these act\n\
              as commands and are never sent: #close, #resolve, #reopen,\n\
              #priority low|normal|high|urgent, #department NAME,\n\
-             #note (the whole reply is an internal note) or #note TEXT."
+             #note (the whole reply is an internal note) or #note TEXT,\n\
+             #merge-customer ADDRESS (another address of this customer)."
         }
         Language::Fr => {
             "Répondez à ce message pour répondre au client. Ces lignes sont des\n\
              commandes, jamais envoyées : #close, #resolve, #reopen,\n\
              #priority low|normal|high|urgent, #department NOM,\n\
-             #note (toute la réponse est une note interne) ou #note TEXTE."
+             #note (toute la réponse est une note interne) ou #note TEXTE,\n\
+             #merge-customer ADRESSE (une autre adresse de ce client)."
         }
     }
 }
@@ -107,6 +109,6 @@ mod tests {
             assert_ne!(headline(Language::En, h), headline(Language::Fr, h));
         }
         assert!(headline(Language::Fr, Headline::NewLinked { old: 3 }).contains('3'));
-        assert_eq!(own_lines().len(), 8);
+        assert_eq!(own_lines().len(), 10);
     }
 }
