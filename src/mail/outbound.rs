@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body as MimeBody, Mailbox, MultiPart, SinglePart};
 
 use crate::domain::EmailAddress;
 use crate::settings::MailboxName;
@@ -170,7 +171,7 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
                         .unwrap_or(ContentType::parse("application/octet-stream")?);
                     related = related.singlepart(
                         Attachment::new_inline_with_name(img.content_id, img.filename)
-                            .body(img.bytes, ct),
+                            .body(file_body(img.bytes), ct),
                     );
                 }
                 alternative.multipart(related)
@@ -188,19 +189,31 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
             Body::Multi(m) => MultiPart::mixed().multipart(m),
         };
         if let Some(raw) = o.original {
+            // RFC 2046 §5.2.1: a message/rfc822 part is 7bit, 8bit or
+            // binary, never base64; 8bit when its lines allow it
+            let original = MimeBody::new_with_encoding(raw, ContentTransferEncoding::EightBit)
+                .unwrap_or_else(MimeBody::new);
             mp = mp.singlepart(
                 Attachment::new("original.eml".to_string())
-                    .body(raw, ContentType::parse("message/rfc822")?),
+                    .body(original, ContentType::parse("message/rfc822")?),
             );
         }
         for f in o.attachments {
             let ct = ContentType::parse(&f.content_type)
                 .unwrap_or(ContentType::parse("application/octet-stream")?);
-            mp = mp.singlepart(Attachment::new(f.filename).body(f.bytes, ct));
+            mp = mp.singlepart(Attachment::new(f.filename).body(file_body(f.bytes), ct));
         }
         b.multipart(mp)?
     };
     Ok(message.formatted())
+}
+
+/// A file's bytes as they are: base64, whatever they look like. Left to
+/// choose, lettre sends text-looking bytes as text and turns their line
+/// ends into CRLF, which changes a PDF or a log file.
+fn file_body(bytes: Vec<u8>) -> MimeBody {
+    MimeBody::new_with_encoding(bytes, ContentTransferEncoding::Base64)
+        .unwrap_or_else(MimeBody::new)
 }
 
 #[cfg(test)]
@@ -252,6 +265,14 @@ mod tests {
         assert!(back.text.contains("votre ticket est ouvert"));
         let parsed = crate::mail::inbound::parse_message(&raw).unwrap();
         assert_eq!(parsed.attachments().count(), 1);
+        // files leave byte for byte: LF line ends stay LF, and nothing in
+        // the mail is a bare LF that a relay would turn into CRLF
+        let file = parsed.attachments().next().unwrap();
+        assert_eq!(file.contents(), b"line\n");
+        assert!(
+            !raw.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+            "a bare LF: {text}"
+        );
 
         // a long chain leaves with its root and its 10 newest ids
         let chain: Vec<String> = (0..30).map(|i| format!("m{i}@example.com")).collect();
