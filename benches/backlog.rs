@@ -166,15 +166,17 @@ struct Desk {
 
 impl Desk {
     fn new(rig: &Rig, support: &str, agent: &str, attachments: &str) -> Result<Desk> {
-        Self::with_smtp_port(rig, support, agent, attachments, rig.smtp_port)
+        Self::with_smtp(rig, support, agent, attachments, rig.smtp_port, None)
     }
 
-    fn with_smtp_port(
+    /// `connections`: `smtp.connections`, or the default when `None`.
+    fn with_smtp(
         rig: &Rig,
         support: &str,
         agent: &str,
         attachments: &str,
         smtp_port: u16,
+        connections: Option<usize>,
     ) -> Result<Desk> {
         let dir = tempfile::Builder::new()
             .prefix("guichet-bench-")
@@ -204,6 +206,7 @@ host = "{host}"
 port = {smtp}
 tls = "none"
 from = "Bench Support <{support}>"
+{connections}
 
 [database]
 url = "sqlite://guichet.db"
@@ -217,8 +220,30 @@ agents = ["{agent}"]
                 imap = rig.imap_port,
                 smtp = smtp_port,
                 password = rig.password,
+                connections = connections
+                    .map(|k| format!("connections = {k}"))
+                    .unwrap_or_default(),
             ),
         )?;
+        Ok(Desk { dir, config })
+    }
+
+    /// A copy of this desk (settings, database, files) whose settings
+    /// are edited by `edit`.
+    fn copy(&self, edit: impl Fn(String) -> String) -> Result<Desk> {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-bench-")
+            .tempdir()?;
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.dir.path().display()))
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            bail!("cannot copy {}", self.dir.path().display());
+        }
+        let config = dir.path().join("guichet.toml");
+        std::fs::write(&config, edit(std::fs::read_to_string(&config)?))?;
         Ok(Desk { dir, config })
     }
 
@@ -410,17 +435,26 @@ async fn outbox_of(db: &Path) -> Result<Vec<Outgoing>> {
         .collect())
 }
 
-/// The bare submit baseline: everything over ONE SMTP connection.
-async fn bare_submit(rig: &Rig, mails: &[Outgoing]) -> Result<Duration> {
+/// The bare submit baseline: everything over `k` SMTP connections at
+/// once, which take the mails in turn (mail i on connection i mod k).
+async fn bare_submit(rig: &Rig, mails: &[Outgoing], k: usize) -> Result<Duration> {
     let t = Instant::now();
-    let mut smtp = Submission::smtp(&rig.host, rig.smtp_port).await?;
-    for m in mails {
-        let rcpts: Vec<&str> = m.rcpts.iter().map(String::as_str).collect();
-        smtp.send(&m.from, &rcpts, &m.wire).await?;
+    let sessions = (0..k).map(|c| async move {
+        let mut smtp = Submission::smtp(&rig.host, rig.smtp_port).await?;
+        for m in mails.iter().skip(c).step_by(k) {
+            let rcpts: Vec<&str> = m.rcpts.iter().map(String::as_str).collect();
+            smtp.send(&m.from, &rcpts, &m.wire).await?;
+        }
+        smtp.quit().await
+    });
+    for done in futures::future::join_all(sessions).await {
+        done?;
     }
-    smtp.quit().await?;
     Ok(t.elapsed())
 }
+
+/// The connection counts the relay's capacity is measured with.
+const CONNECTIONS: [usize; 4] = [1, 2, 4, 8];
 
 fn mix(mails: &[BenchMail]) -> String {
     let count = |k| mails.iter().filter(|m| m.kind == k).count();
@@ -496,18 +530,99 @@ async fn backlog_drain(
         n as f64 / secs(fetch)
     );
 
-    let desk = Desk::new(rig, &support, &agent, "")?;
+    // ingest alone (SMTP unreachable, so nothing is sent): its outbox is
+    // what every submit below sends, bare and by Guichet
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let split_agent = format!("{prefix}-splitagent@example.test");
+    let desk2 = Desk::with_smtp(rig, &split, &split_agent, "", closed_port, None)?;
+    let cpu = machine_cpu();
+    let alone = tokio::task::block_in_place(|| run_guichet(&desk2, &["run", "--once"]))?;
+    let alone_busy = busy_since(cpu);
+    let queued = outbox_of(&desk2.db()).await?;
+    println!(
+        "   ingest alone (relay unreachable): {:.2} s = {:.0} msg/s, {:.2} s of CPU; {alone_busy}; {} mails queued",
+        secs(alone.wall),
+        n as f64 / secs(alone.wall),
+        secs(alone.cpu),
+        queued.len()
+    );
+
+    // the relay's capacity: the same outbox over 1, 2, 4, 8 connections,
+    // bare, then by Guichet (delivery alone: a copy of that store, run
+    // once more after the retry delay, `smtp.connections` = k)
+    let later = (Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    let mut capacity: Vec<(usize, f64, f64)> = Vec::new();
+    for k in CONNECTIONS {
+        rig.wait_postfix_idle()?;
+        let cpu = machine_cpu();
+        let submit = bare_submit(rig, &queued, k).await?;
+        let submit_busy = busy_since(cpu);
+        rig.wait_postfix_idle()?;
+        let copy = desk2.copy(|text| {
+            text.replace(
+                &format!("port = {closed_port}"),
+                &format!("port = {}\nconnections = {k}", rig.smtp_port),
+            )
+        })?;
+        let cpu = machine_cpu();
+        let run = tokio::task::block_in_place(|| {
+            run_guichet(&copy, &["run", "--once", "--now", &later])
+        })?;
+        let run_busy = busy_since(cpu);
+        let r: serde_json::Value = serde_json::from_str(run.stdout.trim())?;
+        let sent = r["mail"]["sent"].as_u64().unwrap_or(0) as usize;
+        if sent != queued.len() {
+            bail!(
+                "{k} connections: guichet sent {sent} of {} mails",
+                queued.len()
+            );
+        }
+        let bare_rate = queued.len() as f64 / secs(submit);
+        let rate = sent as f64 / secs(run.wall);
+        println!(
+            "   {k} connection(s): bare submit {:.2} s = {bare_rate:.0} msg/s ({submit_busy}); guichet delivery alone {:.2} s = {rate:.0} msg/s, {:.2} s of CPU ({run_busy})",
+            secs(submit),
+            secs(run.wall),
+            secs(run.cpu),
+        );
+        capacity.push((k, bare_rate, rate));
+    }
+    rig.wait_postfix_idle()?;
+    let &(best_k, best_bare, _) = capacity
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .context("no capacity measured")?;
+    for &(k, bare_rate, rate) in &capacity {
+        let ratio = rate / bare_rate;
+        sum.add(format!(
+            "relay {k} conn     guichet delivery alone {rate:.0} msg/s vs bare submit {bare_rate:.0} msg/s over {k}: {ratio:.2}x (target >= 0.90x) {}{}",
+            verdict(ratio >= 0.9),
+            if k == best_k { "; the relay's best" } else { "" }
+        ));
+    }
+    let rate_alone = n as f64 / secs(alone.wall);
+    sum.add(format!(
+        "ingest alone    {rate_alone:.0} msg/s = {:.1}x {} (target >= 100x) {}",
+        rate_alone / peer_rate.msg_per_s,
+        peer_rate.label(),
+        verdict(rate_alone / peer_rate.msg_per_s >= 100.0)
+    ));
+
+    // the whole drain, overlapped, with the connections that got the most
+    // through, against the bare client with as many
+    let desk = Desk::with_smtp(rig, &support, &agent, "", rig.smtp_port, Some(best_k))?;
     let cpu = machine_cpu();
     let run = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
     let run_busy = busy_since(cpu);
     let report: serde_json::Value = serde_json::from_str(run.stdout.trim())
         .with_context(|| format!("run --once printed {:?}", run.stdout))?;
     let drained = rig.wait_postfix_idle()?;
-    let queued = outbox_of(&desk.db()).await?;
     let sent = report["mail"]["sent"].as_u64().unwrap_or(0) as usize;
     let mb = &report["mailbox"];
     println!(
-        "   guichet run --once: {:.2} s ({:.2} s of CPU; {run_busy}); mailbox {mb}; mail {}; peak RSS {:.1} MB; Postfix finished delivering {:.1} s later",
+        "   guichet run --once ({best_k} connections): {:.2} s ({:.2} s of CPU; {run_busy}); mailbox {mb}; mail {}; peak RSS {:.1} MB; Postfix finished delivering {:.1} s later",
         secs(run.wall),
         secs(run.cpu),
         report["mail"],
@@ -516,99 +631,42 @@ async fn backlog_drain(
     );
     if mb["fetched"].as_u64() != Some(n as u64) || sent != queued.len() {
         bail!(
-            "guichet handled {} of {n} messages and sent {sent} of {} queued mails",
+            "guichet handled {} of {n} messages and sent {sent} of {} mails",
             mb["fetched"],
             queued.len()
         );
     }
-
-    let cpu = machine_cpu();
-    let submit = bare_submit(rig, &queued).await?;
-    let submit_busy = busy_since(cpu);
-    rig.wait_postfix_idle()?;
-    println!(
-        "   bare submit:  {} messages (what Guichet queued: {:.2} per new ticket) over one SMTP connection in {:.2} s = {:.0} msg/s; {submit_busy}",
-        queued.len(),
-        queued.len() as f64 / mb["new_tickets"].as_f64().unwrap_or(1.0).max(1.0),
-        secs(submit),
-        queued.len() as f64 / secs(submit)
-    );
-
-    // the same work without the overlap: ingest alone (SMTP unreachable,
-    // so nothing is sent), then delivery alone (the next run, minutes
-    // later, when the leases and the retry delay have passed)
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let split_agent = format!("{prefix}-splitagent@example.test");
-    let desk2 = Desk::with_smtp_port(rig, &split, &split_agent, "", closed_port)?;
-    let alone = tokio::task::block_in_place(|| run_guichet(&desk2, &["run", "--once"]))?;
-    let later = (Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
-    std::fs::write(
-        &desk2.config,
-        std::fs::read_to_string(&desk2.config)?.replace(
-            &format!("port = {closed_port}"),
-            &format!("port = {}", rig.smtp_port),
-        ),
-    )?;
-    let delivery_alone =
-        tokio::task::block_in_place(|| run_guichet(&desk2, &["run", "--once", "--now", &later]))?;
-    rig.wait_postfix_idle()?;
-    let r2: serde_json::Value = serde_json::from_str(delivery_alone.stdout.trim())?;
-    let sent2 = r2["mail"]["sent"].as_u64().unwrap_or(0) as f64;
-    println!(
-        "   without overlap: ingest alone {:.2} s ({:.0} msg/s, {:.2} s of CPU), then delivery alone {:.2} s ({:.0} msg/s, {:.2} s of CPU): {:.2} s in all",
-        secs(alone.wall),
-        n as f64 / secs(alone.wall),
-        secs(alone.cpu),
-        secs(delivery_alone.wall),
-        sent2 / secs(delivery_alone.wall),
-        secs(delivery_alone.cpu),
-        secs(alone.wall) + secs(delivery_alone.wall)
-    );
-
-    let bare_total = secs(fetch) + secs(submit);
+    let submit = queued.len() as f64 / best_bare;
+    let bare_total = secs(fetch) + submit;
     let total = secs(run.wall);
     let ratio = bare_total / total;
     sum.add(format!(
-        "backlog drain   guichet {total:.2} s vs bare client {bare_total:.2} s (fetch {:.2} + submit {:.2}): {ratio:.2}x (target >= 0.80x) {}",
+        "backlog drain   guichet {total:.2} s vs bare client {bare_total:.2} s (fetch {:.2} + submit {submit:.2} over {best_k}): {ratio:.2}x (target >= 0.90x) {}",
         secs(fetch),
-        secs(submit),
-        verdict(ratio >= 0.8)
+        verdict(ratio >= 0.9)
     ));
     let t = &report["timings"];
     let ingest_s = t["ingest_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
     let delivery_s = t["delivery_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
     sum.add(format!(
-        "  ingest half   mailbox -> tickets committed {ingest_s:.2} s ({:.0} msg/s) vs bare fetch {:.3} s: {:.3}x",
+        "  ingest half   mailbox -> tickets committed {ingest_s:.2} s ({:.0} msg/s) vs bare fetch {:.3} s: {:.3}x (reported)",
         n as f64 / ingest_s,
         secs(fetch),
         secs(fetch) / ingest_s
     ));
     sum.add(format!(
-        "  delivery half outbox -> SMTP {delivery_s:.2} s ({:.0} msg/s) vs bare submit {:.2} s: {:.2}x",
+        "  delivery half outbox -> SMTP {delivery_s:.2} s ({:.0} msg/s) vs bare submit {submit:.2} s: {:.2}x (reported)",
         queued.len() as f64 / delivery_s,
-        secs(submit),
-        secs(submit) / delivery_s
+        submit / delivery_s
     ));
     let rate = n as f64 / total;
     let peer_msg_per_s = peer_rate.msg_per_s;
-    let peer = rate / peer_msg_per_s;
     sum.add(format!(
-        "  throughput    {rate:.0} msg/s = {peer:.1}x {} (target >= 100x) {}; the bare client itself: {:.0} msg/s = {:.1}x",
+        "  end to end    {rate:.0} msg/s = {:.1}x {} (reported: the relay bounds it); the bare client itself: {:.0} msg/s = {:.1}x",
+        rate / peer_msg_per_s,
         peer_rate.label(),
-        verdict(peer >= 100.0),
         n as f64 / bare_total,
         n as f64 / bare_total / peer_msg_per_s
-    ));
-    sum.add(format!(
-        "  no overlap    ingest alone {:.2} s = {:.0} msg/s ({:.1}x the peer), then delivery alone {:.2} s = {:.0} msg/s ({:.2}x the bare submit)",
-        secs(alone.wall),
-        n as f64 / secs(alone.wall),
-        n as f64 / secs(alone.wall) / peer_msg_per_s,
-        secs(delivery_alone.wall),
-        sent2 / secs(delivery_alone.wall),
-        secs(submit) / secs(delivery_alone.wall)
     ));
     let rss_mb = run.peak_rss_kb as f64 / 1024.0;
     sum.add(format!(

@@ -6,6 +6,58 @@ use chrono::{DateTime, Utc};
 use super::{NewRaw, Result, Store, Tx};
 
 impl Store {
+    /// Claims `uids` of `mailbox` for this daemon until `until`, before
+    /// their bodies are fetched; returns those it got (ascending): the
+    /// ones nobody holds, or whose claim ran out by `now`. On PostgreSQL
+    /// several daemons share a mailbox this way, each fetching and
+    /// preparing its own part; a SQLite file has one daemon, which gets
+    /// them all without a statement.
+    pub async fn claim_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uids: &[u32],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<u32>> {
+        let Store::Postgres(p) = self else {
+            return Ok(uids.to_vec());
+        };
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+        // a concurrent claim of the same UID waits for this statement
+        // (the primary key's row lock), then sees it held
+        let mut got: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO fetch_claims (mailbox, uidvalidity, uid, claimed_by, claimed_until) \
+             SELECT $1, $2, u, $3, $4 FROM UNNEST($5::BIGINT[]) AS u \
+             ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE \
+               SET claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until \
+               WHERE fetch_claims.claimed_until <= $6 OR fetch_claims.claimed_by = EXCLUDED.claimed_by \
+             RETURNING uid",
+        )
+        .bind(mailbox)
+        .bind(uidvalidity)
+        .bind(super::claims::holder())
+        .bind(until)
+        .bind(&wanted)
+        .bind(now)
+        .fetch_all(p)
+        .await?;
+        // claims that ran out long ago: nobody needs them any more
+        sqlx::query("DELETE FROM fetch_claims WHERE mailbox = $1 AND claimed_until < $2")
+            .bind(mailbox)
+            .bind(now - chrono::Duration::hours(1))
+            .execute(p)
+            .await?;
+        got.sort_unstable();
+        Ok(got
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect())
+    }
+
     /// The UIDs of `mailbox` (at `uidvalidity`) whose FETCH failed, with
     /// how many times it failed when they were fetched alone. Ascending.
     pub async fn fetch_failures(&self, mailbox: &str, uidvalidity: i64) -> Result<Vec<(u32, i64)>> {

@@ -169,6 +169,11 @@ pub async fn mailbox_pass(
     Ok(report)
 }
 
+/// How long a daemon holds the UIDs it claimed before fetching them
+/// (`Store::claim_uids`): long enough to fetch, prepare and commit a
+/// group of big messages; a dead daemon's UIDs are taken again after it.
+const FETCH_CLAIM: chrono::Duration = chrono::Duration::minutes(5);
+
 /// The FETCHes of one pass, and what failed.
 struct Fetching<'a> {
     key: &'a str,
@@ -191,7 +196,21 @@ impl Fetching<'_> {
         mailbox: &mut Mailbox,
         group: &[(u32, u32)],
     ) -> anyhow::Result<Vec<FetchedMail>> {
-        let uids = uids_of(group);
+        // on a shared database, only the UIDs no other daemon holds
+        let now = chrono::Utc::now();
+        let uids = rt
+            .store
+            .claim_uids(
+                self.key,
+                i64::from(self.validity),
+                &uids_of(group),
+                now,
+                now + FETCH_CLAIM,
+            )
+            .await?;
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
         match mailbox.fetch(&uids).await {
             Ok(mails) => {
                 self.fetched_any |= !mails.is_empty();
