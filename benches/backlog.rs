@@ -11,6 +11,9 @@
 //!    to SMTP, for messages delivered one at a time.
 //! 4. Memory: peak RSS of the drain, and of one 25 MB attachment.
 //! 5. Growth: per-message ingest cost with 1k, 10k, 100k stored tickets.
+//! 6. PostgreSQL: ingest alone and the drain beside SQLite's; 1, 2 and 3
+//!    daemons on one database and one mailbox (each message fetched once,
+//!    no ticket or mail twice).
 //! 0. Peer (run first, `backlog/peer.rs`): django-helpdesk's `get_email`
 //!    and `guichet run --once` on the same `BENCH_PEER_N` messages (default
 //!    500); its measured rate is the one the backlog figures compare to.
@@ -19,7 +22,7 @@
 //! `BENCH_N` (backlog size, default 10000), `BENCH_RIG` (the rig's
 //! directory, default /dev/shm/guichet-bench), `BENCH_LATENCY_N` (default
 //! 100), `BENCH_GROWTH` (default 1000,10000,100000), `BENCH_ONLY` (comma
-//! list of peer,backlog,pipeline,latency,memory,growth).
+//! list of peer,backlog,pipeline,latency,memory,growth,postgres).
 
 #[path = "backlog/mails.rs"]
 mod mails;
@@ -493,7 +496,7 @@ async fn backlog_drain(
     backlog: &[BenchMail],
     peer_rate: &peer::PeerRate,
     sum: &mut Summary,
-) -> Result<()> {
+) -> Result<SqliteFigures> {
     let n = cfg.n;
     let support = format!("{prefix}-desk@example.test");
     let bare = format!("{prefix}-bare@example.test");
@@ -673,6 +676,178 @@ async fn backlog_drain(
         "memory drain    peak RSS {rss_mb:.1} MB (target < 100 MB) {}",
         verdict(rss_mb < 100.0)
     ));
+    Ok(SqliteFigures {
+        ingest_alone: rate_alone,
+        drain: rate,
+        connections: best_k,
+    })
+}
+
+/// The SQLite figures the PostgreSQL ones are set beside.
+#[derive(Clone, Copy)]
+struct SqliteFigures {
+    /// msg/s
+    ingest_alone: f64,
+    /// msg/s, end to end
+    drain: f64,
+    connections: usize,
+}
+
+/// A fresh PostgreSQL database on the rig; its URL.
+async fn fresh_pg(rig: &Rig, name: &str) -> Result<String> {
+    use sqlx::Connection;
+    let admin_url = rig.vars.get("PG_ADMIN_URL").context("PG_ADMIN_URL missing")?;
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        format!("CREATE DATABASE \"{name}\" OWNER helpdesk"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await?;
+    }
+    let _ = admin.close().await;
+    let url = rig.vars.get("DATABASE_URL").context("DATABASE_URL missing")?;
+    let (base, _) = url.rsplit_once('/').context("DATABASE_URL has no name")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Rows of `tickets`, `raw_messages`, `outbox_mail` in a database.
+async fn pg_counts(url: &str) -> Result<(i64, i64, i64)> {
+    let store = Store::connect(url).await?;
+    let Store::Postgres(pool) = &store else {
+        bail!("not PostgreSQL")
+    };
+    let mut counts = [0i64; 3];
+    for (c, table) in counts
+        .iter_mut()
+        .zip(["tickets", "raw_messages", "outbox_mail"])
+    {
+        *c = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(pool)
+            .await?;
+    }
+    store.close().await;
+    Ok((counts[0], counts[1], counts[2]))
+}
+
+/// The backlog on PostgreSQL: ingest alone and the whole drain beside
+/// SQLite's; then 1, 2 and 3 daemons on one database and one mailbox
+/// (ingest alone, the relay unreachable): the total rate, how the
+/// messages were split, and no ticket or mail twice.
+async fn postgres(
+    cfg: &Config,
+    rig: &Rig,
+    prefix: &str,
+    backlog: &[BenchMail],
+    sqlite: Option<SqliteFigures>,
+    sum: &mut Summary,
+) -> Result<()> {
+    let n = cfg.n;
+    println!("\n== 6. PostgreSQL: {n} messages; ingest alone, drain, then 1, 2, 3 daemons on one mailbox");
+    let users: Vec<String> = ["pgalone", "pgdrain", "pgd1", "pgd2", "pgd3"]
+        .iter()
+        .map(|u| format!("{prefix}-{u}@example.test"))
+        .collect();
+    let rcpts: Vec<&str> = users.iter().map(String::as_str).collect();
+    let seeded = seed(rig, backlog, &rcpts).await?;
+    println!("   seeded {} mailboxes in {:.1} s", users.len(), secs(seeded));
+    rig.wait_postfix_idle()?;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let agent = format!("{prefix}-pgagent@example.test");
+    let on_pg = |desk: Desk, url: &str| -> Result<Desk> {
+        let text = std::fs::read_to_string(&desk.config)?
+            .replace("url = \"sqlite://guichet.db\"", &format!("url = \"{url}\""));
+        std::fs::write(&desk.config, text)?;
+        Ok(desk)
+    };
+
+    // ingest alone
+    let url = fresh_pg(rig, &format!("{prefix}_alone")).await?;
+    let desk = on_pg(
+        Desk::with_smtp(rig, &users[0], &agent, "", closed_port, None)?,
+        &url,
+    )?;
+    let alone = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    let alone_rate = n as f64 / secs(alone.wall);
+    // the drain, with the connections SQLite's drain used
+    let k = sqlite.map_or(guichet::settings::DEFAULT_SMTP_CONNECTIONS, |s| s.connections);
+    let url = fresh_pg(rig, &format!("{prefix}_drain")).await?;
+    let desk = on_pg(
+        Desk::with_smtp(rig, &users[1], &agent, "", rig.smtp_port, Some(k))?,
+        &url,
+    )?;
+    let drain = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    rig.wait_postfix_idle()?;
+    let drain_rate = n as f64 / secs(drain.wall);
+    println!(
+        "   ingest alone {:.2} s = {alone_rate:.0} msg/s ({:.2} s of CPU); drain over {k} connections {:.2} s = {drain_rate:.0} msg/s, peak RSS {:.1} MB",
+        secs(alone.wall),
+        secs(alone.cpu),
+        secs(drain.wall),
+        drain.peak_rss_kb as f64 / 1024.0
+    );
+    let beside = |pg: f64, lite: Option<f64>| match lite {
+        Some(l) => format!("{:.2}x SQLite's {l:.0} msg/s", pg / l),
+        None => "SQLite not measured in this run".to_string(),
+    };
+    sum.add(format!(
+        "postgres        ingest alone {alone_rate:.0} msg/s = {}; drain {drain_rate:.0} msg/s = {} (reported)",
+        beside(alone_rate, sqlite.map(|s| s.ingest_alone)),
+        beside(drain_rate, sqlite.map(|s| s.drain))
+    ));
+
+    // 1, 2, 3 daemons, one database, one mailbox each round
+    let mut first: Option<(f64, (i64, i64, i64))> = None;
+    for (d, user) in (1..=3).zip(&users[2..]) {
+        let url = fresh_pg(rig, &format!("{prefix}_d{d}")).await?;
+        let desk = on_pg(
+            Desk::with_smtp(rig, user, &agent, "", closed_port, None)?,
+            &url,
+        )?;
+        let desks: Vec<Desk> = (0..d)
+            .map(|_| desk.copy(|t| t))
+            .collect::<Result<_>>()?;
+        let t = Instant::now();
+        let runs: Vec<BinRun> = tokio::task::block_in_place(|| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = desks
+                    .iter()
+                    .map(|desk| s.spawn(move || run_guichet(desk, &["run", "--once"])))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("no panic"))
+                    .collect::<Result<Vec<_>>>()
+            })
+        })?;
+        let wall = t.elapsed();
+        let fetched: Vec<u64> = runs
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(r.stdout.trim())
+                    .map(|v| v["mailbox"]["fetched"].as_u64().unwrap_or(0))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let counts = pg_counts(&url).await?;
+        let rate = n as f64 / secs(wall);
+        println!(
+            "   {d} daemon(s): {:.2} s = {rate:.0} msg/s in all; fetched {fetched:?}; tickets, stored mails, queued mails {counts:?}",
+            secs(wall)
+        );
+        let total_fetched: u64 = fetched.iter().sum();
+        let (base_rate, base_counts) = *first.get_or_insert((rate, counts));
+        let exact = total_fetched == n as u64 && counts == base_counts && counts.1 == n as i64;
+        sum.add(format!(
+            "postgres {d} dmn  {rate:.0} msg/s in all = {:.2}x one daemon; fetched {fetched:?} (each once: target {n}) {}; tickets/stored/queued {counts:?} vs one daemon's {base_counts:?} {}",
+            rate / base_rate,
+            verdict(total_fetched == n as u64),
+            verdict(exact)
+        ));
+    }
     Ok(())
 }
 
@@ -1331,9 +1506,11 @@ async fn main() -> Result<()> {
     } else {
         peer::PeerRate::fallback()
     };
-    if cfg.wants("backlog") {
-        backlog_drain(&cfg, &rig, &prefix, &backlog, &peer_rate, &mut sum).await?;
-    }
+    let sqlite = if cfg.wants("backlog") {
+        Some(backlog_drain(&cfg, &rig, &prefix, &backlog, &peer_rate, &mut sum).await?)
+    } else {
+        None
+    };
     if cfg.wants("pipeline") {
         pipeline(&backlog, &mut sum).await?;
     }
@@ -1345,6 +1522,9 @@ async fn main() -> Result<()> {
     }
     if cfg.wants("growth") {
         growth(&cfg, &prefix, &mut sum).await?;
+    }
+    if cfg.wants("postgres") {
+        postgres(&cfg, &rig, &prefix, &backlog, sqlite, &mut sum).await?;
     }
     println!(
         "\n== Summary (N = {}, load average {} at the end)",
