@@ -552,6 +552,16 @@ async fn backlog_drain(
         queued.len()
     );
 
+    if let Some((start, end, windows)) = per_message_cost(&desk2.dir.path().join("guichet.log")) {
+        let growth = end / start;
+        sum.add(format!(
+            "backlog cost    ingest alone of {n}: {:.2} s, peak RSS {:.1} MB; per message {start:.0} us over the first {windows} vs {end:.0} us over the last {windows}: {growth:.2}x (target <= 1.50x) {}",
+            secs(alone.wall),
+            alone.peak_rss_kb as f64 / 1024.0,
+            verdict(growth <= 1.5)
+        ));
+    }
+
     // the relay's capacity: the same outbox over 1, 2, 4, 8 connections,
     // bare, then by Guichet (delivery alone: a copy of that store, run
     // once more after the retry delay, `smtp.connections` = k)
@@ -683,6 +693,36 @@ async fn backlog_drain(
     })
 }
 
+/// Per-message ingest cost at the start and at the end of a run, from
+/// the times of its "message stored on its ticket" log lines: the mean
+/// gap over the first and the last tenth of them (µs), and how many
+/// messages a tenth is.
+fn per_message_cost(log: &Path) -> Option<(f64, f64, usize)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let times: Vec<DateTime<Utc>> = text
+        .lines()
+        .filter(|l| l.contains("message stored on its ticket"))
+        .filter_map(|l| {
+            DateTime::parse_from_rfc3339(l.split_whitespace().next()?)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+        .collect();
+    let tenth = times.len() / 10;
+    if tenth < 2 {
+        return None;
+    }
+    let gap = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        (b - a).num_microseconds().unwrap_or(0) as f64 / (tenth - 1) as f64
+    };
+    let last = times.len() - 1;
+    Some((
+        gap(times[0], times[tenth - 1]),
+        gap(times[last + 1 - tenth], times[last]),
+        tenth,
+    ))
+}
+
 /// The SQLite figures the PostgreSQL ones are set beside.
 #[derive(Clone, Copy)]
 struct SqliteFigures {
@@ -696,7 +736,10 @@ struct SqliteFigures {
 /// A fresh PostgreSQL database on the rig; its URL.
 async fn fresh_pg(rig: &Rig, name: &str) -> Result<String> {
     use sqlx::Connection;
-    let admin_url = rig.vars.get("PG_ADMIN_URL").context("PG_ADMIN_URL missing")?;
+    let admin_url = rig
+        .vars
+        .get("PG_ADMIN_URL")
+        .context("PG_ADMIN_URL missing")?;
     let mut admin = sqlx::PgConnection::connect(admin_url).await?;
     for sql in [
         format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
@@ -707,7 +750,10 @@ async fn fresh_pg(rig: &Rig, name: &str) -> Result<String> {
             .await?;
     }
     let _ = admin.close().await;
-    let url = rig.vars.get("DATABASE_URL").context("DATABASE_URL missing")?;
+    let url = rig
+        .vars
+        .get("DATABASE_URL")
+        .context("DATABASE_URL missing")?;
     let (base, _) = url.rsplit_once('/').context("DATABASE_URL has no name")?;
     Ok(format!("{base}/{name}"))
 }
@@ -744,14 +790,20 @@ async fn postgres(
     sum: &mut Summary,
 ) -> Result<()> {
     let n = cfg.n;
-    println!("\n== 6. PostgreSQL: {n} messages; ingest alone, drain, then 1, 2, 3 daemons on one mailbox");
+    println!(
+        "\n== 6. PostgreSQL: {n} messages; ingest alone, drain, then 1, 2, 3 daemons on one mailbox"
+    );
     let users: Vec<String> = ["pgalone", "pgdrain", "pgd1", "pgd2", "pgd3"]
         .iter()
         .map(|u| format!("{prefix}-{u}@example.test"))
         .collect();
     let rcpts: Vec<&str> = users.iter().map(String::as_str).collect();
     let seeded = seed(rig, backlog, &rcpts).await?;
-    println!("   seeded {} mailboxes in {:.1} s", users.len(), secs(seeded));
+    println!(
+        "   seeded {} mailboxes in {:.1} s",
+        users.len(),
+        secs(seeded)
+    );
     rig.wait_postfix_idle()?;
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -773,7 +825,9 @@ async fn postgres(
     let alone = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
     let alone_rate = n as f64 / secs(alone.wall);
     // the drain, with the connections SQLite's drain used
-    let k = sqlite.map_or(guichet::settings::DEFAULT_SMTP_CONNECTIONS, |s| s.connections);
+    let k = sqlite.map_or(guichet::settings::DEFAULT_SMTP_CONNECTIONS, |s| {
+        s.connections
+    });
     let url = fresh_pg(rig, &format!("{prefix}_drain")).await?;
     let desk = on_pg(
         Desk::with_smtp(rig, &users[1], &agent, "", rig.smtp_port, Some(k))?,
@@ -807,9 +861,7 @@ async fn postgres(
             Desk::with_smtp(rig, user, &agent, "", closed_port, None)?,
             &url,
         )?;
-        let desks: Vec<Desk> = (0..d)
-            .map(|_| desk.copy(|t| t))
-            .collect::<Result<_>>()?;
+        let desks: Vec<Desk> = (0..d).map(|_| desk.copy(|t| t)).collect::<Result<_>>()?;
         let t = Instant::now();
         let runs: Vec<BinRun> = tokio::task::block_in_place(|| {
             std::thread::scope(|s| {

@@ -128,19 +128,32 @@ pub(super) enum FileBytes {
 }
 
 impl FileBytes {
-    pub(super) fn keep(
+    /// The write (two fsyncs) runs on a blocking thread, not on the async
+    /// ones: meanwhile the daemon fetches the next messages and sends
+    /// mail. Decoded bytes are owned already; others are copied once.
+    pub(super) async fn keep(
         ctx: &Ctx<'_>,
         bytes: std::borrow::Cow<'_, [u8]>,
         dry_run: bool,
     ) -> FileBytes {
-        if !dry_run
-            && let Ok(stored) = file_store::store(&ctx.settings.attachments.storage_dir, &bytes)
-        {
-            return FileBytes::Stored {
-                sha256: stored.sha256,
-            };
+        let bytes = bytes.into_owned();
+        if dry_run {
+            return FileBytes::Held(bytes);
         }
-        FileBytes::Held(bytes.into_owned())
+        let dir = ctx.settings.attachments.storage_dir.clone();
+        let bytes = std::sync::Arc::new(bytes);
+        let shared = std::sync::Arc::clone(&bytes);
+        let written = tokio::task::spawn_blocking(move || file_store::store(&dir, &shared)).await;
+        match written {
+            Ok(Ok(stored)) => FileBytes::Stored {
+                sha256: stored.sha256,
+            },
+            // not written (or the write's thread failed): held, and tried
+            // again when the message's files are recorded
+            _ => FileBytes::Held(
+                std::sync::Arc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec()),
+            ),
+        }
     }
 
     /// The bytes, for a mail that carries the file, when that mail is
@@ -256,7 +269,7 @@ pub(super) async fn check_files(
                    "reason_code": c.refusal.as_ref().map(|r| r.code())}),
         );
         let bytes = if c.refusal.is_none() {
-            FileBytes::keep(ctx, part.bytes, dry_run)
+            FileBytes::keep(ctx, part.bytes, dry_run).await
         } else {
             FileBytes::Refused
         };

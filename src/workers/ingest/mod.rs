@@ -464,13 +464,12 @@ async fn prepare(
             let (parts, others) = files::sort_parts(m, is_agent, trace);
             if is_agent {
                 // an authenticated agent's files are relayed as they are
-                Files {
-                    checked: parts
-                        .into_iter()
-                        .map(|(p, _)| (agent_file(&p), FileBytes::keep(ctx, p.bytes, dry_run)))
-                        .collect(),
-                    others,
+                let mut checked = Vec::with_capacity(parts.len());
+                for (p, _) in parts {
+                    let file = agent_file(&p);
+                    checked.push((file, FileBytes::keep(ctx, p.bytes, dry_run).await));
                 }
+                Files { checked, others }
             } else {
                 Files {
                     others,
