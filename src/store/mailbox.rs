@@ -58,6 +58,64 @@ impl Store {
             .collect())
     }
 
+    /// Waits until no other live daemon holds a claim on a UID of
+    /// `mailbox` below `uid`: messages are stored in UID order whichever
+    /// daemon fetched them, so a reply is threaded to the ticket its
+    /// original (an earlier UID) made. A dead daemon's claims stop
+    /// counting when they run out. Returns at once on SQLite.
+    pub async fn wait_for_earlier_claims(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uid: u32,
+    ) -> Result<()> {
+        let Store::Postgres(p) = self else {
+            return Ok(());
+        };
+        loop {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM fetch_claims WHERE mailbox = $1 \
+                   AND uidvalidity = $2 AND uid < $3 AND claimed_by <> $4 AND claimed_until > $5)",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(i64::from(uid))
+            .bind(super::claims::holder())
+            .bind(Utc::now())
+            .fetch_one(p)
+            .await?;
+            if !held {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gives up this daemon's claims on `uids` of `mailbox` (all of them
+    /// when `uids` is `None`): stored, or left for the next pass.
+    pub async fn release_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uids: Option<&[u32]>,
+    ) -> Result<()> {
+        let Store::Postgres(p) = self else {
+            return Ok(());
+        };
+        let uids: Option<Vec<i64>> = uids.map(|u| u.iter().map(|&u| i64::from(u)).collect());
+        sqlx::query(
+            "DELETE FROM fetch_claims WHERE mailbox = $1 AND uidvalidity = $2 \
+               AND claimed_by = $3 AND ($4::BIGINT[] IS NULL OR uid = ANY($4))",
+        )
+        .bind(mailbox)
+        .bind(uidvalidity)
+        .bind(super::claims::holder())
+        .bind(uids)
+        .execute(p)
+        .await?;
+        Ok(())
+    }
+
     /// The UIDs of `mailbox` (at `uidvalidity`) whose FETCH failed, with
     /// how many times it failed when they were fetched alone. Ascending.
     pub async fn fetch_failures(&self, mailbox: &str, uidvalidity: i64) -> Result<Vec<(u32, i64)>> {
