@@ -5,6 +5,17 @@
 #
 #   bash scripts/bench.sh            # BENCH_N=10000 messages by default
 #   BENCH_N=2000 BENCH_ONLY=backlog,latency bash scripts/bench.sh
+#   BENCH_N=3000 bash scripts/bench.sh     # every phase in about 10 minutes
+#   BENCH_N=100000 BENCH_ONLY=backlog bash scripts/bench.sh  # the 100k backlog:
+#                                    # time, peak RSS, per-message cost at start and end
+#
+# The summary at the end has every figure with its baseline measured in
+# the same run, its ratio, its target and PASS/FAIL. Phases (BENCH_ONLY):
+# peer, backlog (ingest alone, the relay over 1/2/4/8 connections bare and
+# by Guichet, the drain against the best), pipeline, latency, memory,
+# growth, postgres (ingest alone and drain beside SQLite's; 1, 2, 3
+# daemons on one database and mailbox). On a shared machine absolute
+# figures are noisy: read the ratios.
 #
 # 1. installs the servers if needed (scripts/mailrig.sh install);
 # 2. starts a rig of its own in $BENCH_RIG (default /dev/shm/guichet-bench,

@@ -101,6 +101,61 @@ async fn mail_sent_while_the_store_fails_is_recorded_later_and_never_sent_twice(
     assert_eq!(got, 4, "each mail once");
 }
 
+/// `smtp.connections`: the outbox drains over that many connections at
+/// once (it was always 2), each sending its share of the claim.
+#[tokio::test]
+async fn the_outbox_drains_over_smtp_connections_connections() {
+    let desk = Desk::with_database("sqlite://guichet.db");
+    desk.edit_settings(
+        "tls = \"none\"\nfrom",
+        "tls = \"none\"\nconnections = 3\nfrom",
+    );
+    let settings = guichet::settings::load(&desk.config).unwrap();
+    assert_eq!(settings.smtp.connections, 3);
+    let store = Store::connect(&settings.database.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let templates = Templates::load(None).unwrap();
+    let smtp = SmtpSender::new(&settings.smtp).unwrap();
+    let customer = fresh_user("customer");
+    let t0 = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..12 {
+        let id = format!("<conn-{i}-{}@guichet.test>", unique_token());
+        let raw = format!(
+            "From: {support}\r\nTo: {customer}\r\nSubject: Mail {i}\r\nMessage-ID: {id}\r\n\r\nbody {i}\r\n",
+            support = desk.support
+        );
+        tx.enqueue_mail(&NewMail {
+            ticket_id: None,
+            kind: "ack",
+            envelope_from: &desk.support,
+            recipients: &customer,
+            message_id: &id,
+            raw: raw.as_bytes(),
+            now: t0,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let ctx = Ctx {
+        settings: &settings,
+        store: &store,
+        templates: &templates,
+        now: t0,
+    };
+    let mut link = deliver::SmtpLink::default();
+    let done = deliver::deliver_mail_over(&ctx, &smtp, &mut link)
+        .await
+        .unwrap();
+    assert_eq!(done.sent, 12);
+    assert_eq!(link.open_connections(), 3, "one session per connection");
+    link.close().await;
+    assert_eq!(store.count(CountedTable::PendingMail).await.unwrap(), 0);
+    let got = wait_for_messages(&customer, 12, StdDuration::from_secs(10)).await;
+    assert_eq!(got.len(), 12, "each mail once");
+}
+
 // The webhook half of this test (a delivery posted while the store fails
 // is recorded later and never posted again) was written for the single
 // webhook pass; the per-endpoint lanes of issue 26 replaced that pass, and

@@ -455,7 +455,16 @@ async fn daemons(configs: &[&Path], now: Option<&str>) -> Vec<Output> {
 
 #[tokio::test]
 async fn two_daemons_on_one_database_and_one_mailbox_process_each_message_once() {
-    several_daemons(|desk| desk.config.clone()).await
+    several_daemons(2, 50, true, |desk| desk.config.clone()).await
+}
+
+/// Three daemons on one database and one mailbox split its messages
+/// (issue 17): each message is fetched by one of them only (they claim
+/// UIDs before fetching; before, each fetched every message and the
+/// losers prepared it again), one ticket and one mail each.
+#[tokio::test]
+async fn three_daemons_split_one_mailbox_and_fetch_each_message_once() {
+    several_daemons(3, 150, true, |desk| desk.config.clone()).await
 }
 
 /// The same when the second daemon names the mailbox differently
@@ -464,7 +473,7 @@ async fn two_daemons_on_one_database_and_one_mailbox_process_each_message_once()
 /// transactions but the store's own keys and row locks.
 #[tokio::test]
 async fn two_daemons_naming_the_mailbox_differently_process_each_message_once() {
-    several_daemons(|desk| {
+    several_daemons(2, 50, false, |desk| {
         let text = std::fs::read_to_string(&desk.config).unwrap();
         let text = text.replacen(
             "poll_seconds = 1",
@@ -478,11 +487,16 @@ async fn two_daemons_naming_the_mailbox_differently_process_each_message_once() 
     .await
 }
 
-/// ~50 waiting messages, two daemons started together (the desk's settings
-/// file, and the one `second_config` writes), then their two sweeps
-/// together eight days later.
-async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
-    const MESSAGES: usize = 50;
+/// `messages` waiting messages, `count` daemons started together (the
+/// desk's settings file, and the ones `other_config` writes), then their
+/// sweeps together eight days later. `same_name`: they name the mailbox
+/// alike, so they share its UID claims and each message is fetched once.
+async fn several_daemons(
+    count: usize,
+    messages: usize,
+    same_name: bool,
+    other_config: impl Fn(&Desk) -> PathBuf,
+) {
     let hooks = Receiver::start().await;
     let database = fresh_pg_database().await;
     let desk = Desk::build(
@@ -491,7 +505,7 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
         &format!("[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\n", hooks.url),
         Some(&database),
     );
-    let customers: Vec<String> = (0..MESSAGES).map(|_| fresh_user("customer")).collect();
+    let customers: Vec<String> = (0..messages).map(|_| fresh_user("customer")).collect();
     for (i, customer) in customers.iter().enumerate() {
         let mail = simple_message(
             customer,
@@ -502,7 +516,9 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
         deliver_lmtp(&desk.support, &mail).await;
     }
 
-    let configs = [desk.config.clone(), second_config(&desk)];
+    let configs: Vec<PathBuf> = std::iter::once(desk.config.clone())
+        .chain((1..count).map(|_| other_config(&desk)))
+        .collect();
     let configs: Vec<&Path> = configs.iter().map(PathBuf::as_path).collect();
     let started = std::time::Instant::now();
     let outs = daemons(&configs, None).await;
@@ -519,15 +535,22 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
             .sum()
     };
     println!(
-        "two daemons, {MESSAGES} messages: {took:?}; reports {}",
+        "{count} daemons, {messages} messages: {took:?}; reports {}",
         serde_json::to_string(&reports).unwrap()
     );
     assert_eq!(
         sum(&["mailbox", "new_tickets"]),
-        MESSAGES as i64,
+        messages as i64,
         "{reports:?}"
     );
-    assert_eq!(sum(&["mail", "sent"]), 2 * MESSAGES as i64, "{reports:?}");
+    assert_eq!(sum(&["mail", "sent"]), 2 * messages as i64, "{reports:?}");
+    if same_name {
+        assert_eq!(
+            sum(&["mailbox", "fetched"]),
+            messages as i64,
+            "each message fetched by one daemon only: {reports:?}"
+        );
+    }
     // Mail is ingested in batches: the daemon that loses the race for a
     // batch finds each of its messages stored by the other (the unique
     // key, under the other's row locks) and must count them as already
@@ -550,7 +573,7 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
 
     // one ticket per message, each with its one message
     let tickets = desk.tickets();
-    assert_eq!(tickets.len(), MESSAGES);
+    assert_eq!(tickets.len(), messages);
     let mut clients: Vec<&str> = tickets
         .iter()
         .map(|t| t["client"].as_str().unwrap())
@@ -563,28 +586,28 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
     use guichet::store::CountedTable;
     assert_eq!(
         store.count(CountedTable::RawMessages).await.unwrap(),
-        MESSAGES as i64
+        messages as i64
     );
     assert_eq!(
         store.count(CountedTable::Messages).await.unwrap(),
-        MESSAGES as i64
+        messages as i64
     );
     assert_eq!(store.count(CountedTable::PendingMail).await.unwrap(), 0);
     assert_eq!(store.count(CountedTable::PendingWebhooks).await.unwrap(), 0);
     let flags = flags_of_all(&desk.support).await;
-    assert_eq!(flags.len(), MESSAGES);
+    assert_eq!(flags.len(), messages);
     assert!(
         flags.iter().all(|f| f.iter().any(|x| x == "$GuichetDone")),
         "{flags:?}"
     );
 
     // every acknowledgement once, every agent copy once (read over IMAP)
-    wait_for_messages(&desk.agent, MESSAGES, WAIT).await;
+    wait_for_messages(&desk.agent, messages, WAIT).await;
     for customer in &customers {
         wait_for_messages(customer, 1, WAIT).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(fetch_all(&desk.agent).await.len(), MESSAGES, "agent copies");
+    assert_eq!(fetch_all(&desk.agent).await.len(), messages, "agent copies");
     for customer in &customers {
         let got = fetch_all(customer).await;
         assert_eq!(got.len(), 1, "{customer}: acknowledgements");
@@ -601,7 +624,7 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
         .iter()
         .map(|o| report(o)["auto_closed"].as_i64().unwrap())
         .sum();
-    assert_eq!(closed, MESSAGES as i64, "each ticket closed by one daemon");
+    assert_eq!(closed, messages as i64, "each ticket closed by one daemon");
     assert!(desk.tickets().iter().all(|t| t["status"] == "closed"));
     for t in &tickets {
         let detail = desk.ticket(t["ticket_id"].as_i64().unwrap());
@@ -633,7 +656,7 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
     }
     let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    assert_eq!(seen.len(), 2 * MESSAGES, "created + closed per ticket");
+    assert_eq!(seen.len(), 2 * messages, "created + closed per ticket");
     let mut per_ticket: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     for (_, body) in &seen {
         per_ticket
@@ -641,7 +664,7 @@ async fn several_daemons(second_config: impl Fn(&Desk) -> PathBuf) {
             .or_default()
             .push(body["event"].as_str().unwrap());
     }
-    assert_eq!(per_ticket.len(), MESSAGES);
+    assert_eq!(per_ticket.len(), messages);
     for (ticket, events) in &per_ticket {
         assert_eq!(
             events,

@@ -270,6 +270,7 @@ const SMTP_KEYS: &[&str] = &[
     "password_file",
     "from",
     "ca_file",
+    "connections",
 ];
 const DATABASE_KEYS: &[&str] = &["url"];
 const OAUTH2_KEYS: &[&str] = &[
@@ -1969,6 +1970,13 @@ impl<'c> Checker<'c> {
                 }
             });
         let ca_file = self.ca_file(s);
+        let connections = self.int_in(
+            s,
+            "connections",
+            super::DEFAULT_SMTP_CONNECTIONS as i64,
+            1..=16,
+            "a number of connections from 1 to 16",
+        );
         let (host, port, tls) = server?;
         let (username, password) = credentials?;
         let (password, password_source) = match password {
@@ -1985,6 +1993,7 @@ impl<'c> Checker<'c> {
             password_source,
             from: from?,
             ca_file: ca_file?,
+            connections: connections? as usize,
         })
     }
 

@@ -171,6 +171,8 @@ const BAD: &[BadCase] = &[
     ("port zero", &[("port = 993", "port = 0")], "imap.port", "0 is not allowed"),
     ("port too big", &[("port = 465", "port = 70000")], "smtp.port", "from 1 to 65535"),
     ("poll zero", &[("poll_seconds = 60", "poll_seconds = 0")], "imap.poll_seconds", "0 is not allowed"),
+    ("no smtp connection", &[("port = 465", "port = 465\nconnections = 0")], "smtp.connections", "from 1 to 16"),
+    ("too many smtp connections", &[("port = 465", "port = 465\nconnections = 17")], "smtp.connections", "17 is not allowed"),
     ("secret env unset", &[("\"T_SECRET\"", "\"T_NOPE\"")], "helpdesk.secret_env", "environment variable T_NOPE is not set"),
     ("secret env empty", &[("\"T_SECRET\"", "\"T_EMPTY\"")], "helpdesk.secret_env", "T_EMPTY is empty"),
     ("secret too short", &[("\"T_SECRET\"", "\"T_SHORT\"")], "helpdesk.secret_env", "at least 16 bytes"),
@@ -438,6 +440,7 @@ address = "support@mycorp.test"
     assert_eq!((s.smtp.port, s.smtp.tls), (465, TlsMode::Implicit));
     assert_eq!(s.smtp.username, None);
     assert_eq!(s.smtp.password_source, None);
+    assert_eq!(s.smtp.connections, 4);
     assert_eq!(s.database.url, "sqlite:///srv/g/data/guichet.db");
     assert!(s.trust.authserv_ids.is_empty());
     assert!(

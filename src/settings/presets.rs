@@ -189,6 +189,7 @@ tls = "implicit"                      # implicit | starttls | none (none: loopba
 username = "support@example.com"      # submission login (remove with the password to send without authentication)
 password_env = "GUICHET_SMTP_PASSWORD"  # submission password, read from this variable
 from = "Example Support <support@example.com>"  # sender of every outgoing message
+connections = 4                       # connections the outbox sends over at once (1-16; fewer if the relay limits clients)
 
 # Microsoft 365 or Google Workspace: OAuth2 instead of passwords (README,
 # "Microsoft 365 and Google"): `auth = "oauth2"` in [imap] and [smtp] in

@@ -154,6 +154,7 @@ pub fn render_masked(settings: &Settings) -> String {
     if let Some(ca) = &s.ca_file {
         let _ = writeln!(o, "ca_file = {}", quote(&ca.display().to_string()));
     }
+    let _ = writeln!(o, "connections = {}", s.connections);
 
     if let Some(a) = &settings.oauth2 {
         let _ = writeln!(o, "\n[oauth2]");

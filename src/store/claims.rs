@@ -3,7 +3,8 @@
 //! machine booted, so that a pid used again by another process is not
 //! taken for the dead one). A daemon that starts on PostgreSQL gives back
 //! the claims of the dead daemons of its own host at once; those of
-//! other hosts wait for their leases.
+//! other hosts wait for their leases. The same holds for the UIDs of a
+//! shared mailbox a daemon claimed before fetching them (`fetch_claims`).
 
 use std::sync::OnceLock;
 
@@ -59,7 +60,8 @@ pub async fn release_dead_on_this_host(p: &PgPool) -> Result<u64> {
         "SELECT DISTINCT claimed_by FROM outbox_mail WHERE claimed_by IS NOT NULL \
            AND locked_until IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL \
          UNION SELECT DISTINCT claimed_by FROM webhook_outbox WHERE claimed_by IS NOT NULL \
-           AND locked_until IS NOT NULL AND delivered_at IS NULL AND dead_at IS NULL",
+           AND locked_until IS NOT NULL AND delivered_at IS NULL AND dead_at IS NULL \
+         UNION SELECT DISTINCT claimed_by FROM fetch_claims",
     )
     .fetch_all(p)
     .await?;
@@ -82,6 +84,12 @@ pub async fn release_dead_on_this_host(p: &PgPool) -> Result<u64> {
         .execute(p)
         .await?
         .rows_affected();
+        // the UIDs it was fetching: free to claim again at once
+        released += sqlx::query("DELETE FROM fetch_claims WHERE claimed_by = $1")
+            .bind(dead)
+            .execute(p)
+            .await?
+            .rows_affected();
     }
     Ok(released)
 }

@@ -6,6 +6,116 @@ use chrono::{DateTime, Utc};
 use super::{NewRaw, Result, Store, Tx};
 
 impl Store {
+    /// Claims `uids` of `mailbox` for this daemon until `until`, before
+    /// their bodies are fetched; returns those it got (ascending): the
+    /// ones nobody holds, or whose claim ran out by `now`. On PostgreSQL
+    /// several daemons share a mailbox this way, each fetching and
+    /// preparing its own part; a SQLite file has one daemon, which gets
+    /// them all without a statement.
+    pub async fn claim_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uids: &[u32],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<u32>> {
+        let Store::Postgres(p) = self else {
+            return Ok(uids.to_vec());
+        };
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+        // a concurrent claim of the same UID waits for this statement
+        // (the primary key's row lock), then sees it held
+        let mut got: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO fetch_claims (mailbox, uidvalidity, uid, claimed_by, claimed_until) \
+             SELECT $1, $2, u, $3, $4 FROM UNNEST($5::BIGINT[]) AS u \
+             ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE \
+               SET claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until \
+               WHERE fetch_claims.claimed_until <= $6 OR fetch_claims.claimed_by = EXCLUDED.claimed_by \
+             RETURNING uid",
+        )
+        .bind(mailbox)
+        .bind(uidvalidity)
+        .bind(super::claims::holder())
+        .bind(until)
+        .bind(&wanted)
+        .bind(now)
+        .fetch_all(p)
+        .await?;
+        // claims that ran out long ago: nobody needs them any more
+        sqlx::query("DELETE FROM fetch_claims WHERE mailbox = $1 AND claimed_until < $2")
+            .bind(mailbox)
+            .bind(now - chrono::Duration::hours(1))
+            .execute(p)
+            .await?;
+        got.sort_unstable();
+        Ok(got
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect())
+    }
+
+    /// Waits until no other live daemon holds a claim on a UID of
+    /// `mailbox` below `uid`: messages are stored in UID order whichever
+    /// daemon fetched them, so a reply is threaded to the ticket its
+    /// original (an earlier UID) made. A dead daemon's claims stop
+    /// counting when they run out. Returns at once on SQLite.
+    pub async fn wait_for_earlier_claims(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uid: u32,
+    ) -> Result<()> {
+        let Store::Postgres(p) = self else {
+            return Ok(());
+        };
+        loop {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM fetch_claims WHERE mailbox = $1 \
+                   AND uidvalidity = $2 AND uid < $3 AND claimed_by <> $4 AND claimed_until > $5)",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(i64::from(uid))
+            .bind(super::claims::holder())
+            .bind(Utc::now())
+            .fetch_one(p)
+            .await?;
+            if !held {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gives up this daemon's claims on `uids` of `mailbox` (all of them
+    /// when `uids` is `None`): stored, or left for the next pass.
+    pub async fn release_uids(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        uids: Option<&[u32]>,
+    ) -> Result<()> {
+        let Store::Postgres(p) = self else {
+            return Ok(());
+        };
+        let uids: Option<Vec<i64>> = uids.map(|u| u.iter().map(|&u| i64::from(u)).collect());
+        sqlx::query(
+            "DELETE FROM fetch_claims WHERE mailbox = $1 AND uidvalidity = $2 \
+               AND claimed_by = $3 AND ($4::BIGINT[] IS NULL OR uid = ANY($4))",
+        )
+        .bind(mailbox)
+        .bind(uidvalidity)
+        .bind(super::claims::holder())
+        .bind(uids)
+        .execute(p)
+        .await?;
+        Ok(())
+    }
+
     /// The UIDs of `mailbox` (at `uidvalidity`) whose FETCH failed, with
     /// how many times it failed when they were fetched alone. Ascending.
     pub async fn fetch_failures(&self, mailbox: &str, uidvalidity: i64) -> Result<Vec<(u32, i64)>> {

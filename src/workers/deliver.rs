@@ -87,11 +87,6 @@ fn mail_backoff(attempts: i64) -> Duration {
 /// issue #743): a kept session older than this is replaced.
 const SESSION_IDLE_LIMIT: StdDuration = StdDuration::from_secs(30);
 
-/// Connections the outbox drains over at once: while the relay works on
-/// one message (its queue file, its delivery), the next one is already
-/// on the wire. Most relays accept a few connections per client.
-pub const SMTP_CONNECTIONS: usize = 2;
-
 /// The SMTP connections the outbox drains over, kept from one pass to the
 /// next (connecting, TLS and login cost more than sending a message);
 /// and what a pass could not record because the store failed: mail sent
@@ -100,7 +95,10 @@ pub const SMTP_CONNECTIONS: usize = 2;
 /// twice from this daemon), and sends nothing while it cannot.
 #[derive(Default)]
 pub struct SmtpLink {
-    slots: [Slot; SMTP_CONNECTIONS],
+    /// One per connection (`smtp.connections`): while the relay works on
+    /// one message (its queue file, its delivery), the next ones are
+    /// already on the wire.
+    slots: Vec<Slot>,
     unrecorded: Vec<i64>,
     unsent: Vec<Claimed>,
     /// When it turns true, no further message of a claim is sent.
@@ -189,6 +187,11 @@ impl Slot {
 }
 
 impl SmtpLink {
+    /// How many connections are kept open now.
+    pub fn open_connections(&self) -> usize {
+        self.slots.iter().filter(|s| s.session.is_some()).count()
+    }
+
     pub async fn close(&mut self) {
         for slot in &mut self.slots {
             if let Some((session, _)) = slot.session.take() {
@@ -198,8 +201,8 @@ impl SmtpLink {
     }
 }
 
-/// Sends every due message of the outbox over one connection, then
-/// closes it.
+/// Sends every due message of the outbox over `smtp.connections`
+/// connections, then closes them.
 pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<Delivered> {
     let mut link = SmtpLink::default();
     let done = deliver_mail_over(ctx, smtp, &mut link).await;
@@ -207,7 +210,7 @@ pub async fn deliver_mail(ctx: &Ctx<'_>, smtp: &SmtpSender) -> anyhow::Result<De
     done
 }
 
-/// Sends every due message of the outbox over `link`'s connection (opened
+/// Sends every due message of the outbox over `link`'s connections (opened
 /// when needed, kept afterwards). Sent messages are marked by a second
 /// future of this one task, a statement for all those sent meanwhile:
 /// sending never waits for the database's write lock, which an ingest
@@ -266,6 +269,15 @@ pub async fn deliver_mail_over(
         }
         (unrecorded, failure)
     };
+    // `smtp.connections` (the settings may have been reloaded): extra
+    // kept sessions are closed, missing ones opened when first used
+    let wanted = ctx.settings.smtp.connections.max(1);
+    for mut slot in link.slots.drain(wanted.min(link.slots.len())..) {
+        if let Some((session, _)) = slot.session.take() {
+            session.quit().await;
+        }
+    }
+    link.slots.resize_with(wanted, Slot::default);
     let slots = &mut link.slots;
     let shutdown = link.shutdown.clone();
     let sending = async {
@@ -348,7 +360,7 @@ impl Handover {
 async fn send_due_mail(
     ctx: &Ctx<'_>,
     smtp: &SmtpSender,
-    slots: &mut [Slot; SMTP_CONNECTIONS],
+    slots: &mut [Slot],
     started: Instant,
     handover: &Handover,
     (stop, shutdown): (

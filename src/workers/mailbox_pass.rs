@@ -132,8 +132,17 @@ pub async fn mailbox_pass(
         }
         if is_big(group) {
             // alone, and nothing fetched meanwhile: see `ingest_big`
+            let uids: Vec<u32> = mails.iter().map(|m| m.uid).collect();
+            if let Some(&first) = uids.first() {
+                rt.store
+                    .wait_for_earlier_claims(&key, i64::from(validity), first)
+                    .await?;
+            }
             let done = ingest_big(rt, mailbox, &key, validity, mails, &mut report).await?;
             mailbox.mark_processed(&done).await?;
+            rt.store
+                .release_uids(&key, i64::from(validity), Some(&uids))
+                .await?;
             next = match groups.next() {
                 Some(group) => Some((group, fetching.group(rt, mailbox, group).await?)),
                 None => None,
@@ -143,6 +152,13 @@ pub async fn mailbox_pass(
         // the next group comes over IMAP while this one is ingested,
         // unless it is a big message (fetched once this one is done)
         let following = groups.next_if(|g| !is_big(g));
+        // stored in UID order across daemons (see `wait_for_earlier_claims`)
+        let uids: Vec<u32> = mails.iter().map(|m| m.uid).collect();
+        if let Some(&first) = uids.first() {
+            rt.store
+                .wait_for_earlier_claims(&key, i64::from(validity), first)
+                .await?;
+        }
         let (fetched, ingested) = tokio::join!(
             async {
                 match following {
@@ -157,6 +173,9 @@ pub async fn mailbox_pass(
         );
         let done = ingested?;
         mailbox.mark_processed(&done).await?;
+        rt.store
+            .release_uids(&key, i64::from(validity), Some(&uids))
+            .await?;
         next = match fetched? {
             Some(fetched) => Some(fetched),
             None => match groups.next() {
@@ -165,9 +184,19 @@ pub async fn mailbox_pass(
             },
         };
     }
+    // what this pass claimed and did not store (a stop, a failed FETCH)
+    // is left to the next pass, of whichever daemon
+    rt.store
+        .release_uids(&key, i64::from(validity), None)
+        .await?;
     fetching.alone(rt, mailbox, shutdown, &mut report).await?;
     Ok(report)
 }
+
+/// How long a daemon holds the UIDs it claimed before fetching them
+/// (`Store::claim_uids`): long enough to fetch, prepare and commit a
+/// group of big messages; a dead daemon's UIDs are taken again after it.
+const FETCH_CLAIM: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The FETCHes of one pass, and what failed.
 struct Fetching<'a> {
@@ -191,7 +220,21 @@ impl Fetching<'_> {
         mailbox: &mut Mailbox,
         group: &[(u32, u32)],
     ) -> anyhow::Result<Vec<FetchedMail>> {
-        let uids = uids_of(group);
+        // on a shared database, only the UIDs no other daemon holds
+        let now = chrono::Utc::now();
+        let uids = rt
+            .store
+            .claim_uids(
+                self.key,
+                i64::from(self.validity),
+                &uids_of(group),
+                now,
+                now + FETCH_CLAIM,
+            )
+            .await?;
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
         match mailbox.fetch(&uids).await {
             Ok(mails) => {
                 self.fetched_any |= !mails.is_empty();

@@ -173,6 +173,7 @@ impl Rig {
                 address: address(from),
             },
             ca_file: Some(self.ca_file.clone()),
+            connections: guichet::settings::DEFAULT_SMTP_CONNECTIONS,
         }
     }
 }

@@ -126,24 +126,54 @@ pub(super) fn sort_parts<'m>(
 /// the message's files are recorded.
 pub(super) enum FileBytes {
     Refused,
-    Stored { sha256: String },
+    Stored {
+        sha256: String,
+    },
     Held(Vec<u8>),
+    /// Being written (see [`FileBytes::keep`]).
+    Writing {
+        task: tokio::task::JoinHandle<std::io::Result<file_store::StoredFile>>,
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
 }
 
 impl FileBytes {
+    /// The write (two fsyncs) starts on a blocking thread and is waited
+    /// for by [`Files::settle`], before the message's transaction: the
+    /// files of a whole batch are written at once (the file system
+    /// commits their fsyncs together) while the next messages are
+    /// prepared, and no async thread waits for the disk. Decoded bytes
+    /// are owned already; others are copied once.
     pub(super) fn keep(
         ctx: &Ctx<'_>,
         bytes: std::borrow::Cow<'_, [u8]>,
         dry_run: bool,
     ) -> FileBytes {
-        if !dry_run
-            && let Ok(stored) = file_store::store(&ctx.settings.attachments.storage_dir, &bytes)
-        {
-            return FileBytes::Stored {
-                sha256: stored.sha256,
-            };
+        let bytes = bytes.into_owned();
+        if dry_run {
+            return FileBytes::Held(bytes);
         }
-        FileBytes::Held(bytes.into_owned())
+        let dir = ctx.settings.attachments.storage_dir.clone();
+        let bytes = std::sync::Arc::new(bytes);
+        let shared = std::sync::Arc::clone(&bytes);
+        let task = tokio::task::spawn_blocking(move || file_store::store(&dir, &shared));
+        FileBytes::Writing { task, bytes }
+    }
+
+    /// Once its write is done: stored, or held (to be tried again when
+    /// the message's files are recorded).
+    async fn settled(self) -> FileBytes {
+        let FileBytes::Writing { task, bytes } = self else {
+            return self;
+        };
+        match task.await {
+            Ok(Ok(stored)) => FileBytes::Stored {
+                sha256: stored.sha256,
+            },
+            _ => FileBytes::Held(
+                std::sync::Arc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec()),
+            ),
+        }
     }
 
     /// The bytes, for a mail that carries the file, when that mail is
@@ -160,6 +190,7 @@ impl FileBytes {
         match self {
             FileBytes::Refused => Ok(Vec::new()),
             FileBytes::Held(bytes) => Ok(bytes.clone()),
+            FileBytes::Writing { bytes, .. } => Ok(bytes.to_vec()),
             FileBytes::Stored { sha256 } => {
                 let path = file_store::path_of(&ctx.settings.attachments.storage_dir, sha256)?;
                 // the io::Error stays in the chain: an I/O error is a
@@ -172,6 +203,13 @@ impl FileBytes {
 }
 
 impl Files {
+    /// Waits for the writes [`FileBytes::keep`] started.
+    pub(super) async fn settle(&mut self) {
+        for (_, bytes) in &mut self.checked {
+            let pending = std::mem::replace(bytes, FileBytes::Refused);
+            *bytes = pending.settled().await;
+        }
+    }
     pub(super) fn accepted(&self) -> impl Iterator<Item = &(Checked, FileBytes)> {
         self.checked.iter().filter(|(c, _)| c.refusal.is_none())
     }
@@ -282,21 +320,27 @@ impl Job<'_, '_, '_> {
         let checked = std::mem::take(&mut self.files.checked);
         let (mut uploaded, mut rejected) = (Vec::new(), Vec::new());
         for (c, bytes) in &checked {
-            let sha = match bytes {
-                FileBytes::Refused => None,
-                FileBytes::Stored { sha256 } => Some(sha256.clone()),
-                FileBytes::Held(bytes) if !self.dry_run => Some(
+            let held = match bytes {
+                FileBytes::Held(bytes) => Some(bytes.as_slice()),
+                // not settled (see `Files::settle`): written again below
+                FileBytes::Writing { bytes, .. } => Some(bytes.as_slice()),
+                FileBytes::Refused | FileBytes::Stored { .. } => None,
+            };
+            let sha = match (bytes, held) {
+                (FileBytes::Stored { sha256 }, _) => Some(sha256.clone()),
+                (_, Some(bytes)) if !self.dry_run => Some(
                     // a full or read-only file store is a store fault:
                     // the io::Error stays in the chain for store::fault_of
                     file_store::store(&dir, bytes)
                         .with_context(|| format!("cannot store attachment {}", c.filename))?
                         .sha256,
                 ),
-                FileBytes::Held(bytes) => Some(
+                (_, Some(bytes)) => Some(
                     crate::mail::inbound::content_key(bytes)
                         .trim_start_matches("sha256:")
                         .to_string(),
                 ),
+                (_, None) => None,
             };
             let reason = c.refusal.as_ref().map(|r| r.explain(lang));
             self.tx

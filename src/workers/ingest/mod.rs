@@ -213,7 +213,8 @@ async fn ingest_unguarded<R: AsRef<[u8]>>(
         return Ok((Outcome::AlreadySeen, trace));
     }
 
-    let prepared = prepare(ctx, parsed, facts, opts.dry_run, &mut trace).await;
+    let mut prepared = prepare(ctx, parsed, facts, opts.dry_run, &mut trace).await;
+    prepared.files.settle().await;
     let mut tx = ctx.store.begin().await?;
     let outcome = apply(ctx, &mut tx, raw, source, prepared, &mut trace, opts).await?;
     if !matches!(outcome, Outcome::AlreadySeen)
@@ -284,6 +285,11 @@ async fn ingest_batch_unguarded(
         }
     }
 
+    // the batch's files, written meanwhile, are on disk before its
+    // transaction names them
+    for p in prepared.iter_mut().flatten() {
+        p.files.settle().await;
+    }
     let mut tx = ctx.store.begin().await?;
     let mut outcomes = Vec::with_capacity(items.len());
     for (item, p) in items.iter().zip(prepared) {
@@ -464,13 +470,12 @@ async fn prepare(
             let (parts, others) = files::sort_parts(m, is_agent, trace);
             if is_agent {
                 // an authenticated agent's files are relayed as they are
-                Files {
-                    checked: parts
-                        .into_iter()
-                        .map(|(p, _)| (agent_file(&p), FileBytes::keep(ctx, p.bytes, dry_run)))
-                        .collect(),
-                    others,
+                let mut checked = Vec::with_capacity(parts.len());
+                for (p, _) in parts {
+                    let file = agent_file(&p);
+                    checked.push((file, FileBytes::keep(ctx, p.bytes, dry_run)));
                 }
+                Files { checked, others }
             } else {
                 Files {
                     others,
