@@ -894,3 +894,46 @@ async fn merged_customers_are_one_person_transitively_and_split_apart() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_raw_mail_over_the_limit_is_not_read() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let b = store.backend();
+        let small = raw("<small@x>");
+        let big_bytes = vec![b'x'; 20 << 20];
+        let big = NewRaw {
+            dedup_key: "<big@x>",
+            raw: &big_bytes,
+            ..raw("<big@x>")
+        };
+        let mut tx = store.begin().await.unwrap();
+        let small_id = tx.insert_raw(&small).await.unwrap().unwrap();
+        let big_id = tx.insert_raw(&big).await.unwrap().unwrap();
+        let n = small.raw.len();
+        assert_eq!(
+            tx.raw_bytes_up_to(small_id, n).await.unwrap().as_deref(),
+            Some(small.raw),
+            "{b}: at the limit"
+        );
+        assert_eq!(
+            tx.raw_bytes_up_to(small_id, n - 1).await.unwrap(),
+            None,
+            "{b}"
+        );
+        assert_eq!(
+            tx.raw_bytes_up_to(big_id, 5 << 20).await.unwrap(),
+            None,
+            "{b}: over"
+        );
+        assert_eq!(
+            tx.raw_bytes_up_to(big_id, 20 << 20)
+                .await
+                .unwrap()
+                .map(|r| r.len()),
+            Some(20 << 20),
+            "{b}: a big one is read under a big enough limit"
+        );
+        tx.commit().await.unwrap();
+    }
+}

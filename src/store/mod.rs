@@ -1398,10 +1398,15 @@ impl Tx {
     }
 
     /// The raw bytes of a stored message, inside the transaction.
-    pub async fn raw_bytes(&mut self, raw_id: i64) -> Result<Option<Vec<u8>>> {
+    /// The raw mail `raw_id` when it is at most `max` bytes: a bigger one
+    /// is not read at all (its size is in the row; its bytes would only
+    /// be thrown away).
+    pub async fn raw_bytes_up_to(&mut self, raw_id: i64, max: usize) -> Result<Option<Vec<u8>>> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         Ok(on_db!(tx self, c => {
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1")
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1 AND LENGTH(COALESCE(b.bytes, r.raw)) <= $2")
                 .bind(raw_id)
+                .bind(max)
                 .fetch_optional(&mut *c)
                 .await
         })?)

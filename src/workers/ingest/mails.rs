@@ -323,9 +323,8 @@ impl Job<'_, '_, '_> {
         let left_out = !whole && (visible.removed_quote || visible.removed_signature);
         let original = if left_out {
             self.tx
-                .raw_bytes(self.raw_id)
+                .raw_bytes_up_to(self.raw_id, ORIGINAL_MAX_BYTES)
                 .await?
-                .filter(|raw| raw.len() <= ORIGINAL_MAX_BYTES)
         } else {
             None
         };
