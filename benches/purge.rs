@@ -143,7 +143,6 @@ async fn ingest_for(store: &Store, d: Duration, tag: &str) -> f64 {
         })
         .await
         .unwrap();
-        tx.remember_message_id(&key, t).await.unwrap();
         tx.commit().await.unwrap();
         n += 1;
     }

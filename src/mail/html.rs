@@ -35,33 +35,49 @@ pub fn relayable(html: &str, whole: bool, keep_quotes: bool, cids: &HashSet<Stri
 
 /// The whitelist sanitizer (see the module's notes).
 pub fn sanitize(html: &str, cids: &HashSet<String>) -> String {
-    let cids = cids.clone();
-    ammonia::Builder::default()
+    // the builder is made once (it was a tenth of the sanitizing); its
+    // image filter reads this mail's content ids from the thread that
+    // cleans, which `clean` never leaves
+    static SANITIZER: std::sync::LazyLock<ammonia::Builder<'static>> =
+        std::sync::LazyLock::new(sanitizer);
+    SENT_CIDS.with_borrow_mut(|sent| sent.clone_from(cids));
+    let clean = SANITIZER.clean(html).to_string();
+    SENT_CIDS.with_borrow_mut(HashSet::clear);
+    clean
+}
+
+thread_local! {
+    /// The content ids of the images the mail being sanitized sends along.
+    static SENT_CIDS: std::cell::RefCell<HashSet<String>> = std::cell::RefCell::new(HashSet::new());
+}
+
+fn sanitizer() -> ammonia::Builder<'static> {
+    let mut builder = ammonia::Builder::default();
+    builder
         .url_schemes(HashSet::from(["http", "https", "mailto", "cid"]))
         .add_tag_attributes("img", ["src", "alt", "width", "height"])
         .add_tag_attributes("td", ["colspan", "rowspan", "align", "valign"])
         .add_tag_attributes("th", ["colspan", "rowspan", "align", "valign"])
         .add_tag_attributes("table", ["border", "cellpadding", "cellspacing"])
-        .attribute_filter(
-            move |element, attribute, value| match (element, attribute) {
-                ("img", "src") => {
-                    let lower = value.trim().to_ascii_lowercase();
-                    let cid = lower.strip_prefix("cid:")?;
-                    cids.contains(cid).then(|| value.into())
-                }
-                (_, "href") => {
-                    let lower = value.trim().to_ascii_lowercase();
-                    (lower.starts_with("http://")
-                        || lower.starts_with("https://")
-                        || lower.starts_with("mailto:"))
+        .attribute_filter(|element, attribute, value| match (element, attribute) {
+            ("img", "src") => {
+                let lower = value.trim().to_ascii_lowercase();
+                let cid = lower.strip_prefix("cid:")?;
+                SENT_CIDS
+                    .with_borrow(|sent| sent.contains(cid))
                     .then(|| value.into())
-                }
-                _ => Some(value.into()),
-            },
-        )
-        .link_rel(Some("noopener noreferrer"))
-        .clean(html)
-        .to_string()
+            }
+            (_, "href") => {
+                let lower = value.trim().to_ascii_lowercase();
+                (lower.starts_with("http://")
+                    || lower.starts_with("https://")
+                    || lower.starts_with("mailto:"))
+                .then(|| value.into())
+            }
+            _ => Some(value.into()),
+        })
+        .link_rel(Some("noopener noreferrer"));
+    builder
 }
 
 /// The text alternative of (sanitized) HTML: 78 columns, links as
@@ -105,6 +121,18 @@ mod tests {
 
     fn cids(list: &[&str]) -> HashSet<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_images_a_mail_sends_along_are_its_own_not_the_last_ones() {
+        let html = r#"<p>see <img src="cid:shot@x"></p>"#;
+        assert!(sanitize(html, &cids(&["shot@x"])).contains("cid:shot@x"));
+        // the shared sanitizer forgets the previous mail's parts
+        assert!(!sanitize(html, &cids(&[])).contains("cid:"));
+        // and each thread has its own
+        let other = std::thread::spawn(move || sanitize(html, &cids(&["shot@x"])));
+        assert!(!sanitize(html, &cids(&["other@x"])).contains("cid:"));
+        assert!(other.join().unwrap().contains("cid:shot@x"));
     }
 
     #[test]

@@ -1383,15 +1383,19 @@ impl Tx {
         raw_id: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, DateTime<Utc>, String)>> {
+        // the limit is written in the statement, not bound: SQLite
+        // compiles a bound LIMIT's value into the plan, and then prepares
+        // the statement again at every execution
+        let sql = format!(
+            "SELECT direction, from_addr, date, text FROM messages \
+             WHERE ticket_id = $1 AND kind IN ('customer', 'agent') AND direction IN ('in', 'out') \
+             AND (raw_id IS NULL OR raw_id <> $2) ORDER BY id DESC LIMIT {}",
+            limit.max(0)
+        );
         Ok(on_db!(tx self, c => {
-            sqlx::query_as::<_, (String, String, DateTime<Utc>, String)>(
-                "SELECT direction, from_addr, date, text FROM messages \
-                 WHERE ticket_id = $1 AND kind IN ('customer', 'agent') AND direction IN ('in', 'out') \
-                 AND (raw_id IS NULL OR raw_id <> $2) ORDER BY id DESC LIMIT $3",
-            )
+            sqlx::query_as::<_, (String, String, DateTime<Utc>, String)>(sqlx::AssertSqlSafe(sql.clone()))
             .bind(ticket)
             .bind(raw_id)
-            .bind(limit)
             .fetch_all(&mut *c)
             .await
         })?)
@@ -1432,22 +1436,9 @@ impl Tx {
             .fetch_one(&mut *c)
             .await
         })?;
-        if let Some(mid) = m.message_id {
-            self.remember_message_id(mid, m.ticket_id).await?;
-        }
+        // its Message-ID is remembered by the database (trigger
+        // `messages_known_message_id`, migration 0014)
         Ok(id)
-    }
-
-    pub async fn remember_message_id(&mut self, message_id: &str, ticket: i64) -> Result<()> {
-        on_db!(tx self, c => {
-            sqlx::query("INSERT INTO known_message_ids (message_id, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(db_text(message_id))
-                .bind(ticket)
-                .execute(&mut *c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(())
     }
 
     pub async fn add_attachment(&mut self, a: &NewAttachment<'_>) -> Result<()> {
@@ -1532,7 +1523,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Queues a message for SMTP and remembers its Message-ID for threading.
+    /// Queues a message for SMTP; its Message-ID is remembered for threading.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<()> {
         if let Tx::Sqlite(t) = self
             && m.raw.len() >= blob::STREAM_FROM
@@ -1560,9 +1551,8 @@ impl Tx {
             .map(|r| r.rows_affected())
             })?;
         }
-        if let Some(t) = m.ticket_id {
-            self.remember_message_id(m.message_id, t).await?;
-        }
+        // its Message-ID is remembered by the database (trigger
+        // `outbox_mail_known_message_id`, migration 0014)
         Ok(())
     }
 
@@ -1689,20 +1679,25 @@ impl Tx {
         addresses: &[String],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        for a in addresses {
-            on_db!(tx self, c => {
-                sqlx::query(
-                    "UPDATE mail_refusals SET cleared_at = $1 WHERE ticket_id = $2 AND lower(address) = lower($3) \
-                     AND cleared_at IS NULL",
-                )
-                .bind(now)
-                .bind(ticket)
-                .bind(a)
-                .execute(&mut *c)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
+        if addresses.is_empty() {
+            return Ok(());
         }
+        // one statement for all of them (a message names several)
+        let list = (0..addresses.len())
+            .map(|i| format!("lower(${})", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE mail_refusals SET cleared_at = $1 WHERE ticket_id = $2 AND cleared_at IS NULL \
+             AND lower(address) IN ({list})"
+        );
+        on_db!(tx self, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(ticket);
+            for a in addresses {
+                q = q.bind(a);
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 

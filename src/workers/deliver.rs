@@ -309,14 +309,20 @@ pub async fn deliver_mail_over(
     done
 }
 
+/// How many of its messages a connection may have handed over and not
+/// yet seen recorded: what a kill may duplicate per connection.
+const HANDED_AHEAD: usize = 2;
+
 /// Mail the relay accepted, on its way to being recorded as sent.
 ///
 /// A kill between the relay's acceptance and the record sends the mail
 /// again after the restart. So that this duplicates as little as
-/// possible, a connection sends its next message only once its previous
-/// one is recorded, and nothing more is claimed until all are: a kill
-/// duplicates at most two messages per connection (the one being handed
-/// over, the one being recorded), while sending and recording overlap.
+/// possible, a connection sends a message only once the one before its
+/// previous one is recorded, and nothing more is claimed until all are:
+/// a kill duplicates at most two messages per connection (the one being
+/// recorded, the next one the relay accepted meanwhile), while sending and
+/// recording overlap on every connection (with one connection, the relay
+/// takes a message while the previous one is being recorded).
 struct Handover {
     /// Ids of rows the relay accepted, in the order handed over.
     sent: tokio::sync::mpsc::UnboundedSender<i64>,
@@ -411,12 +417,14 @@ async fn send_due_mail(
         // message is retried
         let retry_rest_at = Mutex::new(None);
         let workers = slots.iter_mut().map(|slot| async {
-            // this connection's last message handed over, to be recorded
-            // before it sends another
-            let mut last_handed = None;
+            // this connection's messages handed over and maybe not yet
+            // recorded: at most HANDED_AHEAD (see [`Handover`])
+            let mut handed = std::collections::VecDeque::with_capacity(HANDED_AHEAD);
             loop {
-                if let Some(place) = last_handed.take() {
-                    handover.recorded(place).await;
+                while handed.len() >= HANDED_AHEAD {
+                    if let Some(place) = handed.pop_front() {
+                        handover.recorded(place).await;
+                    }
                 }
                 if retry_rest_at.lock().expect("not poisoned").is_some()
                     || stop.load(SeqCst)
@@ -446,7 +454,7 @@ async fn send_due_mail(
                 }
                 match send_one(smtp, slot, &row).await {
                     Ok(refused) if refused.is_empty() => {
-                        last_handed = Some(handover.accepted(row.id));
+                        handed.push_back(handover.accepted(row.id));
                         tracing::info!(outbox = row.id, kind = %row.kind, ticket = row.ticket_id, "mail sent");
                         count(|d| d.sent += 1);
                     }
@@ -475,7 +483,7 @@ async fn send_due_mail(
                             count(|d| d.retried += 1);
                             ctx.store.mail_partly_sent(row.id, &rest.join(","), &error, at).await
                         } else if accepted {
-                            last_handed = Some(handover.accepted(row.id));
+                            handed.push_back(handover.accepted(row.id));
                             count(|d| d.sent += 1);
                             Ok(())
                         } else {

@@ -286,6 +286,7 @@ impl Job<'_, '_, '_> {
     pub(super) async fn copy_body(
         &mut self,
         ticket: &TicketRow,
+        headline: Headline,
         lang: crate::settings::Language,
     ) -> anyhow::Result<CopyBody> {
         let html_part = self.facts.html.clone();
@@ -328,10 +329,16 @@ impl Job<'_, '_, '_> {
         } else {
             None
         };
-        let earlier = self
-            .tx
-            .recent_written(ticket.id, self.raw_id, EARLIER_MESSAGES)
-            .await?
+        // a ticket this message opens has nothing earlier to read
+        let opened_now = matches!(headline, Headline::NewTicket | Headline::NewLinked { .. });
+        let recent = if opened_now {
+            Vec::new()
+        } else {
+            self.tx
+                .recent_written(ticket.id, self.raw_id, EARLIER_MESSAGES)
+                .await?
+        };
+        let earlier = recent
             .into_iter()
             .filter_map(|(direction, from, date, text)| {
                 let v = quotes::visible_text(&text);
@@ -423,7 +430,7 @@ impl Job<'_, '_, '_> {
             .collect();
         let notes = notes.as_slice();
         let cc: Vec<String> = self.facts.cc.iter().map(|a| a.to_string()).collect();
-        let body = self.copy_body(ticket, lang).await?;
+        let body = self.copy_body(ticket, headline, lang).await?;
         // the copy is the files' last use (recorded already): their bytes
         // move into it, or are read back from the file store; the images
         // its HTML shows go beside the HTML
