@@ -387,20 +387,22 @@ pub async fn realistic(
     let bare_user = format!("{prefix}-realbare@example.test");
     let alone_user = format!("{prefix}-realalone@example.test");
     let drain_user = format!("{prefix}-realdrain@example.test");
+    let noav_user = format!("{prefix}-realnoav@example.test");
     let agent = format!("{prefix}-realagent@example.test");
     // the To of every message; each mailbox gets the same bytes
     let support = format!("{prefix}-real@example.test");
     let mails = corpus_mails(corpus, cfg.n, &support, prefix);
     let n = mails.len();
-    let seeded = seed(rig, &mails, &[&bare_user, &alone_user, &drain_user]).await?;
+    let users = [&bare_user, &alone_user, &drain_user, &noav_user];
+    let seeded = seed(rig, &mails, &users.map(String::as_str)).await?;
     println!(
-        "   {} corpus messages and one with the EICAR file ({:.1} MB as written) seeded in three mailboxes in {:.1} s; clamd tcp://{}:{clamd_port}",
+        "   {} corpus messages and one with the EICAR file ({:.1} MB as written) seeded in four mailboxes in {:.1} s; clamd tcp://{}:{clamd_port}",
         n - 1,
         mails.iter().map(|m| m.raw.len()).sum::<usize>() as f64 / 1e6,
         secs(seeded),
         rig.host
     );
-    for user in [&bare_user, &alone_user, &drain_user] {
+    for user in users {
         let have = rig.count(user).await?;
         if have as usize != n {
             bail!("{user} holds {have} messages, not {n}");
@@ -467,6 +469,31 @@ pub async fn realistic(
         "  every file    bare fetch+INSTREAM of all {} file parts {every_rate:.2} MB/s: guichet {:.2}x (reported)",
         every.files,
         rate / every_rate
+    ));
+
+    // where the time goes: Guichet without clamd on the same messages,
+    // and the bare client fetching and parsing without scanning
+    let desk = Desk::with_smtp(rig, &noav_user, &agent, BROAD, closed_port, None)?;
+    let noav = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    let parse_only = bare_fetch_and_scan(rig, &bare_user, clamd_port, Some(&[])).await?;
+    let guichet_scans = secs(alone.wall) - secs(noav.wall);
+    let bare_scans = secs(bare.total) - secs(parse_only.total);
+    println!(
+        "   guichet ingest alone without clamd: {:.2} s ({:.2} s of CPU); bare fetch + parse without scanning: {:.2} s",
+        secs(noav.wall),
+        secs(noav.cpu),
+        secs(parse_only.total)
+    );
+    sum.add(format!(
+        "  clamd's share guichet {:.2} s with clamd vs {:.2} s without ({:.2} s of CPU): scans add {guichet_scans:.2} s for {} files ({:.2} ms each); bare: {bare_scans:.2} s for {} ({:.2} ms each) beside {:.2} s of fetch + parse (reported)",
+        secs(alone.wall),
+        secs(noav.wall),
+        secs(noav.cpu),
+        gate.scanned,
+        guichet_scans * 1e3 / gate.scanned.max(1) as f64,
+        bare.files,
+        bare_scans * 1e3 / bare.files.max(1) as f64,
+        secs(parse_only.total)
     ));
 
     // the whole drain, with the relay
