@@ -14,7 +14,7 @@
 //! 6. PostgreSQL: ingest alone and the drain beside SQLite's; 1, 2 and 3
 //!    daemons on one database and one mailbox (each message fetched once,
 //!    no ticket or mail twice).
-//! 7. Realistic mail (`backlog/realistic.rs`): the real-world corpus,
+//! 7. Realistic mail (`backlog/realistic.rs`, run after 1): the corpus,
 //!    each message once (up to `BENCH_N`), with clamd on: `guichet run
 //!    --once` ingest alone and the drain with the relay, in MB/s, against
 //!    a bare client that fetches the messages and streams every file to
