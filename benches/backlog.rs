@@ -17,9 +17,10 @@
 //! 7. Realistic mail (`backlog/realistic.rs`, run after 1): the corpus,
 //!    each message once (up to `BENCH_N`), with clamd on: `guichet run
 //!    --once` ingest alone and the drain with the relay, in MB/s, against
-//!    a bare client that fetches the messages and streams every file to
-//!    the same clamd with INSTREAM; an EICAR message must be refused by
-//!    both. Skipped when the corpus is absent.
+//!    a bare client that fetches the messages and streams the files
+//!    Guichet scanned to the same clamd with INSTREAM (every file part:
+//!    reported); an EICAR message must be refused by both. Skipped when
+//!    the corpus is absent.
 //! 0. Peer (run first, `backlog/peer.rs`): django-helpdesk's `get_email`
 //!    and `guichet run --once` on the same `BENCH_PEER_N` messages (default
 //!    500); its measured rate is the one the backlog figures compare to.
