@@ -15,8 +15,8 @@
 # peer, backlog (ingest alone, the relay over 1/2/4/8 connections bare and
 # by Guichet, the drain against the best), realistic (the real-world
 # corpus with clamd on, in MB/s, against a bare fetch plus a bare clamd
-# INSTREAM of every file; skipped without ../shared/corpus), pipeline,
-# latency, memory, growth, postgres (ingest alone and drain beside
+# INSTREAM of the files Guichet scanned; skipped without ../shared/corpus),
+# pipeline, latency, memory, growth, postgres (ingest alone and drain beside
 # SQLite's; 1, 2, 3 daemons on one database and mailbox). On a shared
 # machine absolute figures are noisy: read the ratios.
 #
