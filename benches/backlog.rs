@@ -14,6 +14,13 @@
 //! 6. PostgreSQL: ingest alone and the drain beside SQLite's; 1, 2 and 3
 //!    daemons on one database and one mailbox (each message fetched once,
 //!    no ticket or mail twice).
+//! 7. Realistic mail (`backlog/realistic.rs`, run after 1): the corpus,
+//!    each message once (up to `BENCH_N`), with clamd on: `guichet run
+//!    --once` ingest alone and the drain with the relay, in MB/s, against
+//!    a bare client that fetches the messages and streams the files
+//!    Guichet scanned to the same clamd with INSTREAM (every file part:
+//!    reported); an EICAR message must be refused by both. Skipped when
+//!    the corpus is absent.
 //! 0. Peer (run first, `backlog/peer.rs`): django-helpdesk's `get_email`
 //!    and `guichet run --once` on the same `BENCH_PEER_N` messages (default
 //!    500); its measured rate is the one the backlog figures compare to.
@@ -22,12 +29,14 @@
 //! `BENCH_N` (backlog size, default 10000), `BENCH_RIG` (the rig's
 //! directory, default /dev/shm/guichet-bench), `BENCH_LATENCY_N` (default
 //! 100), `BENCH_GROWTH` (default 1000,10000,100000), `BENCH_ONLY` (comma
-//! list of peer,backlog,pipeline,latency,memory,growth,postgres).
+//! list of peer,backlog,realistic,pipeline,latency,memory,growth,postgres).
 
 #[path = "backlog/mails.rs"]
 mod mails;
 #[path = "backlog/peer.rs"]
 mod peer;
+#[path = "backlog/realistic.rs"]
+mod realistic;
 #[path = "backlog/wire.rs"]
 mod wire;
 
@@ -1563,6 +1572,9 @@ async fn main() -> Result<()> {
     } else {
         None
     };
+    if cfg.wants("realistic") {
+        realistic::realistic(&cfg, &rig, &prefix, &corpus, &mut sum).await?;
+    }
     if cfg.wants("pipeline") {
         pipeline(&backlog, &mut sum).await?;
     }

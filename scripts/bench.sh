@@ -5,6 +5,7 @@
 #
 #   bash scripts/bench.sh            # BENCH_N=10000 messages by default
 #   BENCH_N=2000 BENCH_ONLY=backlog,latency bash scripts/bench.sh
+#   BENCH_ONLY=realistic bash scripts/bench.sh   # the corpus with clamd, MB/s
 #   BENCH_N=3000 bash scripts/bench.sh     # every phase in about 10 minutes
 #   BENCH_N=100000 BENCH_ONLY=backlog bash scripts/bench.sh  # the 100k backlog:
 #                                    # time, peak RSS, per-message cost at start and end
@@ -12,14 +13,18 @@
 # The summary at the end has every figure with its baseline measured in
 # the same run, its ratio, its target and PASS/FAIL. Phases (BENCH_ONLY):
 # peer, backlog (ingest alone, the relay over 1/2/4/8 connections bare and
-# by Guichet, the drain against the best), pipeline, latency, memory,
-# growth, postgres (ingest alone and drain beside SQLite's; 1, 2, 3
-# daemons on one database and mailbox). On a shared machine absolute
-# figures are noisy: read the ratios.
+# by Guichet, the drain against the best), realistic (the real-world
+# corpus with clamd on, in MB/s, against a bare fetch plus a bare clamd
+# INSTREAM of the files Guichet scanned; skipped without ../shared/corpus),
+# pipeline, latency, memory, growth, postgres (ingest alone and drain beside
+# SQLite's; 1, 2, 3 daemons on one database and mailbox). On a shared
+# machine absolute figures are noisy: read the ratios.
 #
 # 1. installs the servers if needed (scripts/mailrig.sh install);
 # 2. starts a rig of its own in $BENCH_RIG (default /dev/shm/guichet-bench,
-#    ports 41143/41024/41025/...): Dovecot stores mail as sdbox on tmpfs, so
+#    ports 41143/41024/41025/..., clamd 43310; BENCH_IMAP_PORT,
+#    BENCH_IMAPS_PORT, BENCH_LMTP_PORT, BENCH_SMTP_PORT, BENCH_SMTPS_PORT,
+#    BENCH_CLAMD_PORT, BENCH_PG_PORT to run a second bench rig beside it): Dovecot stores mail as sdbox on tmpfs, so
 #    seeding 2 x 10,000 messages takes seconds (Maildir appends slow down as
 #    a mailbox grows; see the mailrig README), and the test rig in
 #    /tmp/guichet-rig, shared with the test suite, is neither loaded nor
