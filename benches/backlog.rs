@@ -21,6 +21,9 @@
 //!    Guichet scanned to the same clamd with INSTREAM (every file part:
 //!    reported); an EICAR message must be refused by both. Skipped when
 //!    the corpus is absent.
+//! 8. Big backlog (run after 7): `BENCH_BIG_N` messages (100,000 by
+//!    default) in one mailbox, ingested alone by one `run --once`: time,
+//!    peak RSS, per-message cost over the first and the last tenth.
 //! 0. Peer (run first, `backlog/peer.rs`): django-helpdesk's `get_email`
 //!    and `guichet run --once` on the same `BENCH_PEER_N` messages (default
 //!    500); its measured rate is the one the backlog figures compare to.
@@ -28,8 +31,9 @@
 //! Not a test: nothing here runs under `cargo test`. Environment:
 //! `BENCH_N` (backlog size, default 10000), `BENCH_RIG` (the rig's
 //! directory, default /dev/shm/guichet-bench), `BENCH_LATENCY_N` (default
-//! 100), `BENCH_GROWTH` (default 1000,10000,100000), `BENCH_ONLY` (comma
-//! list of peer,backlog,realistic,pipeline,latency,memory,growth,postgres).
+//! 100), `BENCH_GROWTH` (default 1000,10000,100000), `BENCH_BIG_N` (the big
+//! backlog, default 100000), `BENCH_ONLY` (comma list of peer,backlog,
+//! realistic,big,pipeline,latency,memory,growth,postgres).
 
 #[path = "backlog/mails.rs"]
 mod mails;
@@ -63,6 +67,7 @@ const PEER_MSG_PER_S: f64 = 35.0;
 struct Config {
     n: usize,
     latency_n: usize,
+    big_n: usize,
     growth: Vec<usize>,
     only: Option<Vec<String>>,
 }
@@ -78,6 +83,7 @@ impl Config {
         Config {
             n: num("BENCH_N", 10_000),
             latency_n: num("BENCH_LATENCY_N", 100),
+            big_n: num("BENCH_BIG_N", 100_000),
             growth: std::env::var("BENCH_GROWTH")
                 .ok()
                 .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
@@ -387,6 +393,73 @@ fn secs(d: Duration) -> f64 {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
+}
+
+/// The big backlog (issue 17: 100,000 messages in one run): one mailbox
+/// seeded over four LMTP connections, then `guichet run --once` with the
+/// relay unreachable (ingest alone): its time, peak RSS, and per-message
+/// cost over the first and the last tenth of the messages.
+async fn big_backlog(
+    cfg: &Config,
+    rig: &Rig,
+    prefix: &str,
+    corpus: &[Vec<u8>],
+    sum: &mut Summary,
+) -> Result<()> {
+    let n = cfg.big_n;
+    let support = format!("{prefix}-big@example.test");
+    let agent = format!("{prefix}-bigagent@example.test");
+    let mails = mails::backlog(n, &support, corpus, &format!("{prefix}big"));
+    println!("\n== Big backlog: {n} messages ({})", mix(&mails));
+    let t = Instant::now();
+    let quarter = mails.len().div_ceil(4).max(1);
+    let rcpts = [support.as_str()];
+    let seeded =
+        futures::future::join_all(mails.chunks(quarter).map(|part| seed(rig, part, &rcpts))).await;
+    for s in seeded {
+        s?;
+    }
+    drop(mails);
+    let have = rig.count(&support).await?;
+    if have as usize != n {
+        bail!("{support} holds {have} messages, not {n}");
+    }
+    println!(
+        "   seeded over LMTP (4 connections) in {:.1} s",
+        secs(t.elapsed())
+    );
+    rig.wait_postfix_idle()?;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let desk = Desk::with_smtp(rig, &support, &agent, "", closed_port, None)?;
+    let cpu = machine_cpu();
+    let run = tokio::task::block_in_place(|| run_guichet(&desk, &["run", "--once"]))?;
+    let busy = busy_since(cpu);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim())
+        .with_context(|| format!("run --once printed {:?}", run.stdout))?;
+    if report["mailbox"]["fetched"].as_u64() != Some(n as u64) {
+        bail!("guichet fetched {} of {n}", report["mailbox"]["fetched"]);
+    }
+    let rss = run.peak_rss_kb as f64 / 1024.0;
+    println!(
+        "   ingest alone (relay unreachable): {:.1} s = {:.0} msg/s, {:.1} s of CPU, peak RSS {rss:.1} MB; {busy}",
+        secs(run.wall),
+        n as f64 / secs(run.wall),
+        secs(run.cpu)
+    );
+    let Some((start, end, windows)) = per_message_cost(&desk.dir.path().join("guichet.log")) else {
+        bail!("no per-message times in the log");
+    };
+    let growth = end / start;
+    sum.add(format!(
+        "big backlog     {n} messages ingested alone in {:.1} s ({:.0} msg/s), peak RSS {rss:.1} MB (target < 100 MB) {}; per message {start:.0} us over the first {windows} vs {end:.0} us over the last {windows}: {growth:.2}x (target <= 1.50x) {}",
+        secs(run.wall),
+        n as f64 / secs(run.wall),
+        verdict(rss < 100.0),
+        verdict(growth <= 1.5)
+    ));
+    Ok(())
 }
 
 /// Delivers `mails` over one LMTP connection to every one of `rcpts`.
@@ -1574,6 +1647,9 @@ async fn main() -> Result<()> {
     };
     if cfg.wants("realistic") {
         realistic::realistic(&cfg, &rig, &prefix, &corpus, &mut sum).await?;
+    }
+    if cfg.wants("big") {
+        big_backlog(&cfg, &rig, &prefix, &corpus, &mut sum).await?;
     }
     if cfg.wants("pipeline") {
         pipeline(&backlog, &mut sum).await?;

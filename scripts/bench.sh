@@ -6,8 +6,8 @@
 #   bash scripts/bench.sh            # BENCH_N=10000 messages by default
 #   BENCH_N=2000 BENCH_ONLY=backlog,latency bash scripts/bench.sh
 #   BENCH_ONLY=realistic bash scripts/bench.sh   # the corpus with clamd, MB/s
-#   BENCH_N=3000 bash scripts/bench.sh     # every phase in about 10 minutes
-#   BENCH_N=100000 BENCH_ONLY=backlog bash scripts/bench.sh  # the 100k backlog:
+#   BENCH_N=3000 bash scripts/bench.sh     # every phase in about 20 minutes
+#   BENCH_ONLY=big bash scripts/bench.sh   # the 100k backlog (BENCH_BIG_N):
 #                                    # time, peak RSS, per-message cost at start and end
 #
 # The summary at the end has every figure with its baseline measured in
@@ -16,7 +16,7 @@
 # by Guichet, the drain against the best), realistic (the real-world
 # corpus with clamd on, in MB/s, against a bare fetch plus a bare clamd
 # INSTREAM of the files Guichet scanned; skipped without ../shared/corpus),
-# pipeline, latency, memory, growth, postgres (ingest alone and drain beside
+# big (BENCH_BIG_N messages, 100,000 by default, ingested alone), pipeline, latency, memory, growth, postgres (ingest alone and drain beside
 # SQLite's; 1, 2, 3 daemons on one database and mailbox). On a shared
 # machine absolute figures are noisy: read the ratios.
 #

@@ -271,17 +271,32 @@ async fn ingest_batch_unguarded(
     }
     let keys: Vec<&str> = facts.iter().map(|f| f.dedup_key.as_str()).collect();
     let known = ctx.store.known_dedup_keys(&keys).await?;
-    let mut prepared = Vec::with_capacity(items.len());
+    // a few messages at once: while one waits for the antivirus, the
+    // next is read (clamd scans several files at once); in order
+    let mut waiting = Vec::with_capacity(items.len());
     for ((facts, message), item) in facts.into_iter().zip(parsed).zip(items) {
-        if known.contains(&facts.dedup_key) {
-            prepared.push(None);
-        } else {
+        let seen = known.contains(&facts.dedup_key);
+        waiting.push(async move {
             use tracing::Instrument;
-            prepared.push(Some(
-                prepare(ctx, message, facts, false, &mut Trace::default())
+            if seen {
+                return None;
+            }
+            let mut trace = Trace::default();
+            Some(
+                prepare(ctx, message, facts, false, &mut trace)
                     .instrument(message_span(&item.source))
                     .await,
-            ));
+            )
+        });
+    }
+    let mut prepared = Vec::with_capacity(waiting.len());
+    let mut waiting = waiting.into_iter();
+    let mut running: futures::stream::FuturesOrdered<_> =
+        waiting.by_ref().take(PREPARED_AT_ONCE).collect();
+    while let Some(p) = futures::StreamExt::next(&mut running).await {
+        prepared.push(p);
+        if let Some(next) = waiting.next() {
+            running.push_back(next);
         }
     }
 
@@ -329,6 +344,11 @@ async fn ingest_batch_unguarded(
     tx.commit().await?;
     Ok(outcomes)
 }
+
+/// How many messages of a batch are prepared at once (see
+/// `ingest_batch_unguarded`): as many as the antivirus scans at once by
+/// default (clamd's `MaxThreads` is 10; the mail rig's 4).
+const PREPARED_AT_ONCE: usize = 4;
 
 /// Everything decided about a message before its transaction.
 struct Prepared {
