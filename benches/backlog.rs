@@ -505,7 +505,7 @@ async fn outbox_of(db: &Path) -> Result<Vec<Outgoing>> {
         bail!("not SQLite")
     };
     let rows: Vec<(String, String, Vec<u8>)> =
-        sqlx::query_as("SELECT envelope_from, recipients, raw FROM outbox_mail ORDER BY id")
+        sqlx::query_as("SELECT o.envelope_from, o.recipients, COALESCE(b.bytes, o.raw) FROM outbox_mail o LEFT JOIN outbox_mail_blobs b ON b.id = o.id ORDER BY o.id")
             .fetch_all(pool)
             .await?;
     store.close().await;
@@ -1462,7 +1462,7 @@ async fn prefill(store: &Store, size: usize) -> Result<()> {
         "INSERT INTO messages (ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text) \
          SELECT i, i, 'in', 'customer', 'old' || i || '@customers.invalid', $2, 'prefill-' || i || '@customers.invalid', 'new', \
          'Prefilled question number ' || i || ', with a few words of text so that rows have a realistic size.' FROM seq",
-        "INSERT INTO known_message_ids (message_id, ticket_id) SELECT 'prefill-' || i || '@customers.invalid', i FROM seq \
+        "INSERT OR IGNORE INTO known_message_ids (message_id, ticket_id) SELECT 'prefill-' || i || '@customers.invalid', i FROM seq \
          UNION ALL SELECT 'ack-' || i || '@support.example.test', i FROM seq \
          UNION ALL SELECT 'copy-' || i || '@support.example.test', i FROM seq",
         "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at, attempts, sent_at) \

@@ -937,3 +937,91 @@ async fn a_raw_mail_over_the_limit_is_not_read() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Queued mail comes back whole with its claim (on SQLite its bytes live
+/// beside the row, so that claiming and marking sent rewrite a small row;
+/// issue 17), a big one is read when it is sent, a row an older Guichet
+/// queued with its bytes inside still goes out, and the Message-IDs of
+/// queued mail and stored messages are known for threading (by triggers).
+#[tokio::test]
+async fn queued_mail_comes_back_whole_and_its_message_id_threads() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let name = match store {
+            Store::Sqlite(_) => "sqlite",
+            _ => "postgres",
+        };
+        let ticket = new_ticket(store, "bytes").await;
+        let small = b"Subject: small\r\n\r\nhello\r\n".to_vec();
+        let big: Vec<u8> = (0..300 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        let token = support::unique_token();
+        let (small_id, big_id) = (
+            format!("small-{token}@guichet.test"),
+            format!("big-{token}@guichet.test"),
+        );
+        let mut tx = store.begin().await.unwrap();
+        for (message_id, raw) in [(&small_id, &small), (&big_id, &big)] {
+            tx.enqueue_mail(&NewMail {
+                ticket_id: Some(ticket),
+                kind: "ack",
+                envelope_from: "support@example.test",
+                recipients: "ann@example.test",
+                message_id,
+                raw,
+                now: t0(),
+            })
+            .await
+            .unwrap();
+        }
+        let found = tx
+            .ticket_of_message_ids(std::slice::from_ref(&big_id))
+            .await
+            .unwrap();
+        assert_eq!(
+            found.map(|f| f.0),
+            Some(ticket),
+            "{name}: the queued mail's id threads"
+        );
+        tx.commit().await.unwrap();
+        if let Store::Sqlite(p) = store {
+            // as an older Guichet queued it: the bytes in the row
+            sqlx::query(
+                "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+                 VALUES ($1, 'ack', 'support@example.test', 'ann@example.test', 'old@guichet.test', $2, $3, $3)",
+            )
+            .bind(ticket)
+            .bind(&b"Subject: old\r\n\r\nin the row\r\n"[..])
+            .bind(t0())
+            .execute(p)
+            .await
+            .unwrap();
+        }
+        let rows = store
+            .claim_due_mail(t0(), Duration::minutes(5), 10)
+            .await
+            .unwrap();
+        let raw_of = |id: &str| {
+            rows.iter()
+                .find(|r| r.message_id == id)
+                .map(|r| r.raw.clone())
+        };
+        assert_eq!(raw_of(&small_id), Some(small.clone()), "{name}");
+        let big_row = rows
+            .iter()
+            .find(|r| r.message_id == big_id)
+            .expect("the big one");
+        let big_raw = if big_row.raw.is_empty() {
+            store.outbox_mail_raw(big_row.id).await.unwrap()
+        } else {
+            big_row.raw.clone()
+        };
+        assert_eq!(big_raw, big, "{name}");
+        if matches!(store, Store::Sqlite(_)) {
+            assert!(big_row.raw.is_empty(), "a big mail is read when it is sent");
+            assert_eq!(
+                raw_of("old@guichet.test"),
+                Some(b"Subject: old\r\n\r\nin the row\r\n".to_vec())
+            );
+        }
+    }
+}

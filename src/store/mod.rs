@@ -578,18 +578,46 @@ impl Store {
                FOR UPDATE SKIP LOCKED) \
              RETURNING id, ticket_id, kind, envelope_from, recipients, message_id, raw, attempts";
         let until = now + lease;
-        // a big message's `raw` is empty here, its bytes are in
-        // outbox_mail_blobs: read when it is sent (Store::outbox_mail_raw),
-        // so that a claim of many rows never holds many big messages
+        // on SQLite `raw` is empty here (but in rows an older Guichet
+        // queued), its bytes are in outbox_mail_blobs: those of
+        // ordinary mail are read with the claim; a big message's when it
+        // is sent (Store::outbox_mail_raw), so that a claim of many rows
+        // never holds many big messages
         let mut rows = match self {
             Store::Sqlite(p) => {
-                sqlx::query_as::<_, OutboxMailRow>(SQLITE)
+                let mut rows = sqlx::query_as::<_, OutboxMailRow>(SQLITE)
                     .bind(until)
                     .bind(now)
                     .bind(limit)
                     .bind(claims::holder())
                     .fetch_all(p)
-                    .await?
+                    .await?;
+                let wanting: Vec<i64> = rows
+                    .iter()
+                    .filter(|r| r.raw.is_empty())
+                    .map(|r| r.id)
+                    .collect();
+                if !wanting.is_empty() {
+                    let list = (1..=wanting.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "SELECT id, bytes FROM outbox_mail_blobs WHERE id IN ({list}) \
+                         AND length(bytes) < {}",
+                        blob::STREAM_FROM
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
+                    for id in &wanting {
+                        q = q.bind(id);
+                    }
+                    for (id, bytes) in q.fetch_all(p).await? {
+                        if let Some(row) = rows.iter_mut().find(|r| r.id == id) {
+                            row.raw = bytes;
+                        }
+                    }
+                }
+                rows
             }
             Store::Postgres(p) => {
                 sqlx::query_as::<_, OutboxMailRow>(POSTGRES)
@@ -1524,15 +1552,23 @@ impl Tx {
     }
 
     /// Queues a message for SMTP; its Message-ID is remembered for threading.
+    ///
+    /// On SQLite its bytes go in `outbox_mail_blobs` (a big one by pieces,
+    /// see store::blob): claiming the row and marking it sent then rewrite
+    /// a small row, not the whole mail twice (SQLite rewrites a whole row
+    /// on every UPDATE). PostgreSQL keeps them in the row, where an UPDATE
+    /// leaves an unchanged big value where it is.
     pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<()> {
-        if let Tx::Sqlite(t) = self
-            && m.raw.len() >= blob::STREAM_FROM
-        {
-            // a big message (an agent copy with files) goes in by pieces
-            let usual = blob::small_cache(t).await?;
-            let queued = enqueue_big_mail(t, m).await;
-            blob::restore_cache(t, usual).await?;
-            queued?;
+        if let Tx::Sqlite(t) = self {
+            if m.raw.len() >= blob::STREAM_FROM {
+                // a big message (an agent copy with files) goes in by pieces
+                let usual = blob::small_cache(t).await?;
+                let queued = enqueue_mail_in_blobs(t, m).await;
+                blob::restore_cache(t, usual).await?;
+                queued?;
+            } else {
+                enqueue_mail_in_blobs(t, m).await?;
+            }
         } else {
             on_db!(tx self, c => {
             sqlx::query(
@@ -1858,9 +1894,9 @@ async fn insert_big_raw(c: &mut sqlx::SqliteConnection, m: &NewRaw<'_>) -> Resul
     Ok(id)
 }
 
-/// [`Tx::enqueue_mail`] of a big message on SQLite (see store::blob),
-/// without remembering its Message-ID.
-async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
+/// [`Tx::enqueue_mail`] on SQLite: the row, then its bytes in
+/// `outbox_mail_blobs` (a big message by pieces, see store::blob).
+async fn enqueue_mail_in_blobs(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id",
@@ -1873,5 +1909,13 @@ async fn enqueue_big_mail(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Re
     .bind(m.now)
     .fetch_one(&mut *c)
     .await?;
-    blob::insert(c, "outbox_mail_blobs", id, m.raw).await
+    if m.raw.len() >= blob::STREAM_FROM {
+        return blob::insert(c, "outbox_mail_blobs", id, m.raw).await;
+    }
+    sqlx::query("INSERT INTO outbox_mail_blobs (id, bytes) VALUES ($1, $2)")
+        .bind(id)
+        .bind(m.raw)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }
