@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use guichet::domain::ScanOutcome;
+use guichet::settings::ClamdAddress;
 use mail_parser::MimeHeaders;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::mails::{self, BenchMail, Kind};
 use super::wire::Imap;
@@ -27,8 +27,8 @@ use super::{
     Config, Desk, Rig, Store, Summary, busy_since, machine_cpu, run_guichet, secs, seed, verdict,
 };
 
-/// Guichet's INSTREAM chunk (src/adapters/clamd.rs `CHUNK_BYTES`).
-const CHUNK_BYTES: usize = 64 * 1024;
+/// How long the bare client gives clamd per file.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The name of the EICAR attachment, on both sides.
 const EICAR_NAME: &str = "eicar.txt";
@@ -83,36 +83,6 @@ fn corpus_mails(corpus: &[Vec<u8>], n: usize, support: &str, tag: &str) -> Vec<B
     out
 }
 
-/// clamd's verdict on `bytes`: one connection, `zINSTREAM\0`, 4-byte
-/// big-endian lengths before each chunk, a zero length to end, the reply
-/// up to its NUL.
-async fn instream(host: &str, port: u16, bytes: &[u8]) -> Result<String> {
-    let mut s = TcpStream::connect((host, port))
-        .await
-        .with_context(|| format!("cannot connect to clamd at {host}:{port}"))?;
-    s.write_all(b"zINSTREAM\0").await?;
-    for chunk in bytes.chunks(CHUNK_BYTES) {
-        s.write_all(&(chunk.len() as u32).to_be_bytes()).await?;
-        s.write_all(chunk).await?;
-    }
-    s.write_all(&0u32.to_be_bytes()).await?;
-    s.flush().await?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
-            reply.extend_from_slice(&buf[..end]);
-            break;
-        }
-        reply.extend_from_slice(&buf[..n]);
-    }
-    Ok(String::from_utf8_lossy(&reply).trim().to_string())
-}
-
 /// What the bare client did.
 #[derive(Default)]
 struct Bare {
@@ -164,6 +134,10 @@ async fn bare_fetch_and_scan(
     clamd_port: u16,
     select: Option<&[Vec<bool>]>,
 ) -> Result<Bare> {
+    let clamd = ClamdAddress::Tcp {
+        host: rig.host.clone(),
+        port: clamd_port,
+    };
     let mut b = Bare::default();
     let t = Instant::now();
     let (mut imap, uids) = fetch_all(rig, user).await?;
@@ -190,14 +164,18 @@ async fn bare_fetch_and_scan(
                 {
                     continue;
                 }
-                let reply = instream(&rig.host, clamd_port, bytes).await?;
+                // the protocol as Guichet speaks it (one connection per
+                // file, 64 KiB chunks): what scanning costs, without the gate
+                let outcome = guichet::adapters::clamd::scan(&clamd, bytes, SCAN_TIMEOUT).await;
                 b.files += 1;
                 b.file_bytes += bytes.len();
-                if reply.ends_with("FOUND") {
-                    b.infected += 1;
-                    b.eicar_found |= is_eicar;
-                } else if !reply.ends_with("OK") {
-                    bail!("clamd answered {reply:?} to the bare client");
+                match outcome {
+                    ScanOutcome::Infected(_) => {
+                        b.infected += 1;
+                        b.eicar_found |= is_eicar;
+                    }
+                    ScanOutcome::Clean => {}
+                    ScanOutcome::Failed(why) => bail!("clamd failed the bare client: {why}"),
                 }
             }
         }
