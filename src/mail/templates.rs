@@ -30,59 +30,25 @@ pub const KINDS: &[&str] = &[
     "closed_by_agent",
 ];
 
+/// Every built-in template with the given extension (`.txt`, `.html`),
+/// as `("<lang>/<name>", source)`, compiled into the binary. One list for
+/// both kinds, so that a template cannot have one side only.
 macro_rules! builtin {
-    ($($lang:literal / $name:literal),+ $(,)?) => {
-        &[$((concat!($lang, "/", $name), include_str!(concat!("../../templates/", $lang, "/", $name, ".txt")))),+]
+    ($ext:literal) => {
+        builtin!($ext;
+            "acknowledgement", "agent_copy", "agent_reply", "agent_notice", "closed_notice",
+            "reopened", "new_linked", "refused_attachments", "closed_by_agent")
+    };
+    ($ext:literal; $($name:literal),+) => {
+        &[$(
+            (concat!("en/", $name), include_str!(concat!("../../templates/en/", $name, $ext))),
+            (concat!("fr/", $name), include_str!(concat!("../../templates/fr/", $name, $ext))),
+        )+]
     };
 }
 
-const BUILTIN: &[(&str, &str)] = builtin!(
-    "en" / "acknowledgement",
-    "fr" / "acknowledgement",
-    "en" / "agent_copy",
-    "fr" / "agent_copy",
-    "en" / "agent_reply",
-    "fr" / "agent_reply",
-    "en" / "agent_notice",
-    "fr" / "agent_notice",
-    "en" / "closed_notice",
-    "fr" / "closed_notice",
-    "en" / "reopened",
-    "fr" / "reopened",
-    "en" / "new_linked",
-    "fr" / "new_linked",
-    "en" / "refused_attachments",
-    "fr" / "refused_attachments",
-    "en" / "closed_by_agent",
-    "fr" / "closed_by_agent",
-);
-
-macro_rules! builtin_html {
-    ($($lang:literal / $name:literal),+ $(,)?) => {
-        &[$((concat!($lang, "/", $name), include_str!(concat!("../../templates/", $lang, "/", $name, ".html")))),+]
-    };
-}
-
-const BUILTIN_HTML: &[(&str, &str)] = builtin_html!(
-    "en" / "acknowledgement",
-    "fr" / "acknowledgement",
-    "en" / "agent_copy",
-    "fr" / "agent_copy",
-    "en" / "agent_reply",
-    "fr" / "agent_reply",
-    "en" / "agent_notice",
-    "fr" / "agent_notice",
-    "en" / "closed_notice",
-    "fr" / "closed_notice",
-    "en" / "reopened",
-    "fr" / "reopened",
-    "en" / "new_linked",
-    "fr" / "new_linked",
-    "en" / "refused_attachments",
-    "fr" / "refused_attachments",
-    "en" / "closed_by_agent",
-    "fr" / "closed_by_agent",
-);
+const BUILTIN: &[(&str, &str)] = builtin!(".txt");
+const BUILTIN_HTML: &[(&str, &str)] = builtin!(".html");
 
 pub struct Templates {
     env: Environment<'static>,
