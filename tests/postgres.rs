@@ -750,3 +750,109 @@ async fn two_running_daemons_share_the_work_while_mail_arrives() {
             .all(|f| f.iter().any(|x| x == "$GuichetDone"))
     );
 }
+
+/// A daemon killed while it holds the claim on a question's UID gives
+/// its claims back when it starts again, before anything of them is
+/// stored. Another daemon, waiting behind that claim with the customer's
+/// follow-up (a later UID), must then store the question first, itself,
+/// rather than go past it: else the follow-up opens a ticket of its own
+/// (seen in the soak with two daemons and `kill -9`).
+#[tokio::test]
+async fn a_dead_daemons_given_back_message_is_stored_before_the_later_reply() {
+    use sqlx::Connection;
+    let database = fresh_pg_database().await;
+    let desk = Desk::with_database(&database);
+    // a first pass on the empty mailbox writes its checkpoint
+    success(&desk.run_once(None), "first pass");
+    let customer = fresh_user("customer");
+    let question_id = format!("<{}@client.test>", unique_token());
+    let question = harness::mail(
+        &[
+            ("From", &customer),
+            ("To", &desk.support),
+            ("Subject", "The printer is on fire"),
+            ("Message-ID", &question_id),
+        ],
+        "Flames everywhere.",
+    );
+    let follow_up = harness::mail(
+        &[
+            ("From", &customer),
+            ("To", &desk.support),
+            ("Subject", "Re: The printer is on fire"),
+            ("In-Reply-To", &question_id),
+            ("References", &question_id),
+        ],
+        "It is out now, but it smells.",
+    );
+    deliver_lmtp(&desk.support, &question).await;
+    deliver_lmtp(&desk.support, &follow_up).await;
+
+    // a daemon of this host that no longer runs holds the question (UID 1)
+    let mut db = sqlx::PgConnection::connect(&database).await.unwrap();
+    let (mailbox, validity): (String, i64) =
+        sqlx::query_as("SELECT mailbox, uidvalidity FROM mailbox_state")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let dead = format!("{}/4194303/5", host.trim());
+    sqlx::query(
+        "INSERT INTO fetch_claims (mailbox, uidvalidity, uid, claimed_by, claimed_until) \
+         VALUES ($1, $2, 1, $3, now() + interval '5 minutes')",
+    )
+    .bind(&mailbox)
+    .bind(validity)
+    .bind(&dead)
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    let daemon = desk
+        .command(&["run", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // it claims the follow-up (UID 2) and waits behind the dead claim
+    let started = std::time::Instant::now();
+    loop {
+        let follow_up_claimed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM fetch_claims WHERE uid = 2 AND claimed_by <> $1)",
+        )
+        .bind(&dead)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        if follow_up_claimed {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "the daemon never claimed UID 2");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the dead daemon starts again: its claims are given back at once
+    sqlx::query("DELETE FROM fetch_claims WHERE claimed_by = $1")
+        .bind(&dead)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || daemon.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    success(&out, "the waiting daemon's pass");
+
+    let tickets = desk.tickets();
+    assert_eq!(tickets.len(), 1, "one ticket: {tickets:?}");
+    let id = tickets[0]["ticket_id"].as_i64().unwrap();
+    let messages = desk.ticket(id)["messages"].as_array().cloned().unwrap();
+    assert_eq!(
+        messages.len(),
+        2,
+        "the question, then its follow-up, on one ticket: {messages:?}"
+    );
+    // and nothing is left to open another one
+    success(&desk.run_once(None), "next pass");
+    assert_eq!(desk.tickets().len(), 1, "still one ticket");
+}

@@ -466,6 +466,25 @@ impl Mailbox {
         Ok(uids.into_iter().filter(|&uid| uid <= last_uid).collect())
     }
 
+    /// Those of `uids` still in the mailbox without [`PROCESSED_KEYWORD`]
+    /// (ascending): neither flagged by a daemon nor moved or deleted.
+    pub async fn unmarked_among(&mut self, uids: &[u32]) -> Result<Vec<u32>, ImapError> {
+        let mut found = Vec::new();
+        for chunk in uids.chunks(UIDS_PER_COMMAND) {
+            let set = uid_set(chunk);
+            let uids = self
+                .search(
+                    &format!("UID {set} UNKEYWORD {PROCESSED_KEYWORD}"),
+                    "search for messages not yet processed",
+                )
+                .await?;
+            found.extend(uids.into_iter().filter(|u| chunk.contains(u)));
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
     /// The raw messages of these UIDs, in UID order, without setting
     /// `\Seen`. UIDs that no longer exist are left out.
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchedMail>, ImapError> {

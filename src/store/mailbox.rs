@@ -58,37 +58,30 @@ impl Store {
             .collect())
     }
 
-    /// Waits until no other live daemon holds a claim on a UID of
-    /// `mailbox` below `uid`: messages are stored in UID order whichever
-    /// daemon fetched them, so a reply is threaded to the ticket its
-    /// original (an earlier UID) made. A dead daemon's claims stop
-    /// counting when they run out. Returns at once on SQLite.
-    pub async fn wait_for_earlier_claims(
+    /// Whether another daemon holds a live claim on a UID of `mailbox`
+    /// below `uid`: it is fetching or storing earlier messages, which go
+    /// first (`rules::fetching::before_storing`). A dead daemon's claims
+    /// stop counting when they run out. Never on SQLite (one daemon).
+    pub async fn others_hold_claims_below(
         &self,
         mailbox: &str,
         uidvalidity: i64,
         uid: u32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Store::Postgres(p) = self else {
-            return Ok(());
+            return Ok(false);
         };
-        loop {
-            let held: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM fetch_claims WHERE mailbox = $1 \
-                   AND uidvalidity = $2 AND uid < $3 AND claimed_by <> $4 AND claimed_until > $5)",
-            )
-            .bind(mailbox)
-            .bind(uidvalidity)
-            .bind(i64::from(uid))
-            .bind(super::claims::holder())
-            .bind(Utc::now())
-            .fetch_one(p)
-            .await?;
-            if !held {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM fetch_claims WHERE mailbox = $1 \
+               AND uidvalidity = $2 AND uid < $3 AND claimed_by <> $4 AND claimed_until > $5)",
+        )
+        .bind(mailbox)
+        .bind(uidvalidity)
+        .bind(i64::from(uid))
+        .bind(super::claims::holder())
+        .bind(Utc::now())
+        .fetch_one(p)
+        .await?)
     }
 
     /// Gives up this daemon's claims on `uids` of `mailbox` (all of them

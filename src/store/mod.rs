@@ -237,6 +237,12 @@ impl Store {
         }
     }
 
+    /// Whether several daemons may share this store (PostgreSQL); a
+    /// SQLite file has one daemon.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
     /// A write transaction. SQLite takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails half-way.
     pub async fn begin(&self) -> Result<Tx> {

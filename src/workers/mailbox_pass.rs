@@ -10,7 +10,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::adapters::imap::{FetchedMail, Mailbox};
-use crate::rules::fetching::{counts_as_attempt, gives_up};
+use crate::rules::fetching::{
+    BeforeStoring, EarlierFacts, before_storing, counts_as_attempt, gives_up,
+};
 use crate::settings::{FirstStart, ImapSettings, Settings};
 use crate::store::fault_of;
 
@@ -80,6 +82,25 @@ pub async fn mailbox_pass(
     mailbox: &mut Mailbox,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<PassReport> {
+    let passed = pass_in_order(rt, imap, mailbox, shutdown).await;
+    if passed.is_err() {
+        // what this pass claimed is free at once for another daemon (or
+        // this one's next pass), which takes it in UID order
+        let (key, validity) = (imap.checkpoint_key(), i64::from(mailbox.uid_validity()));
+        if let Err(e) = rt.store.release_uids(&key, validity, None).await {
+            tracing::warn!(mailbox = %key, error = format!("{e:#}"),
+                "cannot give back this pass's claims; they run out by themselves");
+        }
+    }
+    passed
+}
+
+async fn pass_in_order(
+    rt: &Runtime,
+    imap: &ImapSettings,
+    mailbox: &mut Mailbox,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<PassReport> {
     let key = imap.checkpoint_key();
     let validity = mailbox.uid_validity();
     let mut report = PassReport::default();
@@ -120,6 +141,12 @@ pub async fn mailbox_pass(
         validity,
         suspects: known,
         fetched_any: false,
+        open: if rt.store.is_shared() {
+            news.iter().map(|(uid, _)| *uid).collect()
+        } else {
+            // one daemon: its own pass goes in UID order
+            std::collections::BTreeSet::new()
+        },
     };
     let mut groups = fetch_groups(&news).into_iter().peekable();
     let mut next = match groups.next() {
@@ -134,8 +161,8 @@ pub async fn mailbox_pass(
             // alone, and nothing fetched meanwhile: see `ingest_big`
             let uids: Vec<u32> = mails.iter().map(|m| m.uid).collect();
             if let Some(&first) = uids.first() {
-                rt.store
-                    .wait_for_earlier_claims(&key, i64::from(validity), first)
+                fetching
+                    .settle_earlier(rt, mailbox, first, shutdown, &mut report)
                     .await?;
             }
             let done = ingest_big(rt, mailbox, &key, validity, mails, &mut report).await?;
@@ -152,11 +179,11 @@ pub async fn mailbox_pass(
         // the next group comes over IMAP while this one is ingested,
         // unless it is a big message (fetched once this one is done)
         let following = groups.next_if(|g| !is_big(g));
-        // stored in UID order across daemons (see `wait_for_earlier_claims`)
+        // stored in UID order across daemons (see `settle_earlier`)
         let uids: Vec<u32> = mails.iter().map(|m| m.uid).collect();
         if let Some(&first) = uids.first() {
-            rt.store
-                .wait_for_earlier_claims(&key, i64::from(validity), first)
+            fetching
+                .settle_earlier(rt, mailbox, first, shutdown, &mut report)
                 .await?;
         }
         let (fetched, ingested) = tokio::join!(
@@ -207,6 +234,9 @@ struct Fetching<'a> {
     suspects: Vec<(u32, i64)>,
     /// The server gave at least one message in this pass.
     fetched_any: bool,
+    /// On a shared mailbox, the UIDs this pass selected that are not yet
+    /// known to be done, by any daemon (see [`Fetching::settle_earlier`]).
+    open: std::collections::BTreeSet<u32>,
 }
 
 impl Fetching<'_> {
@@ -232,10 +262,20 @@ impl Fetching<'_> {
                 now + FETCH_CLAIM,
             )
             .await?;
+        self.fetch_claimed(rt, mailbox, &uids).await
+    }
+
+    /// FETCHes UIDs this daemon claimed (see [`Fetching::group`]).
+    async fn fetch_claimed(
+        &mut self,
+        rt: &Runtime,
+        mailbox: &mut Mailbox,
+        uids: &[u32],
+    ) -> anyhow::Result<Vec<FetchedMail>> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        match mailbox.fetch(&uids).await {
+        match mailbox.fetch(uids).await {
             Ok(mails) => {
                 self.fetched_any |= !mails.is_empty();
                 Ok(mails)
@@ -250,7 +290,7 @@ impl Fetching<'_> {
                     "FETCH failed; these messages will be fetched one by one"
                 );
                 let now = chrono::Utc::now();
-                for &uid in &uids {
+                for &uid in uids {
                     rt.store
                         .record_fetch_failure(
                             self.key,
@@ -271,6 +311,115 @@ impl Fetching<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// On a mailbox shared with other daemons, before this daemon stores
+    /// messages from UID `first` on: every earlier message it selected is
+    /// stored first, by whichever daemon (`rules::fetching::before_storing`).
+    /// It waits while another daemon holds earlier ones, and takes itself
+    /// those nobody holds nor stored (a dead daemon's, given back). Returns
+    /// at once on SQLite, or when asked to stop.
+    async fn settle_earlier(
+        &mut self,
+        rt: &Runtime,
+        mailbox: &mut Mailbox,
+        first: u32,
+        shutdown: &watch::Receiver<bool>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let (key, validity) = (self.key, i64::from(self.validity));
+        let mut unmarked: Option<Vec<u32>> = None;
+        loop {
+            let pending: Vec<u32> = self.open.range(..first).copied().collect();
+            if pending.is_empty() || *shutdown.borrow() {
+                return Ok(());
+            }
+            let stored = rt.store.stored_uids(key, validity, &pending).await?;
+            let failing: Vec<u32> = rt
+                .store
+                .fetch_failures(key, validity)
+                .await?
+                .into_iter()
+                .map(|(uid, _)| uid)
+                .chain(self.suspects.iter().map(|s| s.0))
+                .collect();
+            let held_by_others = rt
+                .store
+                .others_hold_claims_below(key, validity, first)
+                .await?;
+            let facts = EarlierFacts {
+                pending: &pending,
+                stored: &stored,
+                failing: &failing,
+                held_by_others,
+                unmarked: unmarked.as_deref(),
+            };
+            match before_storing(facts) {
+                BeforeStoring::Go => {
+                    for uid in pending {
+                        self.open.remove(&uid);
+                    }
+                    return Ok(());
+                }
+                BeforeStoring::Wait => {
+                    unmarked = None;
+                    tokio::time::sleep(StdDuration::from_millis(20)).await;
+                }
+                BeforeStoring::AskServer(open) => {
+                    unmarked = Some(mailbox.unmarked_among(&open).await?);
+                }
+                BeforeStoring::Take(gap) => {
+                    unmarked = None;
+                    self.take_gap(rt, mailbox, &gap, shutdown, report).await?;
+                }
+            }
+        }
+    }
+
+    /// Claims, fetches and stores earlier messages nobody holds nor
+    /// stored, in UID order. When another daemon claimed one of them
+    /// meanwhile, this daemon gives back what it got and waits again.
+    async fn take_gap(
+        &mut self,
+        rt: &Runtime,
+        mailbox: &mut Mailbox,
+        gap: &[u32],
+        shutdown: &watch::Receiver<bool>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let (key, validity) = (self.key, i64::from(self.validity));
+        let now = chrono::Utc::now();
+        let got = rt
+            .store
+            .claim_uids(key, validity, gap, now, now + FETCH_CLAIM)
+            .await?;
+        if got != gap {
+            rt.store.release_uids(key, validity, Some(&got)).await?;
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+            return Ok(());
+        }
+        tracing::info!(
+            mailbox = %key,
+            count = gap.len(),
+            first_uid = gap[0],
+            "earlier messages nobody holds nor stored (a stopped daemon's): taking them first"
+        );
+        let sized = mailbox.sizes_of(gap).await?;
+        for group in fetch_groups(&sized) {
+            let uids = uids_of(group);
+            let mails = self.fetch_claimed(rt, mailbox, &uids).await?;
+            let done = if is_big(group) {
+                ingest_big(rt, mailbox, key, self.validity, mails, report).await?
+            } else {
+                ingest_chunk(rt, key, self.validity, &mails, shutdown, report).await?
+            };
+            mailbox.mark_processed(&done).await?;
+            rt.store.release_uids(key, validity, Some(&uids)).await?;
+            for uid in done {
+                self.open.remove(&uid);
+            }
+        }
+        Ok(())
     }
 
     /// Fetches the suspects one by one: each one the server gives is
