@@ -334,19 +334,26 @@ impl Fetching<'_> {
             if pending.is_empty() || *shutdown.borrow() {
                 return Ok(());
             }
-            let stored = rt.store.stored_uids(key, validity, &pending).await?;
-            let failing: Vec<u32> = rt
-                .store
-                .fetch_failures(key, validity)
-                .await?
-                .into_iter()
-                .map(|(uid, _)| uid)
-                .chain(self.suspects.iter().map(|s| s.0))
-                .collect();
             let held_by_others = rt
                 .store
                 .others_hold_claims_below(key, validity, first)
                 .await?;
+            // while another daemon is on earlier messages, this daemon
+            // waits whatever the rest says: one statement per look
+            let (stored, failing) = if held_by_others {
+                (Vec::new(), Vec::new())
+            } else {
+                let stored = rt.store.stored_uids(key, validity, &pending).await?;
+                let failing: Vec<u32> = rt
+                    .store
+                    .fetch_failures(key, validity)
+                    .await?
+                    .into_iter()
+                    .map(|(uid, _)| uid)
+                    .chain(self.suspects.iter().map(|s| s.0))
+                    .collect();
+                (stored, failing)
+            };
             let facts = EarlierFacts {
                 pending: &pending,
                 stored: &stored,
