@@ -744,9 +744,7 @@ const BATCH_MESSAGES: usize = 50;
 const BATCH_BYTES: u64 = 8 << 20;
 
 /// Ingests fetched mail in transactions of a few dozen messages; returns
-/// the UIDs committed (to be flagged). Each batch is prepared while the
-/// one before it commits: the database works on its own thread (or
-/// server) meanwhile, so the two halves use both CPUs.
+/// the UIDs committed (to be flagged).
 async fn ingest_chunk(
     rt: &Runtime,
     key: &str,
@@ -755,55 +753,21 @@ async fn ingest_chunk(
     shutdown: &watch::Receiver<bool>,
     report: &mut PassReport,
 ) -> anyhow::Result<Vec<u32>> {
-    let mut batches = Vec::new();
+    let mut done = Vec::with_capacity(mails.len());
     let mut rest = mails;
-    while !rest.is_empty() {
+    while !rest.is_empty() && !*shutdown.borrow() {
         let sizes = rest.iter().map(|m| m.raw.len() as u64);
         let (batch, tail) = rest.split_at(leading_fit(sizes, BATCH_MESSAGES, BATCH_BYTES));
-        batches.push(batch);
         rest = tail;
-    }
-    let items: Vec<Vec<BatchItem<'_>>> = batches
-        .iter()
-        .map(|batch| {
-            batch
-                .iter()
-                .map(|m| BatchItem {
-                    raw: &m.raw,
-                    source: source_of(key, validity, m.uid, m.arrived_at),
-                })
-                .collect()
-        })
-        .collect();
-    let ctxs: Vec<_> = batches.iter().map(|_| rt.ctx()).collect();
-    let mut done = Vec::with_capacity(mails.len());
-    let mut next = match items.first() {
-        Some(first) if !*shutdown.borrow() => {
-            Some(match ingest::read_batch(&ctxs[0], first).await {
-                Ok(read) => ingest::prepare_batch(&ctxs[0], first, read).await,
-                Err(e) => Err(e),
+        let items: Vec<BatchItem<'_>> = batch
+            .iter()
+            .map(|m| BatchItem {
+                raw: &m.raw,
+                source: source_of(key, validity, m.uid, m.arrived_at),
             })
-        }
-        _ => None,
-    };
-    for (k, batch) in batches.iter().enumerate() {
-        let Some(prepared) = next.take() else { break };
-        // the next batch's one read of the database comes before this
-        // batch's transaction takes it (SQLite has one connection)
-        let read_next = match items.get(k + 1) {
-            Some(i) if !*shutdown.borrow() => Some(ingest::read_batch(&ctxs[k + 1], i).await),
-            _ => None,
-        };
-        let commit = async { ingest::commit_batch(&ctxs[k], &items[k], prepared?).await };
-        let following = async {
-            match read_next? {
-                Ok(read) => Some(ingest::prepare_batch(&ctxs[k + 1], &items[k + 1], read).await),
-                Err(e) => Some(Err(e)),
-            }
-        };
-        let (committed, following) = tokio::join!(commit, following);
-        next = following;
-        let outcomes = match committed {
+            .collect();
+        let ctx = rt.ctx();
+        let outcomes = match ingest::ingest_batch(&ctx, &items).await {
             Ok(outcomes) => outcomes,
             // one by one would fail the same way: the pass stops
             Err(e) if fault_of(&e).is_some() => return Err(e),

@@ -242,70 +242,9 @@ pub struct BatchItem<'r> {
 /// together, and the caller flags them after the commit). Any error rolls
 /// the whole batch back and is returned: the caller then ingests the
 /// messages one at a time, where a failing message is stored raw.
-/// [`prepare_batch`] then [`commit_batch`]: a caller with several
-/// batches prepares the next one while this one commits.
 pub async fn ingest_batch(ctx: &Ctx<'_>, items: &[BatchItem<'_>]) -> anyhow::Result<Vec<Outcome>> {
-    let read = read_batch(ctx, items).await?;
-    let prepared = prepare_batch(ctx, items, read).await?;
-    commit_batch(ctx, items, prepared).await
-}
-
-/// A batch's messages read, and which of them are stored already.
-pub struct ReadBatch<'r> {
-    messages: Vec<(Option<mail_parser::Message<'r>>, Inbound)>,
-    known: std::collections::HashSet<String>,
-}
-
-/// A batch's messages as decided before its transaction: parsed,
-/// classified, their files checked and written (`None`: stored already).
-pub struct PreparedBatch(Vec<Option<Prepared>>);
-
-/// The first work of a batch: its messages parsed, and one statement
-/// for those stored already (whose preparation is skipped; one stored
-/// meanwhile is still recognised in the transaction). A caller with
-/// several batches reads the next one before this one's transaction
-/// takes the database, then prepares it meanwhile.
-pub async fn read_batch<'r>(
-    ctx: &Ctx<'_>,
-    items: &[BatchItem<'r>],
-) -> anyhow::Result<ReadBatch<'r>> {
     use futures::FutureExt;
-    std::panic::AssertUnwindSafe(async {
-        let messages: Vec<_> = items.iter().map(|item| Inbound::read(item.raw)).collect();
-        let keys: Vec<&str> = messages.iter().map(|(_, f)| f.dedup_key.as_str()).collect();
-        let known = ctx.store.known_dedup_keys(&keys).await?;
-        Ok(ReadBatch { messages, known })
-    })
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|p| Err(panicked(p)))
-}
-
-/// The work of a batch before its transaction, after [`read_batch`]:
-/// classifying, the attachment gate (scans may take a while: the
-/// database is not held), the files written. It does not touch the
-/// store, so it may run while an earlier batch commits.
-pub async fn prepare_batch(
-    ctx: &Ctx<'_>,
-    items: &[BatchItem<'_>],
-    read: ReadBatch<'_>,
-) -> anyhow::Result<PreparedBatch> {
-    use futures::FutureExt;
-    std::panic::AssertUnwindSafe(prepare_batch_unguarded(ctx, items, read))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Err(panicked(p)))
-}
-
-/// The transaction of a batch [`prepare_batch`] prepared from the same
-/// `items`.
-pub async fn commit_batch(
-    ctx: &Ctx<'_>,
-    items: &[BatchItem<'_>],
-    prepared: PreparedBatch,
-) -> anyhow::Result<Vec<Outcome>> {
-    use futures::FutureExt;
-    let result = std::panic::AssertUnwindSafe(commit_batch_unguarded(ctx, items, prepared))
+    let result = std::panic::AssertUnwindSafe(ingest_batch_unguarded(ctx, items))
         .catch_unwind()
         .await
         .unwrap_or_else(|p| Err(panicked(p)));
@@ -317,16 +256,25 @@ pub async fn commit_batch(
     result
 }
 
-async fn prepare_batch_unguarded(
+async fn ingest_batch_unguarded(
     ctx: &Ctx<'_>,
     items: &[BatchItem<'_>],
-    read: ReadBatch<'_>,
-) -> anyhow::Result<PreparedBatch> {
-    let ReadBatch { messages, known } = read;
+) -> anyhow::Result<Vec<Outcome>> {
+    // the work before the transaction: parsing, classifying, the
+    // attachment gate (scans may take a while: the database is not held)
+    let mut facts = Vec::with_capacity(items.len());
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        let (message, message_facts) = Inbound::read(item.raw);
+        facts.push(message_facts);
+        parsed.push(message);
+    }
+    let keys: Vec<&str> = facts.iter().map(|f| f.dedup_key.as_str()).collect();
+    let known = ctx.store.known_dedup_keys(&keys).await?;
     // a few messages at once: while one waits for the antivirus, the
     // next is read (clamd scans several files at once); in order
     let mut waiting = Vec::with_capacity(items.len());
-    for ((message, facts), item) in messages.into_iter().zip(items) {
+    for ((facts, message), item) in facts.into_iter().zip(parsed).zip(items) {
         let seen = known.contains(&facts.dedup_key);
         waiting.push(async move {
             use tracing::Instrument;
@@ -351,22 +299,15 @@ async fn prepare_batch_unguarded(
             running.push_back(next);
         }
     }
+
     // the batch's files, written meanwhile, are on disk before its
     // transaction names them
     for p in prepared.iter_mut().flatten() {
         p.files.settle().await;
     }
-    Ok(PreparedBatch(prepared))
-}
-
-async fn commit_batch_unguarded(
-    ctx: &Ctx<'_>,
-    items: &[BatchItem<'_>],
-    prepared: PreparedBatch,
-) -> anyhow::Result<Vec<Outcome>> {
     let mut tx = ctx.store.begin().await?;
     let mut outcomes = Vec::with_capacity(items.len());
-    for (item, p) in items.iter().zip(prepared.0) {
+    for (item, p) in items.iter().zip(prepared) {
         outcomes.push(match p {
             None => Outcome::AlreadySeen,
             Some(p) => {
