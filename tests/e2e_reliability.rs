@@ -9,37 +9,9 @@ mod harness;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
 use harness::{Desk, mail};
-use support::{deliver_lmtp, fetch_all, flags_of_all, fresh_user, rig};
-
-/// The Maildir of `user` on the rig.
-fn maildir(user: &str) -> PathBuf {
-    let (local, domain) = user.split_once('@').unwrap();
-    rig()
-        .dir
-        .join("mail")
-        .join(domain)
-        .join(local)
-        .join("Maildir")
-}
-
-/// The file that holds the message containing `marker`.
-fn message_file(user: &str, marker: &str) -> PathBuf {
-    for sub in ["cur", "new"] {
-        let Ok(entries) = std::fs::read_dir(maildir(user).join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let text = std::fs::read(entry.path()).unwrap_or_default();
-            if String::from_utf8_lossy(&text).contains(marker) {
-                return entry.path();
-            }
-        }
-    }
-    panic!("no message with {marker:?} in {user}'s Maildir");
-}
+use support::{deliver_lmtp, fetch_all, flags_of_all, fresh_user, maildir, message_file};
 
 fn question(from: &str, to: &str, subject: &str) -> Vec<u8> {
     mail(

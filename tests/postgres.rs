@@ -856,3 +856,41 @@ async fn a_dead_daemons_given_back_message_is_stored_before_the_later_reply() {
     success(&desk.run_once(None), "next pass");
     assert_eq!(desk.tickets().len(), 1, "still one ticket");
 }
+
+/// A pass that fails midway (here the IMAP server hangs up on a message
+/// it cannot read) gives back the UIDs it claimed at once: another daemon
+/// need not wait for the claims to run out (5 minutes) to take them.
+#[tokio::test]
+async fn a_failed_pass_gives_back_its_claims_at_once() {
+    use sqlx::Connection;
+    use std::os::unix::fs::PermissionsExt;
+    let database = fresh_pg_database().await;
+    let desk = Desk::with_database(&database);
+    let customer = fresh_user("customer");
+    for i in 0..3 {
+        let mail = simple_message(&customer, &desk.support, &format!("Claimed {i}"), "Hello");
+        deliver_lmtp(&desk.support, &mail).await;
+    }
+    // Dovecot cannot read the second message: it answers the group's
+    // FETCH with `* BYE` and hangs up, and the pass fails
+    let broken = support::message_file(&desk.support, "Claimed 1");
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = desk.run(&["run", "--once"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mailbox pass failed"),
+        "the pass was meant to fail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut db = sqlx::PgConnection::connect(&database).await.unwrap();
+    let held: Vec<(i64, String)> = sqlx::query_as("SELECT uid, claimed_by FROM fetch_claims")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(held, Vec::new(), "no UID left claimed by the failed pass");
+    // readable again (Dovecot may have moved it from new/ to cur/): the
+    // next pass takes all three
+    let broken = support::message_file(&desk.support, "Claimed 1");
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o600)).unwrap();
+    desk.run_once(None);
+    assert_eq!(desk.tickets().len(), 3, "each message once");
+}

@@ -663,3 +663,30 @@ fn dot_stuffed(raw: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b".\r\n");
     out
 }
+
+/// The Maildir of `user` on the rig.
+pub fn maildir(user: &str) -> PathBuf {
+    let (local, domain) = user.split_once('@').unwrap();
+    rig()
+        .dir
+        .join("mail")
+        .join(domain)
+        .join(local)
+        .join("Maildir")
+}
+
+/// The file that holds the message containing `marker`.
+pub fn message_file(user: &str, marker: &str) -> PathBuf {
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(maildir(user).join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read(entry.path()).unwrap_or_default();
+            if String::from_utf8_lossy(&text).contains(marker) {
+                return entry.path();
+            }
+        }
+    }
+    panic!("no message with {marker:?} in {user}'s Maildir");
+}
