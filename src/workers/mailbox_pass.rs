@@ -170,6 +170,7 @@ async fn pass_in_order(
             rt.store
                 .release_uids(&key, i64::from(validity), Some(&uids))
                 .await?;
+            fetching.done(&done);
             next = match groups.next() {
                 Some(group) => Some((group, fetching.group(rt, mailbox, group).await?)),
                 None => None,
@@ -203,6 +204,7 @@ async fn pass_in_order(
         rt.store
             .release_uids(&key, i64::from(validity), Some(&uids))
             .await?;
+        fetching.done(&done);
         next = match fetched? {
             Some(fetched) => Some(fetched),
             None => match groups.next() {
@@ -310,6 +312,13 @@ impl Fetching<'_> {
                 }
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// UIDs this daemon stored and flagged: no later group waits for them.
+    fn done(&mut self, uids: &[u32]) {
+        for uid in uids {
+            self.open.remove(uid);
         }
     }
 
@@ -422,9 +431,7 @@ impl Fetching<'_> {
             };
             mailbox.mark_processed(&done).await?;
             rt.store.release_uids(key, validity, Some(&uids)).await?;
-            for uid in done {
-                self.open.remove(&uid);
-            }
+            self.done(&done);
         }
         Ok(())
     }
