@@ -1025,3 +1025,96 @@ async fn queued_mail_comes_back_whole_and_its_message_id_threads() {
         }
     }
 }
+
+/// Several daemons run retention at once on one PostgreSQL database: each
+/// passes over the rows another one holds instead of waiting for them. Two
+/// daemons that picked the same batch used to wait on each other's rows in
+/// different orders, and PostgreSQL ended one of them as a deadlock
+/// (`run --once` failed; CI, 2026-12-04). Here another transaction holds
+/// one row of each kind retention empties or removes.
+#[tokio::test]
+async fn retention_passes_over_rows_another_daemon_holds() {
+    use sqlx::Connection;
+    let url = fresh_pg_database().await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (ticket, other) = (new_ticket(&store, "A").await, new_ticket(&store, "B").await);
+    enqueue_mails(&store, 3, t0()).await;
+    store.mails_sent(&[1, 2, 3], t0()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let mut raws = Vec::new();
+    for key in ["r1", "r2"] {
+        raws.push(tx.insert_raw(&raw(key)).await.unwrap().unwrap());
+    }
+    for _ in 0..2 {
+        tx.record_auto_reply("robot@example.test", t0())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    for _ in 0..3 {
+        queue_event(&store, ticket, &["https://hooks.example.test/a"], t0()).await;
+    }
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE webhook_outbox SET delivered_at = $1")
+        .bind(t0())
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let mut held = holder.begin().await.unwrap();
+    for sql in [
+        "SELECT 1 FROM outbox_mail WHERE id = 2 FOR UPDATE".to_string(),
+        format!("SELECT 1 FROM tickets WHERE id = {other} FOR UPDATE"),
+        format!(
+            "SELECT 1 FROM raw_messages WHERE id = {} FOR UPDATE",
+            raws[0]
+        ),
+        "SELECT 1 FROM webhook_outbox WHERE id = (SELECT MIN(id) FROM webhook_outbox) FOR UPDATE"
+            .to_string(),
+        "SELECT 1 FROM auto_replies LIMIT 1 FOR UPDATE".to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *held)
+            .await
+            .unwrap();
+    }
+    let later = t0() + Duration::days(400);
+    // each step would wait for `held` (for ever, as `held` waits for this
+    // test) if it did not pass over the held row
+    let emptied = within("sent bodies", store.clear_sent_mail_bodies(later, 100)).await;
+    assert_eq!(emptied, 2, "the held mail is left for its holder");
+    let mut tx = store.begin().await.unwrap();
+    let clocks = within("ticket clocks", tx.ticket_clocks(&[ticket, other])).await;
+    assert_eq!(ids(&clocks, |c| c.0), [ticket], "the held ticket is left");
+    let emptied = within("raw mails", tx.empty_raw_mails(&raws)).await;
+    assert_eq!(emptied, 1, "the held raw mail is left");
+    tx.commit().await.unwrap();
+    let emptied = within("payloads", store.clear_delivered_payloads(later, 100)).await;
+    assert_eq!(emptied, 2, "the held payload is left");
+    let forgotten = within("auto replies", store.forget_auto_replies(later)).await;
+    assert_eq!(forgotten, 1, "the held auto-reply record is left");
+
+    // once the other daemon lets go, the rest is done, and nothing twice
+    held.rollback().await.unwrap();
+    assert_eq!(store.clear_sent_mail_bodies(later, 100).await.unwrap(), 1);
+    assert_eq!(store.clear_sent_mail_bodies(later, 100).await.unwrap(), 0);
+    let mut tx = store.begin().await.unwrap();
+    let clocks = tx.ticket_clocks(&[ticket, other]).await.unwrap();
+    assert_eq!(ids(&clocks, |c| c.0), [ticket, other]);
+    assert_eq!(tx.empty_raw_mails(&raws).await.unwrap(), 1);
+    assert_eq!(tx.empty_raw_mails(&raws).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    assert_eq!(store.clear_delivered_payloads(later, 100).await.unwrap(), 1);
+    assert_eq!(store.clear_delivered_payloads(later, 100).await.unwrap(), 0);
+    assert_eq!(store.forget_auto_replies(later).await.unwrap(), 1);
+}
+
+/// `step`'s result, or a panic naming `what` when it waits 10 s (for a
+/// row lock).
+async fn within<T>(what: &str, step: impl std::future::Future<Output = anyhow::Result<T>>) -> T {
+    tokio::time::timeout(StdDuration::from_secs(10), step)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: waited for a row another daemon holds"))
+        .unwrap_or_else(|e| panic!("{what}: {e:#}"))
+}

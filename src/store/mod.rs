@@ -709,6 +709,12 @@ pub enum CountedTable {
 }
 
 impl Tx {
+    /// Whether this transaction runs on PostgreSQL, where several daemons
+    /// write at once and row locks matter.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await,

@@ -20,6 +20,20 @@ pub(super) fn list(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Several daemons on one PostgreSQL database run retention at the same
+/// time. Each locks the rows it empties or removes in id order and passes
+/// over those another holds (`FOR UPDATE SKIP LOCKED`): two daemons that
+/// picked the same batch then split it instead of waiting on each other in
+/// different orders, which PostgreSQL ends as a deadlock. SQLite's single
+/// writer needs no lock clause.
+fn skip_locked(postgres: bool) -> &'static str {
+    if postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    }
+}
+
 /// What a removal took away.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {
@@ -122,19 +136,22 @@ impl Store {
         })?)
     }
 
-    /// Empties the bodies of up to `limit` mails sent before `before`.
+    /// Empties the bodies of up to `limit` mails sent before `before`,
+    /// passing over rows another daemon's retention holds.
     pub async fn clear_sent_mail_bodies(&self, before: DateTime<Utc>, limit: i64) -> Result<u64> {
         let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT o.id FROM outbox_mail o WHERE o.sent_at < $1 \
+             AND (length(o.raw) > 0 OR EXISTS (SELECT 1 FROM outbox_mail_blobs b WHERE b.id = o.id)) \
+             ORDER BY o.id LIMIT $2{}",
+            skip_locked(tx.is_postgres())
+        );
         let ids: Vec<i64> = on_db!(tx &mut tx, c => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT o.id FROM outbox_mail o WHERE o.sent_at < $1 \
-                 AND (length(o.raw) > 0 OR EXISTS (SELECT 1 FROM outbox_mail_blobs b WHERE b.id = o.id)) \
-                 ORDER BY o.id LIMIT $2",
-            )
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await
         })?;
         tx.empty_mail_bodies(&ids).await?;
         tx.commit().await?;
@@ -142,25 +159,37 @@ impl Store {
     }
 
     /// Empties the payloads of up to `limit` webhooks delivered before
-    /// `before` (the row stays: `stats` counts it).
+    /// `before` (the row stays: `stats` counts it), passing over rows
+    /// another daemon's retention holds.
     pub async fn clear_delivered_payloads(&self, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+        let sql = format!(
+            "UPDATE webhook_outbox SET payload = '' WHERE payload <> '' AND id IN (SELECT id FROM webhook_outbox \
+             WHERE delivered_at < $1 AND payload <> '' ORDER BY id LIMIT $2{})",
+            skip_locked(matches!(self, Store::Postgres(_)))
+        );
         Ok(on_db!(pool self, p => {
-            sqlx::query(
-                "UPDATE webhook_outbox SET payload = '' WHERE id IN (SELECT id FROM webhook_outbox \
-                 WHERE delivered_at < $1 AND payload <> '' ORDER BY id LIMIT $2)",
-            )
-            .bind(before)
-            .bind(limit)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(before)
+                .bind(limit)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })?)
     }
 
-    /// Forgets the auto-reply records older than `before`.
+    /// Forgets the auto-reply records older than `before`, passing over
+    /// rows another daemon's retention holds (the table has no key:
+    /// PostgreSQL names its rows by `ctid`).
     pub async fn forget_auto_replies(&self, before: DateTime<Utc>) -> Result<u64> {
+        const SQLITE: &str = "DELETE FROM auto_replies WHERE sent_at < $1";
+        const POSTGRES: &str = "DELETE FROM auto_replies WHERE ctid = ANY(ARRAY(\
+             SELECT ctid FROM auto_replies WHERE sent_at < $1 FOR UPDATE SKIP LOCKED))";
+        let sql = match self {
+            Store::Sqlite(_) => SQLITE,
+            Store::Postgres(_) => POSTGRES,
+        };
         Ok(on_db!(pool self, p => {
-            sqlx::query("DELETE FROM auto_replies WHERE sent_at < $1")
+            sqlx::query(sql)
                 .bind(before)
                 .execute(p)
                 .await
@@ -301,7 +330,10 @@ impl Tx {
     }
 
     /// Status and closing time of these tickets, read in the removing
-    /// transaction (one may have been reopened meanwhile).
+    /// transaction (one may have been reopened meanwhile). On PostgreSQL
+    /// they are locked until the commit, and a ticket another transaction
+    /// holds (ingest adding a reply, another daemon's retention) is left
+    /// out: it is looked at again in a later batch.
     #[allow(clippy::type_complexity)]
     pub async fn ticket_clocks(
         &mut self,
@@ -311,8 +343,9 @@ impl Tx {
             return Ok(vec![]);
         }
         let sql = format!(
-            "SELECT id, status, closed_at FROM tickets WHERE id IN ({})",
-            list(1, ids.len())
+            "SELECT id, status, closed_at FROM tickets WHERE id IN ({}) ORDER BY id{}",
+            list(1, ids.len()),
+            skip_locked(self.is_postgres())
         );
         Ok(on_db!(tx self, c => {
             let mut q = sqlx::query_as::<_, (i64, String, Option<DateTime<Utc>>)>(sqlx::AssertSqlSafe(sql));
@@ -349,15 +382,31 @@ impl Tx {
     }
 
     /// Empties these raw mails (the row stays: its dedup key keeps the
-    /// same mail from being taken twice).
+    /// same mail from being taken twice). Returns how many it emptied:
+    /// not those another daemon's retention emptied meanwhile or holds.
     pub async fn empty_raw_mails(&mut self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = self
+            .ids_of(
+                format!(
+                    "SELECT r.id FROM raw_messages r WHERE r.id IN ({}) \
+                     AND (length(r.raw) > 0 OR EXISTS (SELECT 1 FROM raw_message_blobs b WHERE b.id = r.id)) \
+                     ORDER BY r.id{}",
+                    list(1, ids.len()),
+                    skip_locked(self.is_postgres())
+                ),
+                ids,
+            )
+            .await?;
         if ids.is_empty() {
             return Ok(0);
         }
         let l = list(1, ids.len());
         self.exec_ids(
             format!("DELETE FROM raw_message_blobs WHERE id IN ({l})"),
-            ids,
+            &ids,
         )
         .await?;
         let sql = format!(
@@ -366,7 +415,7 @@ impl Tx {
         );
         Ok(on_db!(tx self, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Vec::<u8>::new());
-            for id in ids {
+            for id in &ids {
                 q = q.bind(*id);
             }
             q.execute(&mut *c).await.map(|r| r.rows_affected())
