@@ -7,24 +7,19 @@
 //! error, drop the [`Mailbox`] and [`connect`](Mailbox::connect) again.
 
 use std::fmt;
-use std::io::BufReader;
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
+
+mod stream;
+
+use stream::{ImapStream, handshake};
 
 use crate::settings::{ImapSettings, OAuth2Mechanism, ProcessedMail, TlsMode};
 
@@ -246,9 +241,11 @@ impl Mailbox {
         let tls = match settings.tls {
             TlsMode::None => None,
             TlsMode::Implicit | TlsMode::StartTls => Some(
-                tls_connector(settings.ca_file.as_deref()).map_err(|reason| ImapError::Tls {
-                    server: server.clone(),
-                    reason,
+                crate::adapters::tls::connector(settings.ca_file.as_deref()).map_err(|reason| {
+                    ImapError::Tls {
+                        server: server.clone(),
+                        reason,
+                    }
                 })?,
             ),
         };
@@ -943,60 +940,6 @@ async fn read_greeting(
     }
 }
 
-/// Root certificates: the public web PKI plus, for a private server, the
-/// certificates of `ca_file` (PEM).
-pub(crate) fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        let file = std::fs::File::open(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-            let cert = cert.map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("cannot use CA file {}: {e}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "cannot use CA file {}: no PEM certificate in it",
-                path.display()
-            ));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-async fn handshake(
-    connector: &TlsConnector,
-    host: &str,
-    tcp: TcpStream,
-    server: &str,
-) -> Result<TlsStream<TcpStream>, ImapError> {
-    let tls_error = |reason: String| ImapError::Tls {
-        server: server.to_string(),
-        reason,
-    };
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| tls_error(format!("{host:?} is not a valid server name: {e}")))?;
-    within(
-        CONNECT_TIMEOUT,
-        server,
-        "complete the TLS handshake",
-        connector.connect(name, tcp),
-    )
-    .await?
-    .map_err(|e| tls_error(e.to_string()))
-}
-
 /// `[1, 2, 3, 7, 9, 10]` → `1:3,7,9:10`. `uids` must be sorted, deduplicated
 /// and non-empty.
 fn uid_set(uids: &[u32]) -> String {
@@ -1020,54 +963,6 @@ fn uid_set(uids: &[u32]) -> String {
         i += 1;
     }
     out
-}
-
-/// The connection under the IMAP client: plain TCP (then maybe upgraded by
-/// STARTTLS) or TLS.
-#[derive(Debug)]
-enum ImapStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ImapStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ImapStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 #[cfg(test)]

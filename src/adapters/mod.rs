@@ -8,4 +8,5 @@ pub mod imap;
 pub mod oauth;
 pub mod smtp;
 pub mod systemd;
+pub mod tls;
 pub mod webhook_http;

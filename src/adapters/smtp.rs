@@ -140,7 +140,7 @@ impl SmtpSender {
             }
             TlsMode::Implicit => {
                 implicit = Some(
-                    crate::adapters::imap::tls_connector(settings.ca_file.as_deref())
+                    crate::adapters::tls::connector(settings.ca_file.as_deref())
                         .map_err(setup_error)?,
                 );
             }

@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::adapters::clamd;
 use crate::adapters::imap::ImapError;
 use crate::adapters::smtp::SmtpSender;
 use crate::adapters::webhook_http::WebhookClient;
-use crate::adapters::{clamd, imap};
 use crate::domain::ScanOutcome;
 use crate::mail::templates::Templates;
 use crate::rules::webhooks;
@@ -464,7 +464,7 @@ async fn webhook(
     }
     if url.scheme() == "https" {
         let handshake = async {
-            let connector = imap::tls_connector(w.ca_file.as_deref())?;
+            let connector = crate::adapters::tls::connector(w.ca_file.as_deref())?;
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
                 .map_err(|e| format!("cannot connect: {e}"))?;

@@ -1,11 +1,129 @@
-//! What the store keeps about reading a mailbox besides its checkpoint:
-//! the messages the IMAP server would not give (issue 13).
+//! What the store keeps about reading a mailbox: which messages are
+//! stored already (by dedup key, by UID), the checkpoint, the fetch claims
+//! several daemons share, and the messages the IMAP server would not give
+//! (issue 13).
 
 use chrono::{DateTime, Utc};
 
-use super::{NewRaw, Result, Store, Tx};
+use super::{IN_LIST_MAX, NewRaw, Result, Store, Tx, db_text, padded, placeholders};
 
 impl Store {
+    /// Rule 1 before any expensive work: is this message stored already?
+    /// (A read on the pool: no write lock taken.)
+    pub async fn is_known(&self, dedup_key: &str) -> Result<bool> {
+        Ok(!self.known_dedup_keys(&[dedup_key]).await?.is_empty())
+    }
+
+    /// Which of these dedup keys are stored already: one query for a
+    /// whole batch of messages.
+    pub async fn known_dedup_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in keys.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "SELECT dedup_key FROM raw_messages WHERE dedup_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let found: Vec<String> = on_db!(pool self, p => {
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
+                for k in padded(chunk) {
+                    q = q.bind(db_text(k));
+                }
+                q.fetch_all(p).await
+            })?;
+            // the caller's keys, not their stored (NUL-free) form
+            known.extend(
+                chunk
+                    .iter()
+                    .filter(|k| found.iter().any(|f| *f == *db_text(k)))
+                    .map(|k| k.to_string()),
+            );
+        }
+        Ok(known)
+    }
+
+    /// Which of `uids` (of `mailbox` at `uid_validity`) have their raw
+    /// message stored (the repair step flags only those).
+    pub async fn stored_uids(
+        &self,
+        mailbox: &str,
+        uid_validity: i64,
+        uids: &[u32],
+    ) -> Result<Vec<u32>> {
+        let mut found = Vec::new();
+        for chunk in uids.chunks(IN_LIST_MAX) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT DISTINCT imap_uid FROM raw_messages \
+                 WHERE mailbox = $1 AND uid_validity = $2 AND imap_uid IN ({list})"
+            );
+            let rows: Vec<i64> = on_db!(pool self, p => {
+                // only placeholders are formatted in, never a value
+                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(mailbox)
+                    .bind(uid_validity);
+                for uid in chunk {
+                    q = q.bind(i64::from(*uid));
+                }
+                q.fetch_all(p).await
+            })?;
+            found.extend(rows.into_iter().filter_map(|u| u32::try_from(u).ok()));
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .mailbox_checkpoint(mailbox)
+            .await?
+            .map(|(v, last, _)| (v, last)))
+    }
+
+    /// `(uidvalidity, last_uid, catch_up_from)` of a mailbox.
+    pub async fn mailbox_checkpoint(&self, mailbox: &str) -> Result<Option<(i64, i64, i64)>> {
+        Ok(on_db!(pool self, p => {
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT uidvalidity, last_uid, catch_up_from FROM mailbox_state WHERE mailbox = $1",
+            )
+            .bind(mailbox)
+            .fetch_optional(p)
+            .await
+        })?)
+    }
+
+    /// The checkpoint of a first contact: `last_uid`, and below which
+    /// unread messages are history for good.
+    pub async fn first_checkpoint(
+        &self,
+        mailbox: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+        catch_up_from: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        on_db!(tx &mut tx, c => {
+            sqlx::query(
+                "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, catch_up_from) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
+                 last_uid = excluded.last_uid, catch_up_from = excluded.catch_up_from",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(last_uid)
+            .bind(catch_up_from)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await
+    }
+
     /// Claims `uids` of `mailbox` for this daemon until `until`, before
     /// their bodies are fetched; returns those it got (ascending): the
     /// ones nobody holds, or whose claim ran out by `now`. On PostgreSQL

@@ -9,10 +9,12 @@
 //! nothing is written twice. Rules never see this module: workers load
 //! plain rows, call the rules, and write the outcome in one transaction.
 //!
-//! This file holds the connection, tickets, messages and their reads; each
-//! other part has its module: `outbox` (outgoing mail), `webhook_outbox`,
-//! `mailbox` (fetch claims and failures), `claims` (who holds a lease),
-//! `customers`, `identities`, `retention`, `queues` (what is waiting).
+//! This file holds the connection and the writes of tickets and messages
+//! ([`Tx`]); each other part has its module: `reads` (tickets and what they
+//! hold, for the CLI and the workers), `outbox` (outgoing mail),
+//! `webhook_outbox`, `mailbox` (what is stored, the checkpoint, fetch
+//! claims and failures), `claims` (who holds a lease), `customers`,
+//! `identities`, `retention`, `queues` (what is waiting).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -77,6 +79,7 @@ mod mailbox;
 mod outbox;
 pub mod probe;
 pub mod queues;
+mod reads;
 mod retention;
 mod webhook_outbox;
 pub use customers::Erased;
@@ -269,186 +272,6 @@ impl Store {
         on_db!(pool self, p => p.close().await)
     }
 
-    // ---- reading (CLI, workers) ----
-
-    pub async fn tickets(&self, status: Option<&str>) -> Result<Vec<TicketRow>> {
-        let rows = on_db!(pool self, p => {
-            sqlx::query_as::<_, TicketRow>(
-                "SELECT * FROM tickets WHERE ($1 IS NULL OR status = $1) ORDER BY id",
-            )
-            .bind(status)
-            .fetch_all(p)
-            .await
-        })?;
-        Ok(rows)
-    }
-
-    pub async fn ticket(&self, id: i64) -> Result<Option<TicketRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, TicketRow>("SELECT * FROM tickets WHERE id = $1")
-                .bind(id)
-                .fetch_optional(p)
-                .await
-        })?)
-    }
-
-    pub async fn messages(&self, ticket: i64) -> Result<Vec<MessageRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, MessageRow>(
-                "SELECT id, ticket_id, raw_id, direction, kind, from_addr, date, message_id, rule, text, note, signed \
-                 FROM messages WHERE ticket_id = $1 ORDER BY id",
-            )
-            .bind(ticket)
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    pub async fn attachments(&self, ticket: i64) -> Result<Vec<AttachmentRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, AttachmentRow>("SELECT * FROM attachments WHERE ticket_id = $1 ORDER BY id")
-                .bind(ticket)
-                .fetch_all(p)
-                .await
-        })?)
-    }
-
-    pub async fn events(&self, ticket: i64) -> Result<Vec<EventRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, EventRow>("SELECT * FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
-                .bind(ticket)
-                .fetch_all(p)
-                .await
-        })?)
-    }
-
-    /// Tickets linked to this one, either way (continued from / continued by).
-    pub async fn linked_tickets(&self, ticket: i64) -> Result<Vec<i64>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT linked_from FROM tickets WHERE id = $1 AND linked_from IS NOT NULL \
-                 UNION SELECT id FROM tickets WHERE linked_from = $1 ORDER BY 1",
-            )
-            .bind(ticket)
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    pub async fn participants(&self, ticket: i64) -> Result<Vec<ParticipantRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, ParticipantRow>("SELECT * FROM participants WHERE ticket_id = $1 ORDER BY address")
-                .bind(ticket)
-                .fetch_all(p)
-                .await
-        })?)
-    }
-
-    /// Tickets not closed, for the auto-close sweep.
-    pub async fn open_tickets(&self) -> Result<Vec<TicketRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, TicketRow>(
-                "SELECT * FROM tickets WHERE status IN ('open', 'awaiting_customer') ORDER BY id",
-            )
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(on_db!(pool self, p => {
-            // a big message comes out whole here (two copies for a moment):
-            // this serves `tickets show` of one message, never the daemon
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT COALESCE(b.bytes, r.raw) FROM raw_messages r LEFT JOIN raw_message_blobs b ON b.id = r.id WHERE r.id = $1")
-                .bind(id)
-                .fetch_optional(p)
-                .await
-        })?)
-    }
-
-    /// Raw messages that could not be placed in a ticket (unparseable…).
-    pub async fn problem_messages(&self) -> Result<Vec<(i64, String, DateTime<Utc>)>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, (i64, String, DateTime<Utc>)>(
-                "SELECT r.id, r.problem, r.received_at FROM raw_messages r \
-                 WHERE r.problem IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.raw_id = r.id) ORDER BY r.id",
-            )
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    /// Rule 1 before any expensive work: is this message stored already?
-    /// (A read on the pool: no write lock taken.)
-    pub async fn is_known(&self, dedup_key: &str) -> Result<bool> {
-        Ok(!self.known_dedup_keys(&[dedup_key]).await?.is_empty())
-    }
-
-    /// Which of these dedup keys are stored already: one query for a
-    /// whole batch of messages.
-    pub async fn known_dedup_keys(
-        &self,
-        keys: &[&str],
-    ) -> Result<std::collections::HashSet<String>> {
-        let mut known = std::collections::HashSet::new();
-        for chunk in keys.chunks(IN_LIST_MAX) {
-            let sql = format!(
-                "SELECT dedup_key FROM raw_messages WHERE dedup_key IN ({})",
-                placeholders(chunk.len())
-            );
-            let found: Vec<String> = on_db!(pool self, p => {
-                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
-                for k in padded(chunk) {
-                    q = q.bind(db_text(k));
-                }
-                q.fetch_all(p).await
-            })?;
-            // the caller's keys, not their stored (NUL-free) form
-            known.extend(
-                chunk
-                    .iter()
-                    .filter(|k| found.iter().any(|f| *f == *db_text(k)))
-                    .map(|k| k.to_string()),
-            );
-        }
-        Ok(known)
-    }
-
-    /// Of these UIDs of a mailbox, the ones whose raw message is stored
-    /// (the repair step flags only those).
-    /// Which of `uids` (of `mailbox` at `uid_validity`) are stored.
-    pub async fn stored_uids(
-        &self,
-        mailbox: &str,
-        uid_validity: i64,
-        uids: &[u32],
-    ) -> Result<Vec<u32>> {
-        let mut found = Vec::new();
-        for chunk in uids.chunks(IN_LIST_MAX) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT DISTINCT imap_uid FROM raw_messages \
-                 WHERE mailbox = $1 AND uid_validity = $2 AND imap_uid IN ({list})"
-            );
-            let rows: Vec<i64> = on_db!(pool self, p => {
-                // only placeholders are formatted in, never a value
-                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(mailbox)
-                    .bind(uid_validity);
-                for uid in chunk {
-                    q = q.bind(i64::from(*uid));
-                }
-                q.fetch_all(p).await
-            })?;
-            found.extend(rows.into_iter().filter_map(|u| u32::try_from(u).ok()));
-        }
-        found.sort_unstable();
-        Ok(found)
-    }
-
     /// Claims left by a daemon that died (kill -9, power loss) are due
     /// again at once, instead of when their lease ends. SQLite: one file
     /// has one daemon, so a claim at its start is a dead one. PostgreSQL,
@@ -474,13 +297,6 @@ impl Store {
         .await?
         .rows_affected();
         Ok(mail + hooks)
-    }
-
-    pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<(i64, i64)>> {
-        Ok(self
-            .mailbox_checkpoint(mailbox)
-            .await?
-            .map(|(v, last, _)| (v, last)))
     }
 
     /// The OAuth2 refresh token stored for this account, if any.
@@ -515,130 +331,6 @@ impl Store {
             .map(|_| ())
         })?;
         Ok(())
-    }
-
-    /// `(uidvalidity, last_uid, catch_up_from)` of a mailbox.
-    pub async fn mailbox_checkpoint(&self, mailbox: &str) -> Result<Option<(i64, i64, i64)>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, (i64, i64, i64)>(
-                "SELECT uidvalidity, last_uid, catch_up_from FROM mailbox_state WHERE mailbox = $1",
-            )
-            .bind(mailbox)
-            .fetch_optional(p)
-            .await
-        })?)
-    }
-
-    /// The checkpoint of a first contact: `last_uid`, and below which
-    /// unread messages are history for good.
-    pub async fn first_checkpoint(
-        &self,
-        mailbox: &str,
-        uidvalidity: i64,
-        last_uid: i64,
-        catch_up_from: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        on_db!(tx &mut tx, c => {
-            sqlx::query(
-                "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, catch_up_from) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, \
-                 last_uid = excluded.last_uid, catch_up_from = excluded.catch_up_from",
-            )
-            .bind(mailbox)
-            .bind(uidvalidity)
-            .bind(last_uid)
-            .bind(catch_up_from)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        tx.commit().await
-    }
-
-    pub async fn count(&self, table: CountedTable) -> Result<i64> {
-        let sql = match table {
-            CountedTable::Tickets => "SELECT COUNT(*) FROM tickets",
-            CountedTable::RawMessages => "SELECT COUNT(*) FROM raw_messages",
-            CountedTable::Messages => "SELECT COUNT(*) FROM messages",
-            CountedTable::PendingMail => {
-                "SELECT COUNT(*) FROM outbox_mail WHERE sent_at IS NULL AND failed_at IS NULL"
-            }
-            CountedTable::PendingWebhooks => {
-                "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND dead_at IS NULL"
-            }
-        };
-        Ok(on_db!(pool self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
-    }
-
-    // ---- facts for `guichet stats` and `cleanup` ----
-
-    pub async fn all_events(&self, since: Option<DateTime<Utc>>) -> Result<Vec<EventRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, EventRow>("SELECT * FROM ticket_events WHERE ($1 IS NULL OR occurred_at >= $1) ORDER BY id")
-                .bind(since)
-                .fetch_all(p)
-                .await
-        })?)
-    }
-
-    pub async fn all_tickets_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<TicketRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, TicketRow>(
-                "SELECT * FROM tickets WHERE ($1 IS NULL OR created_at >= $1 OR closed_at >= $1) ORDER BY id",
-            )
-            .bind(since)
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    /// Files offered by customers (on inbound messages): what the
-    /// attachment gate decided on. Agents' own files are relayed, not
-    /// judged, and would count as accepted files of an unknown type.
-    pub async fn all_attachments(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AttachmentRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, AttachmentRow>(
-                "SELECT a.* FROM attachments a JOIN messages m ON m.id = a.message_id \
-                 WHERE m.direction = 'in' AND ($1 IS NULL OR a.created_at >= $1) ORDER BY a.id",
-            )
-                .bind(since)
-                .fetch_all(p)
-                .await
-        })?)
-    }
-
-    pub async fn all_webhook_deliveries(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<WebhookStatusRow>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, WebhookStatusRow>(
-                "SELECT created_at, delivered_at, dead_at, attempts FROM webhook_outbox \
-                 WHERE ($1 IS NULL OR created_at >= $1) ORDER BY id",
-            )
-            .bind(since)
-            .fetch_all(p)
-            .await
-        })?)
-    }
-
-    /// Stored files (by hash) and whether any ticket that is not closed
-    /// long ago still refers to them: `(sha256, still_needed)`.
-    pub async fn stored_files(&self, closed_before: DateTime<Utc>) -> Result<Vec<(String, bool)>> {
-        Ok(on_db!(pool self, p => {
-            sqlx::query_as::<_, (String, bool)>(
-                "SELECT a.sha256, MAX(CASE WHEN t.closed_at IS NULL OR t.closed_at >= $1 THEN 1 ELSE 0 END) = 1 \
-                 FROM attachments a JOIN tickets t ON t.id = a.ticket_id \
-                 WHERE a.sha256 IS NOT NULL GROUP BY a.sha256 ORDER BY a.sha256",
-            )
-            .bind(closed_before)
-            .fetch_all(p)
-            .await
-        })?)
     }
 }
 

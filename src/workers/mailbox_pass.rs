@@ -780,11 +780,20 @@ async fn ingest_chunk(
             Err(e) if fault_of(&e).is_some() => return Err(e),
             Err(e) => {
                 // something in the batch failed and nothing of it was
-                // committed: one message per transaction, as the slow path
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "batch failed; ingesting its messages one by one"
-                );
+                // committed: one message per transaction, as the slow path.
+                // Another daemon's transaction in the way (a deadlock on
+                // PostgreSQL) is expected with several daemons, not a fault.
+                if crate::store::is_retryable(&e) {
+                    tracing::info!(
+                        error = format!("{e:#}"),
+                        "batch refused because of a concurrent transaction; ingesting its messages one by one"
+                    );
+                } else {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "batch failed; ingesting its messages one by one"
+                    );
+                }
                 ingest_one_by_one(rt, key, validity, batch).await?
             }
         };
