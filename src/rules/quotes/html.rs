@@ -10,6 +10,10 @@
 //! `<hr>`, Yahoo's `yahoo_quoted`, Lotus Notes' `domino-section`,
 //! Thunderbird's forward container). Every
 //! step is linear in the input; nothing recurses deeper than the cap.
+//!
+//! The tree is read in `tree` (character references in `entities`); this
+//! file renders it as text; `writer` writes it back as HTML without its
+//! history, for the agents' and customers' HTML copies.
 
 mod entities;
 mod tree;
