@@ -9,6 +9,9 @@
 #   BENCH_N=3000 bash scripts/bench.sh     # every phase in about 20 minutes
 #   BENCH_ONLY=big bash scripts/bench.sh   # the 100k backlog (BENCH_BIG_N):
 #                                    # time, peak RSS, per-message cost at start and end
+#   BENCH_RELAY_ROUNDS=5 BENCH_ONLY=backlog bash scripts/bench.sh
+#                                    # the relay over 1/2/4/8 connections, bare and by
+#                                    # Guichet alternating, 5 rounds each (default 3): medians
 #
 # The summary at the end has every figure with its baseline measured in
 # the same run, its ratio, its target and PASS/FAIL. Phases (BENCH_ONLY):
