@@ -391,15 +391,10 @@ fn busy_since(start: (u64, u64)) -> String {
     )
 }
 
-/// The middle value (the mean of the two middle ones for an even count).
+/// The middle value (nearest rank, as [`percentile`]).
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
+    percentile(values, 50.0)
 }
 
 fn secs(d: Duration) -> f64 {

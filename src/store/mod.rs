@@ -401,9 +401,9 @@ pub enum CountedTable {
 }
 
 impl Tx {
-    /// Whether this transaction runs on PostgreSQL, where several daemons
-    /// write at once and row locks matter.
-    pub fn is_postgres(&self) -> bool {
+    /// Whether this transaction runs on a store several daemons may share
+    /// (PostgreSQL), where row locks matter; as [`Store::is_shared`].
+    pub fn is_shared(&self) -> bool {
         matches!(self, Tx::Postgres(_))
     }
 

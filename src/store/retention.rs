@@ -26,13 +26,18 @@ pub(super) fn list(from: usize, n: usize) -> String {
 /// picked the same batch then split it instead of waiting on each other in
 /// different orders, which PostgreSQL ends as a deadlock. SQLite's single
 /// writer needs no lock clause.
-fn skip_locked(postgres: bool) -> &'static str {
-    if postgres {
+fn skip_locked(shared: bool) -> &'static str {
+    if shared {
         " FOR UPDATE SKIP LOCKED"
     } else {
         ""
     }
 }
+
+/// A raw mail (`raw_messages r`) still holds bytes: beside its row, or
+/// in `raw_message_blobs` (SQLite, big mail).
+const RAW_HOLDS_BYTES: &str =
+    "(length(r.raw) > 0 OR EXISTS (SELECT 1 FROM raw_message_blobs b WHERE b.id = r.id))";
 
 /// What a removal took away.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -121,18 +126,18 @@ impl Store {
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT DISTINCT r.id FROM tickets t JOIN messages m ON m.ticket_id = t.id \
+             JOIN raw_messages r ON r.id = m.raw_id \
+             WHERE t.status = 'closed' AND t.closed_at < $1 AND {RAW_HOLDS_BYTES} \
+             ORDER BY r.id LIMIT $2"
+        );
         Ok(on_db!(pool self, p => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT DISTINCT r.id FROM tickets t JOIN messages m ON m.ticket_id = t.id \
-                 JOIN raw_messages r ON r.id = m.raw_id \
-                 WHERE t.status = 'closed' AND t.closed_at < $1 \
-                 AND (length(r.raw) > 0 OR EXISTS (SELECT 1 FROM raw_message_blobs b WHERE b.id = r.id)) \
-                 ORDER BY r.id LIMIT $2",
-            )
-            .bind(before)
-            .bind(limit)
-            .fetch_all(p)
-            .await
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .bind(before)
+                .bind(limit)
+                .fetch_all(p)
+                .await
         })?)
     }
 
@@ -144,7 +149,7 @@ impl Store {
             "SELECT o.id FROM outbox_mail o WHERE o.sent_at < $1 \
              AND (length(o.raw) > 0 OR EXISTS (SELECT 1 FROM outbox_mail_blobs b WHERE b.id = o.id)) \
              ORDER BY o.id LIMIT $2{}",
-            skip_locked(tx.is_postgres())
+            skip_locked(tx.is_shared())
         );
         let ids: Vec<i64> = on_db!(tx &mut tx, c => {
             sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
@@ -165,7 +170,7 @@ impl Store {
         let sql = format!(
             "UPDATE webhook_outbox SET payload = '' WHERE payload <> '' AND id IN (SELECT id FROM webhook_outbox \
              WHERE delivered_at < $1 AND payload <> '' ORDER BY id LIMIT $2{})",
-            skip_locked(matches!(self, Store::Postgres(_)))
+            skip_locked(self.is_shared())
         );
         Ok(on_db!(pool self, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -345,7 +350,7 @@ impl Tx {
         let sql = format!(
             "SELECT id, status, closed_at FROM tickets WHERE id IN ({}) ORDER BY id{}",
             list(1, ids.len()),
-            skip_locked(self.is_postgres())
+            skip_locked(self.is_shared())
         );
         Ok(on_db!(tx self, c => {
             let mut q = sqlx::query_as::<_, (i64, String, Option<DateTime<Utc>>)>(sqlx::AssertSqlSafe(sql));
@@ -391,11 +396,10 @@ impl Tx {
         let ids = self
             .ids_of(
                 format!(
-                    "SELECT r.id FROM raw_messages r WHERE r.id IN ({}) \
-                     AND (length(r.raw) > 0 OR EXISTS (SELECT 1 FROM raw_message_blobs b WHERE b.id = r.id)) \
+                    "SELECT r.id FROM raw_messages r WHERE r.id IN ({}) AND {RAW_HOLDS_BYTES} \
                      ORDER BY r.id{}",
                     list(1, ids.len()),
-                    skip_locked(self.is_postgres())
+                    skip_locked(self.is_shared())
                 ),
                 ids,
             )
