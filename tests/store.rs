@@ -1118,3 +1118,93 @@ async fn within<T>(what: &str, step: impl std::future::Future<Output = anyhow::R
         .unwrap_or_else(|_| panic!("{what}: waited for a row another daemon holds"))
         .unwrap_or_else(|e| panic!("{what}: {e:#}"))
 }
+
+/// Every index costs a B-tree write for each row inserted and each change
+/// of its columns (a sent mark rewrites `sent_at`). An index whose columns
+/// begin another index's on the same table serves no lookup the longer
+/// one cannot: it only costs (issue 17). Unique indexes enforce something
+/// and partial ones cover other rows, so they are left out of the
+/// comparison as the shorter one.
+#[tokio::test]
+async fn no_index_repeats_the_leading_columns_of_another() {
+    let (_dir, stores) = backends().await;
+    for store in &stores {
+        let indexes = index_columns(store).await;
+        assert!(
+            indexes.iter().any(|i| i.name == "outbox_mail_due"),
+            "the index listing found no outbox_mail_due: {indexes:?}"
+        );
+        let mut repeated = Vec::new();
+        for short in indexes.iter().filter(|i| !i.unique && !i.partial) {
+            for long in &indexes {
+                if long.name != short.name
+                    && long.table == short.table
+                    && long.columns.len() >= short.columns.len()
+                    && long.columns[..short.columns.len()] == short.columns[..]
+                {
+                    repeated.push(format!(
+                        "{}.{} {:?} begins {} {:?}",
+                        short.table, short.name, short.columns, long.name, long.columns
+                    ));
+                }
+            }
+        }
+        assert!(
+            repeated.is_empty(),
+            "{}: redundant indexes: {repeated:#?}",
+            if store.is_shared() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
+    }
+}
+
+#[derive(Debug)]
+struct IndexColumns {
+    table: String,
+    name: String,
+    columns: Vec<String>,
+    unique: bool,
+    partial: bool,
+}
+
+/// Every index of the schema with its key columns in order.
+async fn index_columns(store: &Store) -> Vec<IndexColumns> {
+    let rows: Vec<(String, String, bool, bool, String)> = match store {
+        Store::Sqlite(p) => sqlx::query_as(
+            "SELECT m.name, il.name, il.\"unique\", il.partial, \
+                    (SELECT group_concat(name, ',') FROM \
+                       (SELECT ii.name FROM pragma_index_info(il.name) ii ORDER BY ii.seqno)) \
+             FROM sqlite_master m, pragma_index_list(m.name) il \
+             WHERE m.type = 'table' AND m.name NOT LIKE '_sqlx%'",
+        )
+        .fetch_all(p)
+        .await
+        .expect("SQLite index list"),
+        Store::Postgres(p) => sqlx::query_as(
+            "SELECT t.relname::text, i.relname::text, ix.indisunique, ix.indpred IS NOT NULL, \
+                    (SELECT string_agg(a.attname::text, ',' ORDER BY k.n) \
+                     FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                     JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum) \
+             FROM pg_index ix \
+             JOIN pg_class t ON t.oid = ix.indrelid \
+             JOIN pg_class i ON i.oid = ix.indexrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE n.nspname = current_schema() AND t.relname NOT LIKE '_sqlx%'",
+        )
+        .fetch_all(p)
+        .await
+        .expect("PostgreSQL index list"),
+    };
+    rows.into_iter()
+        .map(|(table, name, unique, partial, columns)| IndexColumns {
+            table,
+            name,
+            columns: columns.split(',').map(str::to_owned).collect(),
+            unique,
+            partial,
+        })
+        .collect()
+}
