@@ -31,34 +31,9 @@ user="prof$(date +%s)-x@example.test"
 rm -rf "$out"
 mkdir -p "$out"
 python3 scripts/profile/seed.py "$n" "$user" "${LMTP_PORT:-41024}"
-cat >"$out/guichet.toml" <<TOML
-[helpdesk]
-secret = "profile-secret-0123456789abcdef"
-
-[attachments]
-storage_dir = "files"
-
-[imap]
-host = "127.0.0.1"
-port = ${IMAP_PORT:-41143}
-tls = "none"
-username = "$user"
-password = "secret"
-
-[smtp]
-host = "127.0.0.1"
-port = 1
-tls = "none"
-from = "Profile Support <$user>"
-
-[database]
-url = "sqlite://guichet.db"
-
-[[departments]]
-name = "Support"
-address = "$user"
-agents = ["agent@example.test"]
-TOML
+# shellcheck source=scripts/profile/desk.sh
+source scripts/profile/desk.sh
+desk_toml "$user" 1 >"$out/guichet.toml"
 bin=$PWD/target/release/guichet
 (cd "$out" && perf record -F 2000 --call-graph dwarf,16384 -o perf.data \
   "$bin" --config guichet.toml run --once >report.json 2>guichet.err)
