@@ -959,8 +959,13 @@ async fn queued_mail_comes_back_whole_and_its_message_id_threads() {
             format!("small-{token}@guichet.test"),
             format!("big-{token}@guichet.test"),
         );
+        // a second small one after the big one: on SQLite each small mail
+        // goes in with its bytes in one statement, which must find its own
+        // row (not the row its Message-ID's trigger inserted)
+        let other = b"Subject: other\r\n\r\nbonjour\r\n".to_vec();
+        let other_id = format!("other-{token}@guichet.test");
         let mut tx = store.begin().await.unwrap();
-        for (message_id, raw) in [(&small_id, &small), (&big_id, &big)] {
+        for (message_id, raw) in [(&small_id, &small), (&big_id, &big), (&other_id, &other)] {
             tx.enqueue_mail(&NewMail {
                 ticket_id: Some(ticket),
                 kind: "ack",
@@ -973,15 +978,17 @@ async fn queued_mail_comes_back_whole_and_its_message_id_threads() {
             .await
             .unwrap();
         }
-        let found = tx
-            .ticket_of_message_ids(std::slice::from_ref(&big_id))
-            .await
-            .unwrap();
-        assert_eq!(
-            found.map(|f| f.0),
-            Some(ticket),
-            "{name}: the queued mail's id threads"
-        );
+        for id in [&small_id, &big_id, &other_id] {
+            let found = tx
+                .ticket_of_message_ids(std::slice::from_ref(id))
+                .await
+                .unwrap();
+            assert_eq!(
+                found.map(|f| f.0),
+                Some(ticket),
+                "{name}: the queued mail's id {id} threads"
+            );
+        }
         tx.commit().await.unwrap();
         if let Store::Sqlite(p) = store {
             // as an older Guichet queued it: the bytes in the row
@@ -1006,6 +1013,7 @@ async fn queued_mail_comes_back_whole_and_its_message_id_threads() {
                 .map(|r| r.raw.clone())
         };
         assert_eq!(raw_of(&small_id), Some(small.clone()), "{name}");
+        assert_eq!(raw_of(&other_id), Some(other.clone()), "{name}");
         let big_row = rows
             .iter()
             .find(|r| r.message_id == big_id)

@@ -303,6 +303,27 @@ impl Tx {
 /// [`Tx::enqueue_mail`] on SQLite: the row, then its bytes in
 /// `outbox_mail_blobs` (a big message by pieces, see store::blob).
 async fn enqueue_mail_in_blobs(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) -> Result<()> {
+    if m.raw.len() < blob::STREAM_FROM {
+        // both rows in one statement (one hand-off to the database's
+        // thread instead of two, issue 17). The trigger that remembers the
+        // Message-ID inserts a row too, but `last_insert_rowid()` is back
+        // to the mail's own once the first INSERT has ended.
+        sqlx::query(
+            "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, x'', $6, $6); \
+             INSERT INTO outbox_mail_blobs (id, bytes) VALUES (last_insert_rowid(), $7)",
+        )
+        .bind(m.ticket_id)
+        .bind(m.kind)
+        .bind(m.envelope_from)
+        .bind(m.recipients)
+        .bind(db_text(m.message_id))
+        .bind(m.now)
+        .bind(m.raw)
+        .execute(&mut *c)
+        .await?;
+        return Ok(());
+    }
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id",
@@ -315,13 +336,5 @@ async fn enqueue_mail_in_blobs(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) 
     .bind(m.now)
     .fetch_one(&mut *c)
     .await?;
-    if m.raw.len() >= blob::STREAM_FROM {
-        return blob::insert(c, "outbox_mail_blobs", id, m.raw).await;
-    }
-    sqlx::query("INSERT INTO outbox_mail_blobs (id, bytes) VALUES ($1, $2)")
-        .bind(id)
-        .bind(m.raw)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+    blob::insert(c, "outbox_mail_blobs", id, m.raw).await
 }
