@@ -9,10 +9,13 @@
 #   bash scripts/profile/ab.sh delivery ROUNDS N 'K...' 'CMD_A' 'CMD_B'
 #       delivery alone of one ingested outbox to the rig's Postfix, over
 #       each connection count K, each run on a copy of the same store
+#   bash scripts/profile/ab.sh drain ROUNDS N 'K...' 'CMD_A' 'CMD_B'
+#       the whole drain (ingest and delivery together, as the bench's
+#       backlog drain) of N messages seeded afresh, over K connections
 #
 # CMD is a guichet binary, with words before it if needed, e.g.
 # 'env GUICHET_ALL_CPUS=1 target/release/guichet'. Each run prints its rate
-# (from the run's own timings), wall time, user and system CPU and context
+# (messages or mails a second, from the run's own timings), wall time, user and system CPU and context
 # switches (/usr/bin/time); the medians per command close the output.
 # Starts the bench rig as scripts/profile.sh does unless it runs; needs jq
 # and /usr/bin/time. Runs go in $AB_DIR (default /dev/shm/guichet-ab).
@@ -20,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mode=${1:?ingest or delivery}; rounds=${2:?ROUNDS}; n=${3:?N}; shift 3
 ks=1
-if [[ $mode == delivery ]]; then ks=${1:?K...}; shift; fi
+if [[ $mode != ingest ]]; then ks=${1:?K...}; shift; fi
 cmds=()
 for cmd in "$@"; do # runs happen in the desk's directory: paths made absolute
   words=()
@@ -60,7 +63,11 @@ one_run() { # LABEL DIR CMD ARGS...: runs, prints and records one line
   # shellcheck disable=SC2086 # CMD may carry words before the binary
   (cd "$dir" && /usr/bin/time -f "%e %U %S %w %c" -o time.txt $cmd --config guichet.toml run --once "$@" >report.json 2>guichet.log)
   local what ms count wall user sys vol invol
-  if [[ $mode == ingest ]]; then what=ingest_ms; count=$n; else what=delivery_ms; count=$(jq .mail.sent "$dir/report.json"); fi
+  case $mode in
+    ingest) what=ingest_ms count=$n ;;
+    drain) what=total_ms count=$n ;;
+    *) what=delivery_ms count=$(jq .mail.sent "$dir/report.json") ;;
+  esac
   ms=$(jq ".timings.$what" "$dir/report.json")
   read -r wall user sys vol invol <"$dir/time.txt"
   local rate
@@ -79,11 +86,16 @@ for r in $(seq 1 "$rounds"); do
   for k in $ks; do
     for i in "${!cmds[@]}"; do
       label="cmd$((i + 1))"
-      [[ $mode == delivery ]] && label="$label/k=$k"
+      [[ $mode != ingest ]] && label="$label/k=$k"
       dir=$root/run
       rm -rf "$dir"
       if [[ $mode == ingest ]]; then
         seeded_desk "$dir" 1
+        one_run "$label" "$dir" "${cmds[$i]}"
+      elif [[ $mode == drain ]]; then
+        postfix_idle
+        seeded_desk "$dir" "${SMTP_PORT:-41025}"
+        sed -i "s/^port = ${SMTP_PORT:-41025}$/&\nconnections = $k/" "$dir/guichet.toml"
         one_run "$label" "$dir" "${cmds[$i]}"
       else
         postfix_idle
