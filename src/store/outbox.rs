@@ -308,33 +308,33 @@ async fn enqueue_mail_in_blobs(c: &mut sqlx::SqliteConnection, m: &NewMail<'_>) 
         // thread instead of two, issue 17). The trigger that remembers the
         // Message-ID inserts a row too, but `last_insert_rowid()` is back
         // to the mail's own once the first INSERT has ended.
-        sqlx::query(
-            "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+        let sql = "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
              VALUES ($1, $2, $3, $4, $5, x'', $6, $6); \
-             INSERT INTO outbox_mail_blobs (id, bytes) VALUES (last_insert_rowid(), $7)",
-        )
-        .bind(m.ticket_id)
-        .bind(m.kind)
-        .bind(m.envelope_from)
-        .bind(m.recipients)
-        .bind(db_text(m.message_id))
-        .bind(m.now)
-        .bind(m.raw)
-        .execute(&mut *c)
-        .await?;
+             INSERT INTO outbox_mail_blobs (id, bytes) VALUES (last_insert_rowid(), $7)";
+        sqlx::query_with(sql, mail_row_arguments(m)?)
+            .bind(m.raw)
+            .execute(&mut *c)
+            .await?;
         return Ok(());
     }
-    let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id",
-    )
-    .bind(m.ticket_id)
-    .bind(m.kind)
-    .bind(m.envelope_from)
-    .bind(m.recipients)
-    .bind(db_text(m.message_id))
-    .bind(m.now)
-    .fetch_one(&mut *c)
-    .await?;
+    let sql = "INSERT INTO outbox_mail (ticket_id, kind, envelope_from, recipients, message_id, raw, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, x'', $6, $6) RETURNING id";
+    let id = sqlx::query_scalar_with::<_, i64, _>(sql, mail_row_arguments(m)?)
+        .fetch_one(&mut *c)
+        .await?;
     blob::insert(c, "outbox_mail_blobs", id, m.raw).await
+}
+
+/// The six values of a queued mail's row on SQLite, `$1` to `$6`, its
+/// bytes apart (they go in `outbox_mail_blobs`).
+fn mail_row_arguments<'q>(m: &NewMail<'q>) -> Result<sqlx::sqlite::SqliteArguments> {
+    use sqlx::Arguments;
+    let mut a = sqlx::sqlite::SqliteArguments::default();
+    a.add(m.ticket_id).map_err(sqlx::Error::Encode)?;
+    a.add(m.kind).map_err(sqlx::Error::Encode)?;
+    a.add(m.envelope_from).map_err(sqlx::Error::Encode)?;
+    a.add(m.recipients).map_err(sqlx::Error::Encode)?;
+    a.add(db_text(m.message_id)).map_err(sqlx::Error::Encode)?;
+    a.add(m.now).map_err(sqlx::Error::Encode)?;
+    Ok(a)
 }
