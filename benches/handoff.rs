@@ -49,8 +49,9 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 
 /// This process's user + system CPU time, in seconds.
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
+    // SAFETY: an all-zero rusage is valid, and getrusage fills it.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(u.ru_utime) + t(u.ru_stime)
@@ -185,6 +186,7 @@ async fn by_one_handoff(conn: &mut SqliteConnection, from: usize, to: usize, bod
                 );
                 check(db, ffi::sqlite3_step(raw.0), ffi::SQLITE_DONE);
             }
+            // SAFETY: the connection is live and locked.
             let raw_id = unsafe { ffi::sqlite3_last_insert_rowid(db) };
             for s in 1..STATEMENTS {
                 let (address, note) = item(m, s);
