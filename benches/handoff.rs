@@ -21,6 +21,10 @@
 //! N = 5000 a round, R = 5). Under `cargo test --all-targets` it only says
 //! how to run it.
 
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, bench_args};
+
 use std::ffi::{CString, c_int};
 use std::time::Instant;
 
@@ -38,14 +42,6 @@ CREATE TABLE item (id INTEGER PRIMARY KEY, raw_id INTEGER NOT NULL, kind TEXT NO
 CREATE INDEX item_address ON item (address, kind);";
 const INSERT_RAW: &str = "INSERT INTO raw (dedup, at, body) VALUES (?1, ?2, ?3)";
 const INSERT_ITEM: &str = "INSERT INTO item (raw_id, kind, address, note) VALUES (?1, ?2, ?3, ?4)";
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// This process's user + system CPU time, in seconds.
 fn cpu_seconds() -> f64 {
@@ -212,13 +208,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("handoff benchmark: run it with `cargo bench --bench handoff`");
+    let Some(args) = bench_args("handoff") else {
         return;
-    }
-    let messages = arg(&args, "--messages", 5000);
-    let rounds = arg(&args, "--rounds", 5);
+    };
+    let messages = arg(&args, "--messages", 5000usize);
+    let rounds = arg(&args, "--rounds", 5usize);
     stay_on_one_cpu();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -11,6 +11,10 @@
 //! per side per round, R = 3). Under `cargo test --all-targets` it only
 //! says how to run it.
 
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, bench_args};
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,22 +23,12 @@ use guichet::store::Store;
 use guichet::workers::Ctx;
 use guichet::workers::ingest::{Options, Source, ingest};
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("html benchmark: run it with `cargo bench --bench html`");
+    let Some(args) = bench_args("html") else {
         return;
-    }
-    let seconds = arg(&args, "--seconds", 5);
-    let rounds = arg(&args, "--rounds", 3);
+    };
+    let seconds = arg(&args, "--seconds", 5u64);
+    let rounds = arg(&args, "--rounds", 3u64);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,6 +15,10 @@
 //! 100000, S = 20). Under `cargo test --all-targets` it only says how to
 //! run it.
 
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, bench_args};
+
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
@@ -22,22 +26,12 @@ use guichet::mail::templates::Templates;
 use guichet::store::{NewMessage, NewRaw, NewTicket, Store};
 use guichet::workers::{Ctx, retention};
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("purge benchmark: run it with `cargo bench --bench purge`");
+    let Some(args) = bench_args("purge") else {
         return;
-    }
-    let tickets = arg(&args, "--tickets", 100_000);
-    let seconds = arg(&args, "--seconds", 20);
+    };
+    let tickets = arg(&args, "--tickets", 100_000u64);
+    let seconds = arg(&args, "--seconds", 20u64);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
