@@ -129,7 +129,7 @@ impl Job<'_, '_, '_> {
         self.apply_plan(plan, &facts, ticket, placement.rule).await
     }
 
-    pub(super) fn policy(&self) -> Policy {
+    fn policy(&self) -> Policy {
         let s = self.ctx.settings;
         Policy {
             reopen: s.helpdesk.reopen_days,
@@ -148,7 +148,7 @@ impl Job<'_, '_, '_> {
     }
 
     /// The message as the conversation rules see it.
-    pub(super) fn conversation_facts(
+    fn conversation_facts(
         &mut self,
         from: &EmailAddress,
         rule: Rule,
@@ -192,7 +192,7 @@ impl Job<'_, '_, '_> {
 
     /// An agent's reply, read: Guichet's own text out (quoted or not),
     /// then quotes and signature, then command lines.
-    pub(super) fn agent_text(&mut self, ticket: TicketId) -> AgentText {
+    fn agent_text(&mut self, ticket: TicketId) -> AgentText {
         let own = words::own_lines();
         let strip = |text: &str| conversation::remove_own_text(text, ticket.0, &own);
         // an HTML-only reply (Outlook, Apple Mail) is read as HTML: the text
@@ -220,7 +220,7 @@ impl Job<'_, '_, '_> {
     }
 
     /// What the decision needs of the placed ticket, read once.
-    pub(super) async fn ticket_view(&mut self, t: &TicketRow) -> anyhow::Result<TicketView> {
+    async fn ticket_view(&mut self, t: &TicketRow) -> anyhow::Result<TicketView> {
         let mut participants: Vec<String> = self
             .tx
             .participants(t.id)
@@ -259,7 +259,7 @@ impl Job<'_, '_, '_> {
 
     /// Writes the plan: the ticket, its participants, the messages, the
     /// ticket's changes, the events, the files, the mail; in that order.
-    pub(super) async fn apply_plan(
+    async fn apply_plan(
         &mut self,
         plan: Plan,
         facts: &Facts,
@@ -400,7 +400,7 @@ impl Job<'_, '_, '_> {
         })
     }
 
-    pub(super) async fn place(
+    async fn place(
         &mut self,
         token: Option<TicketId>,
         from: &EmailAddress,
@@ -450,7 +450,7 @@ impl Job<'_, '_, '_> {
         }))
     }
 
-    pub(super) async fn unplaced(&mut self, problem: &str) -> anyhow::Result<Outcome> {
+    async fn unplaced(&mut self, problem: &str) -> anyhow::Result<Outcome> {
         self.trace.note("outcome", problem.to_string());
         self.tx.set_raw_problem(self.raw_id, problem).await?;
         Ok(Outcome::Unplaced {
@@ -458,7 +458,7 @@ impl Job<'_, '_, '_> {
         })
     }
 
-    pub(super) async fn record_bounce(&mut self, report: &BounceReport) -> anyhow::Result<Outcome> {
+    async fn record_bounce(&mut self, report: &BounceReport) -> anyhow::Result<Outcome> {
         let original_ids = &report.original_message_ids;
         let mut ids = original_ids.to_vec();
         ids.extend(self.facts.referenced_ids());
@@ -494,11 +494,7 @@ impl Job<'_, '_, '_> {
 
     /// A delivery report says mail Guichet sent did not arrive: the same
     /// record and notice as a refusal at RCPT (issue 18).
-    pub(super) async fn bounced(
-        &mut self,
-        ticket_id: i64,
-        report: &BounceReport,
-    ) -> anyhow::Result<()> {
+    async fn bounced(&mut self, ticket_id: i64, report: &BounceReport) -> anyhow::Result<()> {
         for id in &report.original_message_ids {
             let Some(row) = self.tx.outbox_mail_by_message_id(id).await? else {
                 continue;
@@ -558,7 +554,7 @@ impl Job<'_, '_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn add_message(
+    async fn add_message(
         &mut self,
         ticket: i64,
         direction: &str,
@@ -601,7 +597,7 @@ impl Job<'_, '_, '_> {
     }
 
     /// Cc'd addresses that become participants: not us, not agents.
-    pub(super) fn cc_participants(&self, from: &EmailAddress) -> Vec<EmailAddress> {
+    fn cc_participants(&self, from: &EmailAddress) -> Vec<EmailAddress> {
         let s = self.ctx.settings;
         self.facts
             .cc
@@ -616,7 +612,7 @@ impl Job<'_, '_, '_> {
 }
 
 /// One change of the plan on the ticket row.
-pub(super) fn apply_change(t: &mut TicketRow, change: &Change, now: DateTime<Utc>) {
+fn apply_change(t: &mut TicketRow, change: &Change, now: DateTime<Utc>) {
     match change {
         Change::Status(status) => {
             if !t.status().is_closed() {
