@@ -631,4 +631,14 @@ async fn a_mutt_answer_is_relayed_as_before() {
         html.contains("Yes: unplug it now.") && html.contains("&lt;b&gt;not bold&lt;/b&gt;"),
         "{html}"
     );
+    // and nothing of the quoted copy (its header block, command help and
+    // the customer's words), which the text part lost: the HTML was once
+    // made from the whole text mutt sent (mail-parser turns a text/plain
+    // body into HTML when asked for one)
+    for quoted in ["wrote:", "Is my printer on fire?", "#close", "&gt; "] {
+        assert!(
+            !html.contains(quoted),
+            "{quoted:?} in the relayed HTML: {html}"
+        );
+    }
 }

@@ -157,7 +157,13 @@ impl Inbound {
         let return_path = msg
             .header_raw("Return-Path")
             .map(|v| v.trim().trim_matches(['<', '>']).trim().to_string());
-        let html = msg.body_html(0).map(|h| h.into_owned());
+        // the sender's own HTML only: `body_html` would make some out of
+        // a text/plain body, quote and all (a mutt reply's HTML then kept
+        // what its text lost)
+        let html = match msg.html_part(0).map(|p| &p.body) {
+            Some(PartType::Html(h)) => Some(h.to_string()),
+            _ => None,
+        };
         let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
         let text_from_html = matches!(msg.text_part(0).map(|p| &p.body), Some(PartType::Html(_)));
         // uuencoded files are files (attachments::file_parts), not text
@@ -305,6 +311,20 @@ Date: Tue, 3 Nov 2026 10:00:00 +0100\r\n\r\nHello\r\n";
 --x\r\nContent-Type: text/plain\r\n\r\nHi\r\n> old\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>Hi</p>\r\n--x--\r\n";
         let m = Inbound::parse(alternative);
         assert!(!m.text_from_html && m.text.contains("> old"), "{m:?}");
+        assert_eq!(m.html.as_deref().map(str::trim), Some("<p>Hi</p>"));
+    }
+
+    /// mail-parser's `body_html` makes HTML out of a text/plain body; a
+    /// text-only mail (mutt) has no HTML of its own, or its quote would
+    /// reach the customer through it.
+    #[test]
+    fn a_text_only_mail_has_no_html() {
+        let raw = b"From: a@b.c\r\nContent-Type: text/plain\r\n\r\nHi\r\n\r\nOn Monday, B wrote:\r\n> old\r\n";
+        let m = Inbound::parse(raw);
+        assert_eq!(m.html, None, "{m:?}");
+        let mixed = b"From: a@b.c\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n\
+--x\r\nContent-Type: text/plain\r\n\r\nHi\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--x--\r\n";
+        assert_eq!(Inbound::parse(mixed).html, None);
     }
 
     #[test]
