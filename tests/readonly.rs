@@ -212,3 +212,53 @@ fn every_file_secret_is_read_from_the_credentials_directory_when_there() {
         text(&out)
     );
 }
+
+/// An admin's command run as root on a desk whose state folder belongs
+/// to the service's user leaves that user able to open its database: the
+/// lock file and the database root's command made are the service's.
+/// (Once, `guichet.db.migrate-lock` stayed root's and private, and the
+/// service failed to start with "Permission denied".)
+#[test]
+fn a_root_command_leaves_the_database_to_the_services_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid only reads this process's effective user id.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return;
+    }
+    const SERVICE: u32 = 65534; // nobody, standing for the `guichet` user
+    let dir = desk();
+    // the service can read its settings and secret, as under systemd
+    for (path, mode) in [
+        (dir.path().to_path_buf(), 0o755),
+        (dir.path().join("guichet.toml"), 0o644),
+        (dir.path().join("creds"), 0o755),
+        (dir.path().join("creds/guichet.secret"), 0o644),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // the state folder is the service's and empty: nothing started yet
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(SERVICE), Some(SERVICE)).unwrap();
+
+    let out = guichet(dir.path(), &["tickets", "list", "--json"], false);
+    assert!(out.status.success(), "as root: {}", text(&out));
+    for name in ["guichet.db", "guichet.db.migrate-lock"] {
+        let meta = std::fs::metadata(data.join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE), "{name}");
+    }
+    let as_service = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_guichet"))
+        .args(["tickets", "list", "--json"])
+        .current_dir(dir.path())
+        .env_remove("GUICHET_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        as_service.status.success(),
+        "as the service's user: {}",
+        text(&as_service)
+    );
+}

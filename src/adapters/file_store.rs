@@ -52,7 +52,11 @@ pub fn store(dir: &Path, bytes: &[u8]) -> io::Result<StoredFile> {
     if written.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    written.map(|()| stored)
+    written?;
+    // written by root (an admin's `import`): the service's, as `dir` is
+    let first = parent.parent().expect("ab/cd has a parent");
+    super::ownership::give_to_owner_of(dir, &[first, parent, &target])?;
+    Ok(stored)
 }
 
 /// Delete a stored file; `Ok(false)` when it was not there.
@@ -164,6 +168,27 @@ mod tests {
             .unwrap()
             .set_modified(t)
             .unwrap();
+    }
+
+    /// Root's `import` into the service's store: the file and the two
+    /// folders it made are the service's, as the store's folder is.
+    #[test]
+    fn a_file_root_stores_belongs_to_the_stores_owner() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid only reads this process's effective user id.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root (CI runs as root)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        let stored = store(dir.path(), b"a file").unwrap();
+        let file = dir.path().join(&stored.relative_path);
+        let cd = file.parent().unwrap();
+        for path in [&file, cd, cd.parent().unwrap()] {
+            let meta = fs::metadata(path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{path:?}");
+        }
     }
 
     #[test]

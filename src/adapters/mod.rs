@@ -6,6 +6,7 @@ pub mod file_store;
 pub mod health_http;
 pub mod imap;
 pub mod oauth;
+pub mod ownership;
 pub mod smtp;
 pub mod systemd;
 pub mod tls;

@@ -165,11 +165,10 @@ impl Store {
         // file alone: one of them got "database is locked" whatever the
         // busy timeout. The same lock file as the migrations serialises
         // the opening; it is held for milliseconds.
-        let in_memory = path.is_empty() || path == ":memory:" || path.starts_with("file:");
-        let _lock = if in_memory {
-            None
-        } else {
-            Some(lock_beside(Path::new(&path)).await?)
+        let on_disk = on_disk(Path::new(&path));
+        let _lock = match on_disk {
+            Some(db) => Some(lock_beside(db).await?),
+            None => None,
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -177,6 +176,14 @@ impl Store {
             .connect_with(opts)
             .await
             .with_context(|| format!("cannot open the SQLite database {path}"))?;
+        if let Some(db) = on_disk {
+            // made by root (an admin's command): the service's, as its folder
+            let (wal, shm) = (beside(db, "-wal"), beside(db, "-shm"));
+            crate::adapters::ownership::give_to_owner_of(
+                folder_of(db),
+                &[db, Path::new(&wal), Path::new(&shm)],
+            )?;
+        }
         Ok(Store::Sqlite(pool))
     }
 
@@ -188,10 +195,9 @@ impl Store {
         match self {
             Store::Sqlite(p) => {
                 let db = p.connect_options().get_filename().to_path_buf();
-                let _lock = if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
-                    None
-                } else {
-                    Some(lock_beside(&db).await?)
+                let _lock = match on_disk(&db) {
+                    Some(db) => Some(lock_beside(db).await?),
+                    None => None,
                 };
                 // a new database gives free pages back by incremental
                 // vacuum (the mode is set before the first table, or by a
@@ -975,17 +981,40 @@ async fn postgres_clean(c: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error>
 /// An exclusive lock on `<db>.migrate-lock`, held until the file is
 /// dropped: processes that open or migrate one SQLite file take turns.
 async fn lock_beside(db: &Path) -> Result<std::fs::File> {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".migrate-lock");
+    let name = beside(db, ".migrate-lock");
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&name)
         .with_context(|| format!("cannot open {}", Path::new(&name).display()))?;
+    crate::adapters::ownership::give_to_owner_of(folder_of(db), &[Path::new(&name)])?;
     tokio::task::spawn_blocking(move || file.lock().map(|()| file))
         .await?
         .context("cannot lock the database file")
+}
+
+/// The database's file, or `None` for a database in memory (sqlx names
+/// those `file:sqlx-in-memory-N`: no lock file beside them).
+fn on_disk(db: &Path) -> Option<&Path> {
+    let name = db.as_os_str();
+    let in_memory =
+        name.is_empty() || name == ":memory:" || name.as_encoded_bytes().starts_with(b"file:");
+    (!in_memory).then_some(db)
+}
+
+/// `<db><suffix>`: the files SQLite and Guichet keep beside a database.
+fn beside(db: &Path, suffix: &str) -> std::ffi::OsString {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name
+}
+
+/// The folder a database file is in (`.` for a bare file name).
+fn folder_of(db: &Path) -> &Path {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Longest `IN (…)` list in one statement.

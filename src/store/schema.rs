@@ -40,10 +40,9 @@ impl Store {
         let _lock = match self {
             Store::Sqlite(p) => {
                 let db = p.connect_options().get_filename().to_path_buf();
-                if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
-                    None
-                } else {
-                    Some(super::lock_beside(&db).await?)
+                match super::on_disk(&db) {
+                    Some(db) => Some(super::lock_beside(db).await?),
+                    None => None,
                 }
             }
             Store::Postgres(_) => None,
