@@ -228,6 +228,7 @@ const HELPDESK_KEYS: &[&str] = &[
     "max_participants",
     "old_mail_days",
     "reply_to_participants",
+    "reply_to_senders",
     "form_senders",
     "ticket_url",
     "templates_dir",

@@ -130,6 +130,8 @@ type BadCase = (
 #[rustfmt::skip]
 const BAD: &[BadCase] = &[
     ("negative reopen", &[("reopen_days = 7", "reopen_days = -2")], "helpdesk.reopen_days", "-1 (unlimited), 0 (never"),
+    ("reply_to_senders not an address", &[("language = \"en\"\n", "language = \"en\"\nreply_to_senders = [\"shop\"]\n")], "helpdesk.reply_to_senders", "neither an address"),
+    ("reply_to_senders and its older name", &[("language = \"en\"\n", "language = \"en\"\nreply_to_senders = [\"a@b.test\"]\nform_senders = [\"c@d.test\"]\n")], "helpdesk.form_senders", "older name of `reply_to_senders`"),
     ("reopen too big", &[("reopen_days = 7", "reopen_days = 99999")], "helpdesk.reopen_days", "99999 is not allowed"),
     ("auto_close negative", &[("auto_close_days = 7", "auto_close_days = -1")], "helpdesk.auto_close_days", "0 (never close"),
     ("auto_close float", &[("auto_close_days = 7", "auto_close_days = 7.5")], "helpdesk.auto_close_days", "expected a whole number, found the number 7.5"),
@@ -303,6 +305,25 @@ const GOOD: &[(&str, &[(&str, &str)])] = &[
     ("metrics on ::1", &[("[database]", "[metrics]\nlisten = \"[::1]:9187\"\n\n[database]")]),
     ("system events", &[("[\"ticket.created\"]", "[\"system.degraded\", \"system.recovered\"]")]),
 ];
+
+/// SPEC.md names the contact forms' senders `reply_to_senders`; their
+/// name here before, `form_senders`, is still read (settings files of
+/// earlier versions).
+#[test]
+fn contact_form_senders_are_read_under_both_names() {
+    for key in ["reply_to_senders", "form_senders"] {
+        let text = edited(&[(
+            "language = \"en\"\n",
+            &format!("language = \"en\"\n{key} = [\"NoReply@Shop.test\", \"@forms.test\"]\n"),
+        )]);
+        let s = check(&text).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(
+            s.helpdesk.form_senders,
+            ["noreply@shop.test", "@forms.test"],
+            "{key}"
+        );
+    }
+}
 
 #[test]
 fn good_variants_load() {

@@ -126,7 +126,7 @@ language = "en"                       # language of the emails sent to customers
 secret_file = "guichet.secret"        # HMAC key of reply tokens: `guichet init` wrote a random one; keep it (replies to earlier mail need it)
 max_auto_replies_per_hour = 5         # automatic replies per sender and hour, against mail loops
 reply_to_participants = true          # agents' replies also go to the people in Cc of the ticket
-form_senders = []                     # your website's contact-form mailer ("noreply@shop.example.com" or "@forms.example.com"): the person in Reply-To is the customer
+reply_to_senders = []                 # your website's contact-form mailer ("noreply@shop.example.com" or "@forms.example.com"): the person in Reply-To is the customer
 
 [attachments]
 enabled = true                        # accept files from customers

@@ -62,7 +62,7 @@ pub fn render_masked(settings: &Settings) -> String {
     let _ = writeln!(o, "max_participants = {}", h.max_participants);
     let _ = writeln!(o, "old_mail_days = {}", h.old_mail_days);
     let _ = writeln!(o, "reply_to_participants = {}", h.reply_to_participants);
-    let _ = writeln!(o, "form_senders = {}", list(&h.form_senders));
+    let _ = writeln!(o, "reply_to_senders = {}", list(&h.form_senders));
     match &h.ticket_url {
         Some(url) => {
             let _ = writeln!(o, "ticket_url = {}", quote(url));

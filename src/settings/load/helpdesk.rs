@@ -199,11 +199,26 @@ impl Checker<'_> {
         None
     }
 
-    /// `helpdesk.form_senders`: addresses, or domains written `@domain`.
+    /// `helpdesk.reply_to_senders` (SPEC.md's name; `form_senders`, its
+    /// name here before, is still read): addresses, or domains written
+    /// `@domain`.
     pub(super) fn form_senders(&mut self, s: &Section<'_>) -> Checked<Vec<String>> {
         let accepted = "a list of sender addresses or `@domains` whose mail is on behalf of its Reply-To, e.g. `[\"noreply@shop.example.com\", \"@forms.example.com\"]`";
-        let key = s.key("form_senders");
-        let Some(v) = s.get("form_senders") else {
+        let name = match (s.get("reply_to_senders"), s.get("form_senders")) {
+            (Some(_), Some(older)) => {
+                self.report(
+                    Some(older.span()),
+                    s.key("form_senders"),
+                    "is the older name of `reply_to_senders`, given too: keep one".to_string(),
+                    accepted,
+                );
+                return None;
+            }
+            (None, Some(_)) => "form_senders",
+            _ => "reply_to_senders",
+        };
+        let key = s.key(name);
+        let Some(v) = s.get(name) else {
             return Some(Vec::new());
         };
         let DeValue::Array(items) = v.get_ref() else {
