@@ -272,3 +272,70 @@ async fn an_agent_writing_to_the_support_address_is_held_as_unverified() {
         "the customer got only the ack"
     );
 }
+
+/// Found with mutt: someone who is not on a ticket writes to the agents'
+/// reply address. Their words are kept, but the agents' copy named them
+/// as the customer ("Customer: Eve <ann@…>", Eve's address nowhere), and
+/// the next answer to the customer was threaded on Eve's message, which
+/// the customer never received (In-Reply-To and References lost the
+/// customer's own thread).
+#[tokio::test]
+async fn a_strangers_mail_on_a_ticket_is_named_and_not_threaded_on() {
+    let desk = Desk::new("");
+    let customer = fresh_user("customer");
+    let stranger = fresh_user("stranger");
+    let first = mail(
+        &[
+            ("From", &format!("Ann Customer <{customer}>")),
+            ("To", &desk.support),
+            ("Subject", "Printer on fire"),
+        ],
+        "Is my printer on fire?",
+    );
+    deliver_lmtp(&desk.support, &first).await;
+    desk.run_once(None);
+    let copy = wait_for_messages(&desk.agent, 1, WAIT).await.remove(0);
+    let ann_id = message_id(&first);
+
+    let eve = mail(
+        &[
+            ("From", &format!("Eve Next-Door <{stranger}>")),
+            ("To", &reply_address(&copy)),
+            ("Subject", &format!("Re: {}", subject(&copy))),
+        ],
+        "Just buy a new printer.",
+    );
+    deliver_lmtp(&reply_address(&copy), &eve).await;
+    desk.run_once(None);
+    let copies = wait_for_messages(&desk.agent, 2, WAIT).await;
+    let eve_copy = copies
+        .iter()
+        .find(|m| body_text(m).contains("Just buy a new printer."))
+        .expect("a copy of Eve's mail");
+    let text = body_text(eve_copy);
+    assert!(
+        text.contains(&stranger) && text.contains("not on this ticket"),
+        "the copy says who wrote:\n{text}"
+    );
+    assert!(
+        !text.contains(&format!("Eve Next-Door <{customer}>")),
+        "Eve passed for the customer:\n{text}"
+    );
+
+    // the agent answers the customer's copy: threaded on Ann's message
+    let (to, answer) = reply_to_mail(&desk.agent, &copy, "It is not: unplug it anyway.");
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    let got = wait_for_messages(&customer, 2, WAIT).await;
+    let relayed = got
+        .iter()
+        .find(|m| body_text(m).contains("unplug it anyway"))
+        .expect("the answer");
+    let in_reply_to = header(relayed, "In-Reply-To").unwrap_or_default();
+    let references = header(relayed, "References").unwrap_or_default();
+    assert_eq!(in_reply_to, format!("<{ann_id}>"), "{references}");
+    assert!(
+        !references.contains(&message_id(&eve)),
+        "Eve's message is not in Ann's thread: {references}"
+    );
+}

@@ -572,6 +572,19 @@ impl Decision<'_> {
             plan.trace.push(line.clone());
             plan.copy_notes.push(line);
         }
+        let on_ticket = f.from.as_str() == t.customer
+            || f.customer_alias
+            || t.participants.iter().any(|p| p == f.from.as_str());
+        if !on_ticket && self.unproven_note().is_none() {
+            // their words are kept, but they are not the customer: the
+            // copy must not read as the customer's
+            let line = format!(
+                "Written by {}, who is not on this ticket: not its customer {}, and not added to it",
+                f.from, t.customer
+            );
+            plan.trace.push(line.clone());
+            plan.copy_notes.push(line);
+        }
         if reopened {
             plan.trace.push(format!(
                 "ticket {} was closed: within the reopen window, reopened",

@@ -507,10 +507,16 @@ impl Tx {
                 // only a relayed agent reply and the closing notice read this,
                 // for their References: a big customer message is then read
                 // whole, once
+                // and only one its customer (or a Cc) sent, so received:
+                // a stranger's mail kept on the ticket is nothing they can
+                // thread on
                 "SELECT m.message_id, COALESCE(b.bytes, r.raw) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
                  LEFT JOIN raw_message_blobs b ON b.id = r.id \
                  WHERE m.ticket_id = $1 AND m.direction = 'in' AND m.kind = 'customer' \
-                 AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1",
+                 AND m.message_id IS NOT NULL \
+                 AND (m.from_addr = (SELECT client FROM tickets WHERE id = $1) \
+                      OR m.from_addr IN (SELECT address FROM participants WHERE ticket_id = $1)) \
+                 ORDER BY m.id DESC LIMIT 1",
             )
             .bind(ticket)
             .fetch_optional(&mut *c)

@@ -187,6 +187,44 @@ fn participants_come_only_from_the_opening_mail_or_the_customers_token() {
     );
 }
 
+/// Someone who is not on the ticket writes into it (with the agents'
+/// reply address, or by its headers): the words are kept, and the copy
+/// says who wrote them, so that agents do not read them as the
+/// customer's (found with mutt: the copy said "Customer: Eve <ann@…>").
+#[test]
+fn a_stranger_writing_into_a_ticket_is_named_in_the_copy() {
+    let mut f = customer_mail("Just buy a new printer.");
+    f.from = addr("eve@elsewhere.test");
+    f.rule = Rule::Token;
+    let plan = run(&f, Some(&open_ticket()));
+    assert!(plan.add_participants.is_empty());
+    assert!(
+        plan.copy_notes
+            .iter()
+            .any(|n| n.contains("eve@elsewhere.test")
+                && n.contains("not on this ticket")
+                && n.contains("ann@customer.test")),
+        "{:?}",
+        plan.copy_notes
+    );
+    // the customer, or a Cc of the ticket, is on it: no such note
+    for on_it in ["ann@customer.test", "bob@customer.test"] {
+        let mut t = open_ticket();
+        t.participants.push("bob@customer.test".into());
+        let mut f = customer_mail("Thanks");
+        f.from = addr(on_it);
+        let plan = run(&f, Some(&t));
+        assert!(
+            !plan
+                .copy_notes
+                .iter()
+                .any(|n| n.contains("not on this ticket")),
+            "{on_it}: {:?}",
+            plan.copy_notes
+        );
+    }
+}
+
 #[test]
 fn replies_to_closed_tickets_reopen_or_open_one_linked_ticket() {
     let f = customer_mail("It broke again.");

@@ -96,7 +96,9 @@ impl Job<'_, '_, '_> {
                     .await?;
             }
             Mail::AgentCopy { headline } => {
-                self.copy_to_agents(ticket, *headline, copy_notes).await?;
+                let by_customer = from.as_str() == ticket.client || facts.customer_alias;
+                self.copy_to_agents(ticket, *headline, copy_notes, by_customer)
+                    .await?;
             }
             Mail::Relay { text } => {
                 let (text, html) = self.answer_html(text);
@@ -373,14 +375,16 @@ impl Job<'_, '_, '_> {
         })
     }
 
-    /// The customer's words (and accepted files) to the department's agents.
     /// The customer's words (and accepted files) to the department's
-    /// agents, in the ticket's language, sent in the customer's name.
+    /// agents, in the ticket's language, sent in the writer's name.
+    /// `by_customer`: the writer is the ticket's customer (else their name
+    /// is not the customer's, and a note says who they are).
     pub(super) async fn copy_to_agents(
         &mut self,
         ticket: &TicketRow,
         headline: Headline,
         notes: &[String],
+        by_customer: bool,
     ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
         let lang = notify::ticket_language(ticket, s);
@@ -462,12 +466,14 @@ impl Job<'_, '_, '_> {
         }
         let references = self.thread_refs();
         let text = body.text;
-        let name = self.facts.from_name.clone();
+        // the "Customer:" line names the customer, never someone else
+        let name = self.facts.from_name.clone().filter(|_| by_customer);
         let team = s.smtp.from.name.clone().unwrap_or_else(|| "Support".into());
         // agents tell tickets apart in their inbox by who wrote
-        let from_name = Some(match &name {
-            Some(n) => format!("{n} via {team}"),
-            None => format!("{} via {team}", ticket.client),
+        let from_name = Some(match (&self.facts.from_name, &self.facts.from) {
+            (Some(n), _) => format!("{n} via {team}"),
+            (None, Some(writer)) if !by_customer => format!("{writer} via {team}"),
+            _ => format!("{} via {team}", ticket.client),
         });
         notify::queue(self.tx, self.ctx, Notice {
             kind: "agent_copy",
