@@ -191,13 +191,22 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
         };
         if let Some(raw) = o.original {
             // RFC 2046 §5.2.1: a message/rfc822 part is 7bit, 8bit or
-            // binary, never base64; 8bit when its lines allow it
-            let original = MimeBody::new_with_encoding(raw, ContentTransferEncoding::EightBit)
-                .unwrap_or_else(MimeBody::new);
-            mp = mp.singlepart(
-                Attachment::new("original.eml".to_string())
-                    .body(original, ContentType::parse("message/rfc822")?),
-            );
+            // binary, never base64 (mutt showed a base64 one with a stray
+            // ^M on every line). lettre offers 8bit only for lines under
+            // 76 characters, which a Received header rarely is; SMTP's
+            // own limit is 998. A message over it (it came through SMTP,
+            // so hardly ever) goes as a plain file.
+            let part = match as_eight_bit(&raw) {
+                Some((bytes, encoding)) => Attachment::new("original.eml".to_string()).body(
+                    MimeBody::dangerous_pre_encoded(bytes, encoding),
+                    ContentType::parse("message/rfc822")?,
+                ),
+                None => Attachment::new("original.eml".to_string()).body(
+                    files.stand_in(raw),
+                    ContentType::parse("application/octet-stream")?,
+                ),
+            };
+            mp = mp.singlepart(part);
         }
         for f in o.attachments {
             let ct = ContentType::parse(&f.content_type)
@@ -207,6 +216,29 @@ pub fn build(o: Outgoing) -> anyhow::Result<Vec<u8>> {
         b.multipart(mp)?
     };
     files.splice(message.formatted())
+}
+
+/// `raw` as the body of a 7bit or 8bit part, line ends made CRLF: `None`
+/// when a line is over SMTP's 998 octets or holds a NUL or a lone CR.
+fn as_eight_bit(raw: &[u8]) -> Option<(Vec<u8>, ContentTransferEncoding)> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let text = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(line);
+        if text.len() > 998 || text.contains(&0) || text.contains(&b'\r') {
+            return None;
+        }
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    }
+    let encoding = if out.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
+    Some((out, encoding))
 }
 
 /// The files of a mail being built. Each one is sent as base64, whatever
@@ -353,6 +385,73 @@ mod tests {
         let back = Inbound::parse(&raw);
         let want: Vec<String> = [&chain[..1], &chain[20..]].concat();
         assert_eq!(back.references, want);
+    }
+
+    /// The customer's original in the agents' copy is a message/rfc822
+    /// part sent as it is (8bit), never base64 (RFC 2046 §5.2.1), even
+    /// with a Received line over 76 characters; a line over SMTP's 998
+    /// octets makes it a plain file.
+    #[test]
+    fn the_original_is_attached_as_eight_bit_not_base64() {
+        let from = MailboxName {
+            name: None,
+            address: EmailAddress::parse("support@example.test").unwrap(),
+        };
+        let long_received = format!(
+            "Received: from mail.example.test by vm with LMTP id {} for <support@example.test>",
+            "x".repeat(60)
+        );
+        let original = format!(
+            "{long_received}\r\nFrom: a@example.com\r\nSubject: café\r\n\r\nDéjà vu\nbare LF line\r\n"
+        );
+        let built = |original: Vec<u8>| {
+            build(Outgoing {
+                from: from.clone(),
+                to: vec![EmailAddress::parse("ann@example.com").unwrap()],
+                cc: vec![],
+                reply_to: None,
+                subject: "copy".into(),
+                text: "see the original".into(),
+                html: None,
+                inline: vec![],
+                original: Some(original),
+                message_id: new_message_id(&from.address),
+                in_reply_to: None,
+                references: vec![],
+                automation: Automation::Human,
+                ticket_ref: "t1".into(),
+                attachments: vec![],
+                date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            })
+            .unwrap()
+        };
+        let raw = String::from_utf8(built(original.clone().into_bytes())).unwrap();
+        let part = raw
+            .split("Content-Type: message/rfc822")
+            .nth(1)
+            .expect("an rfc822 part");
+        let headers = part.split("\r\n\r\n").next().unwrap();
+        assert!(
+            headers.contains("Content-Transfer-Encoding: 8bit"),
+            "{headers}"
+        );
+        assert!(part.contains(&long_received), "sent as it is:\n{part}");
+        assert!(
+            part.contains("Déjà vu\r\nbare LF line\r\n"),
+            "CRLF line ends:\n{part}"
+        );
+        // parsed back: the same message
+        let parsed = crate::mail::inbound::parse_message(raw.as_bytes()).unwrap();
+        let inner = parsed
+            .attachment(0)
+            .and_then(|a| a.message())
+            .expect("a message part");
+        assert_eq!(inner.subject(), Some("café"));
+
+        let too_long = format!("X-Long: {}\r\n\r\nbody\r\n", "y".repeat(1200));
+        let raw = String::from_utf8(built(too_long.into_bytes())).unwrap();
+        assert!(!raw.contains("message/rfc822"), "{raw}");
+        assert!(raw.contains("filename=\"original.eml\""), "{raw}");
     }
 
     #[test]
