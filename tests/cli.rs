@@ -217,3 +217,28 @@ fn init_creates_the_folder_it_writes_to() {
     assert!(target.exists());
     assert!(dir.path().join("etc/guichet/guichet.secret").exists());
 }
+
+/// The man pages and completions `guichet manual DIR` writes are for
+/// everyone to read, as the README's install by hand copies them to
+/// /usr/share: they were private (0600, folders 0700), made under the
+/// process's umask of 077, which is for customers' mail.
+#[test]
+fn manual_pages_are_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = guichet(dir.path(), &["manual", "out"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut seen = 0;
+    for sub in ["out/man", "out/completions"] {
+        let folder = dir.path().join(sub);
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{sub}");
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen > 10, "{seen} files");
+}

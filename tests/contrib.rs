@@ -30,7 +30,12 @@ async fn the_dashboard_and_alerts_use_exported_metrics() {
     m.mailbox_connected("s@imap/INBOX", true);
     m.mailbox_pass("s@imap/INBOX", &PassReport::default());
     m.mail_delivered(&Delivered::default());
-    m.probe(&store, None).await;
+    // with [antivirus] (nothing listens there): its gauge is exported
+    let clamd = guichet::settings::ClamdAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port: 1,
+    };
+    m.probe(&store, Some(&clamd)).await;
     let exported: BTreeSet<String> = m
         .render(&HealthView::default())
         .lines()

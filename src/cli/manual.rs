@@ -22,6 +22,14 @@ pub fn write(dir: &Path) -> Result<(), Failure> {
         clap_complete::generate_to(shell, &mut Cli::command(), "guichet", &completions)
             .with_context(|| format!("cannot write the {shell} completions"))?;
     }
+    // for everyone to read, as under /usr/share: not the 0600 the
+    // process's umask (private, for customers' mail) gives its files
+    for d in [&man, &completions] {
+        readable_by_all(d, 0o755)?;
+        for entry in std::fs::read_dir(d)? {
+            readable_by_all(&entry?.path(), 0o644)?;
+        }
+    }
     let pages = std::fs::read_dir(&man)?.count();
     println!(
         "{pages} man pages in {}, completions for bash, zsh and fish in {}",
@@ -29,6 +37,12 @@ pub fn write(dir: &Path) -> Result<(), Failure> {
         completions.display()
     );
     Ok(())
+}
+
+fn readable_by_all(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot make {} readable", path.display()))
 }
 
 #[cfg(test)]

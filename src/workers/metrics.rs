@@ -65,7 +65,9 @@ pub struct Metrics {
     dead_letters: Family<Labels, Gauge>,
     imap_connected: Family<Labels, Gauge>,
     last_fetch_age: Family<Labels, FGauge>,
-    clamd_up: Gauge,
+    /// No series at all without `[antivirus]` (a gauge at 0 set off the
+    /// shipped `GuichetAntivirusDown` alert on every desk without one).
+    clamd_up: Family<Labels, Gauge>,
     store_up: Gauge,
     ingest_latency: Histogram,
     delivery_latency: Histogram,
@@ -110,7 +112,7 @@ impl Default for Metrics {
             dead_letters: Family::default(),
             imap_connected: Family::default(),
             last_fetch_age: Family::default(),
-            clamd_up: Gauge::default(),
+            clamd_up: Family::default(),
             store_up: Gauge::default(),
             // 50 ms … about 3.6 h
             ingest_latency: Histogram::new(exponential_buckets(0.05, 2.0, 18)),
@@ -317,15 +319,27 @@ impl Metrics {
                 );
             }
         }
-        if let Some(addr) = clamd {
-            let up = matches!(
+        let answered = match clamd {
+            Some(addr) => Some(matches!(
                 tokio::time::timeout(Duration::from_secs(5), crate::adapters::clamd::ping(addr))
                     .await,
                 Ok(Ok(()))
-            );
-            self.clamd_up.set(i64::from(up));
-            self.state().clamd_answers = Some(up);
+            )),
+            None => None,
+        };
+        self.clamd_answered(answered);
+    }
+
+    /// Whether clamd answered the last ping; `None` without `[antivirus]`
+    /// (or once it is taken out by a reload): then no series.
+    fn clamd_answered(&self, up: Option<bool>) {
+        match up {
+            Some(up) => {
+                self.clamd_up.get_or_create(&Vec::new()).set(i64::from(up));
+            }
+            None => self.clamd_up.clear(),
         }
+        self.state().clamd_answers = up;
     }
 
     /// Where the counters read from the store start: called before the
@@ -530,6 +544,20 @@ mod tests {
         assert!(
             text.lines()
                 .any(|l| l == "guichet_store_errors_total{fault=\"disk_full\"} 3"),
+            "{text}"
+        );
+        // no antivirus, no clamd series (an alert on 0 would always fire)
+        assert!(
+            !text.lines().any(|l| l.starts_with("guichet_clamd_up")),
+            "{text}"
+        );
+        m.clamd_answered(Some(false));
+        let text = m.render(&HealthView::default());
+        assert!(text.lines().any(|l| l == "guichet_clamd_up 0"), "{text}");
+        m.clamd_answered(None);
+        let text = m.render(&HealthView::default());
+        assert!(
+            !text.lines().any(|l| l.starts_with("guichet_clamd_up")),
             "{text}"
         );
         let r = m.readiness(&HealthView::default());
