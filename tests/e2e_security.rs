@@ -541,7 +541,7 @@ fn a_preset_left_as_written_is_refused_with_each_placeholder() {
             "imap.host",
             "smtp.host",
             "imap.username",
-            "departments[1].address",
+            "departments[0].address",
         ] {
             assert!(
                 err.contains(&format!("{key}: placeholder")),

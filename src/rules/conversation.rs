@@ -621,7 +621,7 @@ impl Decision<'_> {
         plan.changes.push(Change::Status(TicketStatus::Open));
         plan.events.push((
             EventKind::TicketReplied,
-            json!({"from": f.from.as_str(), "rule": f.rule.as_str(), "text_excerpt": excerpt(&f.text)}),
+            json!({"from": f.from.as_str(), "rule": f.rule.as_str(), "text_excerpt": new_words_excerpt(&f.text)}),
         ));
         if f.refused_files > 0 {
             self.answer(&mut plan, Mail::Refusals);
@@ -859,6 +859,19 @@ fn same_words(a: &str, b: &str) -> bool {
     }
     let (a, b) = (words(a), words(b));
     !a.is_empty() && a == b
+}
+
+/// The start of what the writer added: quoted history and signature
+/// left out, as in the agents' copy (the whole text when it is only
+/// quotes). A chat channel showed "On … wrote: > …" for a reply whose
+/// new words were below the quote.
+fn new_words_excerpt(text: &str) -> String {
+    let visible = crate::rules::quotes::visible_text(text);
+    excerpt(if visible.only_quotes {
+        text
+    } else {
+        &visible.text
+    })
 }
 
 fn excerpt(text: &str) -> String {

@@ -170,7 +170,16 @@ fn load_checked(
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
-            let message = e.message().replace('\n', "; ");
+            let mut message = e.message().replace('\n', "; ");
+            // the parser names no key: the one at its position is it
+            if let Some(key) = e
+                .span()
+                .and_then(|span| text.get(span))
+                .map(|k| k.trim().trim_matches(['"', '\'']))
+                .filter(|k| message.starts_with("duplicate key") && !k.is_empty())
+            {
+                message = format!("duplicate key `{key}`: given twice in one table, keep one");
+            }
             c.report(
                 e.span().or(Some(0..0)),
                 "",

@@ -413,6 +413,19 @@ fn a_file_that_is_not_toml_gives_the_parsers_position() {
     assert_eq!(e.problems.len(), 1, "{e}");
     assert_eq!(e.problems[0].line, 3, "{e}");
     assert!(e.problems[0].message.contains("duplicate key"), "{e}");
+    // the key is named (SPEC: "file, line, key and reason")
+    assert!(e.problems[0].message.contains("`host`"), "{e}");
+    let e = check(
+        "[helpdesk]
+idle = 1
+[imap]
+idle = true
+idle = false
+",
+    )
+    .unwrap_err();
+    assert!(e.problems[0].message.contains("`idle`"), "{e}");
+    assert_eq!(e.problems[0].line, 5, "{e}");
 }
 
 #[test]

@@ -334,9 +334,9 @@ mod tests {
                 "smtp.host",
                 "smtp.username",
                 "smtp.from",
-                "departments[1].address",
-                "departments[1].agents",
-                "webhooks[1].url",
+                "departments[0].address",
+                "departments[0].agents",
+                "webhooks[0].url",
             ] {
                 assert!(
                     keys.contains(&key),

@@ -225,6 +225,31 @@ fn a_stranger_writing_into_a_ticket_is_named_in_the_copy() {
     }
 }
 
+/// The `ticket.replied` event's excerpt is the customer's new words,
+/// not the history their client quoted (mutt quotes above the answer).
+#[test]
+fn the_replied_events_excerpt_is_the_new_words() {
+    let f = customer_mail(
+        "On Sat, Dec 05, 2026, Support wrote:\r\n> Please unplug it.\r\n> Alice\r\n\r\nDone, thanks: it works.\r\n\r\n-- \r\nAnn\r\n",
+    );
+    let plan = run(&f, Some(&open_ticket()));
+    let (_, data) = plan
+        .events
+        .iter()
+        .find(|(k, _)| *k == EventKind::TicketReplied)
+        .expect("ticket.replied");
+    assert_eq!(data["text_excerpt"], "Done, thanks: it works.");
+    // only quotes: the whole text, rather than nothing
+    let f = customer_mail("> Please unplug it.");
+    let plan = run(&f, Some(&open_ticket()));
+    let (_, data) = plan
+        .events
+        .iter()
+        .find(|(k, _)| *k == EventKind::TicketReplied)
+        .unwrap();
+    assert_eq!(data["text_excerpt"], "> Please unplug it.");
+}
+
 #[test]
 fn replies_to_closed_tickets_reopen_or_open_one_linked_ticket() {
     let f = customer_mail("It broke again.");

@@ -69,7 +69,8 @@ impl Checker<'_> {
                     continue;
                 };
                 for key in keys {
-                    let path = format!("{list}[{}].{key}", i + 1);
+                    // 0 first, as every other problem with a list entry
+                    let path = format!("{list}[{i}].{key}");
                     match t.get(*key) {
                         Some(v) if matches!(v.get_ref(), DeValue::Array(_)) => {
                             if let DeValue::Array(values) = v.get_ref() {
