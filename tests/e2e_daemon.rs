@@ -132,6 +132,9 @@ async fn the_daemon_takes_new_mail_reloads_on_sighup_and_stops_on_sigterm() {
     assert!(status.success(), "clean exit: {status:?}\n{log}");
     assert!(log.contains("keeping the old settings"), "{log}");
     assert!(log.contains("settings reloaded"), "{log}");
+    // a reload does not read as a stop: "stopping" once, at SIGTERM
+    assert_eq!(log.matches("stopping: finishing").count(), 1, "{log}");
+    assert!(log.contains("SIGHUP: reloading the settings"), "{log}");
 }
 
 #[tokio::test]

@@ -960,11 +960,12 @@ async fn run_daemon(config: &Path, mut s: Settings, clock: Clock) -> Result<(), 
         let _ = stop.send(true);
         if reload.is_some() {
             crate::adapters::systemd::status("reloading the settings");
+            tracing::info!("SIGHUP: reloading the settings, after the message in hand");
         } else {
             let _ = stop_helpers.send(true);
             crate::adapters::systemd::notify("STOPPING=1\nSTATUS=stopping");
+            tracing::info!("stopping: finishing the message in hand");
         }
-        tracing::info!("stopping: finishing the message in hand");
         // bounded: a systemd stop timeout must never find claims leased
         match tokio::time::timeout(STOP_GRACE, &mut task).await {
             Ok(joined) => joined.context("daemon task panicked")??,

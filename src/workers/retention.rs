@@ -135,7 +135,18 @@ pub async fn run(ctx: &Ctx<'_>, mut shutdown: watch::Receiver<bool>) -> anyhow::
         .await?;
     if report.anything() {
         report.reclaimed = Some(ctx.store.reclaim_space().await?);
-        tracing::info!(?report, "retention: removed what was due");
+        let r = &report;
+        tracing::info!(
+            tickets = r.removed.tickets,
+            messages = r.removed.messages,
+            files = r.removed.files,
+            raw_mails_emptied = r.raw_mails_emptied,
+            sent_bodies_emptied = r.sent_bodies_emptied,
+            webhook_payloads_emptied = r.webhook_payloads_emptied,
+            auto_replies_forgotten = r.auto_replies_forgotten,
+            pages_given_back = r.reclaimed.as_ref().map_or(0, |c| c.pages),
+            "retention: removed what was due"
+        );
     }
     Ok(report)
 }
