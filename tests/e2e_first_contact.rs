@@ -131,7 +131,20 @@ async fn first_start_all_makes_tickets_of_old_mail_without_any_mail_or_event() {
     );
     let past = history(&desk, "INBOX", 3).await;
     let new = unread_now(&desk, 1).await;
-    desk.run_once(None);
+    // it is a first contact too: the dry run and the log say so (they
+    // said "first_contact": false, and the log nothing)
+    let out = desk.run(&["run", "--once", "--dry-run"]);
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dry["first_contact"], true, "{dry:#}");
+    assert_eq!(dry["would_take"], 4, "{dry:#}");
+    assert_eq!(dry["left_as_history"], 0, "{dry:#}");
+    let out = desk.run(&["run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("first contact with this mailbox: 4 message(s) taken, 0 left as history"),
+        "{log}"
+    );
     let tickets = desk.tickets();
     assert_eq!(tickets.len(), 4, "{tickets:#?}");
     tokio::time::sleep(QUIET).await;

@@ -114,14 +114,16 @@ async fn pass_in_order(
             first.left_alone,
             imap.first_start.as_str()
         );
-        rt.store
-            .first_checkpoint(
-                &key,
-                i64::from(validity),
-                i64::from(first.last_uid),
-                i64::from(first.catch_up_from),
-            )
-            .await?;
+        if first.checkpoint {
+            rt.store
+                .first_checkpoint(
+                    &key,
+                    i64::from(validity),
+                    i64::from(first.last_uid),
+                    i64::from(first.catch_up_from),
+                )
+                .await?;
+        }
         report.left_as_history = first.left_alone;
     }
     // committed but not flagged (a crash between the two): flag them now,
@@ -527,6 +529,10 @@ pub struct FirstContact {
     pub last_uid: u32,
     pub catch_up_from: u32,
     pub left_alone: usize,
+    /// Whether the checkpoint is written before the pass: not with
+    /// `first_start = "all"`, which starts from UID 0 as if there were none
+    /// (and must not reset another daemon's progress).
+    pub checkpoint: bool,
 }
 
 /// What this pass takes (SPEC "Running it": first contact takes unread
@@ -548,7 +554,7 @@ pub async fn select(
             (0, 0, None)
         }
         None => match first_start_of(&rt.settings, key) {
-            FirstStart::All => (0, 0, None),
+            FirstStart::All => (0, 0, Some(0)),
             // the checkpoint passes the history at once; the unread mail
             // below it is taken by the catch-up, this pass and (if it is
             // cut short) the next
@@ -575,6 +581,7 @@ pub async fn select(
             last_uid,
             catch_up_from,
             left_alone: waiting - take.len(),
+            checkpoint: first_start_of(&rt.settings, key) != FirstStart::All,
         }),
         take,
         unmarked_stored: stored,
