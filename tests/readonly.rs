@@ -262,3 +262,40 @@ fn a_root_command_leaves_the_database_to_the_services_user() {
         text(&as_service)
     );
 }
+
+/// `explain` says reply tokens are not verified only when the token key
+/// itself cannot be read: with the key there and only the daemon's
+/// passwords missing, it verified them while saying it did not.
+#[test]
+fn explain_warns_of_unverified_tokens_only_without_the_token_key() {
+    let dir = desk();
+    std::fs::write(
+        dir.path().join("m.eml"),
+        "From: a@customer.test\r\nTo: support@mycorp.test\r\nSubject: hi\r\nMessage-ID: <1@customer.test>\r\n\r\nhello\r\n",
+    )
+    .unwrap();
+    let explain = |with_key: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_guichet"));
+        c.current_dir(dir.path())
+            .args(["explain", "m.eml"])
+            .env_remove("GUICHET_CONFIG")
+            .env_remove("GUICHET_IMAP_PASSWORD")
+            .env_remove("GUICHET_SMTP_PASSWORD")
+            .env_remove("GUICHET_WEBHOOK_SECRET")
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if with_key {
+            c.env("CREDENTIALS_DIRECTORY", dir.path().join("creds"));
+        }
+        c.output().unwrap()
+    };
+    let out = explain(true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("not verified"), "{}", text(&out));
+    let out = explain(false);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("reply tokens are not verified"),
+        "{}",
+        text(&out)
+    );
+}

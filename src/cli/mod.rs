@@ -365,7 +365,13 @@ fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     }
-    parse_rfc3339(s)
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            format!(
+                "`{s}` is neither a date (2026-11-25) nor an RFC 3339 time (2026-11-25T10:00:00Z)"
+            )
+        })
 }
 
 /// A failure with its exit code.
@@ -1013,5 +1019,26 @@ mod state_dir_tests {
              [attachments]\nstorage_dir = \"attachments\"\n[database]\nurl = \"sqlite://guichet.db\"\n"
         );
         assert_eq!(with_state_dir(text, None), text);
+    }
+}
+
+#[cfg(test)]
+mod date_argument_tests {
+    use super::parse_date;
+
+    /// `stats --since` takes a date or a time, and its error says both
+    /// (it named RFC 3339 only, though a plain date works).
+    #[test]
+    fn a_since_that_is_neither_says_what_is_accepted() {
+        assert_eq!(
+            parse_date("2026-12-05").unwrap().to_rfc3339(),
+            "2026-12-05T00:00:00+00:00"
+        );
+        assert!(parse_date("2026-12-05T10:00:00Z").is_ok());
+        let e = parse_date("yesterday").unwrap_err();
+        assert!(
+            e.contains("a date (2026-11-25)") && e.contains("RFC 3339"),
+            "{e}"
+        );
     }
 }
