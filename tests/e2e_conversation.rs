@@ -195,6 +195,48 @@ async fn a_bare_close_is_announced_to_the_customer() {
     assert_eq!(desk.ticket(id)["status"], "closed");
 }
 
+/// Found with mutt: `#resolve` with an answer relayed the answer and never
+/// told the customer the ticket was closed, nor how long a reply reopens
+/// it. Now the answer ends with it, in one mail; an answer that closes
+/// nothing has no such lines.
+#[tokio::test]
+async fn an_answer_that_closes_says_so_and_how_to_reopen() {
+    let desk = Desk::new("");
+    let customer = fresh_user("customer");
+    let (id, copy) = open(&desk, &customer, "Ann", "Help.").await;
+    let (to, answer) = reply_to_mail(&desk.agent, &copy, "Restart it and it works.\n#resolve");
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    let got = wait_for_messages(&customer, 2, WAIT).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        fetch_all(&customer).await.len(),
+        2,
+        "ack and the answer, one mail"
+    );
+    let text = body_text(&got[1]);
+    assert!(text.contains("Restart it and it works."), "{text}");
+    assert!(
+        text.contains(&format!("ticket {id} is now closed"))
+            && text.contains("reply within 7 days and it will be reopened"),
+        "{text}"
+    );
+    assert!(!text.contains("#resolve"), "{text}");
+    assert_eq!(desk.ticket(id)["status"], "resolved");
+
+    let other = fresh_user("customer");
+    let (_, copy) = open(&desk, &other, "Bo", "Help too.").await;
+    let (to, answer) = reply_to_mail(&desk.agent, &copy, "Restart it.");
+    deliver_lmtp(&to, &answer).await;
+    desk.run_once(None);
+    let got = wait_for_messages(&other, 2, WAIT).await;
+    assert!(
+        !body_text(&got[1]).contains("closed"),
+        "{}",
+        body_text(&got[1])
+    );
+}
+
 /// Issue 12 item 3: the second late reply joins the linked ticket the
 /// first one opened, whose copy names the old ticket.
 #[tokio::test]

@@ -280,7 +280,12 @@ pub enum Mail {
     /// To the department's agents.
     AgentCopy { headline: Headline },
     /// An agent's answer, to the customer and the Cc'd participants.
-    Relay { text: String },
+    /// `closing`: the same reply closed the ticket (`#close`,
+    /// `#resolve`): the answer says so, and how long a reply reopens it.
+    Relay {
+        text: String,
+        closing: Option<CloseReason>,
+    },
     /// To the customer: an agent closed the ticket without a word.
     ClosedByAgent { reason: CloseReason },
     /// To the agent who wrote.
@@ -775,6 +780,7 @@ impl Decision<'_> {
             plan.record("out", "agent", &a.answer, None);
             plan.mails.push(Mail::Relay {
                 text: a.answer.clone(),
+                closing: None,
             });
             plan.changes.push(Change::Activity { by_agent: true });
             if !status.is_closed() {
@@ -812,6 +818,11 @@ impl Decision<'_> {
             if !relayed && !whole_note {
                 // the customer hears of it even without an answer
                 plan.mails.push(Mail::ClosedByAgent { reason });
+            }
+            for mail in &mut plan.mails {
+                if let Mail::Relay { closing, .. } = mail {
+                    *closing = Some(reason);
+                }
             }
         }
         if !reasons.is_empty() {

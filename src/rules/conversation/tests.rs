@@ -87,7 +87,7 @@ fn kinds(plan: &Plan) -> Vec<EventKind> {
 
 fn relayed(plan: &Plan) -> Option<&str> {
     plan.mails.iter().find_map(|m| match m {
-        Mail::Relay { text } => Some(text.as_str()),
+        Mail::Relay { text, .. } => Some(text.as_str()),
         _ => None,
     })
 }
@@ -372,6 +372,25 @@ fn a_close_without_words_tells_the_customer() {
             .any(|m| matches!(m, Mail::ClosedByAgent { .. }))
     );
     assert_eq!(relayed(&plan), Some("All good now."));
+    // the answer that closes says so, and how long a reply reopens (found
+    // with mutt: the customer was never told the ticket was closed)
+    assert!(
+        plan.mails.iter().any(|m| matches!(
+            m,
+            Mail::Relay {
+                closing: Some(CloseReason::Resolved),
+                ..
+            }
+        )),
+        "{:?}",
+        plan.mails
+    );
+    let plan = run(&agent_mail("Here you are."), Some(&open_ticket()));
+    assert!(
+        plan.mails
+            .iter()
+            .any(|m| matches!(m, Mail::Relay { closing: None, .. }))
+    );
 }
 
 #[test]

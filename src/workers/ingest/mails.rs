@@ -100,7 +100,7 @@ impl Job<'_, '_, '_> {
                 self.copy_to_agents(ticket, *headline, copy_notes, by_customer)
                     .await?;
             }
-            Mail::Relay { text } => {
+            Mail::Relay { text, closing } => {
                 let (text, html) = self.answer_html(text);
                 let mut files = Vec::with_capacity(self.files.checked.len());
                 let mut inline = Vec::new();
@@ -129,16 +129,13 @@ impl Job<'_, '_, '_> {
                     inline,
                     original: None,
                 };
-                self.relay_to_customer(ticket, &text, files, rich).await?;
+                self.relay_to_customer(ticket, &text, files, rich, *closing)
+                    .await?;
             }
             Mail::ClosedByAgent { reason } => {
                 let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
                 let (in_reply_to, references) = notify::customer_thread(self.tx, ticket.id).await?;
-                let (reopen, days) = match self.ctx.settings.helpdesk.reopen_days {
-                    crate::settings::ReopenWindow::Never => ("never", 0),
-                    crate::settings::ReopenWindow::Unlimited => ("unlimited", 0),
-                    crate::settings::ReopenWindow::Days(d) => ("days", d),
-                };
+                let (reopen, days) = reopen_window(self.ctx.settings);
                 notify::queue(
                     self.tx,
                     self.ctx,
@@ -520,9 +517,11 @@ impl Job<'_, '_, '_> {
         answer: &str,
         files: Vec<FileToSend>,
         rich: Rich,
+        closing: Option<CloseReason>,
     ) -> anyhow::Result<()> {
         let s = self.ctx.settings;
         let client = EmailAddress::parse(&ticket.client).map_err(anyhow::Error::msg)?;
+        let (reopen, days) = reopen_window(s);
         // the Cc'd people when the admin says so; the customer's other
         // addresses they wrote from (issue 20) always: they are the customer
         let cc: Vec<EmailAddress> = self
@@ -555,7 +554,8 @@ impl Job<'_, '_, '_> {
                 // (Gmail) thread on the subject after its "Re:"
                 vars: json!({"text": answer, "subject": threading::reply_subject(
                     &SubjectTag::new(&s.helpdesk.subject_tag).apply(&ticket.subject, TicketId(ticket.id))
-                )}),
+                ), "closing": closing.map(|c| if c == CloseReason::Resolved { "resolved" } else { "closed" }),
+                   "reopen": reopen, "days": days}),
                 in_reply_to,
                 references,
                 attachments: files,
@@ -620,5 +620,15 @@ impl Job<'_, '_, '_> {
             sent("agent_notice", std::slice::from_ref(agent), &[]),
         );
         Ok(())
+    }
+}
+
+/// How a closed ticket reopens, for the templates: `never`, `unlimited`
+/// or `days` (with their number).
+fn reopen_window(s: &crate::settings::Settings) -> (&'static str, i64) {
+    match s.helpdesk.reopen_days {
+        crate::settings::ReopenWindow::Never => ("never", 0),
+        crate::settings::ReopenWindow::Unlimited => ("unlimited", 0),
+        crate::settings::ReopenWindow::Days(d) => ("days", i64::from(d)),
     }
 }
