@@ -1,5 +1,5 @@
 //! Who the customer is (issue 20), through the real Dovecot and Postfix
-//! of the rig: a website's contact form named in `helpdesk.form_senders`
+//! of the rig: a website's contact form named in `helpdesk.reply_to_senders`
 //! writes on behalf of the person in its Reply-To, who gets the
 //! acknowledgement and the agent's answer; a form that is not named keeps
 //! today's behaviour (its Reply-To chooses nothing).
@@ -64,7 +64,7 @@ async fn a_named_contact_form_gives_jane_the_acknowledgement_and_the_answer() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!(
-            "{jane}: the mail is a contact form's ({form} is in helpdesk.form_senders)"
+            "{jane}: the mail is a contact form's ({form} is in helpdesk.reply_to_senders)"
         )),
         "{text}"
     );

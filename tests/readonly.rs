@@ -248,6 +248,23 @@ fn a_root_command_leaves_the_database_to_the_services_user() {
         let meta = std::fs::metadata(data.join(name)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE), "{name}");
     }
+    // a backup put back by root, and doctor's look at the attachment
+    // folder (made by it): the service's too
+    let backup = tempfile::tempdir().unwrap();
+    let saved = backup.path().join("saved");
+    let out = guichet(dir.path(), &["backup", saved.to_str().unwrap()], false);
+    assert!(out.status.success(), "backup: {}", text(&out));
+    let out = guichet(
+        dir.path(),
+        &["restore", "--force", saved.to_str().unwrap()],
+        true,
+    );
+    assert!(out.status.success(), "restore: {}", text(&out));
+    let _ = guichet(dir.path(), &["doctor"], true);
+    for name in ["guichet.db", "attachments"] {
+        let meta = std::fs::metadata(data.join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE), "{name}");
+    }
     let as_service = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_guichet"))

@@ -39,7 +39,7 @@ pub fn store(dir: &Path, bytes: &[u8]) -> io::Result<StoredFile> {
         return Ok(stored);
     }
     let parent = target.parent().expect("ab/cd/<hash> has a parent");
-    fs::create_dir_all(parent)?;
+    super::ownership::create_dir_all_as_owner(parent)?;
     let temp = parent.join(temp_files::temp_name(&stored.sha256, rand::random::<u64>()));
     let written = (|| {
         let mut f = open_new(&temp)?;
@@ -54,8 +54,7 @@ pub fn store(dir: &Path, bytes: &[u8]) -> io::Result<StoredFile> {
     }
     written?;
     // written by root (an admin's `import`): the service's, as `dir` is
-    let first = parent.parent().expect("ab/cd has a parent");
-    super::ownership::give_to_owner_of(dir, &[first, parent, &target])?;
+    super::ownership::give_to_owner_of(parent, &[&target])?;
     Ok(stored)
 }
 
@@ -180,12 +179,14 @@ mod tests {
             eprintln!("skipped: needs root (CI runs as root)");
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-        let stored = store(dir.path(), b"a file").unwrap();
-        let file = dir.path().join(&stored.relative_path);
+        let state = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(state.path(), Some(65534), Some(65534)).unwrap();
+        // the store's own folder is not there yet (a fresh install)
+        let dir = state.path().join("attachments");
+        let stored = store(&dir, b"a file").unwrap();
+        let file = dir.join(&stored.relative_path);
         let cd = file.parent().unwrap();
-        for path in [&file, cd, cd.parent().unwrap()] {
+        for path in [&file, cd, cd.parent().unwrap(), dir.as_path()] {
             let meta = fs::metadata(path).unwrap();
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{path:?}");
         }

@@ -50,6 +50,32 @@ pub fn give_to_owner_of(folder: &Path, paths: &[&Path]) -> io::Result<()> {
     Ok(())
 }
 
+/// `fs::create_dir_all`, the folders it makes given to the owner of the
+/// nearest folder that was already there (see [`give_to_owner_of`]): a
+/// root `import` or `doctor` made the attachment folder itself root's,
+/// and the service could store no file any more.
+pub fn create_dir_all_as_owner(path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        missing.push(existing);
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(path)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let folder = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    give_to_owner_of(folder, &missing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,9 +170,11 @@ pub async fn restore(s: &Settings, dir: &Path, force: bool) -> Result<(), Failur
 /// dropping the old database's WAL and shared-memory files (they belong
 /// to the replaced database and would corrupt the restored one).
 fn replace_database(backup: &Path, target: &Path) -> anyhow::Result<()> {
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    crate::adapters::ownership::create_dir_all_as_owner(parent)?;
     let temp = target.with_extension("restoring");
     std::fs::copy(backup, &temp)
         .with_context(|| format!("cannot copy {} to {}", backup.display(), temp.display()))?;
@@ -186,6 +188,8 @@ fn replace_database(backup: &Path, target: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::rename(&temp, target)?;
+    // restored by root: the service's database, as its folder is
+    crate::adapters::ownership::give_to_owner_of(parent, &[target])?;
     Ok(())
 }
 
@@ -198,7 +202,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<u64> {
     if !from.exists() {
         return Ok(0);
     }
-    std::fs::create_dir_all(to)?;
+    crate::adapters::ownership::create_dir_all_as_owner(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -211,6 +215,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<u64> {
                 .is_ok_and(|m| m.len() == entry.metadata().map(|e| e.len()).unwrap_or(u64::MAX));
             if !same {
                 std::fs::copy(entry.path(), &target)?;
+                crate::adapters::ownership::give_to_owner_of(to, &[&target])?;
             }
             n += 1;
         }

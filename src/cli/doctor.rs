@@ -587,7 +587,9 @@ fn permissions(s: &Settings, config: &Path, r: &mut Report) {
     }
     let dir = &s.attachments.storage_dir;
     let probe = dir.join(format!(".guichet-doctor-{}", std::process::id()));
-    let writable = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+    // made as the service would own it (doctor runs as root)
+    let writable = crate::adapters::ownership::create_dir_all_as_owner(dir).is_ok()
+        && std::fs::write(&probe, b"").is_ok();
     let _ = std::fs::remove_file(&probe);
     if !writable {
         bad.push(format!(

@@ -24,6 +24,7 @@ pub fn write(dir: &Path) -> Result<(), Failure> {
     }
     // for everyone to read, as under /usr/share: not the 0600 the
     // process's umask (private, for customers' mail) gives its files
+    readable_by_all(dir, 0o755)?;
     for d in [&man, &completions] {
         readable_by_all(d, 0o755)?;
         for entry in std::fs::read_dir(d)? {

@@ -37,7 +37,7 @@ pub(super) fn form(
         senders::Customer::OnBehalf { person } => {
             trace.note_data(
                 "customer",
-                format!("{person}: the mail is a contact form's ({from} is in helpdesk.form_senders), written on behalf of the person in its Reply-To"),
+                format!("{person}: the mail is a contact form's ({from} is in helpdesk.reply_to_senders), written on behalf of the person in its Reply-To"),
                 json!({"customer": person.as_str(), "why": "form_senders", "form": from.as_str()}),
             );
             if matches!(
