@@ -321,6 +321,33 @@ mod tests {
     use super::*;
     use crate::mail::inbound::Inbound;
 
+    /// A plain human mail from support@example.test to ann@example.com,
+    /// for tests to change what they look at (`..to_ann()`).
+    fn to_ann() -> Outgoing {
+        let from = MailboxName {
+            name: None,
+            address: EmailAddress::parse("support@example.test").unwrap(),
+        };
+        Outgoing {
+            message_id: new_message_id(&from.address),
+            from,
+            to: vec![EmailAddress::parse("ann@example.com").unwrap()],
+            cc: vec![],
+            reply_to: None,
+            subject: "a mail".into(),
+            text: "hello".into(),
+            html: None,
+            inline: vec![],
+            original: None,
+            in_reply_to: None,
+            references: vec![],
+            automation: Automation::Human,
+            ticket_ref: "t1".into(),
+            attachments: vec![],
+            date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+        }
+    }
+
     #[test]
     fn what_we_build_parses_back_with_its_threading_headers() {
         let from = MailboxName {
@@ -393,10 +420,6 @@ mod tests {
     /// octets makes it a plain file.
     #[test]
     fn the_original_is_attached_as_eight_bit_not_base64() {
-        let from = MailboxName {
-            name: None,
-            address: EmailAddress::parse("support@example.test").unwrap(),
-        };
         let long_received = format!(
             "Received: from mail.example.test by vm with LMTP id {} for <support@example.test>",
             "x".repeat(60)
@@ -406,22 +429,8 @@ mod tests {
         );
         let built = |original: Vec<u8>| {
             build(Outgoing {
-                from: from.clone(),
-                to: vec![EmailAddress::parse("ann@example.com").unwrap()],
-                cc: vec![],
-                reply_to: None,
-                subject: "copy".into(),
-                text: "see the original".into(),
-                html: None,
-                inline: vec![],
                 original: Some(original),
-                message_id: new_message_id(&from.address),
-                in_reply_to: None,
-                references: vec![],
-                automation: Automation::Human,
-                ticket_ref: "t1".into(),
-                attachments: vec![],
-                date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+                ..to_ann()
             })
             .unwrap()
         };
@@ -457,10 +466,6 @@ mod tests {
     #[test]
     fn files_of_every_size_leave_whole_as_base64_lines_beside_an_original() {
         use mail_parser::MimeHeaders;
-        let from = MailboxName {
-            name: None,
-            address: EmailAddress::parse("support@example.test").unwrap(),
-        };
         // sizes around base64's 3-byte groups and 57-byte lines; bytes
         // that are not text; one file that is empty
         let sizes = [0usize, 1, 2, 3, 56, 57, 58, 114, 1000, 300_001];
@@ -486,22 +491,11 @@ mod tests {
         };
         let original = b"From: a@example.com\r\nSubject: hi\r\n\r\nthe original\r\n".to_vec();
         let raw = build(Outgoing {
-            from: from.clone(),
-            to: vec![EmailAddress::parse("ann@example.com").unwrap()],
-            cc: vec![],
-            reply_to: None,
-            subject: "files".into(),
-            text: "see the files".into(),
             html: Some("<p>see <img src=\"cid:shot@x\"></p>".into()),
             inline: vec![image.clone()],
             original: Some(original),
-            message_id: new_message_id(&from.address),
-            in_reply_to: None,
-            references: vec![],
-            automation: Automation::Human,
-            ticket_ref: "t1".into(),
             attachments: files.clone(),
-            date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            ..to_ann()
         })
         .unwrap();
         assert!(
